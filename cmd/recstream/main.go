@@ -1,0 +1,142 @@
+// Command recstream is the streaming recommender's single binary: the
+// processor (`run`), a self-contained demo (`demo`), a producer
+// (`produce`), the effective configuration (`config`) and the offline tools.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/processor"
+)
+
+// Set with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+const usage = `recstream: streaming recommender event processor
+
+Usage:
+  recstream run     [--config FILE] [--set key=value]...   run the processor (roles from run.roles)
+  recstream demo    [--users N] [--rate N]                 self-contained demo: embedded broker and Redis
+  recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
+  recstream config  [--config FILE] [--set key=value]...   print the effective configuration
+  recstream version
+
+Every configuration key can be set in the YAML file, by environment variable
+(RECSTREAM_<SECTION>_<KEY>) or with --set section.key=value, in that order.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(args)
+	case "demo":
+		err = cmdDemo(args)
+	case "produce":
+		err = cmdProduce(args)
+	case "config":
+		err = cmdConfig(args, os.Stdout)
+	case "version":
+		fmt.Printf("recstream %s (%s)\n", version, commit)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "recstream: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "recstream %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+// signalContext is cancelled on the first SIGINT or SIGTERM; a second one
+// exits the process at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ch
+		cancel()
+		<-ch
+		fmt.Fprintln(os.Stderr, "recstream: second signal, exiting now")
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "recstream_build_info", Help: "Build version and commit; always 1."}, []string{"version", "commit"})
+	bi.WithLabelValues(version, commit).Set(1)
+	reg.MustRegister(bi)
+	return reg
+}
+
+func cmdConfig(args []string, w io.Writer) error {
+	cfg, err := loadConfig("config", args)
+	if err != nil {
+		return err
+	}
+	b, err := cfg.YAML()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func cmdRun(args []string) error {
+	cfg, err := loadConfig("run", args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	reg := newRegistry()
+	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	addr, err := p.Listen()
+	if err != nil {
+		return err
+	}
+	log.Info("recstream starting", "version", version, "roles", cfg.Run.Roles, "admin", addr, "brokers", cfg.Kafka.Brokers, "redis", cfg.Redis.Addrs)
+	start := time.Now()
+	err = p.Run(ctx)
+	log.Info("recstream stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
+	return err
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/recstream/recstream/consumer"
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/loadgen"
+)
+
+func cmdProduce(args []string) error {
+	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
+	brokers := fs.String("brokers", "localhost:9092", "comma-separated broker addresses")
+	topic := fs.String("topic", "events", "topic to publish to")
+	synthetic := fs.Bool("synthetic", false, "publish synthetic events instead of reading JSON lines from stdin")
+	rate := fs.Float64("rate", 0, "events per second (0: as fast as possible)")
+	count := fs.Int("count", 0, "stop after this many events (0: until stdin ends, or forever with --synthetic)")
+	users := fs.Int("users", 10000, "synthetic: distinct users")
+	items := fs.Int("items", 5000, "synthetic: distinct items")
+	clusters := fs.Int("clusters", 5, "synthetic: taste clusters")
+	seed := fs.Uint64("seed", 1, "synthetic: random seed")
+	format := fs.String("format", "msgpack", "synthetic: wire format, msgpack or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *format != "msgpack" && *format != "json" {
+		return fmt.Errorf("--format: want msgpack or json, got %q", *format)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	w := consumer.Kafka{Brokers: strings.Split(*brokers, ",")}.NewWriter()
+	w.Topic = *topic
+	defer w.Close()
+
+	var next func() (kafka.Message, error)
+	if *synthetic {
+		g := loadgen.New(loadgen.Options{Users: *users, Items: *items, Clusters: *clusters, Seed: *seed})
+		next = func() (kafka.Message, error) {
+			ev := g.Next()
+			enc := event.Encode
+			if *format == "json" {
+				enc = event.EncodeJSON
+			}
+			b, err := enc(ev)
+			return kafka.Message{Key: []byte(ev.UserID), Value: b}, err
+		}
+	} else {
+		sc := bufio.NewScanner(os.Stdin)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		line := 0
+		next = func() (kafka.Message, error) {
+			for sc.Scan() {
+				line++
+				b := []byte(strings.TrimSpace(sc.Text()))
+				if len(b) == 0 {
+					continue
+				}
+				ev, err := event.Decode(b, time.Now())
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "recstream produce: line %d skipped: %v\n", line, err)
+					continue
+				}
+				return kafka.Message{Key: []byte(ev.UserID), Value: append([]byte(nil), b...)}, nil
+			}
+			if err := sc.Err(); err != nil {
+				return kafka.Message{}, err
+			}
+			return kafka.Message{}, io.EOF
+		}
+	}
+	return produceLoop(ctx, w, next, *rate, *count)
+}
+
+// produceLoop publishes in batches, paced to rate events/s when rate > 0.
+func produceLoop(ctx context.Context, w *kafka.Writer, next func() (kafka.Message, error), rate float64, count int) error {
+	start := time.Now()
+	sent := 0
+	batch := make([]kafka.Message, 0, 500)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := w.WriteMessages(ctx, batch...); err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+		sent += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for count == 0 || sent+len(batch) < count {
+		if ctx.Err() != nil {
+			break
+		}
+		m, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		batch = append(batch, m)
+		limit := cap(batch)
+		if rate > 0 {
+			limit = max(1, min(cap(batch), int(rate/20)))
+		}
+		if len(batch) >= limit {
+			if err := flush(); err != nil {
+				return err
+			}
+			if rate > 0 {
+				due := start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
+				if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+					break
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "recstream produce: %d events in %s\n", sent, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,300 @@
+package config
+
+import (
+	"time"
+)
+
+// Role names accepted in run.roles.
+const (
+	RoleIngest = "ingest"
+	RoleScore  = "score"
+)
+
+// Similarity names accepted in scorer.user_similarity and
+// scorer.item_similarity.
+const (
+	SimilarityCosine  = "cosine"
+	SimilarityPearson = "pearson"
+	SimilarityJaccard = "jaccard"
+	SimilarityLift    = "lift"
+)
+
+// Config is the complete recstream configuration. Each field is one
+// top-level section of the YAML file.
+type Config struct {
+	Run    RunConfig    `yaml:"run"`
+	Log    LogConfig    `yaml:"log"`
+	Kafka  KafkaConfig  `yaml:"kafka"`
+	Redis  RedisConfig  `yaml:"redis"`
+	Ingest IngestConfig `yaml:"ingest"`
+	Model  ModelConfig  `yaml:"model"`
+	Scorer ScorerConfig `yaml:"scorer"`
+	Admin  AdminConfig  `yaml:"admin"`
+}
+
+// Default returns the configuration with every key at its default value.
+func Default() Config {
+	var c Config
+	c.Run.SetDefaults()
+	c.Log.SetDefaults()
+	c.Kafka.SetDefaults()
+	c.Redis.SetDefaults()
+	c.Ingest.SetDefaults()
+	c.Model.SetDefaults()
+	c.Scorer.SetDefaults()
+	c.Admin.SetDefaults()
+	return c
+}
+
+// RunConfig selects what this process does.
+type RunConfig struct {
+	// Roles lists the roles this process runs: RoleIngest, RoleScore or both.
+	Roles []string `yaml:"roles"`
+	// ShutdownTimeout bounds the graceful shutdown after a signal.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// SetDefaults sets every run key to its default.
+func (s *RunConfig) SetDefaults() {
+	*s = RunConfig{
+		Roles:           []string{RoleIngest, RoleScore},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Has reports whether role is listed in Roles.
+func (s RunConfig) Has(role string) bool {
+	for _, r := range s.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// LogConfig configures the process logger.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// SetDefaults sets every log key to its default.
+func (s *LogConfig) SetDefaults() {
+	*s = LogConfig{Level: "info", Format: "text"}
+}
+
+// KafkaConfig configures the Kafka clients, topics and consumer groups.
+type KafkaConfig struct {
+	Brokers          []string      `yaml:"brokers"`
+	EventsTopic      string        `yaml:"events_topic"`
+	DLQTopic         string        `yaml:"dlq_topic"`
+	RefreshTopic     string        `yaml:"refresh_topic"`
+	ItemsTopic       string        `yaml:"items_topic"`
+	IngestGroup      string        `yaml:"ingest_group"`
+	ScoreGroup       string        `yaml:"score_group"`
+	ClientID         string        `yaml:"client_id"`
+	SessionTimeout   time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	MaxWait          time.Duration `yaml:"max_wait"`
+	// CreateTopics creates missing topics at start-up.
+	CreateTopics bool `yaml:"create_topics"`
+	// Partitions is the partition count of topics created at start-up.
+	Partitions int `yaml:"partitions"`
+}
+
+// SetDefaults sets every kafka key to its default.
+func (s *KafkaConfig) SetDefaults() {
+	*s = KafkaConfig{
+		Brokers:          []string{"localhost:9092"},
+		EventsTopic:      "events",
+		DLQTopic:         "events.dlq",
+		RefreshTopic:     "recstream.refresh",
+		ItemsTopic:       "items",
+		IngestGroup:      "recstream-ingest",
+		ScoreGroup:       "recstream-score",
+		ClientID:         "recstream",
+		SessionTimeout:   10 * time.Second,
+		RebalanceTimeout: 10 * time.Second,
+		MaxWait:          200 * time.Millisecond,
+		CreateTopics:     true,
+		Partitions:       8,
+	}
+}
+
+// RedisConfig configures the Redis client. One address with an empty
+// MasterName is a single node, several addresses with an empty MasterName
+// are a Redis Cluster, and a non-empty MasterName selects Sentinel with
+// Addrs as the sentinels.
+type RedisConfig struct {
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password" secret:"true"`
+	DB       int      `yaml:"db"`
+	// KeyPrefix is prepended to every key recstream writes.
+	KeyPrefix    string        `yaml:"key_prefix"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PoolSize is the connection pool size; 0 means the client default.
+	PoolSize int `yaml:"pool_size"`
+	// MaxRetries is the retry count per command; -1 disables retries.
+	MaxRetries int    `yaml:"max_retries"`
+	MasterName string `yaml:"master_name"`
+}
+
+// SetDefaults sets every redis key to its default.
+func (s *RedisConfig) SetDefaults() {
+	*s = RedisConfig{
+		Addrs:        []string{"127.0.0.1:6379"},
+		KeyPrefix:    "rs:",
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  3 * time.Second,
+		WriteTimeout: 3 * time.Second,
+		MaxRetries:   3,
+	}
+}
+
+// IngestConfig configures the ingest role (events topic -> Redis).
+type IngestConfig struct {
+	BatchMaxEvents  int           `yaml:"batch_max_events"`
+	BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
+	MaxMessageBytes int           `yaml:"max_message_bytes"`
+	// MaxFuture is how far ahead of the local clock an event timestamp may be.
+	MaxFuture time.Duration `yaml:"max_future"`
+	// Workers is the number of apply workers; 0 lets the consumer use one
+	// per assigned partition.
+	Workers int `yaml:"workers"`
+}
+
+// SetDefaults sets every ingest key to its default.
+func (s *IngestConfig) SetDefaults() {
+	*s = IngestConfig{
+		BatchMaxEvents:  1000,
+		BatchMaxWait:    20 * time.Millisecond,
+		MaxMessageBytes: 65536,
+		MaxFuture:       time.Hour,
+		Workers:         0,
+	}
+}
+
+// EventWeights is the interaction weight of each event type.
+type EventWeights struct {
+	Browse    float64 `yaml:"browse"`
+	Click     float64 `yaml:"click"`
+	AddToCart float64 `yaml:"add_to_cart"`
+	Purchase  float64 `yaml:"purchase"`
+}
+
+// ByName returns the weights keyed by event type name (the YAML key names:
+// browse, click, add_to_cart, purchase).
+func (w EventWeights) ByName() map[string]float64 {
+	return map[string]float64{
+		"browse":      w.Browse,
+		"click":       w.Click,
+		"add_to_cart": w.AddToCart,
+		"purchase":    w.Purchase,
+	}
+}
+
+// ModelConfig configures the decayed interaction model kept in Redis.
+type ModelConfig struct {
+	Weights EventWeights `yaml:"weights"`
+	// HalfLife is the time after which an interaction counts half.
+	HalfLife time.Duration `yaml:"half_life"`
+	// Epoch is the RFC 3339 reference time of the forward-decay scaling;
+	// see EpochTime.
+	Epoch        string `yaml:"epoch"`
+	UserItemsCap int    `yaml:"user_items_cap"`
+	UserLogCap   int    `yaml:"user_log_cap"`
+	ItemUsersCap int    `yaml:"item_users_cap"`
+	CoocCap      int    `yaml:"cooc_cap"`
+	CoocHistory  int    `yaml:"cooc_history"`
+	TrendingCap  int    `yaml:"trending_cap"`
+	// UserTTL expires idle per-user state; 0 never expires it.
+	UserTTL time.Duration `yaml:"user_ttl"`
+}
+
+// SetDefaults sets every model key to its default.
+func (s *ModelConfig) SetDefaults() {
+	*s = ModelConfig{
+		Weights:      EventWeights{Browse: 1, Click: 2, AddToCart: 4, Purchase: 8},
+		HalfLife:     336 * time.Hour,
+		Epoch:        "2024-01-01T00:00:00Z",
+		UserItemsCap: 200,
+		UserLogCap:   64,
+		ItemUsersCap: 200,
+		CoocCap:      200,
+		CoocHistory:  20,
+		TrendingCap:  10000,
+		UserTTL:      720 * time.Hour,
+	}
+}
+
+// EpochTime returns Epoch parsed as RFC 3339. It returns the zero time if
+// Epoch does not parse; Validate rejects such a configuration.
+func (s ModelConfig) EpochTime() time.Time {
+	t, err := time.Parse(time.RFC3339, s.Epoch)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// ScorerWeights is the blend weight of each recommendation source.
+type ScorerWeights struct {
+	UserKNN  float64 `yaml:"user_knn"`
+	ItemKNN  float64 `yaml:"item_knn"`
+	Trending float64 `yaml:"trending"`
+}
+
+// ScorerConfig configures the score role (refresh topic -> per-user lists).
+type ScorerConfig struct {
+	TopN           int           `yaml:"top_n"`
+	Neighbours     int           `yaml:"neighbours"`
+	CandidateUsers int           `yaml:"candidate_users"`
+	HistoryItems   int           `yaml:"history_items"`
+	UserSimilarity string        `yaml:"user_similarity"`
+	ItemSimilarity string        `yaml:"item_similarity"`
+	Shrinkage      float64       `yaml:"shrinkage"`
+	Weights        ScorerWeights `yaml:"weights"`
+	ExcludeSeen    bool          `yaml:"exclude_seen"`
+	ListTTL        time.Duration `yaml:"list_ttl"`
+	// Debounce is how long refresh requests for one user are coalesced.
+	Debounce        time.Duration `yaml:"debounce"`
+	Workers         int           `yaml:"workers"`
+	ModelName       string        `yaml:"model_name"`
+	TrendingRefresh time.Duration `yaml:"trending_refresh"`
+}
+
+// SetDefaults sets every scorer key to its default.
+func (s *ScorerConfig) SetDefaults() {
+	*s = ScorerConfig{
+		TopN:            20,
+		Neighbours:      30,
+		CandidateUsers:  100,
+		HistoryItems:    20,
+		UserSimilarity:  SimilarityCosine,
+		ItemSimilarity:  SimilarityCosine,
+		Shrinkage:       0,
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05},
+		ExcludeSeen:     true,
+		ListTTL:         168 * time.Hour,
+		Debounce:        100 * time.Millisecond,
+		Workers:         8,
+		ModelName:       "hybrid-v1",
+		TrendingRefresh: time.Second,
+	}
+}
+
+// AdminConfig configures the admin HTTP server (metrics, health).
+type AdminConfig struct {
+	// Listen is the host:port to listen on; empty disables the server.
+	Listen string `yaml:"listen"`
+}
+
+// SetDefaults sets every admin key to its default.
+func (s *AdminConfig) SetDefaults() {
+	*s = AdminConfig{Listen: ":9464"}
+}

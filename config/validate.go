@@ -1,0 +1,327 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// decayHorizon is how long after model.epoch decayed weights must stay
+// representable: weights are stored as w·2^((t−epoch)/half_life), so
+// decayHorizon/half_life must stay below maxDecayExponent.
+const (
+	decayHorizon     = 30 * 8766 * time.Hour // 30 years of 365.25 days
+	maxDecayExponent = 1000
+)
+
+// Validate checks every section and returns all problems found, joined
+// with errors.Join, one per line. Each problem starts with the full dotted
+// key it concerns, e.g. "kafka.brokers: must not be empty".
+func (c Config) Validate() error {
+	return errors.Join(
+		c.Run.Validate(),
+		c.Log.Validate(),
+		c.Kafka.Validate(),
+		c.Redis.Validate(),
+		c.Ingest.Validate(),
+		c.Model.Validate(),
+		c.Scorer.Validate(),
+		c.Admin.Validate(),
+	)
+}
+
+// Validate checks the run section.
+func (s RunConfig) Validate() error {
+	var p problems
+	if len(s.Roles) == 0 {
+		p.add("run.roles", "must not be empty (want %s and/or %s)", RoleIngest, RoleScore)
+	}
+	seen := map[string]bool{}
+	for _, r := range s.Roles {
+		switch {
+		case r != RoleIngest && r != RoleScore:
+			p.add("run.roles", "unknown role %q (want %s or %s)", r, RoleIngest, RoleScore)
+		case seen[r]:
+			p.add("run.roles", "duplicate role %q", r)
+		}
+		seen[r] = true
+	}
+	p.positiveDur("run.shutdown_timeout", s.ShutdownTimeout)
+	return p.err()
+}
+
+// Validate checks the log section.
+func (s LogConfig) Validate() error {
+	var p problems
+	p.oneOf("log.level", s.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", s.Format, "text", "json")
+	return p.err()
+}
+
+// Validate checks the kafka section.
+func (s KafkaConfig) Validate() error {
+	var p problems
+	if len(s.Brokers) == 0 {
+		p.add("kafka.brokers", "must not be empty")
+	}
+	for _, b := range s.Brokers {
+		if err := checkHostPort(b, false); err != nil {
+			p.add("kafka.brokers", "%q: %v", b, err)
+		}
+	}
+	topics := []struct{ key, name string }{
+		{"kafka.events_topic", s.EventsTopic},
+		{"kafka.dlq_topic", s.DLQTopic},
+		{"kafka.refresh_topic", s.RefreshTopic},
+		{"kafka.items_topic", s.ItemsTopic},
+	}
+	p.kafkaNames(topics)
+	p.kafkaNames([]struct{ key, name string }{
+		{"kafka.ingest_group", s.IngestGroup},
+		{"kafka.score_group", s.ScoreGroup},
+	})
+	if s.SessionTimeout < time.Second {
+		p.add("kafka.session_timeout", "must be at least 1s, got %v", s.SessionTimeout)
+	}
+	p.positiveDur("kafka.rebalance_timeout", s.RebalanceTimeout)
+	p.positiveDur("kafka.max_wait", s.MaxWait)
+	p.minInt("kafka.partitions", s.Partitions, 1)
+	return p.err()
+}
+
+// Validate checks the redis section.
+func (s RedisConfig) Validate() error {
+	var p problems
+	if len(s.Addrs) == 0 {
+		p.add("redis.addrs", "must not be empty")
+	}
+	for _, a := range s.Addrs {
+		if err := checkHostPort(a, false); err != nil {
+			p.add("redis.addrs", "%q: %v", a, err)
+		}
+	}
+	p.minInt("redis.db", s.DB, 0)
+	if s.DB != 0 && len(s.Addrs) > 1 && s.MasterName == "" {
+		p.add("redis.db", "must be 0 in Redis Cluster mode (several redis.addrs and no redis.master_name), got %d", s.DB)
+	}
+	if strings.ContainsAny(s.KeyPrefix, "{}") {
+		p.add("redis.key_prefix", "must not contain '{' or '}' (they would change the Redis Cluster hash slot), got %q", s.KeyPrefix)
+	}
+	if strings.IndexFunc(s.KeyPrefix, unicode.IsSpace) >= 0 {
+		p.add("redis.key_prefix", "must not contain whitespace, got %q", s.KeyPrefix)
+	}
+	if len(s.KeyPrefix) > 32 {
+		p.add("redis.key_prefix", "must be at most 32 bytes, got %d", len(s.KeyPrefix))
+	}
+	p.positiveDur("redis.dial_timeout", s.DialTimeout)
+	p.positiveDur("redis.read_timeout", s.ReadTimeout)
+	p.positiveDur("redis.write_timeout", s.WriteTimeout)
+	p.minInt("redis.pool_size", s.PoolSize, 0)
+	p.minInt("redis.max_retries", s.MaxRetries, -1)
+	return p.err()
+}
+
+// Validate checks the ingest section.
+func (s IngestConfig) Validate() error {
+	var p problems
+	p.intRange("ingest.batch_max_events", s.BatchMaxEvents, 1, 100000)
+	p.positiveDur("ingest.batch_max_wait", s.BatchMaxWait)
+	p.intRange("ingest.max_message_bytes", s.MaxMessageBytes, 1024, 16777216)
+	p.nonNegDur("ingest.max_future", s.MaxFuture)
+	p.minInt("ingest.workers", s.Workers, 0)
+	return p.err()
+}
+
+// Validate checks the model section.
+func (s ModelConfig) Validate() error {
+	var p problems
+	w := s.Weights
+	p.nonNegFloat("model.weights.browse", w.Browse)
+	p.nonNegFloat("model.weights.click", w.Click)
+	p.nonNegFloat("model.weights.add_to_cart", w.AddToCart)
+	p.nonNegFloat("model.weights.purchase", w.Purchase)
+	if !(w.Browse > 0 || w.Click > 0 || w.AddToCart > 0 || w.Purchase > 0) {
+		p.add("model.weights", "at least one weight must be greater than 0")
+	}
+	// The overflow rule implies half_life >= 1m; check both in one place so
+	// the message gives the binding limit.
+	if s.HalfLife < time.Minute || float64(decayHorizon)/float64(s.HalfLife) >= maxDecayExponent {
+		p.add("model.half_life", "must be greater than %v, got %v: weights are stored as w·2^((t−epoch)/half_life) and must not overflow float64 within 30 years of model.epoch",
+			decayHorizon/maxDecayExponent, s.HalfLife)
+	}
+	if _, err := time.Parse(time.RFC3339, s.Epoch); err != nil {
+		p.add("model.epoch", "must be an RFC 3339 time such as 2024-01-01T00:00:00Z, got %q", s.Epoch)
+	}
+	p.minInt("model.user_items_cap", s.UserItemsCap, 1)
+	p.minInt("model.user_log_cap", s.UserLogCap, 1)
+	p.minInt("model.item_users_cap", s.ItemUsersCap, 1)
+	p.minInt("model.cooc_cap", s.CoocCap, 1)
+	if p.minInt("model.cooc_history", s.CoocHistory, 1) && s.CoocHistory > s.UserLogCap {
+		p.add("model.cooc_history", "must be at most model.user_log_cap (%d), got %d", s.UserLogCap, s.CoocHistory)
+	}
+	p.minInt("model.trending_cap", s.TrendingCap, 1)
+	if s.UserTTL < 0 || (s.UserTTL > 0 && s.UserTTL < time.Second) {
+		p.add("model.user_ttl", "must be 0 (never expire) or at least 1s, got %v", s.UserTTL)
+	}
+	return p.err()
+}
+
+// Validate checks the scorer section.
+func (s ScorerConfig) Validate() error {
+	var p problems
+	p.intRange("scorer.top_n", s.TopN, 1, 1000)
+	p.minInt("scorer.neighbours", s.Neighbours, 1)
+	if s.CandidateUsers < s.Neighbours {
+		p.add("scorer.candidate_users", "must be at least scorer.neighbours (%d), got %d", s.Neighbours, s.CandidateUsers)
+	}
+	p.minInt("scorer.history_items", s.HistoryItems, 1)
+	p.oneOf("scorer.user_similarity", s.UserSimilarity, SimilarityCosine, SimilarityPearson)
+	p.oneOf("scorer.item_similarity", s.ItemSimilarity, SimilarityCosine, SimilarityJaccard, SimilarityLift)
+	p.nonNegFloat("scorer.shrinkage", s.Shrinkage)
+	w := s.Weights
+	okU := p.nonNegFloat("scorer.weights.user_knn", w.UserKNN)
+	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
+	okT := p.nonNegFloat("scorer.weights.trending", w.Trending)
+	if okU && okI && okT && !(w.UserKNN+w.ItemKNN+w.Trending > 0) {
+		p.add("scorer.weights", "sum must be greater than 0")
+	}
+	p.positiveDur("scorer.list_ttl", s.ListTTL)
+	p.nonNegDur("scorer.debounce", s.Debounce)
+	p.minInt("scorer.workers", s.Workers, 1)
+	if s.ModelName == "" {
+		p.add("scorer.model_name", "must not be empty")
+	}
+	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	return p.err()
+}
+
+// Validate checks the admin section.
+func (s AdminConfig) Validate() error {
+	var p problems
+	if s.Listen != "" {
+		if err := checkHostPort(s.Listen, true); err != nil {
+			p.add("admin.listen", "%q: %v (or empty to disable the admin server)", s.Listen, err)
+		}
+	}
+	return p.err()
+}
+
+// problems collects validation errors, each prefixed with its key.
+type problems struct{ errs []error }
+
+func (p *problems) add(key, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+func (p *problems) positiveDur(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "must be greater than 0, got %v", d)
+	}
+}
+
+func (p *problems) nonNegDur(key string, d time.Duration) {
+	if d < 0 {
+		p.add(key, "must not be negative, got %v", d)
+	}
+}
+
+func (p *problems) minInt(key string, v, lo int) bool {
+	if v < lo {
+		p.add(key, "must be at least %d, got %d", lo, v)
+		return false
+	}
+	return true
+}
+
+func (p *problems) intRange(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(key, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func (p *problems) nonNegFloat(key string, v float64) bool {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		p.add(key, "must be a finite number, got %v", v)
+		return false
+	}
+	if v < 0 {
+		p.add(key, "must not be negative, got %v", v)
+		return false
+	}
+	return true
+}
+
+func (p *problems) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.add(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+}
+
+// kafkaNames checks topic or group names: valid Kafka names and pairwise
+// distinct.
+func (p *problems) kafkaNames(names []struct{ key, name string }) {
+	for i, n := range names {
+		if err := checkKafkaName(n.name); err != nil {
+			p.add(n.key, "%v", err)
+			continue
+		}
+		for _, m := range names[:i] {
+			if m.name == n.name {
+				p.add(n.key, "must differ from %s (both are %q)", m.key, n.name)
+			}
+		}
+	}
+}
+
+// checkKafkaName applies Kafka's topic name rules, which recstream also
+// applies to consumer group names.
+func checkKafkaName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty")
+	case len(s) > 249:
+		return fmt.Errorf("must be at most 249 characters, got %d", len(s))
+	case s == "." || s == "..":
+		return fmt.Errorf("must not be %q", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("invalid character %q in %q (allowed: a-z A-Z 0-9 . _ -)", r, s)
+		}
+	}
+	return nil
+}
+
+// checkHostPort checks a host:port address. The port must be numeric;
+// port 0 and an empty host are accepted only for listen addresses.
+func checkHostPort(s string, listen bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" && !listen {
+		return errors.New("missing host (want host:port)")
+	}
+	if strings.IndexFunc(host, unicode.IsSpace) >= 0 {
+		return errors.New("host must not contain whitespace")
+	}
+	n, err := strconv.Atoi(port)
+	lo := 1
+	if listen {
+		lo = 0
+	}
+	if err != nil || n < lo || n > 65535 {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,386 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/store"
+)
+
+// Applier applies one partition's batch of valid events to the state store.
+type Applier interface {
+	Apply(ctx context.Context, partition int32, ops []store.Op) (store.ApplyResult, error)
+}
+
+// IngestOptions configures the ingest consumer.
+type IngestOptions struct {
+	Kafka           Kafka
+	Topic           string // events
+	DLQTopic        string
+	RefreshTopic    string
+	Group           string
+	BatchMaxEvents  int
+	BatchMaxWait    time.Duration
+	ShutdownTimeout time.Duration // how long an in-flight batch may take after shutdown starts
+	Decoder         event.Decoder
+	Metrics         *Metrics
+	Logger          *slog.Logger
+}
+
+// Ingest consumes events, applies them to the store in micro-batches, sends
+// invalid ones to the DLQ, publishes refresh requests and commits offsets
+// only after all of that is acknowledged.
+type Ingest struct {
+	opt   IngestOptions
+	st    Applier
+	ready atomic.Bool
+	lag   *lagTracker
+}
+
+// NewIngest returns an ingest consumer writing to st.
+func NewIngest(opt IngestOptions, st Applier) *Ingest {
+	if opt.BatchMaxEvents <= 0 {
+		opt.BatchMaxEvents = 1000
+	}
+	if opt.BatchMaxWait <= 0 {
+		opt.BatchMaxWait = 20 * time.Millisecond
+	}
+	if opt.ShutdownTimeout <= 0 {
+		opt.ShutdownTimeout = 15 * time.Second
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewMetrics(nil)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Ingest{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics)}
+}
+
+// Ready reports whether the last batch went through (false while retrying).
+func (c *Ingest) Ready() bool { return c.ready.Load() }
+
+// Lag returns the per-partition lag as last measured.
+func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
+
+// Run consumes until ctx is cancelled. A batch in flight when ctx ends is
+// finished and committed if it completes within ShutdownTimeout.
+func (c *Ingest) Run(ctx context.Context) error {
+	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
+	defer r.Close()
+	w := c.opt.Kafka.writer()
+	defer w.Close()
+
+	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProc()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(c.opt.ShutdownTimeout)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelProc()
+			case <-procCtx.Done():
+			}
+		case <-procCtx.Done():
+		}
+	}()
+
+	c.ready.Store(true)
+	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
+	for {
+		msgs, err := fetchBatch(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait)
+		if len(msgs) == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				c.opt.Logger.Warn("fetching events", "err", err)
+				if !sleep(ctx, 200*time.Millisecond) {
+					return nil
+				}
+			}
+			continue
+		}
+		if err := c.process(procCtx, w, msgs); err != nil {
+			// Only a shutdown that ran out of time ends processing.
+			return nil
+		}
+		if err := commit(procCtx, r, msgs); err != nil {
+			c.opt.Metrics.Commits.WithLabelValues(c.opt.Group, "error").Inc()
+			c.opt.Logger.Warn("committing offsets; the batch will be replayed and fenced", "err", err)
+		} else {
+			c.opt.Metrics.Commits.WithLabelValues(c.opt.Group, "ok").Inc()
+			c.lag.committed(msgs)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// fetchBatch blocks for the first message, then collects more until max
+// messages or maxWait.
+func fetchBatch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Duration) ([]kafka.Message, error) {
+	first, err := r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msgs := []kafka.Message{first}
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	for len(msgs) < max {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+func commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
+	last := make(map[int]kafka.Message)
+	for _, m := range msgs {
+		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {
+			last[m.Partition] = m
+		}
+	}
+	out := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		out = append(out, m)
+	}
+	return r.CommitMessages(ctx, out...)
+}
+
+// process applies a batch, retrying with backoff until it succeeds or ctx
+// ends. Retrying is safe: every write is fenced.
+func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+	start := time.Now()
+	backoff := 50 * time.Millisecond
+	for {
+		err := c.processOnce(ctx, w, msgs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.opt.Metrics.StoreErrors.Inc()
+		if c.ready.Swap(false) {
+			c.opt.Logger.Warn("applying batch failed; retrying until it succeeds", "err", err)
+		}
+		c.opt.Metrics.Ready.WithLabelValues("ingest").Set(0)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	if !c.ready.Swap(true) {
+		c.opt.Logger.Info("batch applied; recovered")
+	}
+	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
+	c.opt.Metrics.Batches.Inc()
+	c.opt.Metrics.BatchSize.Observe(float64(len(msgs)))
+	c.opt.Metrics.BatchDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+	ops := make(map[int][]store.Op)
+	var out []kafka.Message
+	counts := make(map[event.Type]int)
+	invalid := make(map[event.Reason]int)
+	maxTS := make(map[int]int64)
+	for _, m := range msgs {
+		ev, err := c.opt.Decoder.Decode(m.Value, m.Time)
+		if err != nil {
+			reason := event.ReasonOf(err)
+			invalid[reason]++
+			out = append(out, dlqMessage(c.opt.DLQTopic, m, reason, err))
+			continue
+		}
+		counts[ev.Type]++
+		ops[m.Partition] = append(ops[m.Partition], store.Op{Offset: m.Offset, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+		if ev.TS > maxTS[m.Partition] {
+			maxTS[m.Partition] = ev.TS
+		}
+	}
+
+	parts := make([]int, 0, len(ops))
+	for p := range ops {
+		parts = append(parts, p)
+	}
+	sort.Ints(parts)
+	results := make([]store.ApplyResult, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range parts {
+		g.Go(func() error {
+			res, err := c.st.Apply(gctx, int32(p), ops[p])
+			results[i] = res
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	fenced := 0
+	for i := range parts {
+		fenced += results[i].Fenced
+		users := make([]string, 0, len(results[i].Users))
+		for u := range results[i].Users {
+			users = append(users, u)
+		}
+		sort.Strings(users)
+		for _, u := range users {
+			out = append(out, kafka.Message{
+				Topic: c.opt.RefreshTopic,
+				Key:   []byte(u),
+				Value: EncodeRefresh(RefreshRequest{User: u, TS: results[i].Users[u]}),
+			})
+		}
+	}
+	if len(out) > 0 {
+		if err := w.WriteMessages(ctx, out...); err != nil {
+			return fmt.Errorf("publishing refresh requests and dead letters: %w", err)
+		}
+	}
+	for t, n := range counts {
+		c.opt.Metrics.Events.WithLabelValues(t.String()).Add(float64(n))
+	}
+	ndlq := 0
+	for r, n := range invalid {
+		c.opt.Metrics.Invalid.WithLabelValues(string(r)).Add(float64(n))
+		ndlq += n
+	}
+	c.opt.Metrics.DLQWrites.Add(float64(ndlq))
+	c.opt.Metrics.Fenced.Add(float64(fenced))
+	for p, ts := range maxTS {
+		c.opt.Metrics.LastEventTS.WithLabelValues(strconv.Itoa(p)).Set(float64(ts) / 1000)
+	}
+	return nil
+}
+
+// DLQ headers.
+const (
+	HeaderReason    = "recstream-reason"
+	HeaderError     = "recstream-error"
+	HeaderTopic     = "recstream-source-topic"
+	HeaderPartition = "recstream-source-partition"
+	HeaderOffset    = "recstream-source-offset"
+)
+
+func dlqMessage(topic string, m kafka.Message, reason event.Reason, err error) kafka.Message {
+	headers := append([]kafka.Header(nil), m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderError, Value: []byte(truncate(err.Error(), 512))},
+		kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: headers, Time: m.Time}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// PartitionLag is one partition's lag.
+type PartitionLag struct {
+	Messages int64
+	Seconds  float64
+	Updated  time.Time
+}
+
+type lagTracker struct {
+	mu     sync.Mutex
+	group  string
+	topic  string
+	m      *Metrics
+	parts  map[int]PartitionLag
+	active map[int]bool
+}
+
+func newLagTracker(group, topic string, m *Metrics) *lagTracker {
+	return &lagTracker{group: group, topic: topic, m: m, parts: make(map[int]PartitionLag), active: make(map[int]bool)}
+}
+
+// committed records lag from the batch's last message per partition: the
+// high watermark it was fetched with minus the committed offset.
+func (l *lagTracker) committed(msgs []kafka.Message) {
+	last := make(map[int]kafka.Message)
+	for _, m := range msgs {
+		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {
+			last[m.Partition] = m
+		}
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed := false
+	for p, m := range last {
+		lag := m.HighWaterMark - (m.Offset + 1)
+		if lag < 0 {
+			lag = 0
+		}
+		secs := 0.0
+		if lag > 0 && !m.Time.IsZero() {
+			secs = now.Sub(m.Time).Seconds()
+		}
+		l.parts[p] = PartitionLag{Messages: lag, Seconds: secs, Updated: now}
+		ps := strconv.Itoa(p)
+		l.m.Lag.WithLabelValues(l.group, l.topic, ps).Set(float64(lag))
+		l.m.LagSeconds.WithLabelValues(l.group, l.topic, ps).Set(secs)
+		if !l.active[p] {
+			l.active[p] = true
+			changed = true
+		}
+	}
+	// Partitions not seen for a while are considered no longer assigned.
+	for p, pl := range l.parts {
+		if now.Sub(pl.Updated) > time.Minute && l.active[p] {
+			delete(l.active, p)
+			changed = true
+		}
+	}
+	if changed {
+		l.m.Rebalances.WithLabelValues(l.group).Inc()
+	}
+	l.m.Partitions.WithLabelValues(l.group).Set(float64(len(l.active)))
+}
+
+func (l *lagTracker) snapshot() map[int]PartitionLag {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[int]PartitionLag, len(l.parts))
+	for p, v := range l.parts {
+		out[p] = v
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Kafka holds what every reader and writer of recstream shares.
+type Kafka struct {
+	Brokers          []string
+	ClientID         string
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	MaxWait          time.Duration
+	Dialer           *kafka.Dialer    // nil: plain TCP
+	Transport        *kafka.Transport // nil: plain TCP
+}
+
+func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
+	st := k.SessionTimeout
+	if st <= 0 {
+		st = 10 * time.Second
+	}
+	rt := k.RebalanceTimeout
+	if rt <= 0 {
+		rt = 10 * time.Second
+	}
+	mw := k.MaxWait
+	if mw <= 0 {
+		mw = 200 * time.Millisecond
+	}
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           k.Brokers,
+		GroupID:           group,
+		Topic:             topic,
+		Dialer:            k.Dialer,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           mw,
+		ReadBatchTimeout:  mw + time.Second,
+		QueueCapacity:     queue,
+		CommitInterval:    0, // synchronous commits only
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    st,
+		RebalanceTimeout:  rt,
+		HeartbeatInterval: st / 4,
+		JoinGroupBackoff:  200 * time.Millisecond,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    200 * time.Millisecond,
+	})
+}
+
+func (k Kafka) writer() *kafka.Writer {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(k.Brokers...),
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    10000,
+		BatchBytes:   64 << 20,
+		MaxAttempts:  3,
+	}
+	if k.Transport != nil {
+		w.Transport = k.Transport
+	}
+	return w
+}
+
+// NewWriter returns a synchronous, key-hashing writer for producers.
+func (k Kafka) NewWriter() *kafka.Writer { return k.writer() }
+
+// EnsureTopics creates the topics that do not exist yet.
+func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...string) error {
+	d := k.Dialer
+	if d == nil {
+		d = &kafka.Dialer{Timeout: 10 * time.Second}
+	}
+	var conn *kafka.Conn
+	var err error
+	for _, b := range k.Brokers {
+		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("connecting to kafka: %w", err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("finding kafka controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("connecting to kafka controller: %w", err)
+	}
+	defer cc.Close()
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, t := range topics {
+		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1}
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	return nil
+}
+
+// RefreshRequest asks the scorer to rescore a user. TS is the newest event
+// time (unix ms) that the new list must reflect, for freshness measurement.
+type RefreshRequest struct {
+	User string `json:"user_id"`
+	TS   int64  `json:"ts"`
+}
+
+// EncodeRefresh encodes a refresh request.
+func EncodeRefresh(r RefreshRequest) []byte {
+	b, _ := json.Marshal(r)
+	return b
+}
+
+// DecodeRefresh decodes a refresh request.
+func DecodeRefresh(b []byte) (RefreshRequest, error) {
+	var r RefreshRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("decoding refresh request: %w", err)
+	}
+	if r.User == "" {
+		return r, errors.New("decoding refresh request: no user_id")
+	}
+	return r, nil
+}

@@ -1,0 +1,111 @@
+package consumer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recstream/recstream/event"
+)
+
+// Metrics are the consumer's Prometheus metrics. Create them once per
+// registry with NewMetrics; a nil *Metrics records nothing.
+type Metrics struct {
+	Events         *prometheus.CounterVec   // by type
+	Invalid        *prometheus.CounterVec   // by reason
+	DLQWrites      prometheus.Counter       // messages written to the DLQ
+	Fenced         prometheus.Counter       // events skipped by fences (replays)
+	Batches        prometheus.Counter       // batches applied
+	BatchSize      prometheus.Histogram     // events per batch
+	BatchDuration  prometheus.Histogram     // seconds to apply and commit a batch
+	StoreErrors    prometheus.Counter       // failed batch applications (retried)
+	Commits        *prometheus.CounterVec   // by group and result
+	Lag            *prometheus.GaugeVec     // by group, topic, partition: messages
+	LagSeconds     *prometheus.GaugeVec     // by group, topic, partition
+	LastEventTS    *prometheus.GaugeVec     // by partition: unix seconds of the newest processed event
+	RefreshPending prometheus.Gauge         // users waiting for a rescore
+	RefreshBatches prometheus.Histogram     // seconds to rescore and write one batch of users
+	ListsWritten   prometheus.Counter       // user lists written
+	Freshness      prometheus.Histogram     // seconds from event time to list written
+	Ready          *prometheus.GaugeVec     // by role: 1 when healthy
+	Partitions     *prometheus.GaugeVec     // by group: partitions seen in the last interval
+	Rebalances     *prometheus.CounterVec   // by group
+	_              struct{}
+}
+
+// NewMetrics registers the consumer metrics on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_events_consumed_total", Help: "Valid events consumed, by event type.",
+		}, []string{"type"}),
+		Invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_events_invalid_total", Help: "Invalid events sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		DLQWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_dlq_writes_total", Help: "Messages written to the dead-letter topic.",
+		}),
+		Fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_events_fenced_total", Help: "Events skipped because an earlier run had applied them (replays after a crash or rebalance).",
+		}),
+		Batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_batches_total", Help: "Ingest batches applied and committed.",
+		}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "recstream_batch_events", Help: "Messages per ingest batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "recstream_batch_duration_seconds", Help: "Time to apply, publish refreshes for and commit one ingest batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_batch_errors_total", Help: "Failed batch applications (Redis or Kafka errors); the batch is retried.",
+		}),
+		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_commits_total", Help: "Offset commits, by consumer group and result.",
+		}, []string{"group", "result"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recstream_consumer_lag_messages", Help: "High watermark minus committed offset, per partition.",
+		}, []string{"group", "topic", "partition"}),
+		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recstream_consumer_lag_seconds", Help: "Age of the last committed message when messages are waiting behind it, else 0.",
+		}, []string{"group", "topic", "partition"}),
+		LastEventTS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recstream_last_event_timestamp_seconds", Help: "Event time of the newest processed event, per partition.",
+		}, []string{"partition"}),
+		RefreshPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recstream_refresh_backlog_users", Help: "Users waiting for a rescore in the scorer's debounce window.",
+		}),
+		RefreshBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "recstream_rescore_duration_seconds", Help: "Time to rescore and write one batch of users.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		ListsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_lists_written_total", Help: "Per-user recommendation lists written.",
+		}),
+		Freshness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "recstream_freshness_seconds", Help: "Time from an event's timestamp to its user's list being written.",
+			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10, 30, 60},
+		}),
+		Ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recstream_ready", Help: "1 when the role's dependencies answer and it is not retrying a failed batch.",
+		}, []string{"role"}),
+		Partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recstream_assigned_partitions", Help: "Partitions this process consumed from recently, by group.",
+		}, []string{"group"}),
+		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_rebalances_total", Help: "Changes in the set of partitions consumed, by group.",
+		}, []string{"group"}),
+	}
+	for _, t := range event.Types {
+		m.Events.WithLabelValues(t.String())
+	}
+	for _, r := range event.Reasons {
+		m.Invalid.WithLabelValues(string(r))
+	}
+	if reg != nil {
+		reg.MustRegister(m.Events, m.Invalid, m.DLQWrites, m.Fenced, m.Batches, m.BatchSize, m.BatchDuration,
+			m.StoreErrors, m.Commits, m.Lag, m.LagSeconds, m.LastEventTS, m.RefreshPending, m.RefreshBatches,
+			m.ListsWritten, m.Freshness, m.Ready, m.Partitions, m.Rebalances)
+	}
+	return m
+}

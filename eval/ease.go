@@ -1,0 +1,180 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// EASEConfig configures EASE.
+type EASEConfig struct {
+	// Lambda is the L2 regularisation λ; 0 means 500.
+	Lambda float64
+	// MaxItems refuses catalogues larger than this (the model is a dense
+	// items×items matrix: 8·n² bytes, several times over while fitting);
+	// 0 means 20000.
+	MaxItems int
+	// Weighting gives the matrix X (the zero value counts events; Binary for
+	// the 0/1 matrix of the paper).
+	Weighting
+}
+
+// EASE is the closed-form linear item-item model of Steck, "Embarrassingly
+// Shallow Autoencoders for Sparse Data" (WWW 2019):
+//
+//	P = (XᵀX + λI)⁻¹,  B = I − P·diagMat(1/diag(P))
+//
+// i.e. B_ij = −P_ij/P_jj off the diagonal and B_ii = 0, and
+// score(u,·) = x_u·B. P comes from a Cholesky factorisation of the
+// symmetric positive definite Gram matrix (gonum/mat).
+type EASE struct {
+	cfg   EASEConfig
+	m     *matrix
+	b     []float64 // n×n row-major
+	cache scoreCache
+}
+
+var _ Model = (*EASE)(nil)
+
+// NewEASE returns an unfitted EASE model.
+func NewEASE(cfg EASEConfig) *EASE {
+	if cfg.Lambda == 0 {
+		cfg.Lambda = 500
+	}
+	if cfg.MaxItems == 0 {
+		cfg.MaxItems = 20000
+	}
+	return &EASE{cfg: cfg}
+}
+
+// Name implements Model, e.g. "EASE(lambda=500)".
+func (e *EASE) Name() string {
+	s := fmt.Sprintf("EASE(lambda=%g", e.cfg.Lambda)
+	if w := e.cfg.Weighting.String(); w != "" {
+		s += "," + w
+	}
+	return s + ")"
+}
+
+// ErrTooManyItems is returned by EASE.Fit for a catalogue above MaxItems.
+var ErrTooManyItems = errors.New("ease: too many items for a dense model")
+
+// Fit implements Model.
+func (e *EASE) Fit(ctx context.Context, train []Interaction) error {
+	e.cache.reset()
+	e.m, e.b = nil, nil
+	if e.cfg.Lambda < 0 {
+		return fmt.Errorf("ease: lambda %g: want >= 0", e.cfg.Lambda)
+	}
+	m, err := buildMatrix(ctx, train, e.cfg.Weighting)
+	if err != nil {
+		return err
+	}
+	n := len(m.items)
+	if n == 0 {
+		e.m = m
+		return nil
+	}
+	if n > e.cfg.MaxItems {
+		return fmt.Errorf("%w: %d > %d", ErrTooManyItems, n, e.cfg.MaxItems)
+	}
+	// G = XᵀX + λI, upper triangle only (rows are sorted by item index).
+	g := make([]float64, n*n)
+	for u, row := range m.rows {
+		if u&0xff == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		for p, a := range row {
+			base := int(a.idx) * n
+			for _, b := range row[p:] {
+				g[base+int(b.idx)] += a.w * b.w
+			}
+		}
+	}
+	for i := range n {
+		g[i*n+i] += e.cfg.Lambda
+	}
+	var ch mat.Cholesky
+	if ok := ch.Factorize(mat.NewSymDense(n, g)); !ok {
+		return errors.New("ease: XᵀX + λI is not positive definite (λ = 0 with a singular Gram matrix?)")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g = nil
+	var p mat.SymDense
+	if err := ch.InverseTo(&p); err != nil {
+		return fmt.Errorf("ease: invert Gram matrix: %w", err)
+	}
+	raw := p.RawSymmetric() // upper triangle valid
+	at := func(i, j int) float64 {
+		if i > j {
+			i, j = j, i
+		}
+		return raw.Data[i*raw.Stride+j]
+	}
+	b := make([]float64, n*n)
+	for i := range n {
+		for j := range n {
+			if i != j {
+				b[i*n+j] = -at(i, j) / at(j, j)
+			}
+		}
+	}
+	e.m, e.b = m, b
+	return nil
+}
+
+// Weight returns B_ij, the weight of item i in the score of item j.
+func (e *EASE) Weight(i, j string) float64 {
+	if e.m == nil {
+		return 0
+	}
+	a, ok1 := e.m.itemIdx[i]
+	c, ok2 := e.m.itemIdx[j]
+	if !ok1 || !ok2 {
+		return 0
+	}
+	return e.b[int(a)*len(e.m.items)+int(c)]
+}
+
+func (e *EASE) scores(user string) []float64 {
+	if e.m == nil {
+		return nil
+	}
+	return e.cache.get(user, func() []float64 {
+		n := len(e.m.items)
+		s := make([]float64, n)
+		u, ok := e.m.userIdx[user]
+		if !ok {
+			return s
+		}
+		for _, x := range e.m.rows[u] {
+			row := e.b[int(x.idx)*n : int(x.idx+1)*n]
+			for j, w := range row {
+				s[j] += x.w * w
+			}
+		}
+		return s
+	})
+}
+
+// Score implements Model.
+func (e *EASE) Score(ctx context.Context, user string, candidates []string) ([]float64, error) {
+	if e.m == nil {
+		return pick(nil, nil, candidates), nil
+	}
+	return pick(e.m.itemIdx, e.scores(user), candidates), nil
+}
+
+// TopK implements Model.
+func (e *EASE) TopK(ctx context.Context, user string, k int, exclude map[string]bool) ([]string, error) {
+	if e.m == nil {
+		return nil, nil
+	}
+	return topK(e.m.items, e.scores(user), k, exclude), nil
+}

@@ -1,0 +1,287 @@
+// Package processor wires recstream's parts from a configuration: the Redis
+// client and store, the scorer, the ingest and scoring consumers and the
+// admin HTTP server. `recstream run`, the demo, the benchmark and the
+// integration tests all build their pipeline here, so they run the same
+// code.
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/consumer"
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/scorer"
+	"github.com/recstream/recstream/store"
+)
+
+// Deps are the process-wide dependencies injected into a Processor.
+type Deps struct {
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: a private registry
+	Gatherer   prometheus.Gatherer   // served at /metrics; nil: the private registry
+	Now        func() time.Time
+}
+
+// Processor is one recstream process: the roles its configuration selects.
+type Processor struct {
+	Config  config.Config
+	Redis   redis.UniversalClient
+	Store   *store.Store
+	Scorer  *scorer.Scorer
+	Ingest  *consumer.Ingest // nil unless the ingest role runs
+	Score   *consumer.Score  // nil unless the score role runs
+	Metrics *consumer.Metrics
+
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	admin    net.Listener
+}
+
+// NewRedis returns the Redis client the configuration describes: one node,
+// a Cluster (several addresses) or Sentinel (master_name set).
+func NewRedis(c config.RedisConfig) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        c.Addrs,
+		Username:     c.Username,
+		Password:     c.Password,
+		DB:           c.DB,
+		MasterName:   c.MasterName,
+		DialTimeout:  c.DialTimeout,
+		ReadTimeout:  c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout,
+		PoolSize:     c.PoolSize,
+		MaxRetries:   c.MaxRetries,
+	})
+}
+
+// StoreOptions maps the model section onto store options.
+func StoreOptions(c config.Config) store.Options {
+	w := c.Model.Weights
+	return store.Options{
+		Prefix:       c.Redis.KeyPrefix,
+		Weights:      map[event.Type]float64{event.Browse: w.Browse, event.Click: w.Click, event.AddToCart: w.AddToCart, event.Purchase: w.Purchase},
+		HalfLife:     c.Model.HalfLife,
+		Epoch:        c.Model.EpochTime(),
+		UserItemsCap: c.Model.UserItemsCap,
+		UserLogCap:   c.Model.UserLogCap,
+		ItemUsersCap: c.Model.ItemUsersCap,
+		CoocCap:      c.Model.CoocCap,
+		CoocHistory:  c.Model.CoocHistory,
+		TrendingCap:  c.Model.TrendingCap,
+		UserTTL:      c.Model.UserTTL,
+	}
+}
+
+// ScorerOptions maps the scorer section onto scorer options.
+func ScorerOptions(c config.Config) scorer.Options {
+	s := c.Scorer
+	return scorer.Options{
+		TopN:            s.TopN,
+		Neighbours:      s.Neighbours,
+		CandidateUsers:  s.CandidateUsers,
+		HistoryItems:    s.HistoryItems,
+		UserItems:       c.Model.UserItemsCap,
+		UserSimilarity:  s.UserSimilarity,
+		ItemSimilarity:  s.ItemSimilarity,
+		Shrinkage:       s.Shrinkage,
+		WeightUserKNN:   s.Weights.UserKNN,
+		WeightItemKNN:   s.Weights.ItemKNN,
+		WeightTrending:  s.Weights.Trending,
+		ExcludeSeen:     s.ExcludeSeen,
+		ListTTL:         s.ListTTL,
+		ModelName:       s.ModelName,
+		TrendingRefresh: s.TrendingRefresh,
+	}
+}
+
+// KafkaOptions maps the kafka section onto the consumers' shared settings.
+func KafkaOptions(c config.Config) consumer.Kafka {
+	return consumer.Kafka{
+		Brokers:          c.Kafka.Brokers,
+		ClientID:         c.Kafka.ClientID,
+		SessionTimeout:   c.Kafka.SessionTimeout,
+		RebalanceTimeout: c.Kafka.RebalanceTimeout,
+		MaxWait:          c.Kafka.MaxWait,
+	}
+}
+
+// New builds a processor. It connects nothing yet; Run does.
+func New(cfg config.Config, d Deps) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := d.Registerer
+	gat := d.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gat = r, r
+	}
+	if gat == nil {
+		gat = prometheus.DefaultGatherer
+	}
+	m := consumer.NewMetrics(reg)
+	rdb := NewRedis(cfg.Redis)
+	so := StoreOptions(cfg)
+	so.Logger = log
+	st := store.New(rdb, so)
+	sco := ScorerOptions(cfg)
+	sco.Logger = log
+	if d.Now != nil {
+		sco.Now = d.Now
+	}
+	sc := scorer.New(st, sco)
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat}
+	k := KafkaOptions(cfg)
+	if cfg.Run.Has(config.RoleIngest) {
+		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
+			Kafka:           k,
+			Topic:           cfg.Kafka.EventsTopic,
+			DLQTopic:        cfg.Kafka.DLQTopic,
+			RefreshTopic:    cfg.Kafka.RefreshTopic,
+			Group:           cfg.Kafka.IngestGroup,
+			BatchMaxEvents:  cfg.Ingest.BatchMaxEvents,
+			BatchMaxWait:    cfg.Ingest.BatchMaxWait,
+			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			Decoder:         event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
+			Metrics:         m,
+			Logger:          log.With("role", "ingest"),
+		}, st)
+	}
+	if cfg.Run.Has(config.RoleScore) {
+		p.Score = consumer.NewScore(consumer.ScoreOptions{
+			Kafka:           k,
+			Topic:           cfg.Kafka.RefreshTopic,
+			Group:           cfg.Kafka.ScoreGroup,
+			Debounce:        cfg.Scorer.Debounce,
+			Workers:         cfg.Scorer.Workers,
+			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			Metrics:         m,
+			Logger:          log.With("role", "score"),
+		}, sc)
+	}
+	return p, nil
+}
+
+// Listen opens the admin listener now (so its address is known before Run).
+func (p *Processor) Listen() (net.Addr, error) {
+	if p.Config.Admin.Listen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", p.Config.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listening on %s: %w", p.Config.Admin.Listen, err)
+	}
+	p.admin = ln
+	return ln.Addr(), nil
+}
+
+// Run connects, creates missing topics when configured, and runs the roles
+// and the admin server until ctx ends.
+func (p *Processor) Run(ctx context.Context) error {
+	defer p.Redis.Close()
+	if err := p.waitRedis(ctx); err != nil {
+		return err
+	}
+	if p.Config.Kafka.CreateTopics {
+		k := KafkaOptions(p.Config)
+		c := p.Config.Kafka
+		if err := k.EnsureTopics(ctx, c.Partitions, c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if p.Ingest != nil {
+		g.Go(func() error { return p.Ingest.Run(gctx) })
+	}
+	if p.Score != nil {
+		g.Go(func() error { return p.Score.Run(gctx) })
+	}
+	if p.admin == nil && p.Config.Admin.Listen != "" {
+		if _, err := p.Listen(); err != nil {
+			return err
+		}
+	}
+	if p.admin != nil {
+		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(p.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	return g.Wait()
+}
+
+// waitRedis waits until Redis answers and the scripts are loaded.
+func (p *Processor) waitRedis(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := p.Store.LoadScripts(ctx)
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 {
+			p.log.Warn("waiting for redis", "addrs", p.Config.Redis.Addrs, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis: %w", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Ready reports whether every role runs healthy and Redis answers.
+func (p *Processor) Ready(ctx context.Context) error {
+	if p.Ingest != nil && !p.Ingest.Ready() {
+		return errors.New("ingest: retrying a failed batch")
+	}
+	if p.Score != nil && !p.Score.Ready() {
+		return errors.New("score: retrying a failed rescore")
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := p.Store.Ping(cctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Handler serves /metrics, /healthz and /readyz.
+func (p *Processor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := p.Ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

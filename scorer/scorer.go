@@ -1,0 +1,578 @@
+package scorer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recstream/recstream/store"
+)
+
+// Store is what the scorer needs of the state store.
+type Store interface {
+	Profiles(ctx context.Context, users []string, n int) ([]store.Profile, error)
+	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
+	ItemNeighbours(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
+	ItemUsers(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
+	ItemDegrees(ctx context.Context, items []string) (map[string]float64, error)
+	TopTrending(ctx context.Context, n int) ([]store.Scored, error)
+	WriteLists(ctx context.Context, lists []store.List, ttl time.Duration) error
+}
+
+// Sources of a recommendation.
+const (
+	SourceItemKNN  = "item_knn"
+	SourceUserKNN  = "user_knn"
+	SourceTrending = "trending"
+)
+
+// Options configures a Scorer. Zero values take the documented defaults.
+type Options struct {
+	TopN            int     // items per list
+	Neighbours      int     // user-kNN: neighbours kept (K)
+	CandidateUsers  int     // user-kNN: candidate neighbours whose vectors are read
+	UsersPerItem    int     // user-kNN: recent users read per history item
+	HistoryItems    int     // the user's strongest items used as seeds
+	UserItems       int     // items of the user's own vector read
+	NeighbourItems  int     // items read per neighbour vector
+	ItemNeighbours  int     // item-kNN: co-occurring items read per seed
+	UserSimilarity  string  // cosine or pearson
+	ItemSimilarity  string  // cosine, jaccard or lift
+	Shrinkage       float64 // added to similarity denominators
+	WeightUserKNN   float64
+	WeightItemKNN   float64
+	WeightTrending  float64
+	ExcludeSeen     bool // drop every item the user interacted with (purchases are always dropped)
+	ListTTL         time.Duration
+	ModelName       string
+	TrendingSize    int           // trending items read
+	TrendingRefresh time.Duration // how long the trending read is reused
+	DegreeTTL       time.Duration // how long item degrees are cached
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.TopN, 20)
+	def(&o.Neighbours, 30)
+	def(&o.CandidateUsers, 100)
+	def(&o.UsersPerItem, 50)
+	def(&o.HistoryItems, 20)
+	def(&o.UserItems, 200)
+	def(&o.NeighbourItems, 50)
+	def(&o.ItemNeighbours, 50)
+	def(&o.TrendingSize, 200)
+	if o.UserSimilarity == "" {
+		o.UserSimilarity = "cosine"
+	}
+	if o.ItemSimilarity == "" {
+		o.ItemSimilarity = "cosine"
+	}
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
+	}
+	if o.ListTTL <= 0 {
+		o.ListTTL = 7 * 24 * time.Hour
+	}
+	if o.ModelName == "" {
+		o.ModelName = "hybrid-v1"
+	}
+	if o.TrendingRefresh <= 0 {
+		o.TrendingRefresh = time.Second
+	}
+	if o.DegreeTTL <= 0 {
+		o.DegreeTTL = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Scorer computes hybrid recommendation lists from the store.
+type Scorer struct {
+	st  Store
+	opt Options
+
+	mu         sync.Mutex
+	trending   []store.Scored
+	trendingAt time.Time
+	degrees    map[string]degree
+}
+
+type degree struct {
+	n  float64
+	at time.Time
+}
+
+// New returns a Scorer reading st.
+func New(st Store, opt Options) *Scorer {
+	opt.setDefaults()
+	return &Scorer{st: st, opt: opt, degrees: make(map[string]degree)}
+}
+
+// Options returns the effective options.
+func (s *Scorer) Options() Options { return s.opt }
+
+// Candidate is one scored item of a user before filtering.
+type Candidate struct {
+	Item    string
+	Score   float64            // blended score
+	Sources map[string]float64 // normalised score per source
+	Reason  string
+	Source  string // the source that contributed most
+
+	reasons map[string]string // per source
+}
+
+// UserScores are all of one user's candidates.
+type UserScores struct {
+	Profile    store.Profile
+	Candidates map[string]*Candidate
+}
+
+// Refresh computes the users' lists and writes them, one SET each.
+func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, error) {
+	lists, err := s.Recommend(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.st.WriteLists(ctx, lists, s.opt.ListTTL); err != nil {
+		return nil, err
+	}
+	return lists, nil
+}
+
+// RefreshTrending writes the anonymous visitors' list.
+func (s *Scorer) RefreshTrending(ctx context.Context) (store.List, error) {
+	tr, err := s.trendingTop(ctx)
+	if err != nil {
+		return store.List{}, err
+	}
+	l := store.List{GeneratedAt: s.opt.Now().UnixMilli(), Model: "trending"}
+	maxScore := 0.0
+	if len(tr) > 0 {
+		maxScore = tr[0].Score
+	}
+	for _, t := range tr {
+		if len(l.Items) >= s.opt.TopN {
+			break
+		}
+		l.Items = append(l.Items, store.ListItem{Item: t.ID, Score: t.Score / maxScore, Source: SourceTrending, Reason: "trending now"})
+	}
+	if err := s.st.WriteLists(ctx, []store.List{l}, s.opt.ListTTL); err != nil {
+		return store.List{}, err
+	}
+	return l, nil
+}
+
+// Recommend computes the users' lists without writing them.
+func (s *Scorer) Recommend(ctx context.Context, users []string) ([]store.List, error) {
+	scores, err := s.Score(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opt.Now().UnixMilli()
+	lists := make([]store.List, len(scores))
+	for k, us := range scores {
+		lists[k] = store.List{
+			User:        us.Profile.User,
+			GeneratedAt: now,
+			Model:       s.opt.ModelName,
+			EventTS:     us.Profile.LastTS,
+			Items:       s.top(us),
+		}
+	}
+	return lists, nil
+}
+
+func (s *Scorer) top(us UserScores) []store.ListItem {
+	seen := make(map[string]bool, len(us.Profile.Items))
+	if s.opt.ExcludeSeen {
+		for _, it := range us.Profile.Items {
+			seen[it.ID] = true
+		}
+	}
+	cands := make([]*Candidate, 0, len(us.Candidates))
+	for id, c := range us.Candidates {
+		if us.Profile.Purchased[id] || seen[id] {
+			continue
+		}
+		cands = append(cands, c)
+	}
+	sort.Slice(cands, func(a, b int) bool {
+		if cands[a].Score != cands[b].Score {
+			return cands[a].Score > cands[b].Score
+		}
+		return cands[a].Item < cands[b].Item
+	})
+	if len(cands) > s.opt.TopN {
+		cands = cands[:s.opt.TopN]
+	}
+	out := make([]store.ListItem, len(cands))
+	for i, c := range cands {
+		out[i] = store.ListItem{Item: c.Item, Score: c.Score, Source: c.Source, Reason: c.Reason}
+	}
+	return out
+}
+
+// Score computes every candidate of each user with its per-source scores.
+// It reads the store in three pipelined rounds for the whole batch.
+func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error) {
+	profiles, err := s.st.Profiles(ctx, users, s.opt.UserItems)
+	if err != nil {
+		return nil, err
+	}
+	trending, err := s.trendingTop(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	// Seeds: each user's strongest items.
+	seedSet := make(map[string]bool)
+	for _, p := range profiles {
+		for i, it := range p.Items {
+			if i >= s.opt.HistoryItems {
+				break
+			}
+			seedSet[it.ID] = true
+		}
+	}
+	seeds := keys(seedSet)
+
+	var rows, itemUsers map[string][]store.Scored
+	g, gctx := errgroup.WithContext(ctx)
+	if s.opt.WeightItemKNN > 0 {
+		g.Go(func() error {
+			var err error
+			rows, err = s.st.ItemNeighbours(gctx, seeds, s.opt.ItemNeighbours)
+			return err
+		})
+	}
+	if s.opt.WeightUserKNN > 0 {
+		g.Go(func() error {
+			var err error
+			itemUsers, err = s.st.ItemUsers(gctx, seeds, s.opt.UsersPerItem)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// Candidate neighbours per user: users who share the most seeds.
+	cands := make([][]string, len(profiles))
+	candSet := make(map[string]bool)
+	if s.opt.WeightUserKNN > 0 {
+		for k, p := range profiles {
+			cands[k] = s.candidateUsers(p, itemUsers)
+			for _, v := range cands[k] {
+				candSet[v] = true
+			}
+		}
+	}
+	degItems := make(map[string]bool)
+	for _, r := range rows {
+		for _, x := range r {
+			degItems[x.ID] = true
+		}
+	}
+	for _, sd := range seeds {
+		degItems[sd] = true
+	}
+
+	var vectors map[string][]store.Scored
+	var degrees map[string]float64
+	g, gctx = errgroup.WithContext(ctx)
+	if len(candSet) > 0 {
+		g.Go(func() error {
+			var err error
+			vectors, err = s.st.UserVectors(gctx, keys(candSet), s.opt.NeighbourItems)
+			return err
+		})
+	}
+	if s.opt.WeightItemKNN > 0 {
+		g.Go(func() error {
+			var err error
+			degrees, err = s.itemDegrees(gctx, keys(degItems))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	trendMax := 0.0
+	if len(trending) > 0 {
+		trendMax = trending[0].Score
+	}
+	out := make([]UserScores, len(profiles))
+	for k, p := range profiles {
+		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate)}
+		if len(p.Items) > 0 {
+			s.itemKNN(&us, rows, degrees)
+			s.userKNN(&us, cands[k], vectors)
+		}
+		if s.opt.WeightTrending > 0 && trendMax > 0 {
+			for _, t := range trending {
+				us.setReason(t.ID, SourceTrending, t.Score/trendMax, "trending now")
+			}
+		}
+		us.blend(s.opt)
+		out[k] = us
+	}
+	return out, nil
+}
+
+// blend normalises each source by its maximum for this user, weights and sums
+// them, and names as reason the source that contributed most.
+func (us *UserScores) blend(opt Options) {
+	maxBy := map[string]float64{}
+	for _, c := range us.Candidates {
+		for src, v := range c.Sources {
+			if v > maxBy[src] {
+				maxBy[src] = v
+			}
+		}
+	}
+	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending}
+	for _, c := range us.Candidates {
+		c.Score = 0
+		best, bestSrc := -1.0, ""
+		for src, v := range c.Sources {
+			w, ok := weight[src]
+			if !ok || maxBy[src] <= 0 {
+				continue
+			}
+			x := w * v / maxBy[src]
+			c.Score += x
+			if x > best {
+				best, bestSrc = x, src
+			}
+		}
+		c.Source, c.Reason = bestSrc, c.reasons[bestSrc]
+	}
+}
+
+func (s *Scorer) itemKNN(us *UserScores, rows map[string][]store.Scored, degrees map[string]float64) {
+	if s.opt.WeightItemKNN <= 0 {
+		return
+	}
+	items := us.Profile.Items
+	maxW := items[0].Score
+	best := make(map[string]float64)
+	for i, seed := range items {
+		if i >= s.opt.HistoryItems {
+			break
+		}
+		a := seed.Score / maxW
+		nj := degrees[seed.ID]
+		for _, x := range rows[seed.ID] {
+			sim := ItemSimilarity(s.opt.ItemSimilarity, x.Score, degrees[x.ID], nj, s.opt.Shrinkage)
+			if sim <= 0 {
+				continue
+			}
+			c := us.Candidates[x.ID]
+			contrib := sim * a
+			prev := 0.0
+			if c != nil {
+				prev = c.Sources[SourceItemKNN]
+			}
+			reason := ""
+			if contrib > best[x.ID] {
+				best[x.ID] = contrib
+				reason = "because you viewed " + seed.ID
+			}
+			us.setReason(x.ID, SourceItemKNN, prev+contrib, reason)
+		}
+	}
+}
+
+func (s *Scorer) candidateUsers(p store.Profile, itemUsers map[string][]store.Scored) []string {
+	if len(p.Items) == 0 {
+		return nil
+	}
+	overlap := make(map[string]int)
+	for i, it := range p.Items {
+		if i >= s.opt.HistoryItems {
+			break
+		}
+		for _, v := range itemUsers[it.ID] {
+			if v.ID != p.User {
+				overlap[v.ID]++
+			}
+		}
+	}
+	vs := make([]string, 0, len(overlap))
+	for v := range overlap {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(a, b int) bool {
+		if overlap[vs[a]] != overlap[vs[b]] {
+			return overlap[vs[a]] > overlap[vs[b]]
+		}
+		return vs[a] < vs[b]
+	})
+	if len(vs) > s.opt.CandidateUsers {
+		vs = vs[:s.opt.CandidateUsers]
+	}
+	return vs
+}
+
+// NormalisedVector turns a user's scaled weights into a vector whose largest
+// entry is 1.
+func NormalisedVector(items []store.Scored) map[string]float64 {
+	out := make(map[string]float64, len(items))
+	maxW := 0.0
+	for _, it := range items {
+		if it.Score > maxW {
+			maxW = it.Score
+		}
+	}
+	if maxW <= 0 {
+		return out
+	}
+	for _, it := range items {
+		out[it.ID] = it.Score / maxW
+	}
+	return out
+}
+
+func (s *Scorer) userKNN(us *UserScores, cands []string, vectors map[string][]store.Scored) {
+	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
+		return
+	}
+	u := NormalisedVector(us.Profile.Items)
+	type nb struct {
+		id  string
+		sim float64
+		vec map[string]float64
+	}
+	nbs := make([]nb, 0, len(cands))
+	for _, v := range cands {
+		vec := NormalisedVector(vectors[v])
+		var sim float64
+		if s.opt.UserSimilarity == "pearson" {
+			sim = Pearson(u, vec)
+		} else {
+			sim = Cosine(u, vec)
+		}
+		if s.opt.Shrinkage > 0 {
+			common := 0
+			for k := range vec {
+				if _, ok := u[k]; ok {
+					common++
+				}
+			}
+			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
+		}
+		if sim > 0 {
+			nbs = append(nbs, nb{v, sim, vec})
+		}
+	}
+	sort.Slice(nbs, func(a, b int) bool {
+		if nbs[a].sim != nbs[b].sim {
+			return nbs[a].sim > nbs[b].sim
+		}
+		return nbs[a].id < nbs[b].id
+	})
+	if len(nbs) > s.opt.Neighbours {
+		nbs = nbs[:s.opt.Neighbours]
+	}
+	var den float64
+	num := make(map[string]float64)
+	for _, n := range nbs {
+		den += math.Abs(n.sim)
+		for it, r := range n.vec {
+			num[it] += n.sim * r
+		}
+	}
+	if den == 0 {
+		return
+	}
+	for it, x := range num {
+		us.setReason(it, SourceUserKNN, x/den, "popular with shoppers like you")
+	}
+}
+
+func (us *UserScores) setReason(item, source string, score float64, reason string) {
+	c := us.Candidates[item]
+	if c == nil {
+		c = &Candidate{Item: item, Sources: make(map[string]float64, 2), reasons: make(map[string]string, 2)}
+		us.Candidates[item] = c
+	}
+	c.Sources[source] = score
+	if reason != "" {
+		c.reasons[source] = reason
+	}
+}
+
+func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opt.Now()
+	if s.trending != nil && now.Sub(s.trendingAt) < s.opt.TrendingRefresh {
+		return s.trending, nil
+	}
+	tr, err := s.st.TopTrending(ctx, s.opt.TrendingSize)
+	if err != nil {
+		return nil, err
+	}
+	s.trending, s.trendingAt = tr, now
+	return tr, nil
+}
+
+// itemDegrees returns item degrees, from a short-lived cache where possible.
+func (s *Scorer) itemDegrees(ctx context.Context, items []string) (map[string]float64, error) {
+	now := s.opt.Now()
+	out := make(map[string]float64, len(items))
+	var miss []string
+	s.mu.Lock()
+	for _, it := range items {
+		if d, ok := s.degrees[it]; ok && now.Sub(d.at) < s.opt.DegreeTTL {
+			out[it] = d.n
+		} else {
+			miss = append(miss, it)
+		}
+	}
+	s.mu.Unlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := s.st.ItemDegrees(ctx, miss)
+	if err != nil {
+		return nil, fmt.Errorf("reading degrees: %w", err)
+	}
+	s.mu.Lock()
+	if len(s.degrees) > 500000 {
+		s.degrees = make(map[string]degree)
+	}
+	for it, n := range got {
+		out[it] = n
+		s.degrees[it] = degree{n: n, at: now}
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

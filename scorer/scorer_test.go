@@ -1,0 +1,228 @@
+package scorer_test
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/scorer"
+	"github.com/recstream/recstream/store"
+)
+
+var _ scorer.Store = (*store.Store)(nil)
+
+// fixture loads a generated log into a real Redis through the store's write
+// path, with caps that do not bind, and keeps the raw events for the
+// brute-force references.
+type fixture struct {
+	st    *store.Store
+	rdb   *redis.Client
+	users []string
+}
+
+func newFixture(t *testing.T, n int) *fixture {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, store.Options{Prefix: "s:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 100000, TrendingCap: 100000})
+	g := loadgen.New(loadgen.Options{Users: 60, Items: 80, Seed: 3, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute})
+	var ops []store.Op
+	seen := map[string]bool{}
+	var users []string
+	for i := 0; i < n; i++ {
+		ev := g.Next()
+		ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+		if !seen[ev.UserID] {
+			seen[ev.UserID] = true
+			users = append(users, ev.UserID)
+		}
+	}
+	if _, err := st.Apply(context.Background(), 0, ops); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(users)
+	return &fixture{st: st, rdb: rdb, users: users}
+}
+
+func (f *fixture) vector(t *testing.T, u string) map[string]float64 {
+	zs, err := f.rdb.ZRangeWithScores(context.Background(), f.st.Keys().UserWeights(u), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]store.Scored, len(zs))
+	for i, z := range zs {
+		items[i] = store.Scored{ID: z.Member.(string), Score: z.Score}
+	}
+	return scorer.NormalisedVector(items)
+}
+
+func relClose(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1e-12, math.Max(math.Abs(a), math.Abs(b)))
+}
+
+func wide(sim string) scorer.Options {
+	return scorer.Options{Neighbours: 10, CandidateUsers: 100000, UsersPerItem: 100000, HistoryItems: 100000,
+		UserItems: 100000, NeighbourItems: 100000, ItemNeighbours: 100000, UserSimilarity: sim, ItemSimilarity: sim,
+		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1}
+}
+
+// The user-kNN scores equal a brute-force computation over every user.
+func TestUserKNNMatchesBruteForce(t *testing.T) {
+	f := newFixture(t, 1500)
+	for _, sim := range []string{"cosine", "pearson"} {
+		t.Run(sim, func(t *testing.T) {
+			sc := scorer.New(f.st, wide(sim))
+			got, err := sc.Score(context.Background(), f.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vecs := map[string]map[string]float64{}
+			for _, u := range f.users {
+				vecs[u] = f.vector(t, u)
+			}
+			for k, u := range f.users {
+				type nb struct {
+					v   string
+					sim float64
+				}
+				var nbs []nb
+				for _, v := range f.users {
+					if v == u {
+						continue
+					}
+					var s float64
+					if sim == "pearson" {
+						s = scorer.Pearson(vecs[u], vecs[v])
+					} else {
+						s = scorer.Cosine(vecs[u], vecs[v])
+					}
+					if s > 0 {
+						nbs = append(nbs, nb{v, s})
+					}
+				}
+				sort.Slice(nbs, func(a, b int) bool {
+					if nbs[a].sim != nbs[b].sim {
+						return nbs[a].sim > nbs[b].sim
+					}
+					return nbs[a].v < nbs[b].v
+				})
+				nbs = nbs[:min(10, len(nbs))]
+				want := map[string]float64{}
+				var den float64
+				for _, n := range nbs {
+					den += n.sim
+					for it, r := range vecs[n.v] {
+						want[it] += n.sim * r
+					}
+				}
+				for it := range want {
+					want[it] /= den
+				}
+				cands := got[k].Candidates
+				n := 0
+				for it, c := range cands {
+					if v, ok := c.Sources[scorer.SourceUserKNN]; ok {
+						n++
+						if !relClose(v, want[it]) {
+							t.Fatalf("user %s item %s: user_knn %v, want %v", u, it, v, want[it])
+						}
+					}
+				}
+				if n != len(want) {
+					t.Fatalf("user %s: %d user_knn candidates, want %d", u, n, len(want))
+				}
+			}
+		})
+	}
+}
+
+// The item-kNN scores equal a brute-force computation from the raw
+// co-occurrence and degrees.
+func TestItemKNNMatchesBruteForce(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	for _, sim := range []string{"cosine", "jaccard", "lift"} {
+		t.Run(sim, func(t *testing.T) {
+			sc := scorer.New(f.st, wide(sim))
+			got, err := sc.Score(ctx, f.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deg := func(it string) float64 {
+				v, _ := strconv.ParseFloat(f.rdb.HGet(ctx, f.st.Keys().ItemMeta(it), "n").Val(), 64)
+				return v
+			}
+			for k, u := range f.users {
+				vec := f.vector(t, u)
+				want := map[string]float64{}
+				for j, a := range vec {
+					co, _ := f.rdb.ZRangeWithScores(ctx, f.st.Keys().ItemCooc(j), 0, -1).Result()
+					for _, z := range co {
+						i := z.Member.(string)
+						want[i] += scorer.ItemSimilarity(sim, z.Score, deg(i), deg(j), 0) * a
+					}
+				}
+				n := 0
+				for it, c := range got[k].Candidates {
+					if v, ok := c.Sources[scorer.SourceItemKNN]; ok {
+						n++
+						if !relClose(v, want[it]) {
+							t.Fatalf("user %s item %s: item_knn %v, want %v", u, it, v, want[it])
+						}
+					}
+				}
+				if n != len(want) {
+					t.Fatalf("user %s: %d item_knn candidates, want %d", u, n, len(want))
+				}
+			}
+		})
+	}
+}
+
+// Lists exclude purchases, carry reasons and are blended per source.
+func TestRecommendExcludesPurchasesAndExplains(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	opt := wide("cosine")
+	opt.WeightTrending = 0.1
+	opt.TrendingSize = 50
+	opt.TopN = 15
+	sc := scorer.New(f.st, opt)
+	lists, err := sc.Refresh(ctx, f.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lists {
+		bought := f.rdb.ZRange(ctx, f.st.Keys().UserPurchased(l.User), 0, -1).Val()
+		if len(l.Items) == 0 {
+			t.Fatalf("user %s: empty list", l.User)
+		}
+		for i, it := range l.Items {
+			for _, b := range bought {
+				if it.Item == b {
+					t.Fatalf("user %s: purchased item %s listed", l.User, b)
+				}
+			}
+			if it.Reason == "" || it.Source == "" {
+				t.Fatalf("user %s item %s: no reason", l.User, it.Item)
+			}
+			if i > 0 && it.Score > l.Items[i-1].Score {
+				t.Fatalf("user %s: list not sorted", l.User)
+			}
+		}
+		stored, found, err := f.st.ReadList(ctx, l.User)
+		if err != nil || !found || len(stored.Items) != len(l.Items) || stored.Model != "hybrid-v1" {
+			t.Fatalf("user %s: stored list %+v found %v err %v", l.User, stored, found, err)
+		}
+	}
+	tl, err := sc.RefreshTrending(ctx)
+	if err != nil || len(tl.Items) == 0 {
+		t.Fatalf("trending list %+v err %v", tl, err)
+	}
+}

@@ -1,0 +1,32 @@
+// Package store is recstream's Redis state: the fenced, batched write path of
+// the ingest consumer and the pipelined reads of the scorer.
+//
+// # Keys
+//
+// Every key starts with the configured prefix. One user's keys share the hash
+// tag {u:<id>}, one item's keys {i:<id>}, the global keys {g}; each Lua script
+// touches the keys of one tag only, so the layout is Redis Cluster safe. See
+// Keys and docs/keys.md for the contract.
+//
+// # Fences
+//
+// Every mutation carries its source (partition, offset). Each key group keeps
+// one fence per source partition (hash field f:<partition> in its meta hash)
+// and a script applies an event only when its offset is above that fence,
+// advancing the fence in the same atomic step. A replayed, retried or zombie
+// batch is therefore harmless, however its boundaries fall.
+//
+// # Batches
+//
+// Apply takes one partition's batch and issues one script per user, then one
+// per item touched and one for trending, each phase in one pipelined round
+// trip. The user script answers, for every event, whether it made the item
+// new for the user and which earlier items it co-occurs with; that answer is
+// read back from the user's event log for events an earlier run applied, so
+// item-side updates are replayable.
+//
+// # Decay
+//
+// Weights are stored scaled to a fixed epoch, w·2^((t−epoch)/half-life), in
+// event time: decaying needs no rewrite and replays give the same state.
+package store

@@ -1,0 +1,42 @@
+package store
+
+// Keys builds every Redis key recstream uses. All of one user's keys share
+// the hash tag {u:<id>}, all of one item's keys the hash tag {i:<id>}, and the
+// global keys the hash tag {g}, so each Lua script touches one Cluster slot.
+type Keys struct {
+	Prefix string
+}
+
+// UserWeights is a zset item -> scaled implicit weight.
+func (k Keys) UserWeights(user string) string { return k.Prefix + "{u:" + user + "}:w" }
+
+// UserLog is a list of the user's recent events, newest first.
+func (k Keys) UserLog(user string) string { return k.Prefix + "{u:" + user + "}:log" }
+
+// UserMeta is a hash: f:<partition> fences, n events, ts last event time.
+func (k Keys) UserMeta(user string) string { return k.Prefix + "{u:" + user + "}:m" }
+
+// UserPurchased is a zset item -> purchase time (unix ms).
+func (k Keys) UserPurchased(user string) string { return k.Prefix + "{u:" + user + "}:buy" }
+
+// UserList is the user's recommendation list (JSON payload, with TTL).
+func (k Keys) UserList(user string) string { return k.Prefix + "{u:" + user + "}:list" }
+
+// ItemUsers is a zset user -> last interaction time (unix ms).
+func (k Keys) ItemUsers(item string) string { return k.Prefix + "{i:" + item + "}:u" }
+
+// ItemCooc is a zset other item -> decayed co-occurrence count.
+func (k Keys) ItemCooc(item string) string { return k.Prefix + "{i:" + item + "}:co" }
+
+// ItemMeta is a hash: f:<partition> fences, n decayed distinct users, pop
+// decayed weighted popularity.
+func (k Keys) ItemMeta(item string) string { return k.Prefix + "{i:" + item + "}:m" }
+
+// Trending is the global zset item -> decayed weight.
+func (k Keys) Trending() string { return k.Prefix + "{g}:trend" }
+
+// TrendingFence is the hash of per-partition fences for Trending.
+func (k Keys) TrendingFence() string { return k.Prefix + "{g}:trend:f" }
+
+// TrendingList is the anonymous visitors' list (same payload as UserList).
+func (k Keys) TrendingList() string { return k.Prefix + "{g}:list:trending" }

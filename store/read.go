@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Scored is an id with a score.
+type Scored struct {
+	ID    string
+	Score float64
+}
+
+// Profile is what the scorer reads of one user.
+type Profile struct {
+	User      string
+	Items     []Scored        // weights, highest first (scaled; compare within one user only)
+	Purchased map[string]bool // purchased items
+	LastTS    int64           // newest event time applied (unix ms)
+}
+
+// Profiles reads the top n weighted items, purchases and last event time of
+// each user in one pipelined round trip.
+func (s *Store) Profiles(ctx context.Context, users []string, n int) ([]Profile, error) {
+	pipe := s.rdb.Pipeline()
+	ws := make([]*redis.ZSliceCmd, len(users))
+	bs := make([]*redis.StringSliceCmd, len(users))
+	ts := make([]*redis.StringCmd, len(users))
+	for i, u := range users {
+		ws[i] = pipe.ZRevRangeWithScores(ctx, s.keys.UserWeights(u), 0, int64(n-1))
+		bs[i] = pipe.ZRange(ctx, s.keys.UserPurchased(u), 0, -1)
+		ts[i] = pipe.HGet(ctx, s.keys.UserMeta(u), "ts")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading profiles: %w", err)
+	}
+	out := make([]Profile, len(users))
+	for i, u := range users {
+		p := Profile{User: u, Items: zs(ws[i].Val())}
+		if b := bs[i].Val(); len(b) > 0 {
+			p.Purchased = make(map[string]bool, len(b))
+			for _, it := range b {
+				p.Purchased[it] = true
+			}
+		}
+		p.LastTS, _ = strconv.ParseInt(ts[i].Val(), 10, 64)
+		out[i] = p
+	}
+	return out, nil
+}
+
+// UserVectors reads the top n weighted items of each user.
+func (s *Store) UserVectors(ctx context.Context, users []string, n int) (map[string][]Scored, error) {
+	return s.zsets(ctx, users, n, s.keys.UserWeights, "reading user vectors")
+}
+
+// ItemNeighbours reads the top n co-occurring items of each item.
+func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[string][]Scored, error) {
+	return s.zsets(ctx, items, n, s.keys.ItemCooc, "reading co-occurrence")
+}
+
+// ItemUsers reads the n most recent users of each item.
+func (s *Store) ItemUsers(ctx context.Context, items []string, n int) (map[string][]Scored, error) {
+	return s.zsets(ctx, items, n, s.keys.ItemUsers, "reading item users")
+}
+
+func (s *Store) zsets(ctx context.Context, ids []string, n int, key func(string) string, what string) (map[string][]Scored, error) {
+	out := make(map[string][]Scored, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.ZRevRangeWithScores(ctx, key(id), 0, int64(n-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	for i, id := range ids {
+		out[id] = zs(cmds[i].Val())
+	}
+	return out, nil
+}
+
+// ItemDegrees reads the decayed distinct-user count n of each item.
+func (s *Store) ItemDegrees(ctx context.Context, items []string) (map[string]float64, error) {
+	out := make(map[string]float64, len(items))
+	if len(items) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(items))
+	for i, it := range items {
+		cmds[i] = pipe.HGet(ctx, s.keys.ItemMeta(it), "n")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading item degrees: %w", err)
+	}
+	for i, it := range items {
+		f, _ := strconv.ParseFloat(cmds[i].Val(), 64)
+		out[it] = f
+	}
+	return out, nil
+}
+
+// TopTrending reads the n items with the highest decayed weight.
+func (s *Store) TopTrending(ctx context.Context, n int) ([]Scored, error) {
+	v, err := s.rdb.ZRevRangeWithScores(ctx, s.keys.Trending(), 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading trending: %w", err)
+	}
+	return zs(v), nil
+}
+
+// WriteLists replaces each user's list (List.User; empty means the trending
+// list) with one SET carrying a TTL, pipelined.
+func (s *Store) WriteLists(ctx context.Context, lists []List, ttl time.Duration) error {
+	pipe := s.rdb.Pipeline()
+	for i := range lists {
+		l := &lists[i]
+		l.Version = ListFormatVersion
+		b, err := json.Marshal(l)
+		if err != nil {
+			return fmt.Errorf("encoding list: %w", err)
+		}
+		key := s.keys.TrendingList()
+		if l.User != "" {
+			key = s.keys.UserList(l.User)
+		}
+		pipe.Set(ctx, key, b, ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("writing lists: %w", err)
+	}
+	return nil
+}
+
+// ReadList reads a user's list; found is false when there is none. An empty
+// user reads the trending list.
+func (s *Store) ReadList(ctx context.Context, user string) (l List, found bool, err error) {
+	key := s.keys.TrendingList()
+	if user != "" {
+		key = s.keys.UserList(user)
+	}
+	b, err := s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return List{}, false, nil
+	}
+	if err != nil {
+		return List{}, false, fmt.Errorf("reading list: %w", err)
+	}
+	l, err = DecodeList(b)
+	return l, err == nil, err
+}
+
+// LoggedEvent is one entry of a user's recent-event log.
+type LoggedEvent struct {
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Type      string `json:"type"`
+	TS        int64  `json:"ts"`
+	New       bool   `json:"new"`
+	Item      string `json:"item"`
+}
+
+// RecentEvents reads up to n of the user's most recent events, newest first.
+func (s *Store) RecentEvents(ctx context.Context, user string, n int) ([]LoggedEvent, error) {
+	v, err := s.rdb.LRange(ctx, s.keys.UserLog(user), 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading user log: %w", err)
+	}
+	out := make([]LoggedEvent, 0, len(v))
+	for _, e := range v {
+		f := strings.SplitN(e, "|", 6)
+		if len(f) != 6 {
+			continue
+		}
+		off, _ := strconv.ParseInt(f[0], 10, 64)
+		p, _ := strconv.ParseInt(f[1], 10, 32)
+		ts, _ := strconv.ParseInt(f[3], 10, 64)
+		out = append(out, LoggedEvent{Partition: int32(p), Offset: off, Type: f[2], TS: ts, New: f[4] == "1", Item: f[5]})
+	}
+	return out, nil
+}
+
+func zs(v []redis.Z) []Scored {
+	out := make([]Scored, len(v))
+	for i, z := range v {
+		m, _ := z.Member.(string)
+		out[i] = Scored{ID: m, Score: z.Score}
+	}
+	return out
+}

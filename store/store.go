@@ -1,0 +1,341 @@
+package store
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/event"
+)
+
+var (
+	//go:embed lua/user.lua
+	userLua string
+	//go:embed lua/item.lua
+	itemLua string
+	//go:embed lua/trending.lua
+	trendingLua string
+)
+
+// Options configures a Store. Zero caps take the documented defaults.
+type Options struct {
+	Prefix       string
+	Weights      map[event.Type]float64 // implicit weight per event type
+	HalfLife     time.Duration          // decay half-life in event time
+	Epoch        time.Time              // weights are stored scaled to this instant
+	UserItemsCap int                    // items kept per user vector
+	UserLogCap   int                    // recent events kept per user
+	ItemUsersCap int                    // recent users kept per item
+	CoocCap      int                    // co-occurring items kept per item
+	CoocHistory  int                    // earlier items a new item co-occurs with
+	TrendingCap  int                    // items kept in the trending zset
+	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
+	Logger       *slog.Logger
+}
+
+// DefaultWeights are the implicit weights per event type.
+func DefaultWeights() map[event.Type]float64 {
+	return map[event.Type]float64{event.Browse: 1, event.Click: 2, event.AddToCart: 4, event.Purchase: 8}
+}
+
+func (o *Options) setDefaults() {
+	if o.Weights == nil {
+		o.Weights = DefaultWeights()
+	}
+	if o.HalfLife <= 0 {
+		o.HalfLife = 14 * 24 * time.Hour
+	}
+	if o.Epoch.IsZero() {
+		o.Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.UserItemsCap, 200)
+	def(&o.UserLogCap, 64)
+	def(&o.ItemUsersCap, 200)
+	def(&o.CoocCap, 200)
+	def(&o.CoocHistory, 20)
+	def(&o.TrendingCap, 10000)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store is recstream's Redis state: the fenced write path used by the ingest
+// consumer and the reads used by the scorer.
+type Store struct {
+	rdb   redis.UniversalClient
+	opt   Options
+	keys  Keys
+	user  *redis.Script
+	item  *redis.Script
+	trend *redis.Script
+
+	failAfterUsers bool // tests: simulate a crash between the phases
+}
+
+// New returns a Store on rdb. It does not take ownership of rdb.
+func New(rdb redis.UniversalClient, opt Options) *Store {
+	opt.setDefaults()
+	return &Store{
+		rdb:   rdb,
+		opt:   opt,
+		keys:  Keys{Prefix: opt.Prefix},
+		user:  redis.NewScript(userLua),
+		item:  redis.NewScript(itemLua),
+		trend: redis.NewScript(trendingLua),
+	}
+}
+
+// Keys returns the key builder of this store.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Client returns the Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Options returns the effective options.
+func (s *Store) Options() Options { return s.opt }
+
+// LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
+// EVALSHA finds them.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		for _, sc := range []*redis.Script{s.user, s.item, s.trend} {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return fmt.Errorf("loading script: %w", err)
+			}
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, load)
+	}
+	for _, sc := range []*redis.Script{s.user, s.item, s.trend} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("loading script: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Op is one valid event with its position in its source partition.
+type Op struct {
+	Offset int64
+	User   string
+	Item   string
+	Type   event.Type
+	TS     int64 // unix ms
+}
+
+// ApplyResult says what a batch did.
+type ApplyResult struct {
+	Users   map[string]int64 // user -> newest event ts of the batch
+	Applied int              // events applied now
+	Fenced  int              // events skipped because an earlier run applied them
+	Lost    int              // fenced events no longer in the user log (co-occurrence not replayable)
+}
+
+// Decay returns 2^((ts-epoch)/half-life), the factor a weight observed at ts
+// is stored with.
+func (s *Store) Decay(ts int64) float64 {
+	return math.Exp2(float64(ts-s.opt.Epoch.UnixMilli()) / float64(s.opt.HalfLife.Milliseconds()))
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 17, 64) }
+
+type contrib struct {
+	off    int64
+	user   string
+	ts     int64
+	weight float64
+	hasW   bool
+	isNew  bool
+	decay  float64
+	co     []string
+}
+
+// Apply applies one partition's batch (ops in ascending offset order). It is
+// safe to call again with any overlapping batch: every key group skips the
+// offsets it has already applied. It issues one script per user, one per item
+// touched and one for trending, in two pipelined round trips.
+func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResult, error) {
+	res := ApplyResult{Users: make(map[string]int64)}
+	if len(ops) == 0 {
+		return res, nil
+	}
+	p := strconv.Itoa(int(partition))
+	purchase := event.Purchase.String()
+
+	// Phase 1: user key groups.
+	byUser := make(map[string][]int)
+	var users []string
+	for i, op := range ops {
+		if _, ok := byUser[op.User]; !ok {
+			users = append(users, op.User)
+		}
+		byUser[op.User] = append(byUser[op.User], i)
+		if op.TS > res.Users[op.User] {
+			res.Users[op.User] = op.TS
+		}
+	}
+	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
+	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+		u := users[k]
+		idx := byUser[u]
+		args := make([]any, 0, 7+5*len(idx))
+		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, s.opt.CoocHistory, ttl, purchase, len(idx))
+		for _, i := range idx {
+			op := ops[i]
+			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
+		}
+		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u)}, args...)
+	})
+	if err != nil {
+		return res, fmt.Errorf("applying user state: %w", err)
+	}
+
+	if s.failAfterUsers {
+		s.failAfterUsers = false
+		return res, errors.New("applying item state: simulated crash")
+	}
+
+	// Phase 2: item key groups and trending, from the user scripts' answers.
+	items := make(map[string][]contrib)
+	var itemOrder []string
+	add := func(item string, c contrib) {
+		if _, ok := items[item]; !ok {
+			itemOrder = append(itemOrder, item)
+		}
+		items[item] = append(items[item], c)
+	}
+	for k, u := range users {
+		rows, err := cmds[k].Slice()
+		if err != nil {
+			return res, fmt.Errorf("applying user state: %w", err)
+		}
+		idx := byUser[u]
+		if len(rows) != len(idx) {
+			return res, fmt.Errorf("applying user state: script answered %d rows for %d events", len(rows), len(idx))
+		}
+		for j, i := range idx {
+			op := ops[i]
+			row, _ := rows[j].([]any)
+			if len(row) != 3 {
+				return res, errors.New("applying user state: malformed script answer")
+			}
+			status, _ := row[0].(int64)
+			isNew, _ := row[1].(int64)
+			hist := toStrings(row[2])
+			switch status {
+			case 1:
+				res.Applied++
+			case 0:
+				res.Fenced++
+			default:
+				res.Fenced++
+				res.Lost++
+			}
+			d := s.Decay(op.TS)
+			add(op.Item, contrib{off: op.Offset, user: u, ts: op.TS, weight: s.opt.Weights[op.Type] * d, hasW: true, isNew: isNew == 1, decay: d, co: hist})
+			for _, h := range hist {
+				add(h, contrib{off: op.Offset, ts: op.TS, decay: d, co: []string{op.Item}})
+			}
+		}
+	}
+	for _, it := range itemOrder {
+		cs := items[it]
+		sort.Slice(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
+	}
+	itemTTL := ttl
+	_, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
+		if k == len(itemOrder) {
+			args := make([]any, 0, 3+3*len(ops))
+			args = append(args, p, s.opt.TrendingCap, len(ops))
+			for _, op := range ops {
+				args = append(args, op.Offset, op.Item, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
+			}
+			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, args...)
+		}
+		it := itemOrder[k]
+		cs := items[it]
+		args := make([]any, 0, 5+7*len(cs))
+		args = append(args, p, s.opt.ItemUsersCap, s.opt.CoocCap, itemTTL, len(cs))
+		for _, c := range cs {
+			w, nw := "", "0"
+			if c.hasW {
+				w = fmtFloat(c.weight)
+			}
+			if c.isNew {
+				nw = "1"
+			}
+			args = append(args, c.off, c.user, c.ts, w, nw, fmtFloat(c.decay), strings.Join(c.co, "\n"))
+		}
+		return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, args...)
+	})
+	if err != nil {
+		return res, fmt.Errorf("applying item state: %w", err)
+	}
+	return res, nil
+}
+
+// runScripts sends n script calls in one pipeline. When Redis has lost the
+// scripts (restart, failover) it loads them and sends the whole pipeline
+// again: the fences make the repetition harmless.
+func (s *Store) runScripts(ctx context.Context, _ *redis.Script, n int, build func(redis.Pipeliner, int) *redis.Cmd) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, n)
+		for k := 0; k < n; k++ {
+			cmds[k] = build(pipe, k)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && isNoScript(err, cmds) {
+			if lerr := s.LoadScripts(ctx); lerr != nil {
+				return nil, lerr
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return cmds, nil
+	}
+}
+
+func isNoScript(err error, cmds []*redis.Cmd) bool {
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return true
+	}
+	for _, c := range cmds {
+		if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+func toStrings(v any) []string {
+	arr, _ := v.([]any)
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

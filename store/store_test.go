@@ -1,0 +1,417 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/store"
+)
+
+// refModel is the brute-force batch reference of the store's state: it
+// replays the events one at a time with plain maps, no caps binding.
+type refModel struct {
+	opt       store.Options
+	userW     map[string]map[string]float64
+	userHist  map[string][]string // distinct items, newest first
+	purchased map[string]map[string]int64
+	itemUsers map[string]map[string]int64
+	itemPop   map[string]float64
+	itemN     map[string]float64
+	cooc      map[string]map[string]float64
+	trending  map[string]float64
+	decay     func(int64) float64
+}
+
+func newRef(opt store.Options, decay func(int64) float64) *refModel {
+	return &refModel{opt: opt, decay: decay,
+		userW: map[string]map[string]float64{}, userHist: map[string][]string{}, purchased: map[string]map[string]int64{},
+		itemUsers: map[string]map[string]int64{}, itemPop: map[string]float64{}, itemN: map[string]float64{},
+		cooc: map[string]map[string]float64{}, trending: map[string]float64{}}
+}
+
+func addf(m map[string]map[string]float64, a, b string, x float64) {
+	if m[a] == nil {
+		m[a] = map[string]float64{}
+	}
+	m[a][b] += x
+}
+
+func (r *refModel) apply(op store.Op) {
+	d := r.decay(op.TS)
+	w := r.opt.Weights[op.Type] * d
+	_, seen := r.userW[op.User][op.Item]
+	addf(r.userW, op.User, op.Item, w)
+	if op.Type == event.Purchase {
+		if r.purchased[op.User] == nil {
+			r.purchased[op.User] = map[string]int64{}
+		}
+		r.purchased[op.User][op.Item] = op.TS
+	}
+	if r.itemUsers[op.Item] == nil {
+		r.itemUsers[op.Item] = map[string]int64{}
+	}
+	r.itemUsers[op.Item][op.User] = op.TS
+	r.itemPop[op.Item] += w
+	r.trending[op.Item] += w
+	hist := r.userHist[op.User]
+	if !seen {
+		r.itemN[op.Item] += d
+		n := 0
+		for _, j := range hist {
+			if j == op.Item {
+				continue
+			}
+			if n >= r.opt.CoocHistory {
+				break
+			}
+			addf(r.cooc, op.Item, j, d)
+			addf(r.cooc, j, op.Item, d)
+			n++
+		}
+	}
+	// move item to the front of the distinct history
+	nh := []string{op.Item}
+	for _, j := range hist {
+		if j != op.Item {
+			nh = append(nh, j)
+		}
+	}
+	r.userHist[op.User] = nh
+}
+
+func zmap(t *testing.T, rdb *redis.Client, key string) map[string]float64 {
+	t.Helper()
+	zs, err := rdb.ZRangeWithScores(context.Background(), key, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, z := range zs {
+		out[z.Member.(string)] = z.Score
+	}
+	return out
+}
+
+func close(a, b float64) bool {
+	if a == b {
+		return true
+	}
+	return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
+
+func compareMap(t *testing.T, what string, got, want map[string]float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d entries, want %d", what, len(got), len(want))
+	}
+	bad := 0
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || !close(g, w) {
+			if bad < 3 {
+				t.Errorf("%s[%s] = %v (present %v), want %v", what, k, g, ok, w)
+			}
+			bad++
+		}
+	}
+}
+
+func (r *refModel) check(t *testing.T, st *store.Store, rdb *redis.Client) {
+	t.Helper()
+	k := st.Keys()
+	for u, w := range r.userW {
+		compareMap(t, "user weights "+u, zmap(t, rdb, k.UserWeights(u)), w)
+		want := map[string]float64{}
+		for it, ts := range r.purchased[u] {
+			want[it] = float64(ts)
+		}
+		compareMap(t, "purchased "+u, zmap(t, rdb, k.UserPurchased(u)), want)
+	}
+	for it, us := range r.itemUsers {
+		want := map[string]float64{}
+		for u, ts := range us {
+			want[u] = float64(ts)
+		}
+		compareMap(t, "item users "+it, zmap(t, rdb, k.ItemUsers(it)), want)
+		meta, err := rdb.HGetAll(context.Background(), k.ItemMeta(it)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pop, _ := strconv.ParseFloat(meta["pop"], 64)
+		n, _ := strconv.ParseFloat(meta["n"], 64)
+		if !close(pop, r.itemPop[it]) || !close(n, r.itemN[it]) {
+			t.Errorf("item %s: pop %v n %v, want %v %v", it, pop, n, r.itemPop[it], r.itemN[it])
+		}
+		compareMap(t, "cooc "+it, zmap(t, rdb, k.ItemCooc(it)), r.cooc[it])
+	}
+	compareMap(t, "trending", zmap(t, rdb, k.Trending()), r.trending)
+}
+
+type partitioned struct {
+	p   int32
+	ops []store.Op
+}
+
+// genLog makes a deterministic log over nparts partitions, users keyed to
+// partitions by hash, offsets consecutive per partition.
+func genLog(n, users, items, nparts int, seed uint64) []partitioned {
+	g := loadgen.New(loadgen.Options{Users: users, Items: items, Seed: seed, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: 37 * time.Second})
+	parts := make([]partitioned, nparts)
+	for p := range parts {
+		parts[p].p = int32(p)
+	}
+	for i := 0; i < n; i++ {
+		ev := g.Next()
+		h := 0
+		for _, c := range ev.UserID {
+			h = h*31 + int(c)
+		}
+		p := (h%nparts + nparts) % nparts
+		parts[p].ops = append(parts[p].ops, store.Op{Offset: int64(len(parts[p].ops)), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+	}
+	return parts
+}
+
+func bigCaps() store.Options {
+	return store.Options{Prefix: "t:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 8, TrendingCap: 100000}
+}
+
+func reference(st *store.Store, log []partitioned) *refModel {
+	ref := newRef(st.Options(), st.Decay)
+	for _, pl := range log {
+		for _, op := range pl.ops {
+			ref.apply(op)
+		}
+	}
+	return ref
+}
+
+func applyInBatches(t *testing.T, st *store.Store, log []partitioned, rng *rand.Rand, maxBatch int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, pl := range log {
+		for i := 0; i < len(pl.ops); {
+			n := 1 + rng.IntN(maxBatch)
+			j := min(i+n, len(pl.ops))
+			if _, err := st.Apply(ctx, pl.p, pl.ops[i:j]); err != nil {
+				t.Fatal(err)
+			}
+			i = j
+		}
+	}
+}
+
+func TestApplyMatchesBatchReference(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	log := genLog(4000, 120, 90, 3, 7)
+	applyInBatches(t, st, log, rand.New(rand.NewPCG(1, 2)), 300)
+	reference(st, log).check(t, st, rdb)
+}
+
+// A replay after a crash, with other batch boundaries and a crash between
+// the user and item phases, ends in the same state as one clean pass.
+func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(3000, 80, 60, 2, 11)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, pl := range log {
+		i := 0
+		for i < len(pl.ops) {
+			n := 1 + rng.IntN(200)
+			j := min(i+n, len(pl.ops))
+			switch rng.IntN(4) {
+			case 0: // crash after the user phase, then replay from an earlier point
+				st.FailAfterUsers()
+				if _, err := st.Apply(ctx, pl.p, pl.ops[i:j]); err == nil {
+					t.Fatal("simulated crash did not fail")
+				}
+				back := max(0, i-rng.IntN(50))
+				if _, err := st.Apply(ctx, pl.p, pl.ops[back:j]); err != nil {
+					t.Fatal(err)
+				}
+			case 1: // applied twice (a retried command, a replay after a lost commit)
+				for k := 0; k < 2; k++ {
+					if _, err := st.Apply(ctx, pl.p, pl.ops[i:j]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			default:
+				if _, err := st.Apply(ctx, pl.p, pl.ops[i:j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			i = j
+		}
+	}
+	reference(st, log).check(t, st, rdb)
+}
+
+// A zombie writing an old batch after the new owner moved on changes nothing.
+func TestZombieBatchIsFenced(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(800, 30, 20, 1, 5)
+	ops := log[0].ops
+	if _, err := st.Apply(ctx, 0, ops); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, rdb)
+	res, err := st.Apply(ctx, 0, ops[100:400])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 0 || res.Fenced != 300 {
+		t.Fatalf("zombie batch: applied %d fenced %d, want 0 and 300", res.Applied, res.Fenced)
+	}
+	if after := dump(t, rdb); after != before {
+		t.Fatal("zombie batch changed the state")
+	}
+}
+
+// Events of one user arriving on two partitions (mis-keyed) are fenced per
+// partition: each applies once.
+func TestMisKeyedEventsFencedPerPartition(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	ts := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	a := []store.Op{{Offset: 10, User: "u", Item: "a", Type: event.Click, TS: ts}}
+	b := []store.Op{{Offset: 3, User: "u", Item: "b", Type: event.Browse, TS: ts + 1000}}
+	for k := 0; k < 2; k++ {
+		if _, err := st.Apply(ctx, 0, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Apply(ctx, 5, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := newRef(st.Options(), st.Decay)
+	ref.apply(a[0])
+	ref.apply(b[0])
+	ref.check(t, st, rdb)
+}
+
+// Caps bound every structure.
+func TestCapsBind(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	opt := store.Options{Prefix: "c:", UserItemsCap: 5, UserLogCap: 7, ItemUsersCap: 4, CoocCap: 3, CoocHistory: 2, TrendingCap: 6, UserTTL: time.Hour}
+	st := store.New(rdb, opt)
+	log := genLog(2000, 50, 40, 1, 9)
+	applyInBatches(t, st, log, rand.New(rand.NewPCG(5, 6)), 100)
+	ctx := context.Background()
+	k := st.Keys()
+	keys, _ := rdb.Keys(ctx, "c:*").Result()
+	for _, key := range keys {
+		var n int64
+		var cap int64
+		switch {
+		case strings.HasSuffix(key, "}:w"):
+			n, cap = rdb.ZCard(ctx, key).Val(), 5
+		case strings.HasSuffix(key, "}:log"):
+			n, cap = rdb.LLen(ctx, key).Val(), 7
+		case strings.HasSuffix(key, "}:u"):
+			n, cap = rdb.ZCard(ctx, key).Val(), 4
+		case strings.HasSuffix(key, "}:co"):
+			n, cap = rdb.ZCard(ctx, key).Val(), 3
+		case key == k.Trending():
+			n, cap = rdb.ZCard(ctx, key).Val(), 6
+		default:
+			continue
+		}
+		if n > cap {
+			t.Errorf("%s holds %d, cap %d", key, n, cap)
+		}
+		if key != k.Trending() {
+			if ttl := rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
+				t.Errorf("%s ttl %v, want (0, 1h]", key, ttl)
+			}
+		}
+	}
+}
+
+func TestDecayIsEventTime(t *testing.T) {
+	st := store.New(nil, store.Options{HalfLife: time.Hour, Epoch: time.Unix(0, 0)})
+	if got := st.Decay(time.Hour.Milliseconds()); !close(got, 2) {
+		t.Fatalf("decay after one half-life = %v, want 2", got)
+	}
+	if got := st.Decay(3*time.Hour.Milliseconds()) / st.Decay(time.Hour.Milliseconds()); !close(got, 4) {
+		t.Fatalf("ratio over two half-lives = %v, want 4", got)
+	}
+}
+
+func TestRecentEventsAndLists(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, store.Options{Prefix: "r:"})
+	ctx := context.Background()
+	ts := time.Now().UnixMilli()
+	ops := []store.Op{
+		{Offset: 1, User: "u|1", Item: "x|y", Type: event.Click, TS: ts},
+		{Offset: 2, User: "u|1", Item: "z", Type: event.Purchase, TS: ts + 1},
+	}
+	if _, err := st.Apply(ctx, 2, ops); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.RecentEvents(ctx, "u|1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint([]store.LoggedEvent{
+		{Partition: 2, Offset: 2, Type: "purchase", TS: ts + 1, New: true, Item: "z"},
+		{Partition: 2, Offset: 1, Type: "click", TS: ts, New: true, Item: "x|y"},
+	})
+	if fmt.Sprint(evs) != want {
+		t.Fatalf("recent events %v, want %v", evs, want)
+	}
+	l := store.List{User: "u|1", Model: "m", GeneratedAt: ts, Items: []store.ListItem{{Item: "a", Score: 1, Source: "item_knn", Reason: "because you viewed z"}}}
+	if err := st.WriteLists(ctx, []store.List{l}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := st.ReadList(ctx, "u|1")
+	if err != nil || !found || got.Version != store.ListFormatVersion || got.Items[0].Reason != "because you viewed z" {
+		t.Fatalf("read list %+v found %v err %v", got, found, err)
+	}
+	if ttl := rdb.TTL(ctx, st.Keys().UserList("u|1")).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("list ttl %v", ttl)
+	}
+}
+
+func dump(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v, err := rdb.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s=%x\n", k, v)
+	}
+	return b.String()
+}
