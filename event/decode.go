@@ -58,10 +58,15 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 	}
 	var f fields
 	var err *InvalidError
-	if b[i] == '{' {
+	switch c := b[i]; {
+	case c == '{':
 		p := jsonParser{b: b, pos: i}
 		err = p.parse(&f)
-	} else {
+	case c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n':
+		// A JSON value other than an object. Its first byte is also a
+		// msgpack positive fixint, so this is not_object either way.
+		return Event{}, invalid(ReasonNotObject, "top-level JSON value is not an object")
+	default:
 		p := mpParser{b: b}
 		err = p.parse(&f)
 	}

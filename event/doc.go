@@ -84,14 +84,15 @@
 //
 // # Limits
 //
-// Decoder fields left at zero take their defaults: MaxBytes DefaultMaxBytes
+// Decoder fields left at zero (or negative) take their defaults: MaxBytes DefaultMaxBytes
 // (64 KiB), MaxIDLen DefaultMaxIDLen (128 bytes, applied to user_id, item_id
 // and session_id), MaxFuture DefaultMaxFuture (1 hour), Now time.Now. The
 // nesting limit MaxDepth (4) and the oldest timestamp MinTS (2000-01-01) are
 // fixed.
 //
-// A successful Decode allocates only the three ID strings; decoding a
-// rejected message allocates only its error. Because lengths are checked
+// A successful Decode allocates only the ID strings (plus a temporary buffer
+// for each JSON key or string value that contains escape sequences); a
+// rejected message costs at most that plus its error. Because lengths are checked
 // against the remaining input before use, a message cannot make the decoder
 // allocate or loop more than its own size allows, whatever its length
 // prefixes claim.

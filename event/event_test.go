@@ -134,10 +134,10 @@ func TestValidateID(t *testing.T) {
 		{"a{", 0, event.ReasonBadUserID},
 		{"a}", 0, event.ReasonBadUserID},
 		{"a\xffb", 0, event.ReasonBadUserID},
-		{"a\xc3", 0, event.ReasonBadUserID},         // truncated sequence
-		{"\xed\xa0\x80", 0, event.ReasonBadUserID},  // UTF-8 encoded surrogate
-		{"\xc0\xaf", 0, event.ReasonBadUserID},      // overlong
-		{"a\ufffdb", 0, ""},                         // U+FFFD itself is a valid character
+		{"a\xc3", 0, event.ReasonBadUserID},            // truncated sequence
+		{"\xed\xa0\x80", 0, event.ReasonBadUserID},     // UTF-8 encoded surrogate
+		{"\xc0\xaf", 0, event.ReasonBadUserID},         // overlong
+		{"a\ufffdb", 0, ""},                            // U+FFFD itself is a valid character
 		{"\xf4\x90\x80\x80", 0, event.ReasonBadUserID}, // beyond U+10FFFF
 	}
 	for _, tt := range tests {

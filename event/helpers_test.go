@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ var (
 	// testTS is the ts of baseEvent.
 	testTS = testNow.Add(-5 * time.Second).UnixMilli()
 )
+
+func asInvalid(err error, target **event.InvalidError) bool { return errors.As(err, target) }
 
 func fixedNow() time.Time { return testNow }
 
@@ -46,24 +49,25 @@ type kv struct {
 	v mpw
 }
 
-func mpStr(s string) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeString(s) } }
-func mpBin(b []byte) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeBytes(b) } }
-func mpNil() mpw              { return func(e *msgpack.Encoder) error { return e.EncodeNil() } }
-func mpBool(b bool) mpw       { return func(e *msgpack.Encoder) error { return e.EncodeBool(b) } }
-func mpI8(v int8) mpw         { return func(e *msgpack.Encoder) error { return e.EncodeInt8(v) } }
-func mpI16(v int16) mpw       { return func(e *msgpack.Encoder) error { return e.EncodeInt16(v) } }
-func mpI32(v int32) mpw       { return func(e *msgpack.Encoder) error { return e.EncodeInt32(v) } }
-func mpI64(v int64) mpw       { return func(e *msgpack.Encoder) error { return e.EncodeInt64(v) } }
-func mpU8(v uint8) mpw        { return func(e *msgpack.Encoder) error { return e.EncodeUint8(v) } }
-func mpU16(v uint16) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeUint16(v) } }
-func mpU32(v uint32) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeUint32(v) } }
-func mpU64(v uint64) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeUint64(v) } }
-func mpF32(v float32) mpw     { return func(e *msgpack.Encoder) error { return e.EncodeFloat32(v) } }
-func mpF64(v float64) mpw     { return func(e *msgpack.Encoder) error { return e.EncodeFloat64(v) } }
-func mpAny(v any) mpw         { return func(e *msgpack.Encoder) error { return e.Encode(v) } }
-func mpRaw(b ...byte) mpw     { return func(e *msgpack.Encoder) error { return e.Encode(msgpack.RawMessage(b)) } }
-func mpRawS(s string) mpw     { return mpRaw([]byte(s)...) }
-func mpFixInt(v int) mpw      { return func(e *msgpack.Encoder) error { return e.EncodeInt(int64(v)) } }
+func mpStr(s string) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeString(s) } }
+func mpBin(b []byte) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeBytes(b) } }
+func mpNil() mpw          { return func(e *msgpack.Encoder) error { return e.EncodeNil() } }
+func mpBool(b bool) mpw   { return func(e *msgpack.Encoder) error { return e.EncodeBool(b) } }
+func mpI8(v int8) mpw     { return func(e *msgpack.Encoder) error { return e.EncodeInt8(v) } }
+func mpI16(v int16) mpw   { return func(e *msgpack.Encoder) error { return e.EncodeInt16(v) } }
+func mpI32(v int32) mpw   { return func(e *msgpack.Encoder) error { return e.EncodeInt32(v) } }
+func mpI64(v int64) mpw   { return func(e *msgpack.Encoder) error { return e.EncodeInt64(v) } }
+func mpU8(v uint8) mpw    { return func(e *msgpack.Encoder) error { return e.EncodeUint8(v) } }
+func mpU16(v uint16) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeUint16(v) } }
+func mpU32(v uint32) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeUint32(v) } }
+func mpU64(v uint64) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeUint64(v) } }
+func mpF32(v float32) mpw { return func(e *msgpack.Encoder) error { return e.EncodeFloat32(v) } }
+func mpF64(v float64) mpw { return func(e *msgpack.Encoder) error { return e.EncodeFloat64(v) } }
+func mpRaw(b ...byte) mpw {
+	return func(e *msgpack.Encoder) error { return e.Encode(msgpack.RawMessage(b)) }
+}
+func mpRawS(s string) mpw { return mpRaw([]byte(s)...) }
+func mpFixInt(v int) mpw  { return func(e *msgpack.Encoder) error { return e.EncodeInt(int64(v)) } }
 func mpArr(vs ...mpw) mpw {
 	return func(e *msgpack.Encoder) error {
 		if err := e.EncodeArrayLen(len(vs)); err != nil {
@@ -109,12 +113,7 @@ func mpMapW(pairs ...kv) mpw {
 // baseMP returns the required fields of a valid msgpack event followed by
 // extra pairs.
 func baseMP(t testing.TB, extra ...kv) []byte {
-	return mpMap(t, append([]kv{
-		{"user_id", mpStr("user-1")},
-		{"item_id", mpStr("item-42")},
-		{"type", mpStr("click")},
-		{"ts", mpI64(testTS)},
-	}, extra...)...)
+	return mpMap(t, append(basePairs(), extra...)...)
 }
 
 // without returns pairs minus the named keys.

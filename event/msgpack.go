@@ -244,11 +244,17 @@ func (p *mpParser) parse(f *fields) *InvalidError {
 		var k uint8
 		c := p.b[p.pos]
 		p.pos++
-		key, ok, err := p.strBytes(c)
-		if err != nil {
+		if c&0xe0 == 0xa0 { // fixstr fast path
+			l := int(c & 0x1f)
+			if l > len(p.b)-p.pos {
+				_, err := p.take(uint64(l))
+				return err
+			}
+			k = fieldOf(p.b[p.pos : p.pos+l])
+			p.pos += l
+		} else if key, ok, err := p.strBytes(c); err != nil {
 			return err
-		}
-		if ok {
+		} else if ok {
 			k = fieldOf(key)
 		} else {
 			p.pos--
