@@ -29,16 +29,25 @@
 // ranks it among every item the user has no training interaction with.
 // Ties count against the held-out item: rank = 1 + the number of
 // candidates scoring at least as high; items a model cannot score get -Inf.
+// Config.Ties can instead hold out, among a user's interactions sharing the
+// latest timestamp, the one whose item appears first in the log
+// ([TiesFirstSeenItem]): that is what the reference code behind the
+// published ML-100K numbers does, and on ML-100K (44% of users have such
+// ties) it moves popularity's HR@10 from 0.36 to 0.42. Config.SkipRepeats
+// leaves out users whose held-out item is already in their training data.
 // [Prequential] replays the log test-then-learn through a [Learner] and
 // reports the metrics overall and over equal-count windows; [Periodic] turns
-// a batch model into a Learner by refitting it. [Tune] grid-searches model
-// factories on a validation split carved from the training data only.
+// a batch model into a Learner by refitting it, and scores a
+// [HistoryModel] (the item-item models) from live user histories between
+// refits. [Tune] grid-searches model factories on a validation split carved
+// from the training data only.
 //
 // The published ML-100K protocol (Ferrari Dacrema et al., TOIS 2021; the NCF
 // protocol of He et al., WWW 2017) is
 //
 //	data := eval.FilterMinCounts(all, 5, 20)
-//	rs, err := eval.LeaveOneOut(ctx, data, models, eval.Config{Ks: []int{10}, Seed: 1})
+//	rs, err := eval.LeaveOneOut(ctx, data, models, eval.Config{
+//		Ks: []int{10}, Seed: 1, Ties: eval.TiesFirstSeenItem})
 //
 // # Metrics
 //
@@ -62,7 +71,10 @@
 // closed-form linear autoencoder, solved with a Cholesky factorisation
 // (gonum). A [Weighting] turns events into matrix weights: binary, one per
 // event, per-type implicit weights ([DefaultWeights]) or the rating. They are
-// plain, single-pass computations meant to be obviously right, not fast.
+// plain computations meant to be obviously right, not fast; the tests check
+// them against hand-computed similarities and, for EASE, against an
+// independent matrix inversion. The kNN models leave items without evidence
+// (score 0) out of their TopK lists.
 //
 // # Output
 //
@@ -73,9 +85,19 @@
 //
 // # Reference numbers
 //
-// ML-100K u.data, FilterMinCounts(5, 20), LeaveOneOut with 99 negatives,
-// seed 1, K = 10, hyper-parameters tuned with [Tune] on the validation
-// split (ndcg@10); see the package tests' TestMovieLens100K, run with
-// RECSTREAM_ML100K=path/to/u.data go test -run MovieLens100K ./eval/.
-// The numbers are in the project's docs.
+// ML-100K u.data, FilterMinCounts(5, 20) (99,249 ratings, 941 users, 1,349
+// items), LeaveOneOut with 99 negatives, seed 1, K = 10; ItemKNN, UserKNN and
+// EASE tuned with [Tune] (ndcg@10) on a validation split of the training
+// part. HR@10 / NDCG@10:
+//
+//	                   ties: last in input   first-seen item   published
+//	Popularity              0.3560 / 0.1991   0.4219 / 0.2368   0.4145 / 0.2342
+//	ItemKNN cosine          0.5707 / 0.3176   0.5792 / 0.3407   0.5781 / 0.3363
+//	UserKNN cosine          0.5473 / 0.3083   0.5760 / 0.3410   0.5834 / 0.3400
+//	EASE                    0.5972 / 0.3460   0.6344 / 0.3812   0.6089 / 0.3571
+//
+// (tuned: ItemKNN k=10 shrink=10 / k=20 shrink=0, UserKNN k=20 shrink=50 /
+// k=20 shrink=10, EASE λ=200 / λ=300). Reproduce with
+//
+//	RECSTREAM_ML100K=$(realpath ../shared/data/ml100k/u.data) go test -run MovieLens100K -v ./eval/
 package eval

@@ -36,7 +36,7 @@ type EASE struct {
 	cache scoreCache
 }
 
-var _ Model = (*EASE)(nil)
+var _ HistoryModel = (*EASE)(nil)
 
 // NewEASE returns an unfitted EASE model.
 func NewEASE(cfg EASEConfig) *EASE {
@@ -147,20 +147,41 @@ func (e *EASE) scores(user string) []float64 {
 		return nil
 	}
 	return e.cache.get(user, func() []float64 {
-		n := len(e.m.items)
-		s := make([]float64, n)
 		u, ok := e.m.userIdx[user]
 		if !ok {
-			return s
+			return make([]float64, len(e.m.items))
 		}
-		for _, x := range e.m.rows[u] {
-			row := e.b[int(x.idx)*n : int(x.idx+1)*n]
-			for j, w := range row {
-				s[j] += x.w * w
-			}
-		}
-		return s
+		return e.scoreHistory(e.m.rows[u])
 	})
+}
+
+// scoreHistory returns x·B for the history x.
+func (e *EASE) scoreHistory(hist []entry) []float64 {
+	n := len(e.m.items)
+	s := make([]float64, n)
+	for _, x := range hist {
+		row := e.b[int(x.idx)*n : int(x.idx+1)*n]
+		for j, w := range row {
+			s[j] += x.w * w
+		}
+	}
+	return s
+}
+
+// ScoreEvents implements HistoryModel.
+func (e *EASE) ScoreEvents(events []Interaction, candidates []string) []float64 {
+	if e.m == nil {
+		return pick(nil, nil, candidates)
+	}
+	return pick(e.m.itemIdx, e.scoreHistory(history(events, e.cfg.Weighting, e.m.itemIdx)), candidates)
+}
+
+// TopKEvents implements HistoryModel.
+func (e *EASE) TopKEvents(events []Interaction, k int, exclude map[string]bool) []string {
+	if e.m == nil {
+		return nil
+	}
+	return topK(e.m.items, e.scoreHistory(history(events, e.cfg.Weighting, e.m.itemIdx)), k, exclude, false)
 }
 
 // Score implements Model.
@@ -176,5 +197,5 @@ func (e *EASE) TopK(ctx context.Context, user string, k int, exclude map[string]
 	if e.m == nil {
 		return nil, nil
 	}
-	return topK(e.m.items, e.scores(user), k, exclude), nil
+	return topK(e.m.items, e.scores(user), k, exclude, false), nil
 }

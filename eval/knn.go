@@ -98,7 +98,7 @@ type BatchItemKNN struct {
 	cache scoreCache
 }
 
-var _ Model = (*BatchItemKNN)(nil)
+var _ HistoryModel = (*BatchItemKNN)(nil)
 
 // NewBatchItemKNN returns an unfitted item-kNN model.
 func NewBatchItemKNN(cfg ItemKNNConfig) *BatchItemKNN {
@@ -192,18 +192,39 @@ func (m *BatchItemKNN) scores(user string) []float64 {
 		return nil
 	}
 	return m.cache.get(user, func() []float64 {
-		s := make([]float64, len(m.m.items))
 		u, ok := m.m.userIdx[user]
 		if !ok {
-			return s
+			return make([]float64, len(m.m.items))
 		}
-		for _, j := range m.m.rows[u] {
-			for _, e := range m.rev[j.idx] {
-				s[e.idx] += e.w * j.w
-			}
-		}
-		return s
+		return m.scoreHistory(m.m.rows[u])
 	})
+}
+
+// scoreHistory returns Σ_j a_uj·sim(i,j) for every item i.
+func (m *BatchItemKNN) scoreHistory(hist []entry) []float64 {
+	s := make([]float64, len(m.m.items))
+	for _, j := range hist {
+		for _, e := range m.rev[j.idx] {
+			s[e.idx] += e.w * j.w
+		}
+	}
+	return s
+}
+
+// ScoreEvents implements HistoryModel.
+func (m *BatchItemKNN) ScoreEvents(events []Interaction, candidates []string) []float64 {
+	if m.m == nil {
+		return pick(nil, nil, candidates)
+	}
+	return pick(m.m.itemIdx, m.scoreHistory(history(events, m.cfg.Weighting, m.m.itemIdx)), candidates)
+}
+
+// TopKEvents implements HistoryModel.
+func (m *BatchItemKNN) TopKEvents(events []Interaction, k int, exclude map[string]bool) []string {
+	if m.m == nil {
+		return nil
+	}
+	return topK(m.m.items, m.scoreHistory(history(events, m.cfg.Weighting, m.m.itemIdx)), k, exclude, true)
 }
 
 // Similarity returns sim(i,j) as kept in i's neighbourhood (0 if absent).
@@ -248,12 +269,13 @@ func (m *BatchItemKNN) Score(ctx context.Context, user string, candidates []stri
 	return pick(m.m.itemIdx, m.scores(user), candidates), nil
 }
 
-// TopK implements Model.
+// TopK implements Model. Items without evidence (score 0) are left out, so
+// the list may be shorter than k.
 func (m *BatchItemKNN) TopK(ctx context.Context, user string, k int, exclude map[string]bool) ([]string, error) {
 	if m.m == nil {
 		return nil, nil
 	}
-	return topK(m.m.items, m.scores(user), k, exclude), nil
+	return topK(m.m.items, m.scores(user), k, exclude, true), nil
 }
 
 // Neighbour is a similar user or item.
@@ -453,10 +475,11 @@ func (m *BatchUserKNN) Score(ctx context.Context, user string, candidates []stri
 	return pick(m.m.itemIdx, m.scores(user), candidates), nil
 }
 
-// TopK implements Model.
+// TopK implements Model. Items without evidence (score 0) are left out, so
+// the list may be shorter than k.
 func (m *BatchUserKNN) TopK(ctx context.Context, user string, k int, exclude map[string]bool) ([]string, error) {
 	if m.m == nil {
 		return nil, nil
 	}
-	return topK(m.m.items, m.scores(user), k, exclude), nil
+	return topK(m.m.items, m.scores(user), k, exclude, true), nil
 }

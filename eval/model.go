@@ -149,6 +149,50 @@ func buildMatrix(ctx context.Context, train []Interaction, w Weighting) (*matrix
 	return m, nil
 }
 
+// history aggregates one user's events into (item, a_ui) entries over the
+// items of idx, as buildMatrix does; events on unknown items are ignored.
+func history(events []Interaction, w Weighting, idx map[string]int32) []entry {
+	agg := map[int32]float64{}
+	var order []int32
+	for _, it := range events {
+		i, ok := idx[it.Item]
+		if !ok {
+			continue
+		}
+		if _, seen := agg[i]; !seen {
+			order = append(order, i)
+		}
+		agg[i] += w.event(it)
+	}
+	out := make([]entry, 0, len(order))
+	for _, i := range order {
+		a := agg[i]
+		if w.Binary {
+			a = 1
+		}
+		if a == 0 || math.IsNaN(a) {
+			continue
+		}
+		out = append(out, entry{i, a})
+	}
+	return out
+}
+
+// HistoryModel is a model that can score for an explicit list of a user's
+// events instead of the training interactions it was fitted on. Item-item
+// models (BatchItemKNN, EASE) are: their learnt part is the item-item
+// matrix, and a user is just a history. Periodic uses it to apply a model
+// fitted earlier to live user histories, as the production design applies a
+// background-refreshed item model to live user vectors.
+type HistoryModel interface {
+	Model
+	// ScoreEvents scores candidates for a user whose events are events
+	// (-Inf for items the model does not know).
+	ScoreEvents(events []Interaction, candidates []string) []float64
+	// TopKEvents is TopK for a user whose events are events.
+	TopKEvents(events []Interaction, k int, exclude map[string]bool) []string
+}
+
 // pick returns the scores of candidates from a full score vector indexed by
 // item; items outside the index get -Inf.
 func pick(itemIdx map[string]int32, scores []float64, candidates []string) []float64 {
@@ -193,14 +237,15 @@ func (h *minHeap) Pop() any {
 }
 
 // topK returns the k best ids by score (ties by id), skipping excluded ids
-// and -Inf/NaN scores.
-func topK(ids []string, scores []float64, k int, exclude map[string]bool) []string {
+// and -Inf/NaN scores, and scores <= 0 when positive is set (for models
+// whose zero score means "no evidence").
+func topK(ids []string, scores []float64, k int, exclude map[string]bool, positive bool) []string {
 	if k <= 0 {
 		return nil
 	}
 	h := make(minHeap, 0, k+1)
 	for i, s := range scores {
-		if math.IsInf(s, -1) || math.IsNaN(s) {
+		if math.IsInf(s, -1) || math.IsNaN(s) || (positive && s <= 0) {
 			continue
 		}
 		if exclude[ids[i]] {
@@ -248,26 +293,31 @@ func (c *scoreCache) reset() {
 
 // Popularity recommends the items with the most training interactions (every
 // event counts, whatever its type). It is also a Learner: Observe counts one
-// more interaction.
+// more interaction in O(1). Items with equal counts are listed in an order
+// that depends only on the sequence of interactions seen.
 type Popularity struct {
 	idx   map[string]int32
 	ids   []string
 	count []float64
-	order []int32 // item indexes, most popular first (ties by id)
-	pos   []int32 // position of each item in order
+	// order holds the items by decreasing count, in contiguous blocks of
+	// equal count; start[c] and size[c] locate the block of count c.
+	order []int32
+	pos   []int32
+	start []int32
+	size  []int32
 }
 
 var _ Learner = (*Popularity)(nil)
 
 // NewPopularity returns an empty popularity model.
-func NewPopularity() *Popularity { return &Popularity{idx: map[string]int32{}} }
+func NewPopularity() *Popularity { return &Popularity{} }
 
 // Name implements Model.
 func (p *Popularity) Name() string { return "Popularity" }
 
 // Fit implements Model.
 func (p *Popularity) Fit(ctx context.Context, train []Interaction) error {
-	p.idx, p.ids, p.count, p.order, p.pos = map[string]int32{}, nil, nil, nil, nil
+	*p = Popularity{}
 	for n, it := range train {
 		if n&0xffff == 0 {
 			if err := ctx.Err(); err != nil {
@@ -285,8 +335,9 @@ func (p *Popularity) Observe(ctx context.Context, it Interaction) error {
 	return nil
 }
 
-// bump adds one interaction to an item and restores the order by moving the
-// item up past the items it now beats.
+// bump adds one interaction to an item: the item swaps places with the
+// first item of its count block, which then shrinks by one, and becomes the
+// last item of the next block up.
 func (p *Popularity) bump(item string) {
 	if p.idx == nil {
 		p.idx = map[string]int32{}
@@ -297,21 +348,31 @@ func (p *Popularity) bump(item string) {
 		p.idx[item] = i
 		p.ids = append(p.ids, item)
 		p.count = append(p.count, 0)
+		if len(p.size) == 0 {
+			p.start, p.size = []int32{0}, []int32{0}
+		}
+		if p.size[0] == 0 {
+			p.start[0] = int32(len(p.order))
+		}
+		p.size[0]++
 		p.pos = append(p.pos, int32(len(p.order)))
 		p.order = append(p.order, i)
 	}
+	c := int(p.count[i])
+	b := p.start[c]
+	j := p.order[b]
+	p.order[b], p.order[p.pos[i]] = i, j
+	p.pos[j], p.pos[i] = p.pos[i], b
+	p.start[c]++
+	p.size[c]--
 	p.count[i]++
-	better := func(a, b int32) bool { // a ranks before b
-		if p.count[a] != p.count[b] {
-			return p.count[a] > p.count[b]
-		}
-		return p.ids[a] < p.ids[b]
+	if c+1 == len(p.size) {
+		p.start, p.size = append(p.start, 0), append(p.size, 0)
 	}
-	for q := p.pos[i]; q > 0 && better(i, p.order[q-1]); q-- {
-		j := p.order[q-1]
-		p.order[q-1], p.order[q] = i, j
-		p.pos[i], p.pos[j] = q-1, q
+	if p.size[c+1] == 0 {
+		p.start[c+1] = b
 	}
+	p.size[c+1]++
 }
 
 // Count returns the number of interactions of an item seen so far.
@@ -343,14 +404,17 @@ func (p *Popularity) TopK(ctx context.Context, user string, k int, exclude map[s
 
 // Periodic makes a batch Model a Learner for the prequential protocol: it
 // keeps every interaction and refits the model on all of them after Every
-// observed interactions (Every <= 0 means 1000). Between refits the model
-// does not know the newest interactions; the protocol still excludes them
-// from the lists.
+// observed interactions (Every <= 0 means 1000). When the model is a
+// HistoryModel, users are scored from their live histories (every event
+// observed so far) with the item-item model of the last refit; otherwise
+// the model does not know the newest interactions until the next refit (the
+// protocol still excludes them from the lists).
 type Periodic struct {
-	Model Model
-	Every int
-	seen  []Interaction
-	todo  int
+	Model  Model
+	Every  int
+	seen   []Interaction
+	byUser map[string][]Interaction
+	todo   int
 }
 
 var _ Learner = (*Periodic)(nil)
@@ -371,13 +435,21 @@ func (p *Periodic) Name() string { return fmt.Sprintf("%s/refit%d", p.Model.Name
 // Fit implements Model.
 func (p *Periodic) Fit(ctx context.Context, train []Interaction) error {
 	p.seen = slices.Clone(train)
+	p.byUser = map[string][]Interaction{}
+	for _, it := range train {
+		p.byUser[it.User] = append(p.byUser[it.User], it)
+	}
 	p.todo = 0
 	return p.Model.Fit(ctx, p.seen)
 }
 
 // Observe implements Learner.
 func (p *Periodic) Observe(ctx context.Context, it Interaction) error {
+	if p.byUser == nil {
+		p.byUser = map[string][]Interaction{}
+	}
 	p.seen = append(p.seen, it)
+	p.byUser[it.User] = append(p.byUser[it.User], it)
 	p.todo++
 	if p.todo < p.every() {
 		return nil
@@ -388,10 +460,16 @@ func (p *Periodic) Observe(ctx context.Context, it Interaction) error {
 
 // Score implements Model.
 func (p *Periodic) Score(ctx context.Context, user string, candidates []string) ([]float64, error) {
+	if h, ok := p.Model.(HistoryModel); ok {
+		return h.ScoreEvents(p.byUser[user], candidates), nil
+	}
 	return p.Model.Score(ctx, user, candidates)
 }
 
 // TopK implements Model.
 func (p *Periodic) TopK(ctx context.Context, user string, k int, exclude map[string]bool) ([]string, error) {
+	if h, ok := p.Model.(HistoryModel); ok {
+		return h.TopKEvents(p.byUser[user], k, exclude), nil
+	}
 	return p.Model.TopK(ctx, user, k, exclude)
 }

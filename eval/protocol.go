@@ -38,17 +38,60 @@ type Split struct {
 	Negatives map[string][]string
 }
 
+// HoldoutTies says which of a user's interactions sharing the latest
+// timestamp the leave-one-out split holds out. Timestamps in seconds tie
+// often: in ML-100K 44% of the users rated several movies in their last
+// second, and the rule moves HR@10 of popularity by about 0.06.
+type HoldoutTies int
+
+const (
+	// TiesLastInInput holds out the last of them in input order (the
+	// default).
+	TiesLastInInput HoldoutTies = iota
+	// TiesFirstSeenItem holds out the one whose item appears first in the
+	// input. It is the rule of the reference code of Ferrari Dacrema et al.
+	// (numpy argmax over a user's items, numbered in order of first
+	// appearance in the log), so the published ML-100K numbers use it.
+	TiesFirstSeenItem
+)
+
+func (t HoldoutTies) String() string {
+	switch t {
+	case TiesLastInInput:
+		return "last-in-input"
+	case TiesFirstSeenItem:
+		return "first-seen-item"
+	}
+	return fmt.Sprintf("HoldoutTies(%d)", int(t))
+}
+
 // SplitLeaveOneOut holds out each user's latest interaction by timestamp;
 // among equal timestamps the last one in input order is the latest. Users
 // with a single interaction stay in Train and are not evaluated. in is not
 // modified.
-func SplitLeaveOneOut(in []Interaction) *Split {
+func SplitLeaveOneOut(in []Interaction) *Split { return SplitLeaveOneOutTies(in, TiesLastInInput) }
+
+// SplitLeaveOneOutTies is SplitLeaveOneOut with a rule for equal latest
+// timestamps.
+func SplitLeaveOneOutTies(in []Interaction, ties HoldoutTies) *Split {
+	firstSeen := map[string]int{}
+	if ties == TiesFirstSeenItem {
+		for n, it := range in {
+			if _, ok := firstSeen[it.Item]; !ok {
+				firstSeen[it.Item] = n
+			}
+		}
+	}
 	s := sortedCopy(in)
 	last := map[string]int{}
 	count := map[string]int{}
 	for n, it := range s {
-		last[it.User] = n
 		count[it.User]++
+		if p, ok := last[it.User]; ok && ties == TiesFirstSeenItem && s[p].TS == it.TS &&
+			firstSeen[s[p].Item] < firstSeen[it.Item] {
+			continue
+		}
+		last[it.User] = n
 	}
 	hold := make([]bool, len(s))
 	for u, n := range last {
@@ -154,6 +197,14 @@ type Config struct {
 	Negatives int
 	// Seed seeds negative sampling.
 	Seed uint64
+	// Ties picks the held-out interaction among a user's interactions with
+	// the latest timestamp (LeaveOneOut, FullRanking and Tune).
+	Ties HoldoutTies
+	// SkipRepeats leaves out users whose held-out item is also among their
+	// training interactions (repeat consumption, common in clickstreams,
+	// where item-item models then win by recommending what the user already
+	// has). Off by default, as in the published protocol.
+	SkipRepeats bool
 	// NoLists skips the TopK list of each test user, and so the coverage and
 	// popularity metrics.
 	NoLists bool
@@ -205,7 +256,7 @@ type WindowResult struct {
 // fits each model on the rest and ranks the held-out item among itself and
 // its negatives by model score, ties counting against it.
 func LeaveOneOut(ctx context.Context, data []Interaction, models []Model, cfg Config) ([]Result, error) {
-	s := SplitLeaveOneOut(data)
+	s := SplitLeaveOneOutTies(data, cfg.Ties)
 	s.SampleNegatives(cfg.negatives(), cfg.Seed)
 	return LeaveOneOutSplit(ctx, s, models, cfg)
 }
@@ -223,7 +274,7 @@ func LeaveOneOutSplit(ctx context.Context, s *Split, models []Model, cfg Config)
 // item among every catalogue item the user has no training interaction
 // with, ties counting against it.
 func FullRanking(ctx context.Context, data []Interaction, models []Model, cfg Config) ([]Result, error) {
-	return FullRankingSplit(ctx, SplitLeaveOneOut(data), models, cfg)
+	return FullRankingSplit(ctx, SplitLeaveOneOutTies(data, cfg.Ties), models, cfg)
 }
 
 // FullRankingSplit is FullRanking on a given split.
@@ -259,18 +310,30 @@ func evaluateSplit(ctx context.Context, s *Split, models []Model, cfg Config, fu
 	}
 	popOf := func(i string) float64 { return pop[i] }
 	maxK := ks[len(ks)-1]
+	tests := s.Test
+	if cfg.SkipRepeats {
+		tests = nil
+		for _, t := range s.Test {
+			if !trainSeen[t.User][t.Item] {
+				tests = append(tests, t)
+			}
+		}
+		if len(tests) == 0 {
+			return nil, ErrNoData
+		}
+	}
 	var out []Result
 	for _, m := range models {
-		r := Result{Model: m.Name(), Protocol: proto, K: ks, Users: len(s.Test), Events: len(s.Test)}
+		r := Result{Model: m.Name(), Protocol: proto, K: ks, Users: len(tests), Events: len(tests)}
 		t0 := time.Now()
 		if err := m.Fit(ctx, s.Train); err != nil {
 			return nil, fmt.Errorf("%s: fit %s: %w", proto, m.Name(), err)
 		}
 		t1 := time.Now()
 		acc := newAccumulator(ks)
-		bar := NewProgress(cfg.Progress, proto+" "+m.Name(), len(s.Test))
+		bar := NewProgress(cfg.Progress, proto+" "+m.Name(), len(tests))
 		cands := make([]string, 0, len(items))
-		for _, t := range s.Test {
+		for _, t := range tests {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}

@@ -32,11 +32,10 @@ type TuneResult struct {
 }
 
 // Tune grid-searches factories on a validation split carved only from
-// train: each user's latest training interaction is held out (with the
-// same tie rule as SplitLeaveOneOut) and the rest fits the candidates. Pass
-// the training part of a split (Split.Train), never the full log, so the
-// test interactions stay unseen. Every candidate sees the same validation
-// negatives.
+// train: each user's latest training interaction is held out (ties by
+// cfg.Ties) and the rest fits the candidates. Pass the training part of a
+// split (Split.Train), never the full log, so the test interactions stay
+// unseen. Every candidate sees the same validation negatives.
 func Tune(ctx context.Context, train []Interaction, factories []func() Model, cfg TuneConfig) (TuneResult, error) {
 	if len(factories) == 0 {
 		return TuneResult{}, errors.New("tune: no candidates")
@@ -48,7 +47,7 @@ func Tune(ctx context.Context, train []Interaction, factories []func() Model, cf
 	if _, k := splitKey(metric); k > 0 && !slices.Contains(cfg.Ks, k) {
 		cfg.Ks = append(slices.Clone(cfg.Ks), k)
 	}
-	val := SplitLeaveOneOut(train)
+	val := SplitLeaveOneOutTies(train, cfg.Ties)
 	if len(val.Test) == 0 {
 		return TuneResult{}, fmt.Errorf("tune: %w", ErrNoData)
 	}
