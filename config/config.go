@@ -251,10 +251,16 @@ type ScorerWeights struct {
 
 // ScorerConfig configures the score role (refresh topic -> per-user lists).
 type ScorerConfig struct {
-	TopN           int           `yaml:"top_n"`
-	Neighbours     int           `yaml:"neighbours"`
-	CandidateUsers int           `yaml:"candidate_users"`
-	HistoryItems   int           `yaml:"history_items"`
+	TopN           int `yaml:"top_n"`
+	Neighbours     int `yaml:"neighbours"`
+	CandidateUsers int `yaml:"candidate_users"`
+	HistoryItems   int `yaml:"history_items"`
+	// RecentEvents is how many of the user's latest events seed the kNN
+	// sources besides the strongest items.
+	RecentEvents int `yaml:"recent_events"`
+	// RecencyBoost multiplies the seed weight of the latest item by
+	// 1+boost (0.7 less per step back); 0 disables it.
+	RecencyBoost   float64       `yaml:"recency_boost"`
 	UserSimilarity string        `yaml:"user_similarity"`
 	ItemSimilarity string        `yaml:"item_similarity"`
 	Shrinkage      float64       `yaml:"shrinkage"`
@@ -275,6 +281,8 @@ func (s *ScorerConfig) SetDefaults() {
 		Neighbours:      30,
 		CandidateUsers:  100,
 		HistoryItems:    20,
+		RecentEvents:    10,
+		RecencyBoost:    2,
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,

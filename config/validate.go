@@ -180,6 +180,8 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.candidate_users", "must be at least scorer.neighbours (%d), got %d", s.Neighbours, s.CandidateUsers)
 	}
 	p.minInt("scorer.history_items", s.HistoryItems, 1)
+	p.minInt("scorer.recent_events", s.RecentEvents, 0)
+	p.nonNegFloat("scorer.recency_boost", s.RecencyBoost)
 	p.oneOf("scorer.user_similarity", s.UserSimilarity, SimilarityCosine, SimilarityPearson)
 	p.oneOf("scorer.item_similarity", s.ItemSimilarity, SimilarityCosine, SimilarityJaccard, SimilarityLift)
 	p.nonNegFloat("scorer.shrinkage", s.Shrinkage)

@@ -9,25 +9,25 @@ import (
 // Metrics are the consumer's Prometheus metrics. Create them once per
 // registry with NewMetrics; a nil *Metrics records nothing.
 type Metrics struct {
-	Events         *prometheus.CounterVec   // by type
-	Invalid        *prometheus.CounterVec   // by reason
-	DLQWrites      prometheus.Counter       // messages written to the DLQ
-	Fenced         prometheus.Counter       // events skipped by fences (replays)
-	Batches        prometheus.Counter       // batches applied
-	BatchSize      prometheus.Histogram     // events per batch
-	BatchDuration  prometheus.Histogram     // seconds to apply and commit a batch
-	StoreErrors    prometheus.Counter       // failed batch applications (retried)
-	Commits        *prometheus.CounterVec   // by group and result
-	Lag            *prometheus.GaugeVec     // by group, topic, partition: messages
-	LagSeconds     *prometheus.GaugeVec     // by group, topic, partition
-	LastEventTS    *prometheus.GaugeVec     // by partition: unix seconds of the newest processed event
-	RefreshPending prometheus.Gauge         // users waiting for a rescore
-	RefreshBatches prometheus.Histogram     // seconds to rescore and write one batch of users
-	ListsWritten   prometheus.Counter       // user lists written
-	Freshness      prometheus.Histogram     // seconds from event time to list written
-	Ready          *prometheus.GaugeVec     // by role: 1 when healthy
-	Partitions     *prometheus.GaugeVec     // by group: partitions seen in the last interval
-	Rebalances     *prometheus.CounterVec   // by group
+	Events         *prometheus.CounterVec // by type
+	Invalid        *prometheus.CounterVec // by reason
+	DLQWrites      prometheus.Counter     // messages written to the DLQ
+	Fenced         prometheus.Counter     // events skipped by fences (replays)
+	Batches        prometheus.Counter     // batches applied
+	BatchSize      prometheus.Histogram   // events per batch
+	BatchDuration  prometheus.Histogram   // seconds to apply and commit a batch
+	StoreErrors    prometheus.Counter     // failed batch applications (retried)
+	Commits        *prometheus.CounterVec // by group and result
+	Lag            *prometheus.GaugeVec   // by group, topic, partition: messages
+	LagSeconds     *prometheus.GaugeVec   // by group, topic, partition
+	LastEventTS    *prometheus.GaugeVec   // by partition: unix seconds of the newest processed event
+	RefreshPending prometheus.Gauge       // users waiting for a rescore
+	RefreshBatches prometheus.Histogram   // seconds to rescore and write one batch of users
+	ListsWritten   prometheus.Counter     // user lists written
+	Freshness      prometheus.Histogram   // seconds from event time to list written
+	Ready          *prometheus.GaugeVec   // by role: 1 when healthy
+	Partitions     *prometheus.GaugeVec   // by group: partitions seen in the last interval
+	Rebalances     *prometheus.CounterVec // by group
 	_              struct{}
 }
 

@@ -92,6 +92,8 @@ func ScorerOptions(c config.Config) scorer.Options {
 		Neighbours:      s.Neighbours,
 		CandidateUsers:  s.CandidateUsers,
 		HistoryItems:    s.HistoryItems,
+		RecentEvents:    s.RecentEvents,
+		RecencyBoost:    recencyBoost(s.RecencyBoost),
 		UserItems:       c.Model.UserItemsCap,
 		UserSimilarity:  s.UserSimilarity,
 		ItemSimilarity:  s.ItemSimilarity,
@@ -104,6 +106,14 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
 	}
+}
+
+// recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
+func recencyBoost(b float64) float64 {
+	if b == 0 {
+		return -1
+	}
+	return b
 }
 
 // KafkaOptions maps the kafka section onto the consumers' shared settings.

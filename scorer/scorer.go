@@ -16,7 +16,7 @@ import (
 
 // Store is what the scorer needs of the state store.
 type Store interface {
-	Profiles(ctx context.Context, users []string, n int) ([]store.Profile, error)
+	Profiles(ctx context.Context, users []string, n, recent int) ([]store.Profile, error)
 	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
 	ItemNeighbours(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
 	ItemUsers(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
@@ -39,6 +39,8 @@ type Options struct {
 	CandidateUsers  int     // user-kNN: candidate neighbours whose vectors are read
 	UsersPerItem    int     // user-kNN: recent users read per history item
 	HistoryItems    int     // the user's strongest items used as seeds
+	RecentEvents    int     // latest events whose items are seeds too
+	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); <0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
 	ItemNeighbours  int     // item-kNN: co-occurring items read per seed
@@ -73,6 +75,13 @@ func (o *Options) setDefaults() {
 	def(&o.NeighbourItems, 50)
 	def(&o.ItemNeighbours, 50)
 	def(&o.TrendingSize, 200)
+	def(&o.RecentEvents, 10)
+	if o.RecencyBoost == 0 {
+		o.RecencyBoost = 2
+	}
+	if o.RecencyBoost < 0 {
+		o.RecencyBoost = 0
+	}
 	if o.UserSimilarity == "" {
 		o.UserSimilarity = "cosine"
 	}
@@ -232,7 +241,7 @@ func (s *Scorer) top(us UserScores) []store.ListItem {
 // Score computes every candidate of each user with its per-source scores.
 // It reads the store in three pipelined rounds for the whole batch.
 func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error) {
-	profiles, err := s.st.Profiles(ctx, users, s.opt.UserItems)
+	profiles, err := s.st.Profiles(ctx, users, s.opt.UserItems, s.opt.RecentEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -241,14 +250,13 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		return nil, err
 	}
 
-	// Seeds: each user's strongest items.
+	// Seeds: each user's strongest and latest items.
 	seedSet := make(map[string]bool)
-	for _, p := range profiles {
-		for i, it := range p.Items {
-			if i >= s.opt.HistoryItems {
-				break
-			}
-			seedSet[it.ID] = true
+	userSeeds := make([][]store.Scored, len(profiles))
+	for k, p := range profiles {
+		userSeeds[k] = s.Seeds(p)
+		for _, sd := range userSeeds[k] {
+			seedSet[sd.ID] = true
 		}
 	}
 	seeds := keys(seedSet)
@@ -278,7 +286,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	candSet := make(map[string]bool)
 	if s.opt.WeightUserKNN > 0 {
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(p, itemUsers)
+			cands[k] = s.candidateUsers(p.User, userSeeds[k], itemUsers)
 			for _, v := range cands[k] {
 				candSet[v] = true
 			}
@@ -323,7 +331,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	for k, p := range profiles {
 		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate)}
 		if len(p.Items) > 0 {
-			s.itemKNN(&us, rows, degrees)
+			s.itemKNN(&us, userSeeds[k], rows, degrees)
 			s.userKNN(&us, cands[k], vectors)
 		}
 		if s.opt.WeightTrending > 0 && trendMax > 0 {
@@ -367,18 +375,52 @@ func (us *UserScores) blend(opt Options) {
 	}
 }
 
-func (s *Scorer) itemKNN(us *UserScores, rows map[string][]store.Scored, degrees map[string]float64) {
-	if s.opt.WeightItemKNN <= 0 {
-		return
+// Seeds returns the items a user's item-kNN and neighbour search start
+// from, with their weights: the HistoryItems strongest items (weight
+// relative to the strongest) and the items of the RecentEvents latest
+// events, boosted by RecencyBoost·0.7^position.
+func (s *Scorer) Seeds(p store.Profile) []store.Scored {
+	if len(p.Items) == 0 {
+		return nil
 	}
-	items := us.Profile.Items
-	maxW := items[0].Score
-	best := make(map[string]float64)
-	for i, seed := range items {
+	maxW := p.Items[0].Score
+	w := make(map[string]float64, len(p.Items))
+	for _, it := range p.Items {
+		w[it.ID] = it.Score / maxW
+	}
+	var out []store.Scored
+	idx := make(map[string]int)
+	for i, it := range p.Items {
 		if i >= s.opt.HistoryItems {
 			break
 		}
-		a := seed.Score / maxW
+		idx[it.ID] = len(out)
+		out = append(out, store.Scored{ID: it.ID, Score: w[it.ID]})
+	}
+	boost := s.opt.RecencyBoost
+	for pos, id := range p.Recent {
+		base, ok := w[id]
+		if !ok {
+			continue // evicted from the capped vector
+		}
+		f := 1 + boost*math.Pow(0.7, float64(pos))
+		if i, ok := idx[id]; ok {
+			out[i].Score = base * f
+			continue
+		}
+		idx[id] = len(out)
+		out = append(out, store.Scored{ID: id, Score: base * f})
+	}
+	return out
+}
+
+func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][]store.Scored, degrees map[string]float64) {
+	if s.opt.WeightItemKNN <= 0 {
+		return
+	}
+	best := make(map[string]float64)
+	for _, seed := range seeds {
+		a := seed.Score
 		nj := degrees[seed.ID]
 		for _, x := range rows[seed.ID] {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.Score, degrees[x.ID], nj, s.opt.Shrinkage)
@@ -401,17 +443,11 @@ func (s *Scorer) itemKNN(us *UserScores, rows map[string][]store.Scored, degrees
 	}
 }
 
-func (s *Scorer) candidateUsers(p store.Profile, itemUsers map[string][]store.Scored) []string {
-	if len(p.Items) == 0 {
-		return nil
-	}
+func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]store.Scored) []string {
 	overlap := make(map[string]int)
-	for i, it := range p.Items {
-		if i >= s.opt.HistoryItems {
-			break
-		}
+	for _, it := range seeds {
 		for _, v := range itemUsers[it.ID] {
-			if v.ID != p.User {
+			if v.ID != user {
 				overlap[v.ID]++
 			}
 		}

@@ -69,7 +69,7 @@ func relClose(a, b float64) bool {
 func wide(sim string) scorer.Options {
 	return scorer.Options{Neighbours: 10, CandidateUsers: 100000, UsersPerItem: 100000, HistoryItems: 100000,
 		UserItems: 100000, NeighbourItems: 100000, ItemNeighbours: 100000, UserSimilarity: sim, ItemSimilarity: sim,
-		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1}
+		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1, RecencyBoost: -1}
 }
 
 // The user-kNN scores equal a brute-force computation over every user.
@@ -224,5 +224,23 @@ func TestRecommendExcludesPurchasesAndExplains(t *testing.T) {
 	tl, err := sc.RefreshTrending(ctx)
 	if err != nil || len(tl.Items) == 0 {
 		t.Fatalf("trending list %+v err %v", tl, err)
+	}
+}
+
+func TestSeedsBoostRecentItems(t *testing.T) {
+	sc := scorer.New(nil, scorer.Options{HistoryItems: 2, RecencyBoost: 2})
+	p := store.Profile{
+		Items:  []store.Scored{{ID: "a", Score: 8}, {ID: "b", Score: 4}, {ID: "c", Score: 2}, {ID: "d", Score: 1}},
+		Recent: []string{"d", "b", "gone"},
+	}
+	got := sc.Seeds(p)
+	want := []store.Scored{{ID: "a", Score: 1}, {ID: "b", Score: 0.5 * (1 + 2*0.7)}, {ID: "d", Score: 0.125 * 3}}
+	if len(got) != len(want) {
+		t.Fatalf("seeds %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || !relClose(got[i].Score, want[i].Score) {
+			t.Fatalf("seeds %v, want %v", got, want)
+		}
 	}
 }

@@ -24,16 +24,21 @@ type Profile struct {
 	Items     []Scored        // weights, highest first (scaled; compare within one user only)
 	Purchased map[string]bool // purchased items
 	LastTS    int64           // newest event time applied (unix ms)
+	Recent    []string        // distinct items of the most recent events, newest first
 }
 
-// Profiles reads the top n weighted items, purchases and last event time of
-// each user in one pipelined round trip.
-func (s *Store) Profiles(ctx context.Context, users []string, n int) ([]Profile, error) {
+// Profiles reads the top n weighted items, the distinct items of the last
+// recent events, purchases and last event time of each user in one
+// pipelined round trip.
+func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]Profile, error) {
+	recent = max(recent, 1)
 	pipe := s.rdb.Pipeline()
 	ws := make([]*redis.ZSliceCmd, len(users))
 	bs := make([]*redis.StringSliceCmd, len(users))
 	ts := make([]*redis.StringCmd, len(users))
+	logs := make([]*redis.StringSliceCmd, len(users))
 	for i, u := range users {
+		logs[i] = pipe.LRange(ctx, s.keys.UserLog(u), 0, int64(recent-1))
 		ws[i] = pipe.ZRevRangeWithScores(ctx, s.keys.UserWeights(u), 0, int64(n-1))
 		bs[i] = pipe.ZRange(ctx, s.keys.UserPurchased(u), 0, -1)
 		ts[i] = pipe.HGet(ctx, s.keys.UserMeta(u), "ts")
@@ -51,6 +56,13 @@ func (s *Store) Profiles(ctx context.Context, users []string, n int) ([]Profile,
 			}
 		}
 		p.LastTS, _ = strconv.ParseInt(ts[i].Val(), 10, 64)
+		seen := make(map[string]bool)
+		for _, e := range logs[i].Val() {
+			if it := logItem(e); it != "" && !seen[it] {
+				seen[it] = true
+				p.Recent = append(p.Recent, it)
+			}
+		}
 		out[i] = p
 	}
 	return out, nil
@@ -189,6 +201,15 @@ func (s *Store) RecentEvents(ctx context.Context, user string, n int) ([]LoggedE
 		out = append(out, LoggedEvent{Partition: int32(p), Offset: off, Type: f[2], TS: ts, New: f[4] == "1", Item: f[5]})
 	}
 	return out, nil
+}
+
+// logItem returns the item of a log entry offset|partition|type|ts|new|item.
+func logItem(e string) string {
+	f := strings.SplitN(e, "|", 6)
+	if len(f) != 6 {
+		return ""
+	}
+	return f[5]
 }
 
 func zs(v []redis.Z) []Scored {
