@@ -45,6 +45,11 @@ type ReplayConfig struct {
 	// EASERefresh is how many observed events pass between EASE refreshes
 	// (0 means 5000).
 	EASERefresh int
+	// Ingest, when set, replaces the direct store.Apply replay of Fit: it
+	// must bring the events (time order) into the state under Store.Prefix
+	// with the given epoch, e.g. through a broker and the real processor.
+	// Observe is then not supported.
+	Ingest func(ctx context.Context, prefix string, epoch time.Time, events []Interaction) error
 }
 
 // Replay is recstream's ingest path run over a log: it applies the
@@ -130,6 +135,13 @@ func (r *Replay) fit(ctx context.Context, train []Interaction) error {
 	r.offs = make([]int64, r.cfg.Partitions)
 	r.key, r.dirty, r.n = key, false, 0
 	r.version++
+	if r.cfg.Ingest != nil {
+		if err := r.cfg.Ingest(ctx, so.Prefix, so.Epoch, sortedCopy(train)); err != nil {
+			r.st = nil
+			return err
+		}
+		return r.refreshEASE(ctx)
+	}
 	if err := r.apply(ctx, sortedCopy(train)); err != nil {
 		r.st = nil
 		return err
@@ -153,6 +165,9 @@ func (r *Replay) observe(ctx context.Context, it Interaction) error {
 	defer r.mu.Unlock()
 	if r.st == nil {
 		return errors.New("eval: observe before fit")
+	}
+	if r.cfg.Ingest != nil {
+		return errors.New("eval: a replay with its own Ingest cannot observe single events")
 	}
 	r.dirty = true
 	r.version++
@@ -230,6 +245,7 @@ type Incremental struct {
 	us      *scorer.UserScores
 	usVer   int
 	usValid bool
+	easeVer int
 }
 
 var _ Learner = (*Incremental)(nil)
@@ -279,6 +295,14 @@ func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScor
 		return m.us, nil
 	}
 	if m.sc == nil || m.scVer != ver {
+		if m.opt.EASE != nil && m.opt.EASE != m.replay.cfg.EASE && m.easeVer != ver {
+			// A model with its own EASE (other settings than the
+			// replay's) refreshes it from the current state.
+			if err := m.opt.EASE.Refresh(ctx, st); err != nil {
+				return nil, err
+			}
+			m.easeVer = ver
+		}
 		m.sc = scorer.New(st, m.opt)
 		m.scVer = ver
 	}
