@@ -397,4 +397,3 @@ func escapeGlob(s string) string {
 	}
 	return string(out)
 }
-

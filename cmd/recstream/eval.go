@@ -39,7 +39,7 @@ var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE,
 // the per-user caps hold whole histories. The tuned defaults of the scorer
 // are the production ones.
 var evalProfile = []string{
-	"model.half_life=87600h",   // 10 years: a 1990s log keeps its weights
+	"model.half_life=87600h",    // 10 years: a 1990s log keeps its weights
 	"model.user_items_cap=5000", // whole user histories (ML-100K: at most 737)
 	"model.user_ttl=0",          // event time is not wall time
 	"run.roles=ingest,score",
@@ -498,6 +498,5 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	}
 	return out, nil
 }
-
 
 // tuneConfig is filled in by eval_tune.go.
