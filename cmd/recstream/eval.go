@@ -400,7 +400,7 @@ type evalEnv struct {
 }
 
 func newEvalEnv(ctx context.Context, f *evalFlags, cfg config.Config, stderr io.Writer) (*evalEnv, error) {
-	e := &evalEnv{f: f, stderr: stderr, prefix: fmt.Sprintf("rseval:%d:%d:", os.Getpid(), time.Now().UnixNano())}
+	e := &evalEnv{f: f, stderr: stderr, prefix: fmt.Sprintf("rseval:%x:", uint32(time.Now().UnixNano())^uint32(os.Getpid())<<16)}
 	if f.redis != "" {
 		e.addr = f.redis
 		return e, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
+	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/embedded"
 	"github.com/recstream/recstream/processor"
 )
@@ -30,6 +31,14 @@ func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix s
 			e.kafka = k
 			e.closes = append(e.closes, k.Close)
 		}
+		// The production decoder rejects events before event.MinTS (2000):
+		// older logs are shifted forward, epoch included, which leaves
+		// every decay factor (a function of ts − epoch) unchanged.
+		var shift int64
+		if len(events) > 0 && events[0].TS < event.MinTS {
+			shift = event.MinTS - events[0].TS
+		}
+		epoch = epoch.Add(time.Duration(shift) * time.Millisecond)
 		e.n++
 		cfg := c
 		cfg.Run.Roles = []string{config.RoleIngest}
@@ -63,7 +72,7 @@ func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix s
 			return err
 		}
 		for _, it := range events {
-			b, err := json.Marshal(map[string]any{"user_id": it.User, "item_id": it.Item, "type": it.Type, "ts": it.TS})
+			b, err := json.Marshal(map[string]any{"user_id": it.User, "item_id": it.Item, "type": it.Type, "ts": it.TS + shift})
 			if err != nil {
 				return err
 			}
