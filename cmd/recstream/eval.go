@@ -299,9 +299,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer env.close()
 
-	names := strings.Split(f.models, ",")
-	for i := range names {
-		names[i] = strings.TrimSpace(names[i])
+	var names []string
+	for _, n := range strings.Split(f.models, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
 	}
 
 	var split *eval.Split
@@ -385,7 +387,44 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		st := eval.Describe(d.all)
 		fmt.Fprintf(stdout, "%d interactions, %d users, %d items; protocol %s\n", st.Interactions, st.Users, st.Items, f.protocol)
 	}
-	return eval.WriteTable(stdout, rs)
+	if err := eval.WriteTable(stdout, rs); err != nil {
+		return err
+	}
+	writeBatchComparison(stdout, names, models, rs, ks)
+	return nil
+}
+
+// batchPairs are the incremental models and their batch references.
+var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}}
+
+// writeBatchComparison prints, for each incremental model evaluated beside
+// its batch reference, the difference of their metrics: 0 where the
+// production caps do not bind and the definitions agree, and the cost (or
+// gain) of the caps, the decay and the recency seeds otherwise.
+func writeBatchComparison(w io.Writer, names []string, models []eval.Model, rs []eval.Result, ks []int) {
+	byName := map[string]eval.Result{}
+	for i, m := range models {
+		for _, r := range rs {
+			if r.Model == m.Name() && i < len(names) {
+				byName[names[i]] = r
+			}
+		}
+	}
+	k := ks[len(ks)-1]
+	hr, nd := eval.MetricKey("hr", k), eval.MetricKey("ndcg", k)
+	header := false
+	for _, p := range batchPairs {
+		inc, ok1 := byName[p[0]]
+		bat, ok2 := byName[p[1]]
+		if !ok1 || !ok2 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nincremental minus batch reference (%s, %s):\n", hr, nd)
+			header = true
+		}
+		fmt.Fprintf(w, "  %-9s - %-31s %+.4f  %+.4f\n", p[0], bat.Model, inc.Metrics[hr]-bat.Metrics[hr], inc.Metrics[nd]-bat.Metrics[nd])
+	}
 }
 
 // evalEnv is the Redis (and, for --full-path, the broker) of one eval run.
@@ -499,4 +538,3 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	return out, nil
 }
 
-// tuneConfig is filled in by eval_tune.go.
