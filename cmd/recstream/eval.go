@@ -537,4 +537,3 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	}
 	return out, nil
 }
-
