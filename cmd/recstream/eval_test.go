@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writePlanted writes a MovieLens u.data file (user, item, rating, ts) with
@@ -126,5 +127,18 @@ func TestEvalFullPath(t *testing.T) {
 		if d < 0.3 {
 			t.Errorf("%s: hr@10 %.3f", m, d)
 		}
+	}
+}
+
+// TestTunedProfileLoads checks that the named profile is a valid
+// configuration and turns the EASE source on.
+func TestTunedProfileLoads(t *testing.T) {
+	f := &evalFlags{configPath: filepath.Join("..", "..", "deploy", "profiles", "tuned-ml100k.yaml")}
+	cfg, err := evalConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scorer.Weights.EASE <= 0 || cfg.Scorer.Shrinkage != 20 || cfg.Model.HalfLife < 365*24*time.Hour {
+		t.Errorf("profile not applied over eval's: %+v %+v", cfg.Scorer, cfg.Model)
 	}
 }
