@@ -454,7 +454,7 @@ func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n in
 	deadline := time.Now().Add(30 * time.Minute)
 	var before snapshot
 	first := 0
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
