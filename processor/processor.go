@@ -105,7 +105,16 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
+		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 	}
+}
+
+// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
+func neighbourTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
