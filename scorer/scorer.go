@@ -347,8 +347,10 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	}
 
 	normed := make(map[string]map[string]float64, len(vectors))
+	norms := make(map[string]float64, len(vectors))
 	for v, vec := range vectors {
 		normed[v] = NormalisedVector(vec)
+		norms[v] = norm(normed[v])
 	}
 	trendMax := 0.0
 	if len(trending) > 0 {
@@ -359,7 +361,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate)}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
-			s.userKNN(&us, cands[k], normed)
+			s.userKNN(&us, cands[k], normed, norms)
 		}
 		if s.opt.WeightTrending > 0 && trendMax > 0 {
 			for _, t := range trending {
@@ -449,6 +451,7 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 	for _, seed := range seeds {
 		a := seed.Score
 		nj := degrees[seed.ID]
+		why := "" // built once per seed, when first needed
 		for _, x := range rows[seed.ID] {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.Score, degrees[x.ID], nj, s.opt.Shrinkage)
 			if sim <= 0 {
@@ -463,7 +466,10 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 			reason := ""
 			if contrib > best[x.ID] {
 				best[x.ID] = contrib
-				reason = "because you viewed " + seed.ID
+				if why == "" {
+					why = "because you viewed " + seed.ID
+				}
+				reason = why
 			}
 			us.setReason(x.ID, SourceItemKNN, prev+contrib, reason)
 		}
@@ -520,12 +526,13 @@ func NormalisedVector(items []store.Scored) map[string]float64 {
 }
 
 // userKNN scores the user's neighbours among cands; normed holds their
-// vectors as NormalisedVector gives them.
-func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[string]float64) {
+// vectors as NormalisedVector gives them, norms their Euclidean norms.
+func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[string]float64, norms map[string]float64) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
 	u := NormalisedVector(us.Profile.Items)
+	nu := norm(u)
 	type nb struct {
 		id  string
 		sim float64
@@ -538,7 +545,7 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[s
 		if s.opt.UserSimilarity == "pearson" {
 			sim = Pearson(u, vec)
 		} else {
-			sim = Cosine(u, vec)
+			sim = cosineNorms(u, vec, nu, norms[v])
 		}
 		if s.opt.Shrinkage > 0 {
 			common := 0
