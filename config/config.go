@@ -274,6 +274,10 @@ type ScorerConfig struct {
 	Workers         int           `yaml:"workers"`
 	ModelName       string        `yaml:"model_name"`
 	TrendingRefresh time.Duration `yaml:"trending_refresh"`
+	// NeighbourTTL is how long the scorer reuses what it read of other
+	// users and items (neighbour vectors, co-occurrence rows, recent users
+	// of items) across the users it rescores; 0 rereads them every time.
+	NeighbourTTL time.Duration `yaml:"neighbour_ttl"`
 	// EASELambda is the L2 regularisation of the EASE item model.
 	EASELambda float64 `yaml:"ease_lambda"`
 	// EASEMaxItems caps the EASE model to the items with the most users.
@@ -301,6 +305,7 @@ func (s *ScorerConfig) SetDefaults() {
 		Workers:         8,
 		ModelName:       "hybrid-v1",
 		TrendingRefresh: time.Second,
+		NeighbourTTL:    time.Second,
 		EASELambda:      300,
 		EASEMaxItems:    2000,
 		EASERefresh:     10 * time.Minute,

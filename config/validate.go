@@ -200,6 +200,7 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.nonNegDur("scorer.neighbour_ttl", s.NeighbourTTL)
 	if p.nonNegFloat("scorer.ease_lambda", s.EASELambda) && s.EASELambda == 0 {
 		p.add("scorer.ease_lambda", "must be greater than 0")
 	}

@@ -88,7 +88,7 @@ func StoreOptions(c config.Config) store.Options {
 // ScorerOptions maps the scorer section onto scorer options.
 func ScorerOptions(c config.Config) scorer.Options {
 	s := c.Scorer
-	return scorer.Options{
+	o := scorer.Options{
 		TopN:            s.TopN,
 		Neighbours:      s.Neighbours,
 		CandidateUsers:  s.CandidateUsers,
@@ -107,7 +107,21 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
+		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 	}
+	// Retention: a user's list never outlives the user's state.
+	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
+		o.ListTTL = u
+	}
+	return o
+}
+
+// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
+func neighbourTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // EASEOptions maps the scorer section onto the EASE model's options.
