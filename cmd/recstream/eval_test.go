@@ -142,3 +142,41 @@ func TestTunedProfileLoads(t *testing.T) {
 		t.Errorf("profile not applied over eval's: %+v %+v", cfg.Scorer, cfg.Model)
 	}
 }
+
+// TestEvalNCF reads an NCF split (placeholder ratings and timestamps in the
+// train file) with its negatives file.
+func TestEvalNCF(t *testing.T) {
+	dir := t.TempDir()
+	var train, test, neg strings.Builder
+	for u := 0; u < 20; u++ {
+		c := u % 2
+		for i := 0; i < 8; i++ {
+			fmt.Fprintf(&train, "%d\t%d\t1\t0\n", u, c*10+(u+i)%10)
+		}
+		held := c*10 + (u+8)%10
+		fmt.Fprintf(&test, "%d\t%d\t5\t978300000\n", u, held)
+		fmt.Fprintf(&neg, "(%d,%d)", u, held)
+		for k := 0; k < 5; k++ {
+			fmt.Fprintf(&neg, "\t%d", (1-c)*10+k)
+		}
+		neg.WriteString("\n")
+	}
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got := runEvalJSON(t, "--format", "ncf", "--train", write("x.train.rating", train.String()),
+		"--test", write("x.test.rating", test.String()), "--negatives", write("x.test.negative", neg.String()),
+		"--models", "popularity,item-knn", "--k", "1", "--json", "-q")
+	r := got["item-knn"]
+	if r == nil || r["users"] == nil {
+		t.Fatalf("no item-knn row: %v", got)
+	}
+	// The held-out item is in the user's cluster, the negatives are not.
+	if hr := r["hr@1"].(float64); hr != 1 {
+		t.Errorf("item-knn hr@1 %v, want 1: %v", hr, r)
+	}
+}
