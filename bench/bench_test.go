@@ -25,8 +25,10 @@ func TestQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("quick run took %s, want < 30 s", d)
+	// About 10 s on an idle 2-core machine; the bound leaves room for a
+	// loaded CI runner.
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("quick run took %s, want well under a minute", d)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
