@@ -50,7 +50,9 @@ type Options struct {
 	WeightUserKNN   float64
 	WeightItemKNN   float64
 	WeightTrending  float64
-	ExcludeSeen     bool // drop every item the user interacted with (purchases are always dropped)
+	WeightEASE      float64 // weight of the EASE source (needs EASE)
+	EASE            *EASE   // background-refreshed item model; nil disables the source
+	ExcludeSeen     bool    // drop every item the user interacted with (purchases are always dropped)
 	ListTTL         time.Duration
 	ModelName       string
 	TrendingSize    int           // trending items read
@@ -94,7 +96,7 @@ func (o *Options) setDefaults() {
 	if o.ItemSimilarity == "" {
 		o.ItemSimilarity = "cosine"
 	}
-	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 {
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
 	}
 	if o.ListTTL <= 0 {
@@ -362,6 +364,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
 			s.userKNN(&us, cands[k], normed, norms)
+			s.easeScores(&us)
 		}
 		if s.opt.WeightTrending > 0 && trendMax > 0 {
 			for _, t := range trending {
@@ -385,7 +388,7 @@ func (us *UserScores) blend(opt Options) {
 			}
 		}
 	}
-	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending}
+	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending, SourceEASE: opt.WeightEASE}
 	for _, c := range us.Candidates {
 		c.Score = 0
 		best, bestSrc := -1.0, ""

@@ -36,6 +36,8 @@ Usage:
   recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
   recstream bench   [--quick] [--json] [--profile DIR]       benchmark the pipeline (embedded broker, redis-server)
   recstream config  [--config FILE] [--set key=value]...   print the effective configuration
+  recstream eval    --data FILE [--protocol loo|full|prequential] [--k 5,10,20] [--json]
+                                                           offline accuracy of the production models (docs/evaluation.md)
   recstream version
 
 Every configuration key can be set in the YAML file, by environment variable
@@ -60,6 +62,8 @@ func main() {
 		err = cmdBench(args)
 	case "config":
 		err = cmdConfig(args, os.Stdout)
+	case "eval":
+		err = cmdEval(args)
 	case "version":
 		fmt.Printf("recstream %s (%s)\n", version, commit)
 	case "-h", "--help", "help":

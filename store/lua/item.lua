@@ -7,6 +7,8 @@
 --       offset, user ('' for a co-occurrence-only contribution), ts,
 --       weight ('' for none), new ('1' when the event made the pair new),
 --       decay factor, co-items joined by "\n" ('' for none)
+-- With ttl > 0, users whose last interaction (event time) is older than ttl
+-- before the newest applied one are removed from the recent users zset.
 -- Returns the number of contributions applied.
 --
 -- Expiry as in user.lua: x is when the TTLs were last renewed, k a bitmask
@@ -28,6 +30,7 @@ local hasPop = false
 local deg = 0
 local co = {}
 local coOrder = {}
+local maxts = 0
 local zargs = {}
 for k = 0, n - 1 do
   local b = 7 + k * 7
@@ -37,6 +40,7 @@ for k = 0, n - 1 do
     if user ~= '' then
       zargs[#zargs + 1] = ARGV[b + 2]
       zargs[#zargs + 1] = user
+      if tonumber(ARGV[b + 2]) > maxts then maxts = tonumber(ARGV[b + 2]) end
     end
     if ARGV[b + 3] ~= '' then
       pop = pop + tonumber(ARGV[b + 3])
@@ -75,6 +79,11 @@ if applied > 0 then
   if deg ~= 0 then
     fields[#fields + 1] = 'n'
     fields[#fields + 1] = string.format('%.17g', (tonumber(meta[3] or '0')) + deg)
+  end
+  if ttl > 0 and maxts > 0 then
+    -- retention: users whose last interaction with this item is older
+    -- than ttl (in event time) leave the recent-user index
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', maxts - ttl * 1000))
   end
   if added > 0 then
     local card = redis.call('ZCARD', KEYS[1])
