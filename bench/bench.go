@@ -250,6 +250,10 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	cfg.Redis.Addrs = []string{rs.Addr}
 	cfg.Admin.Listen = ""
 	cfg.Log.Level = "warn"
+	// The rescore phase calls the scorer directly, without the score
+	// consumer's retries: give a loaded machine time rather than fail.
+	cfg.Redis.ReadTimeout = max(cfg.Redis.ReadTimeout, 30*time.Second)
+	cfg.Redis.WriteTimeout = max(cfg.Redis.WriteTimeout, 30*time.Second)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

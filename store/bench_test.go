@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
@@ -15,10 +18,18 @@ import (
 // BenchmarkApply applies one partition batch of 1,000 synthetic events
 // (default caps) per iteration against a real redis-server; offsets keep
 // growing, so every batch is applied, none fenced. ns/op is per batch.
+// Sub-benchmarks vary model.cooc_history (20 is the default), the number of
+// earlier items a new (user, item) pair co-occurs with.
 func BenchmarkApply(b *testing.B) {
+	for _, h := range []int{20, 5, 1} {
+		b.Run("cooc_history="+strconv.Itoa(h), func(b *testing.B) { benchApply(b, h) })
+	}
+}
+
+func benchApply(b *testing.B, history int) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
-	st := store.New(rdb, store.Options{Prefix: "b:"})
+	st := store.New(rdb, store.Options{Prefix: "b:", CoocHistory: history})
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		b.Fatal(err)
@@ -41,6 +52,7 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu0, calls0 := redisCost(b, rdb)
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -50,7 +62,41 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+	cpu1, calls1 := redisCost(b, rdb)
+	events := float64(b.N * batch)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
+	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
+	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
+}
+
+// redisCost returns Redis's CPU seconds (user+sys) and the commands it ran
+// (INFO commandstats, script calls included; INFO itself excluded).
+func redisCost(b *testing.B, rdb *redis.Client) (float64, int64) {
+	b.Helper()
+	ctx := context.Background()
+	txt, err := rdb.Info(ctx, "cpu", "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cpu float64
+	var calls int64
+	for _, line := range strings.Split(txt, "\n") {
+		line = strings.TrimSpace(line)
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "used_cpu_user" || k == "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		case strings.HasPrefix(k, "cmdstat_") && k != "cmdstat_info":
+			c, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+			n, _ := strconv.ParseInt(c, 10, 64)
+			calls += n
+		}
+	}
+	return cpu, calls
 }
 
 func benchList(n int) store.List {
