@@ -93,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_assigned_partitions", Help: "Partitions this process consumed from recently, by group.",
 		}, []string{"group"}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_rebalances_total", Help: "Changes in the set of partitions consumed, by group.",
+			Name: "recstream_rebalances_total", Help: "Changes in the group's partition assignment seen by the lag poller, by group.",
 		}, []string{"group"}),
 	}
 	for _, t := range event.Types {

@@ -72,7 +72,7 @@ func cmdDemo(args []string) error {
 	cfg.Log.Level = logLevel
 	log := newLogger(cfg.Log, os.Stderr)
 	reg := newRegistry()
-	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg})
+	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version})
 	if err != nil {
 		return err
 	}
