@@ -278,7 +278,7 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("redis: %w", err)
+			return fmt.Errorf("redis: %w (last error: %v)", ctx.Err(), err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/processor"
@@ -135,8 +137,21 @@ func cmdRun(args []string) error {
 		return err
 	}
 	log.Info("recstream starting", "version", version, "roles", cfg.Run.Roles, "admin", addr, "brokers", cfg.Kafka.Brokers, "redis", cfg.Redis.Addrs)
+	redis.SetLogger(redisLogger{log})
 	start := time.Now()
 	err = p.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
 	log.Info("recstream stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
 	return err
+}
+
+// redisLogger sends go-redis's internal messages (dial failures and the
+// like, repeated on every retry) to the debug level: the processor reports
+// what matters itself.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis client: " + fmt.Sprintf(format, v...))
 }
