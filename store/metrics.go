@@ -86,7 +86,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		err := next(ctx, cmd)
 		name := commandLabel(cmd.Name())
 		h.m.Duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
-		if isFailure(err) {
+		if isFailure(err) && !handshake(name) {
 			h.m.Errors.WithLabelValues(name).Inc()
 		}
 		return err
@@ -95,13 +95,20 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		setup := true
+		for _, c := range cmds {
+			setup = setup && handshake(commandLabel(c.Name()))
+		}
+		if setup { // a new connection's HELLO and CLIENT SETINFO
+			return next(ctx, cmds)
+		}
 		start := time.Now()
 		err := next(ctx, cmds)
 		h.m.Duration.WithLabelValues("pipeline").Observe(time.Since(start).Seconds())
 		failed := false
 		for _, c := range cmds {
-			if isFailure(c.Err()) {
-				h.m.Errors.WithLabelValues(commandLabel(c.Name())).Inc()
+			if name := commandLabel(c.Name()); isFailure(c.Err()) && !handshake(name) {
+				h.m.Errors.WithLabelValues(name).Inc()
 				failed = true
 			}
 		}
@@ -123,6 +130,11 @@ func commandLabel(name string) string {
 	}
 	return "other"
 }
+
+// handshake reports whether a command is part of go-redis's connection
+// set-up (HELLO, CLIENT SETINFO), whose error replies from older servers
+// the client ignores.
+func handshake(label string) bool { return label == "hello" || label == "client" }
 
 // isFailure reports whether err is a failure worth counting: not a miss
 // (redis.Nil) and not NOSCRIPT, which the store answers by loading scripts.
