@@ -189,7 +189,7 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		"because you viewed i1", "i7", // the list with reasons
 		"purchase", "i2", // recent events
-		"malformed", // DLQ by reason
+		"malformed",                // DLQ by reason
 		"stalled", ">20<", "4.5 s", // the partition row
 		"hybrid-v1",
 	} {
