@@ -355,7 +355,11 @@ func (l *lagTracker) committed(msgs []kafka.Message) {
 		l.parts[p] = PartitionLag{Messages: lag, Seconds: secs, Updated: now}
 		ps := strconv.Itoa(p)
 		l.m.Lag.WithLabelValues(l.group, l.topic, ps).Set(float64(lag))
-		l.m.LagSeconds.WithLabelValues(l.group, l.topic, ps).Set(secs)
+		if lag == 0 {
+			// With a backlog, the LagMonitor sets the exact value (the age of
+			// the oldest unconsumed message, which this batch does not know).
+			l.m.LagSeconds.WithLabelValues(l.group, l.topic, ps).Set(0)
+		}
 		l.active[p] = true
 	}
 	// Partitions not seen for a while are considered no longer assigned.

@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_consumer_lag_messages", Help: "High watermark minus committed offset, per partition.",
 		}, []string{"group", "topic", "partition"}),
 		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "recstream_consumer_lag_seconds", Help: "Age of the last committed message when messages are waiting behind it, else 0.",
+			Name: "recstream_consumer_lag_seconds", Help: "Age of the oldest unconsumed message per partition (0 when caught up).",
 		}, []string{"group", "topic", "partition"}),
 		LastEventTS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "recstream_last_event_timestamp_seconds", Help: "Event time of the newest processed event, per partition.",

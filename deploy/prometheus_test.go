@@ -128,6 +128,26 @@ func TestPrometheusReadsLag(t *testing.T) {
 	if r := prom.query(t, `recstream_broker_reachable`); r[""] != 1 {
 		t.Errorf("recstream_broker_reachable = %v, want 1", r)
 	}
+	// Label cardinality: no user or item label, a bounded number of series.
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			series++
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "user", "user_id", "item", "item_id", "session_id":
+					t.Errorf("%s has a %s label", f.GetName(), l.GetName())
+				}
+			}
+		}
+	}
+	if series > 400 {
+		t.Errorf("%d series for 4 partitions and 17 users", series)
+	}
 	// /readyz reports the outage.
 	res, err := http.Get("http://" + addr.String() + "/readyz")
 	if err != nil {
