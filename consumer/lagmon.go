@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,10 +80,10 @@ type PartitionStatus struct {
 	Committed   int64   `json:"committed"` // -1: nothing committed yet
 	Lag         int64   `json:"lag_messages"`
 	LagSeconds  float64 `json:"lag_seconds"`
-	ConsumeRate float64 `json:"consume_rate"` // committed offsets per second since the previous poll
-	ProduceRate float64 `json:"produce_rate"` // high watermark per second since the previous poll
-	Status      string  `json:"status"`       // ok, lagging (lag grew), stalled (lag > 0, offset not moving)
-	Owner       string  `json:"owner,omitempty"`
+	ConsumeRate float64 `json:"consume_rate"`    // committed offsets per second since the previous poll
+	ProduceRate float64 `json:"produce_rate"`    // high watermark per second since the previous poll
+	Status      string  `json:"status"`          // ok, lagging (lag grew), stalled (lag > 0, offset not moving)
+	Owner       string  `json:"owner,omitempty"` // host of the member the partition is assigned to
 }
 
 // GroupStatus is one watched group as last polled.
@@ -319,7 +320,7 @@ func (m *LagMonitor) pollWatch(ctx context.Context, w LagWatch, now time.Time) (
 					if _, dup := owners[p]; !dup {
 						g.Assigned++
 					}
-					owners[p] = mem.ClientID + "@" + strings.TrimPrefix(mem.ClientHost, "/")
+					owners[p] = memberHost(mem.ClientHost)
 					sig = append(sig, mem.MemberID+":"+strconv.Itoa(p))
 				}
 			}
@@ -349,6 +350,16 @@ func (m *LagMonitor) pollWatch(ctx context.Context, w LagWatch, now time.Time) (
 		out = append(out, ps)
 	}
 	return g, out, nil
+}
+
+// memberHost returns the address a group member connects from, without
+// the port (a pod's IP in Kubernetes, the host otherwise).
+func memberHost(h string) string {
+	h = strings.TrimPrefix(h, "/")
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
 }
 
 // noteAssignment counts a rebalance when a group's assignment differs from
