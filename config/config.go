@@ -316,9 +316,13 @@ func (s *ScorerConfig) SetDefaults() {
 type AdminConfig struct {
 	// Listen is the host:port to listen on; empty disables the server.
 	Listen string `yaml:"listen"`
+	// LagInterval is how often consumer lag, group assignment and broker
+	// reachability are polled from the broker (also the /readyz broker
+	// check's cache period).
+	LagInterval time.Duration `yaml:"lag_interval"`
 }
 
 // SetDefaults sets every admin key to its default.
 func (s *AdminConfig) SetDefaults() {
-	*s = AdminConfig{Listen: ":9464"}
+	*s = AdminConfig{Listen: ":9464", LagInterval: 5 * time.Second}
 }

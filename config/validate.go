@@ -217,6 +217,7 @@ func (s AdminConfig) Validate() error {
 			p.add("admin.listen", "%q: %v (or empty to disable the admin server)", s.Listen, err)
 		}
 	}
+	p.positiveDur("admin.lag_interval", s.LagInterval)
 	return p.err()
 }
 

@@ -343,7 +343,6 @@ func (l *lagTracker) committed(msgs []kafka.Message) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	changed := false
 	for p, m := range last {
 		lag := m.HighWaterMark - (m.Offset + 1)
 		if lag < 0 {
@@ -356,21 +355,19 @@ func (l *lagTracker) committed(msgs []kafka.Message) {
 		l.parts[p] = PartitionLag{Messages: lag, Seconds: secs, Updated: now}
 		ps := strconv.Itoa(p)
 		l.m.Lag.WithLabelValues(l.group, l.topic, ps).Set(float64(lag))
-		l.m.LagSeconds.WithLabelValues(l.group, l.topic, ps).Set(secs)
-		if !l.active[p] {
-			l.active[p] = true
-			changed = true
+		if lag == 0 {
+			// With a backlog, the LagMonitor sets the exact value (the age of
+			// the oldest unconsumed message, which this batch does not know).
+			l.m.LagSeconds.WithLabelValues(l.group, l.topic, ps).Set(0)
 		}
+		l.active[p] = true
 	}
 	// Partitions not seen for a while are considered no longer assigned.
+	// Rebalances are counted by the LagMonitor from the group's assignment.
 	for p, pl := range l.parts {
 		if now.Sub(pl.Updated) > time.Minute && l.active[p] {
 			delete(l.active, p)
-			changed = true
 		}
-	}
-	if changed {
-		l.m.Rebalances.WithLabelValues(l.group).Inc()
 	}
 	l.m.Partitions.WithLabelValues(l.group).Set(float64(len(l.active)))
 }

@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_consumer_lag_messages", Help: "High watermark minus committed offset, per partition.",
 		}, []string{"group", "topic", "partition"}),
 		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "recstream_consumer_lag_seconds", Help: "Age of the last committed message when messages are waiting behind it, else 0.",
+			Name: "recstream_consumer_lag_seconds", Help: "Age of the oldest unconsumed message per partition (0 when caught up).",
 		}, []string{"group", "topic", "partition"}),
 		LastEventTS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "recstream_last_event_timestamp_seconds", Help: "Event time of the newest processed event, per partition.",
@@ -93,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_assigned_partitions", Help: "Partitions this process consumed from recently, by group.",
 		}, []string{"group"}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_rebalances_total", Help: "Changes in the set of partitions consumed, by group.",
+			Name: "recstream_rebalances_total", Help: "Changes in the group's partition assignment seen by the lag poller, by group.",
 		}, []string{"group"}),
 	}
 	for _, t := range event.Types {

@@ -19,9 +19,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recstream/recstream/admin"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/logx"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -32,6 +34,7 @@ type Deps struct {
 	Registerer prometheus.Registerer // nil: a private registry
 	Gatherer   prometheus.Gatherer   // served at /metrics; nil: the private registry
 	Now        func() time.Time
+	Version    string // shown on the status page
 }
 
 // Processor is one recstream process: the roles its configuration selects.
@@ -44,7 +47,9 @@ type Processor struct {
 	Score   *consumer.Score  // nil unless the score role runs
 	EASE    *scorer.EASE     // nil unless scorer.weights.ease > 0
 	Metrics *consumer.Metrics
+	Lag     *consumer.LagMonitor // polls lag of the running roles' groups
 
+	version  string
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	admin    net.Listener
@@ -173,6 +178,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	m := consumer.NewMetrics(reg)
 	rdb := NewRedis(cfg.Redis)
+	store.NewRedisMetrics(reg).InstrumentClient(rdb)
+	// Repeated warnings (a broker or Redis outage retried in a loop) are
+	// written once per interval with a count of the suppressed ones.
+	rlog := slog.New(logx.RateLimit(log.Handler(), 10*time.Second))
 	so := StoreOptions(cfg)
 	so.Logger = log
 	st := store.New(rdb, so)
@@ -189,8 +198,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		sco.EASE = ease
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat}
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version}
 	k := KafkaOptions(cfg)
+	var watches []consumer.LagWatch
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
 			Kafka:           k,
@@ -203,8 +213,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ShutdownTimeout: cfg.Run.ShutdownTimeout,
 			Decoder:         event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
 			Metrics:         m,
-			Logger:          log.With("role", "ingest"),
+			Logger:          rlog.With("role", "ingest"),
 		}, st)
+		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
 	}
 	if cfg.Run.Has(config.RoleScore) {
 		p.Score = consumer.NewScore(consumer.ScoreOptions{
@@ -215,9 +226,18 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Workers:         cfg.Scorer.Workers,
 			ShutdownTimeout: cfg.Run.ShutdownTimeout,
 			Metrics:         m,
-			Logger:          log.With("role", "score"),
+			Logger:          rlog.With("role", "score"),
 		}, sc)
+		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
+	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
+		Kafka:      k,
+		Watches:    watches,
+		Interval:   cfg.Admin.LagInterval,
+		Metrics:    m,
+		Registerer: reg,
+		Logger:     rlog.With("role", "lag"),
+	})
 	return p, nil
 }
 
@@ -249,6 +269,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.Lag.Run(gctx) })
 	if p.Ingest != nil {
 		g.Go(func() error { return p.Ingest.Run(gctx) })
 	}
@@ -299,7 +320,9 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether every role runs healthy and Redis answers.
+// Ready reports whether every role runs healthy (no outage: not retrying a
+// failed batch), Redis answers, the broker answered the last lag poll and
+// every role's group has partitions assigned (see consumer.LagMonitor.Check).
 func (p *Processor) Ready(ctx context.Context) error {
 	if p.Ingest != nil && !p.Ingest.Ready() {
 		return errors.New("ingest: retrying a failed batch")
@@ -312,12 +335,17 @@ func (p *Processor) Ready(ctx context.Context) error {
 	if err := p.Store.Ping(cctx); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	return nil
+	return p.Lag.Check()
 }
 
-// Handler serves /metrics, /healthz and /readyz.
+// Handler serves /metrics, /healthz, /readyz, the status page at / and the
+// read API under /api/v1/ (package admin).
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
+	admin.New(admin.Options{
+		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
+		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
+	}).Register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

@@ -72,7 +72,7 @@ func cmdDemo(args []string) error {
 	cfg.Log.Level = logLevel
 	log := newLogger(cfg.Log, os.Stderr)
 	reg := newRegistry()
-	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg})
+	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version})
 	if err != nil {
 		return err
 	}
@@ -81,9 +81,9 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	fmt.Fprintf(out, "recstream demo\n")
+	fmt.Fprintf(out, "  status page  : http://%s/   (a user: http://%s/?user=u0   metrics: /metrics)\n", addr, addr)
 	fmt.Fprintf(out, "  kafka broker : %s (embedded; topics %s)\n", strings.Join(kf.Brokers, ","), strings.Join(topics, ", "))
 	fmt.Fprintf(out, "  redis        : %s (%s; keys prefixed %q)\n", rd.Addr, rd.Kind, cfg.Redis.KeyPrefix)
-	fmt.Fprintf(out, "  status page  : http://%s/   metrics: http://%s/metrics\n", addr, addr)
 	fmt.Fprintf(out, "  try          : kcat -b %s -t %s -C -o end     redis-cli -p %s GET '%s'\n\n",
 		kf.Brokers[0], cfg.Kafka.RefreshTopic, portOf(rd.Addr), p.Store.Keys().UserList("u0"))
 

@@ -133,7 +133,7 @@ func cmdRun(args []string) error {
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	reg := newRegistry()
-	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg})
+	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,228 @@
+package admin
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recstream/recstream/consumer"
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/store"
+)
+
+// Store is what the status page and the read endpoint read from Redis.
+type Store interface {
+	RecentEvents(ctx context.Context, user string, n int) ([]store.LoggedEvent, error)
+	ReadList(ctx context.Context, user string) (l store.List, found bool, err error)
+}
+
+// LagSource supplies the per-partition lag table.
+type LagSource interface {
+	Snapshot() consumer.LagSnapshot
+}
+
+var (
+	_ Store     = (*store.Store)(nil)
+	_ LagSource = (*consumer.LagMonitor)(nil)
+)
+
+// Options configures a Server.
+type Options struct {
+	Store    Store
+	Lag      LagSource           // nil: no partition table
+	Gatherer prometheus.Gatherer // nil: no metric summaries
+	Ready    func(context.Context) error
+	Roles    []string
+	Version  string
+	MaxIDLen int // longest accepted user ID; default event.DefaultMaxIDLen
+	Events   int // recent events shown for a user; default 20
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Server serves the status page and the read API.
+type Server struct {
+	opt  Options
+	page *template.Template
+}
+
+// New returns a server.
+func New(opt Options) *Server {
+	if opt.MaxIDLen <= 0 {
+		opt.MaxIDLen = event.DefaultMaxIDLen
+	}
+	if opt.Events <= 0 {
+		opt.Events = 20
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Server{opt: opt, page: template.Must(template.New("status").Funcs(funcs).Parse(pageHTML))}
+}
+
+// Register adds the status page and the API routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.servePage)
+	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
+	mux.HandleFunc("GET /api/v1/users/{id}/recommendations", s.serveRecommendations)
+}
+
+// Status is everything the status page shows except the user lookup; it is
+// also served as JSON at /api/v1/status.
+type Status struct {
+	Now          time.Time                  `json:"now"`
+	Version      string                     `json:"version,omitempty"`
+	Roles        []string                   `json:"roles"`
+	Ready        bool                       `json:"ready"`
+	NotReady     string                     `json:"not_ready,omitempty"`
+	LagAt        time.Time                  `json:"lag_polled_at"`
+	Groups       []consumer.GroupStatus     `json:"groups"`
+	Partitions   []consumer.PartitionStatus `json:"partitions"`
+	Freshness    Quantiles                  `json:"freshness_seconds"`
+	Events       Counts                     `json:"events_by_type"`
+	Invalid      Counts                     `json:"invalid_by_reason"`
+	DLQWrites    float64                    `json:"dlq_writes"`
+	ListsWritten float64                    `json:"lists_written"`
+	Fenced       float64                    `json:"events_fenced"`
+	RedisErrors  Counts                     `json:"redis_errors_by_command"`
+}
+
+func (s *Server) status(ctx context.Context) Status {
+	st := Status{Now: s.opt.Now(), Version: s.opt.Version, Roles: s.opt.Roles, Ready: true}
+	if s.opt.Ready != nil {
+		if err := s.opt.Ready(ctx); err != nil {
+			st.Ready, st.NotReady = false, err.Error()
+		}
+	}
+	if s.opt.Lag != nil {
+		snap := s.opt.Lag.Snapshot()
+		st.LagAt, st.Groups, st.Partitions = snap.At, snap.Groups, snap.Partitions
+	}
+	g := gather(s.opt.Gatherer)
+	st.Freshness = g.quantiles("recstream_freshness_seconds")
+	st.Events = g.counts("recstream_events_consumed_total", "type")
+	st.Invalid = g.counts("recstream_events_invalid_total", "reason")
+	st.DLQWrites = g.counter("recstream_dlq_writes_total")
+	st.ListsWritten = g.counter("recstream_lists_written_total")
+	st.Fenced = g.counter("recstream_events_fenced_total")
+	st.RedisErrors = g.counts("recstream_redis_errors_total", "command")
+	return st
+}
+
+// Lookup is the user lookup shown on the status page.
+type Lookup struct {
+	User     string
+	Error    string
+	Events   []store.LoggedEvent
+	List     store.List
+	Found    bool // the user's own list exists
+	Trending bool // List is the trending fallback
+}
+
+type pageData struct {
+	Status
+	Lookup *Lookup
+}
+
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Status: s.status(r.Context())}
+	if u := strings.TrimSpace(r.URL.Query().Get("user")); u != "" {
+		d.Lookup = s.lookup(r.Context(), u)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	if err := s.page.Execute(w, d); err != nil {
+		s.opt.Logger.Debug("rendering status page", "err", err)
+	}
+}
+
+func (s *Server) lookup(ctx context.Context, user string) *Lookup {
+	l := &Lookup{User: user}
+	if reason := event.ValidateID(user, s.opt.MaxIDLen); reason != "" {
+		l.Error = "not a valid user id (" + string(reason) + ")"
+		return l
+	}
+	evs, err := s.opt.Store.RecentEvents(ctx, user, s.opt.Events)
+	if err != nil {
+		l.Error = err.Error()
+		return l
+	}
+	l.Events = evs
+	list, src, err := s.recommendations(ctx, user)
+	if err != nil {
+		l.Error = err.Error()
+		return l
+	}
+	l.List, l.Found, l.Trending = list, src == "user", src == "trending"
+	return l
+}
+
+// recommendations reads the user's list, falling back to the trending list;
+// src is "user", "trending" or "" (neither exists).
+func (s *Server) recommendations(ctx context.Context, user string) (l store.List, src string, err error) {
+	l, found, err := s.opt.Store.ReadList(ctx, user)
+	if err != nil || found {
+		return l, "user", err
+	}
+	l, found, err = s.opt.Store.ReadList(ctx, "")
+	if err != nil || !found {
+		return store.List{}, "", err
+	}
+	return l, "trending", nil
+}
+
+// Recommendations is the JSON body of GET /api/v1/users/{id}/recommendations.
+type Recommendations struct {
+	User   string     `json:"user"`
+	Source string     `json:"source"` // "user" or "trending"
+	List   store.List `json:"list"`
+}
+
+func (s *Server) serveRecommendations(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("id")
+	if reason := event.ValidateID(user, s.opt.MaxIDLen); reason != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid user id: " + string(reason)})
+		return
+	}
+	l, src, err := s.recommendations(r.Context(), user)
+	switch {
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+	case src == "":
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no list for the user and no trending list yet"})
+	default:
+		writeJSON(w, http.StatusOK, Recommendations{User: user, Source: src, List: l})
+	}
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.status(r.Context())
+	// JSON has no NaN: percentiles without observations become 0 with count 0.
+	for _, p := range []*float64{&st.Freshness.P50, &st.Freshness.P90, &st.Freshness.P99} {
+		if math.IsNaN(*p) {
+			*p = 0
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,56 @@
+package admin
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"math"
+	"time"
+)
+
+//go:embed status.html
+var pageHTML string
+
+var funcs = template.FuncMap{
+	// ms formats a unix-millisecond time.
+	"ms": func(v int64) string {
+		if v == 0 {
+			return "–"
+		}
+		return time.UnixMilli(v).UTC().Format("2006-01-02 15:04:05.000")
+	},
+	// ago formats the age of a unix-millisecond time relative to now.
+	"ago": func(now time.Time, v int64) string {
+		if v == 0 {
+			return "–"
+		}
+		return now.Sub(time.UnixMilli(v)).Round(time.Millisecond).String()
+	},
+	// secs formats seconds with a unit suited to their size.
+	"secs": func(v float64) string {
+		switch {
+		case math.IsNaN(v):
+			return "–"
+		case v == 0:
+			return "0"
+		case v < 1:
+			return fmt.Sprintf("%.0f ms", v*1000)
+		default:
+			return fmt.Sprintf("%.1f s", v)
+		}
+	},
+	"num": func(v float64) string {
+		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return fmt.Sprintf("%.1f", v)
+	},
+	"score": func(v float64) string { return fmt.Sprintf("%.3f", v) },
+	"inc":   func(i int) int { return i + 1 },
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("15:04:05 UTC")
+	},
+}

@@ -1,0 +1,76 @@
+// Package consumer is recstream's Kafka side: the ingest consumer (decode,
+// validate, dead-letter, micro-batch, apply to the store, publish refresh
+// requests, commit), the refresh consumer that drives the scorer, and the
+// lag poller that measures both groups from the broker.
+//
+// # Offsets
+//
+// Offsets are committed synchronously and only after a batch's effects are
+// acknowledged by Redis and its refresh requests and dead letters by Kafka.
+// A batch that fails is retried until it succeeds; every write is fenced in
+// Redis, so a replay (after a crash, a retry or a rebalance) is harmless.
+//
+// # Lag
+//
+// Lag is measured twice, never with kafka-go's Reader.Stats().Lag (one gauge
+// overwritten by whichever partition fetched last, ignoring commits):
+//
+//   - after each commit, per partition, from the fetched message's high
+//     watermark minus the committed offset;
+//   - by LagMonitor every admin.lag_interval, from the broker: the high
+//     watermark (ListOffsets) minus the group's committed offset
+//     (OffsetFetch) for every partition of the topic, the age of the oldest
+//     unconsumed message (one small Fetch per lagging partition) and the
+//     group's members and assignment (DescribeGroups). These values stay
+//     current while the consumer is stuck or gone, which is when they
+//     matter. The poll's success is also /readyz's broker check.
+//
+// Every process that runs a role exports the lag of all partitions of that
+// role's group (as kafka-lag-exporter does); aggregate with
+// max by (group, topic, partition).
+//
+// # Metrics
+//
+// Labels are bounded: group, topic and partition come from the
+// configuration and the topic's partition count, type and reason from fixed
+// lists, command from a fixed set of Redis commands; never a user or an
+// item.
+//
+// Consumer (Metrics):
+//
+//	recstream_events_consumed_total{type}                  counter    valid events consumed
+//	recstream_events_invalid_total{reason}                 counter    invalid events sent to the DLQ
+//	recstream_dlq_writes_total                             counter    messages written to the DLQ
+//	recstream_events_fenced_total                          counter    events skipped by fences (replays)
+//	recstream_batches_total                                counter    ingest batches applied and committed
+//	recstream_batch_events                                 histogram  messages per ingest batch
+//	recstream_batch_duration_seconds                       histogram  apply + publish + commit of one batch
+//	recstream_batch_errors_total                           counter    failed batch applications (retried)
+//	recstream_commits_total{group,result}                  counter    offset commits, result ok or error
+//	recstream_consumer_lag_messages{group,topic,partition} gauge      high watermark minus committed offset
+//	recstream_consumer_lag_seconds{group,topic,partition}  gauge      age of the oldest unconsumed message (0 without lag)
+//	recstream_last_event_timestamp_seconds{partition}      gauge      event time of the newest processed event
+//	recstream_refresh_backlog_users                        gauge      users waiting in the scorer's debounce window
+//	recstream_rescore_duration_seconds                     histogram  rescoring and writing one batch of users
+//	recstream_lists_written_total                          counter    per-user lists written
+//	recstream_freshness_seconds                            histogram  event time to the user's list written
+//	recstream_ready{role}                                  gauge      1 unless the role is retrying a failed batch
+//	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
+//	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
+//
+// Lag poller (LagMonitor):
+//
+//	recstream_consumer_committed_offset{group,topic,partition}  gauge    committed offset (next message to consume)
+//	recstream_partition_high_watermark{topic,partition}         gauge    offset of the next message produced
+//	recstream_consumer_group_members{group}                     gauge    members of the group
+//	recstream_consumer_group_assigned_partitions{group,topic}   gauge    partitions assigned to some member
+//	recstream_lag_polls_total{result}                           counter  broker polls, result ok or error
+//	recstream_broker_reachable                                  gauge    1 when the last poll succeeded
+//
+// Registered elsewhere on the same registry: the Redis client's
+// recstream_redis_command_duration_seconds{command},
+// recstream_redis_errors_total{command} and recstream_redis_dials_total{result}
+// (package store), recstream_build_info{version,commit} and the Go and
+// process collectors (cmd/recstream). docs/operations.md explains each
+// metric and the alerts built on them.
+package consumer
