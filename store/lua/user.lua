@@ -8,9 +8,15 @@
 -- 0 applied before (fenced, answered from the log), -1 fenced and no longer
 -- in the log. history is the user's distinct earlier items (newest first, at
 -- most history_n) when the event made the item new for the user.
+-- Status -2: dropped, the user was erased (meta field gone = erasure time)
+-- at or after the event's time.
 local p = ARGV[1]
 local fkey = 'f:' .. p
-local fenceStr = redis.call('HGET', KEYS[3], fkey)
+local mf = redis.call('HMGET', KEYS[3], fkey, 'gone')
+local fenceStr = mf[1]
+-- erasure tombstone (store/lua/forget_user.lua): events up to this time are dropped
+local gone = -1
+if mf[2] then gone = tonumber(mf[2]) end
 local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local cap = tonumber(ARGV[2])
@@ -62,7 +68,9 @@ for k = 0, n - 1 do
   local ts = ARGV[b + 3]
   local w = ARGV[b + 4]
   loadlog()
-  if off <= fence then
+  if tonumber(ts) <= gone then
+    out[#out + 1] = {-2, 0, {}}
+  elseif off <= fence then
     local prefix = offStr .. '|' .. p .. '|'
     local found = -1
     for idx = 1, #log do
