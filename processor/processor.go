@@ -22,6 +22,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/privacy"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -43,16 +44,23 @@ type Processor struct {
 	Ingest  *consumer.Ingest // nil unless the ingest role runs
 	Score   *consumer.Score  // nil unless the score role runs
 	Metrics *consumer.Metrics
+	// Control consumes kafka.control_topic (erasure requests); nil unless
+	// the ingest role runs and the topic is set.
+	Control *consumer.Control
 
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	admin    net.Listener
+	kafka    consumer.Kafka
+	pseudo   privacy.Pseudonymizer
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
 // a Cluster (several addresses) or Sentinel (master_name set).
 func NewRedis(c config.RedisConfig) redis.UniversalClient {
+	tlsCfg, _ := TLSConfig(c.TLS) // New reports its error first
 	return redis.NewUniversalClient(&redis.UniversalOptions{
+		TLSConfig:    tlsCfg,
 		Addrs:        c.Addrs,
 		Username:     c.Username,
 		Password:     c.Password,
@@ -137,6 +145,16 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.ResolveSecrets(); err != nil {
+		return nil, err
+	}
+	if _, err := TLSConfig(cfg.Redis.TLS); err != nil {
+		return nil, fmt.Errorf("redis.%w", err)
+	}
+	dialer, transport, err := kafkaSecurity(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -161,8 +179,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		sco.Now = d.Now
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat}
 	k := KafkaOptions(cfg)
+	k.Dialer, k.Transport = dialer, transport
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat, kafka: k, pseudo: Pseudonymizer(cfg)}
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
 			Kafka:           k,
@@ -176,7 +195,18 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Decoder:         event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
 			Metrics:         m,
 			Logger:          log.With("role", "ingest"),
+			UserID:          p.userID(),
 		}, st)
+		if cfg.Kafka.ControlTopic != "" {
+			p.Control = consumer.NewControl(consumer.ControlOptions{
+				Kafka:        k,
+				Topic:        cfg.Kafka.ControlTopic,
+				Group:        cfg.Kafka.IngestGroup + "-control",
+				RefreshTopic: cfg.Kafka.RefreshTopic,
+				Forget:       p.forgetFromControl,
+				Logger:       log.With("role", "control"),
+			})
+		}
 	}
 	if cfg.Run.Has(config.RoleScore) {
 		p.Score = consumer.NewScore(consumer.ScoreOptions{
@@ -213,10 +243,16 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := p.waitRedis(ctx); err != nil {
 		return err
 	}
+	if err := p.checkKafka(ctx); err != nil {
+		return err
+	}
 	if p.Config.Kafka.CreateTopics {
-		k := KafkaOptions(p.Config)
 		c := p.Config.Kafka
-		if err := k.EnsureTopics(ctx, c.Partitions, c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic); err != nil {
+		topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
+		if c.ControlTopic != "" {
+			topics = append(topics, c.ControlTopic)
+		}
+		if err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...); err != nil {
 			return err
 		}
 	}
@@ -226,6 +262,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	if p.Score != nil {
 		g.Go(func() error { return p.Score.Run(gctx) })
+	}
+	if p.Control != nil {
+		g.Go(func() error { return p.Control.Run(gctx) })
 	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {

@@ -34,7 +34,8 @@ Usage:
   recstream run     [--config FILE] [--set key=value]...   run the processor (roles from run.roles)
   recstream demo    [--users N] [--rate N]                 self-contained demo: embedded broker and Redis
   recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
-  recstream config  [--config FILE] [--set key=value]...   print the effective configuration
+  recstream config  [--config FILE] [--set key=value]...   print the effective configuration (secrets redacted)
+  recstream forget  [--config FILE] [--request REF] USER   erase a user's data (docs/security.md)
   recstream version
 
 Every configuration key can be set in the YAML file, by environment variable
@@ -57,6 +58,8 @@ func main() {
 		err = cmdProduce(args)
 	case "config":
 		err = cmdConfig(args, os.Stdout)
+	case "forget":
+		err = cmdForget(args, os.Stdout)
 	case "version":
 		fmt.Printf("recstream %s (%s)\n", version, commit)
 	case "-h", "--help", "help":
