@@ -215,7 +215,7 @@ func sameList(a, b store.List) error {
 func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	const partitions = 6
 	def := config.Default()
-	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic}
+	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic}
 	gen := loadgen.New(loadgen.Options{Users: 200, Items: 150, Clusters: 5, Affinity: 0.9, Seed: 7})
 	evs := make([]event.Event, 6000)
 	users := map[string]bool{}
