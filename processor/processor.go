@@ -296,6 +296,9 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if isRedisAuthError(err) {
+			return fmt.Errorf("%w: %v", ErrRedisAuth, err)
+		}
 		if attempt == 0 {
 			p.log.Warn("waiting for redis", "addrs", p.Config.Redis.Addrs, "err", err)
 		}

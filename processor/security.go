@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -206,4 +207,21 @@ func (p *Processor) PublishRefresh(ctx context.Context, users []string) error {
 func (p *Processor) forgetFromControl(ctx context.Context, user, request string) ([]string, error) {
 	out, err := p.Forget(ctx, user, "control", request, nil)
 	return out.Neighbours, err
+}
+
+// ErrRedisAuth marks a start-up failure to authenticate to Redis (wrong
+// password, missing ACL permission, TLS verification); retrying would not
+// help.
+var ErrRedisAuth = errors.New("redis authentication failed")
+
+func isRedisAuthError(err error) bool {
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
+		if redis.HasErrorPrefix(err, p) || strings.Contains(err.Error(), p) {
+			return true
+		}
+	}
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ve)
 }
