@@ -1,11 +1,15 @@
 package processor_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
@@ -41,22 +45,44 @@ func TestScalingIngest(t *testing.T) {
 			if only := os.Getenv("RECSTREAM_SCALING_ONLY"); only != "" && only != fmt.Sprintf("%s-%d", redisMode, procs) {
 				continue
 			}
-			rate := measureIngest(t, redisMode, procs, parts, evs)
-			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %.0f |", redisMode, procs, parts, rate))
+			rate, cpu := measureIngest(t, redisMode, procs, parts, evs)
+			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %.0f | %.0f |", redisMode, procs, parts, rate, cpu))
 		}
 	}
-	t.Logf("\n| redis | processors | partitions | events/s |\n|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+	t.Logf("\n| redis | processors | partitions | events/s | Redis CPU ms / 1000 events |\n|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
 }
 
-func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event.Event) float64 {
+func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event.Event) (eventsPerSecond, redisCPUms float64) {
 	t.Helper()
 	def := config.Default()
 	kf := kafkatest.Start(t, parts, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic)
 	var addrs []string
+	var nodes []*redis.Client
 	if redisMode == "cluster" {
-		addrs = redistest.StartCluster(t, 3).Addrs
+		rc := redistest.StartCluster(t, 3)
+		addrs = rc.Addrs
+		for _, n := range rc.Nodes {
+			nodes = append(nodes, n.Client(t))
+		}
 	} else {
-		addrs = []string{redistest.Start(t).Addr}
+		rs := redistest.Start(t)
+		addrs = []string{rs.Addr}
+		nodes = []*redis.Client{rs.Client(t)}
+	}
+	redisCPU := func() float64 {
+		sum := 0.0
+		for _, n := range nodes {
+			info := n.Info(context.Background(), "cpu").Val()
+			for _, line := range strings.Split(info, "\n") {
+				for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+					if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
+						x, _ := strconv.ParseFloat(v, 64)
+						sum += x
+					}
+				}
+			}
+		}
+		return sum
 	}
 	cfg := testConfig(kf.Brokers, addrs[0])
 	cfg.Redis.Addrs = addrs
@@ -98,6 +124,7 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	for _, h := range before {
 		c0 += h
 	}
+	cpu0 := redisCPU()
 	t0 := time.Now()
 	produceEvents(t, kf, cfg.Kafka.EventsTopic, evs)
 	produced := time.Since(t0)
@@ -124,6 +151,7 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	t.Logf("producing took %s", produced.Round(time.Millisecond))
 	rate := float64(total-c0) / time.Since(t0).Seconds()
 	_ = len(evs)
-	t.Logf("%s redis, %d processors, %d partitions: %d events, %.0f events/s", redisMode, procs, parts, total-c0, rate)
-	return rate
+	cpuMS := (redisCPU() - cpu0) * 1000 / float64(total-c0) * 1000
+	t.Logf("%s redis, %d processors, %d partitions: %d events, %.0f events/s, Redis CPU %.1f ms per 1000 events (all nodes)", redisMode, procs, parts, total-c0, rate, cpuMS)
+	return rate, cpuMS
 }
