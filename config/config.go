@@ -284,6 +284,10 @@ type ScorerConfig struct {
 	Workers         int           `yaml:"workers"`
 	ModelName       string        `yaml:"model_name"`
 	TrendingRefresh time.Duration `yaml:"trending_refresh"`
+	// NeighbourTTL is how long the scorer reuses what it read of other
+	// users and items (neighbour vectors, co-occurrence rows, recent users
+	// of items) across the users it rescores; 0 rereads them every time.
+	NeighbourTTL time.Duration `yaml:"neighbour_ttl"`
 }
 
 // SetDefaults sets every scorer key to its default.
@@ -305,6 +309,7 @@ func (s *ScorerConfig) SetDefaults() {
 		Workers:         8,
 		ModelName:       "hybrid-v1",
 		TrendingRefresh: time.Second,
+		NeighbourTTL:    time.Second,
 	}
 }
 

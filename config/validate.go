@@ -212,6 +212,7 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.nonNegDur("scorer.neighbour_ttl", s.NeighbourTTL)
 	return p.err()
 }
 

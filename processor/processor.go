@@ -113,12 +113,21 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
+		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
+}
+
+// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
+func neighbourTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // recencyBoost maps the config's 0 (disabled) onto the scorer's -1.

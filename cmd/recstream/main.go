@@ -34,6 +34,7 @@ Usage:
   recstream run     [--config FILE] [--set key=value]...   run the processor (roles from run.roles)
   recstream demo    [--users N] [--rate N]                 self-contained demo: embedded broker and Redis
   recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
+  recstream bench   [--quick] [--json] [--profile DIR]       benchmark the pipeline (embedded broker, redis-server)
   recstream config  [--config FILE] [--set key=value]...   print the effective configuration (secrets redacted)
   recstream forget  [--config FILE] [--request REF] USER   erase a user's data (docs/security.md)
   recstream version
@@ -56,6 +57,8 @@ func main() {
 		err = cmdDemo(args)
 	case "produce":
 		err = cmdProduce(args)
+	case "bench":
+		err = cmdBench(args)
 	case "config":
 		err = cmdConfig(args, os.Stdout)
 	case "forget":
