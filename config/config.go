@@ -30,6 +30,8 @@ type Config struct {
 	Model  ModelConfig  `yaml:"model"`
 	Scorer ScorerConfig `yaml:"scorer"`
 	Admin  AdminConfig  `yaml:"admin"`
+	// Privacy configures pseudonymous ids and erasure (config/security.go).
+	Privacy PrivacyConfig `yaml:"privacy"`
 }
 
 // Default returns the configuration with every key at its default value.
@@ -43,6 +45,7 @@ func Default() Config {
 	c.Model.SetDefaults()
 	c.Scorer.SetDefaults()
 	c.Admin.SetDefaults()
+	c.Privacy.SetDefaults()
 	return c
 }
 
@@ -102,6 +105,11 @@ type KafkaConfig struct {
 	CreateTopics bool `yaml:"create_topics"`
 	// Partitions is the partition count of topics created at start-up.
 	Partitions int `yaml:"partitions"`
+	// ControlTopic carries admin commands such as erasing a user; empty
+	// disables the control consumer.
+	ControlTopic string     `yaml:"control_topic"`
+	TLS          TLSConfig  `yaml:"tls"`
+	SASL         SASLConfig `yaml:"sasl"`
 }
 
 // SetDefaults sets every kafka key to its default.
@@ -120,6 +128,7 @@ func (s *KafkaConfig) SetDefaults() {
 		MaxWait:          200 * time.Millisecond,
 		CreateTopics:     true,
 		Partitions:       8,
+		ControlTopic:     "recstream.control",
 	}
 }
 
@@ -142,6 +151,9 @@ type RedisConfig struct {
 	// MaxRetries is the retry count per command; -1 disables retries.
 	MaxRetries int    `yaml:"max_retries"`
 	MasterName string `yaml:"master_name"`
+	// PasswordFile, when set, is read at start-up and replaces Password.
+	PasswordFile string    `yaml:"password_file"`
+	TLS          TLSConfig `yaml:"tls"`
 }
 
 // SetDefaults sets every redis key to its default.

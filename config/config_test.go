@@ -427,8 +427,10 @@ func TestYAMLRoundTrip(t *testing.T) {
 			}
 			got := mustLoad(t, writeFile(t, string(out)), nil)
 			want := cfg
-			if want.Redis.Password != "" {
-				want.Redis.Password = "<redacted>"
+			for _, sec := range []*string{&want.Redis.Password, &want.Kafka.SASL.Password, &want.Privacy.PseudonymizeKey} {
+				if *sec != "" {
+					*sec = "<redacted>"
+				}
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("round trip differs:\n%s\ngot  %+v\nwant %+v", out, got, want)

@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 		c.Model.Validate(),
 		c.Scorer.Validate(),
 		c.Admin.Validate(),
+		c.Privacy.Validate(),
 	)
 }
 
@@ -91,6 +92,17 @@ func (s KafkaConfig) Validate() error {
 	p.positiveDur("kafka.rebalance_timeout", s.RebalanceTimeout)
 	p.positiveDur("kafka.max_wait", s.MaxWait)
 	p.minInt("kafka.partitions", s.Partitions, 1)
+	if s.ControlTopic != "" {
+		topics = append(topics, struct{ key, name string }{"kafka.control_topic", s.ControlTopic})
+		p.kafkaNames(topics[len(topics)-1:])
+		for _, t := range topics[:len(topics)-1] {
+			if t.name == s.ControlTopic {
+				p.add("kafka.control_topic", "must differ from %s (both are %q)", t.key, t.name)
+			}
+		}
+	}
+	s.TLS.validate(&p, "kafka")
+	s.SASL.validate(&p)
 	return p.err()
 }
 
@@ -123,6 +135,7 @@ func (s RedisConfig) Validate() error {
 	p.positiveDur("redis.write_timeout", s.WriteTimeout)
 	p.minInt("redis.pool_size", s.PoolSize, 0)
 	p.minInt("redis.max_retries", s.MaxRetries, -1)
+	s.TLS.validate(&p, "redis")
 	return p.err()
 }
 

@@ -35,6 +35,10 @@ type IngestOptions struct {
 	Decoder         event.Decoder
 	Metrics         *Metrics
 	Logger          *slog.Logger
+
+	// UserID maps each valid event's user id before anything is stored or
+	// published (pseudonymization); nil keeps ids as sent.
+	UserID func(string) string
 }
 
 // Ingest consumes events, applies them to the store in micro-batches, sends
@@ -210,6 +214,9 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 			invalid[reason]++
 			out = append(out, dlqMessage(c.opt.DLQTopic, m, reason, err))
 			continue
+		}
+		if c.opt.UserID != nil {
+			ev.UserID = c.opt.UserID(ev.UserID)
 		}
 		counts[ev.Type]++
 		ops[m.Partition] = append(ops[m.Partition], store.Op{Offset: m.Offset, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})

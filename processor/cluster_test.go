@@ -69,7 +69,10 @@ func waitCommitted(t *testing.T, kf *kafkatest.Cluster, group, topic string, tim
 	t.Helper()
 	_, high := kf.Offsets(t, topic)
 	waitFor(t, timeout, group+" to commit all of "+topic, func() bool {
-		c := kf.Committed(t, group, topic)
+		c, err := committedOffsets(kf, group, topic, high)
+		if err != nil {
+			return false // the group does not exist yet
+		}
 		for p, h := range high {
 			if c[p] < h {
 				return false
@@ -218,7 +221,7 @@ func sameList(a, b store.List) error {
 func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	const partitions = 6
 	def := config.Default()
-	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic}
+	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic}
 	gen := loadgen.New(loadgen.Options{Users: 200, Items: 150, Clusters: 5, Affinity: 0.9, Seed: 7})
 	evs := make([]event.Event, 6000)
 	users := map[string]bool{}
@@ -360,4 +363,30 @@ func sortedKeys[V any](m map[int]V) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// committedOffsets is kafkatest's Committed returning errors (such as a
+// group not formed yet) instead of failing the test.
+func committedOffsets(kf *kafkatest.Cluster, group, topic string, high map[int]int64) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ps := sortedKeys(high)
+	cl := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 10 * time.Second}
+	res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err == nil {
+		err = res.Error
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, p.Error
+		}
+		if p.CommittedOffset >= 0 {
+			out[p.Partition] = p.CommittedOffset
+		}
+	}
+	return out, nil
 }

@@ -8,9 +8,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/privacy"
 )
 
 // traces lists every place under prefix where user's id is stored: a key
@@ -119,5 +125,153 @@ func TestRetentionExpiresInactiveUsers(t *testing.T) {
 	}
 	if rdb.Exists(context.Background(), pl.p.Store.Keys().ItemUsers("only-gone")).Val() != 0 {
 		t.Errorf("the index of an item only the inactive user touched did not expire")
+	}
+}
+
+// startPrivacyPipeline is a processor (both roles, control consumer) on
+// kfake with every topic, including the control topic, and a real Redis.
+func startPrivacyPipeline(t *testing.T, partitions int, mutate func(*config.Config)) *pipeline {
+	t.Helper()
+	def := config.Default()
+	kf := kafkatest.Start(t, partitions, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic)
+	rs := redistest.Start(t)
+	cfg := testConfig(kf.Brokers, rs.Addr)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	p, stop := runProcessor(t, cfg)
+	return &pipeline{t: t, kf: kf, p: p, cfg: cfg, stop: stop}
+}
+
+func TestForgetThroughControlTopic(t *testing.T) {
+	pl := startPrivacyPipeline(t, 4, func(c *config.Config) {
+		c.Privacy.ForgetTombstoneTTL = time.Second
+		c.Privacy.ForgetSettle = 300 * time.Millisecond
+	})
+	rdb := pl.p.Redis.(*redis.Client)
+	prefix := pl.cfg.Redis.KeyPrefix
+	ctx := context.Background()
+	gen := loadgen.New(loadgen.Options{Users: 80, Items: 60, Clusters: 4, Affinity: 0.9, Seed: 11})
+	count := map[string]int{}
+	var evs []event.Event
+	for i := 0; i < 4000; i++ {
+		ev := gen.Next()
+		evs = append(evs, ev)
+		count[ev.UserID]++
+	}
+	pl.produce(evs...)
+	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+	waitCommitted(t, pl.kf, pl.cfg.Kafka.ScoreGroup, pl.cfg.Kafka.RefreshTopic, 30*time.Second)
+	victim, most := "", 0
+	for u, c := range count {
+		if c > most || (c == most && u < victim) {
+			victim, most = u, c
+		}
+	}
+	before := traces(t, rdb, prefix, victim)
+	t.Logf("victim %s: %d events, %d traces before the erasure", victim, most, len(before))
+	if len(before) < 10 {
+		t.Fatalf("victim has only %d traces before the erasure: %v", len(before), before)
+	}
+
+	erasedAt := time.Now().UnixMilli()
+	pl.kf.Produce(t, pl.cfg.Kafka.ControlTopic, kafka.Message{Key: []byte(victim), Value: consumer.EncodeControl(consumer.ControlCommand{Op: consumer.OpForget, UserID: victim, Request: "R-9"})})
+	// Events of the victim stamped before the erasure, still in flight.
+	var late []event.Event
+	for k := 0; k < 20; k++ {
+		late = append(late, event.Event{UserID: victim, ItemID: gen.ItemIn(k%4, k), Type: event.Click, TS: erasedAt - 1000 + int64(k)})
+	}
+	pl.produce(late...)
+
+	audit := pl.p.Store.Keys().AuditStream()
+	var entry redis.XMessage
+	waitFor(t, 20*time.Second, "the audit record", func() bool {
+		xs := rdb.XRange(ctx, audit, "-", "+").Val()
+		if len(xs) > 0 {
+			entry = xs[0]
+			return true
+		}
+		return false
+	})
+	t.Logf("audit record %s: %v", entry.ID, entry.Values)
+	// The victim has more events than model.user_log_cap: only the logged
+	// window's co-occurrence can be subtracted, and the record says so.
+	if entry.Values["request"] != "R-9" || entry.Values["source"] != "control" || entry.Values["window_complete"] != "false" ||
+		entry.Values["logged_events"] != fmt.Sprint(pl.cfg.Model.UserLogCap) || entry.Values["events"] != fmt.Sprint(most) {
+		t.Errorf("audit record %v", entry.Values)
+	}
+	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+
+	// Users who shared items are rescored after the erasure.
+	sharers := 0
+	waitFor(t, 10*time.Second, "rescored lists of users who shared items", func() bool {
+		sharers = 0
+		for u := range count {
+			if l, ok := pl.list(u); ok && u != victim && l.GeneratedAt > erasedAt {
+				sharers++
+			}
+		}
+		return sharers >= 10
+	})
+	t.Logf("%d other users' lists rewritten after the erasure", sharers)
+
+	// Once the tombstone expires, no key, member, field, entry or list
+	// names the victim.
+	var tr []string
+	waitFor(t, 10*time.Second, "every trace of the victim to go", func() bool {
+		tr = traces(t, rdb, prefix, victim)
+		return len(tr) == 0
+	})
+	if n := rdb.Exists(ctx, pl.p.Store.Keys().UserList(victim)).Val(); n != 0 {
+		t.Errorf("the victim's list exists")
+	}
+}
+
+func TestPseudonymizedIDs(t *testing.T) {
+	const key = "test-pseudonymize-key"
+	pl := startPrivacyPipeline(t, 2, func(c *config.Config) {
+		c.Privacy.PseudonymizeKey = key
+		c.Privacy.ForgetTombstoneTTL = time.Second
+		c.Privacy.ForgetSettle = 0
+	})
+	rdb := pl.p.Redis.(*redis.Client)
+	prefix := pl.cfg.Redis.KeyPrefix
+	now := time.Now().UnixMilli()
+	var evs []event.Event
+	for _, u := range []string{"alice@example.com", "bob@example.com", "carol@example.com"} {
+		for k := 0; k < 5; k++ {
+			evs = append(evs, event.Event{UserID: u, ItemID: fmt.Sprintf("i%d", k), Type: event.Click, TS: now + int64(k)})
+		}
+	}
+	pl.produce(evs...)
+	// The web tier computes the same pseudonym to read the list.
+	alice := privacy.Pseudonym([]byte(key), privacy.DefaultLength, "alice@example.com")
+	waitFor(t, 10*time.Second, "alice's list under her pseudonym", func() bool { _, ok := pl.list(alice); return ok })
+	for _, u := range []string{"alice@example.com", "bob@example.com", "carol@example.com", "alice", "example.com"} {
+		if tr := traces(t, rdb, prefix, u); len(tr) > 0 {
+			t.Errorf("raw id %s stored: %v", u, tr)
+		}
+	}
+	iter := rdb.Scan(context.Background(), 0, "*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		if strings.Contains(iter.Val(), "example.com") {
+			t.Errorf("key %s holds a raw id", iter.Val())
+		}
+	}
+	for _, m := range pl.kf.ReadAll(t, pl.cfg.Kafka.RefreshTopic, 2*time.Second) {
+		if strings.Contains(string(m.Key)+string(m.Value), "example.com") {
+			t.Errorf("refresh request carries a raw id: %s %s", m.Key, m.Value)
+		}
+	}
+	if len(alice) != 32 || len(traces(t, rdb, prefix, alice)) < 3 {
+		t.Errorf("pseudonym %s: traces %v", alice, traces(t, rdb, prefix, alice))
+	}
+	// Erasure takes the id as producers send it.
+	out, err := pl.p.Forget(context.Background(), "alice@example.com", "test", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.User != alice || out.Events != 5 {
+		t.Errorf("forget: %+v", out)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/logx"
+	"github.com/recstream/recstream/privacy"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -48,17 +49,24 @@ type Processor struct {
 	EASE    *scorer.EASE     // nil unless scorer.weights.ease > 0
 	Metrics *consumer.Metrics
 	Lag     *consumer.LagMonitor // polls lag of the running roles' groups
+	// Control consumes kafka.control_topic (erasure requests); nil unless
+	// the ingest role runs and the topic is set.
+	Control *consumer.Control
 
 	version  string
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	admin    net.Listener
+	kafka    consumer.Kafka
+	pseudo   privacy.Pseudonymizer
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
 // a Cluster (several addresses) or Sentinel (master_name set).
 func NewRedis(c config.RedisConfig) redis.UniversalClient {
+	tlsCfg, _ := TLSConfig(c.TLS) // New reports its error first
 	return redis.NewUniversalClient(&redis.UniversalOptions{
+		TLSConfig:    tlsCfg,
 		Addrs:        c.Addrs,
 		Username:     c.Username,
 		Password:     c.Password,
@@ -163,6 +171,16 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.ResolveSecrets(); err != nil {
+		return nil, err
+	}
+	if _, err := TLSConfig(cfg.Redis.TLS); err != nil {
+		return nil, fmt.Errorf("redis.%w", err)
+	}
+	dialer, transport, err := kafkaSecurity(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -198,8 +216,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		sco.EASE = ease
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version}
 	k := KafkaOptions(cfg)
+	k.Dialer, k.Transport = dialer, transport
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg)}
 	var watches []consumer.LagWatch
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
@@ -214,8 +233,19 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Decoder:         event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
 			Metrics:         m,
 			Logger:          rlog.With("role", "ingest"),
+			UserID:          p.userID(),
 		}, st)
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
+		if cfg.Kafka.ControlTopic != "" {
+			p.Control = consumer.NewControl(consumer.ControlOptions{
+				Kafka:        k,
+				Topic:        cfg.Kafka.ControlTopic,
+				Group:        cfg.Kafka.IngestGroup + "-control",
+				RefreshTopic: cfg.Kafka.RefreshTopic,
+				Forget:       p.forgetFromControl,
+				Logger:       rlog.With("role", "control"),
+			})
+		}
 	}
 	if cfg.Run.Has(config.RoleScore) {
 		p.Score = consumer.NewScore(consumer.ScoreOptions{
@@ -261,10 +291,16 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := p.waitRedis(ctx); err != nil {
 		return err
 	}
+	if err := p.checkKafka(ctx); err != nil {
+		return err
+	}
 	if p.Config.Kafka.CreateTopics {
-		k := KafkaOptions(p.Config)
 		c := p.Config.Kafka
-		if err := k.EnsureTopics(ctx, c.Partitions, c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic); err != nil {
+		topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
+		if c.ControlTopic != "" {
+			topics = append(topics, c.ControlTopic)
+		}
+		if err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...); err != nil {
 			return err
 		}
 	}
@@ -278,6 +314,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		if p.EASE != nil {
 			g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
 		}
+	}
+	if p.Control != nil {
+		g.Go(func() error { return p.Control.Run(gctx) })
 	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {
@@ -308,6 +347,9 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 		err := p.Store.LoadScripts(ctx)
 		if err == nil {
 			return nil
+		}
+		if isRedisAuthError(err) {
+			return fmt.Errorf("%w: %v", ErrRedisAuth, err)
 		}
 		if attempt == 0 {
 			p.log.Warn("waiting for redis", "addrs", p.Config.Redis.Addrs, "err", err)

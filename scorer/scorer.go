@@ -186,6 +186,15 @@ func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, err
 	if err != nil {
 		return nil, err
 	}
+	// A user with no state (expired, or erased by store.Forget) gets no
+	// list: the web tier falls back to the trending list.
+	kept := lists[:0]
+	for _, l := range lists {
+		if l.EventTS != 0 {
+			kept = append(kept, l)
+		}
+	}
+	lists = kept
 	if err := s.st.WriteLists(ctx, lists, s.opt.ListTTL); err != nil {
 		return nil, err
 	}

@@ -115,8 +115,9 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
+	all := []*redis.Script{s.user, s.item, s.trend, forgetUserScript, forgetItemScript}
 	load := func(ctx context.Context, c *redis.Client) error {
-		for _, sc := range []*redis.Script{s.user, s.item, s.trend} {
+		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
 				return fmt.Errorf("loading script: %w", err)
 			}
@@ -126,7 +127,7 @@ func (s *Store) LoadScripts(ctx context.Context) error {
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		return cc.ForEachShard(ctx, load)
 	}
-	for _, sc := range []*redis.Script{s.user, s.item, s.trend} {
+	for _, sc := range all {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("loading script: %w", err)
 		}
@@ -152,6 +153,7 @@ type ApplyResult struct {
 	Applied int              // events applied now
 	Fenced  int              // events skipped because an earlier run applied them
 	Lost    int              // fenced events no longer in the user log (co-occurrence not replayable)
+	Erased  int              // events dropped because their user was erased after their time (Forget)
 }
 
 // Decay returns 2^((ts-epoch)/half-life), the factor a weight observed at ts
@@ -228,6 +230,8 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		}
 		items[item] = append(items[item], c)
 	}
+	kept := make(map[string]bool, len(users))
+	dropped := make(map[int]bool)
 	for k, u := range users {
 		rows, err := cmds[k].Slice()
 		if err != nil {
@@ -246,6 +250,12 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 			status, _ := row[0].(int64)
 			isNew, _ := row[1].(int64)
 			hist := toStrings(row[2])
+			if status == -2 {
+				res.Erased++
+				dropped[i] = true
+				continue
+			}
+			kept[u] = true
 			switch status {
 			case 1:
 				res.Applied++
@@ -262,6 +272,11 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 			}
 		}
 	}
+	for _, u := range users {
+		if !kept[u] {
+			delete(res.Users, u) // every event predates the user's erasure
+		}
+	}
 	for _, it := range itemOrder {
 		cs := items[it]
 		sort.Slice(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
@@ -270,9 +285,11 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 	_, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		if k == len(itemOrder) {
 			args := make([]any, 0, 3+3*len(ops))
-			args = append(args, p, s.opt.TrendingCap, len(ops))
-			for _, op := range ops {
-				args = append(args, op.Offset, op.Item, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
+			args = append(args, p, s.opt.TrendingCap, len(ops)-len(dropped))
+			for i, op := range ops {
+				if !dropped[i] {
+					args = append(args, op.Offset, op.Item, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
+				}
 			}
 			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, args...)
 		}

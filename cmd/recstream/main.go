@@ -35,9 +35,10 @@ Usage:
   recstream demo    [--users N] [--rate N]                 self-contained demo: embedded broker and Redis
   recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
   recstream bench   [--quick] [--json] [--profile DIR]       benchmark the pipeline (embedded broker, redis-server)
-  recstream config  [--config FILE] [--set key=value]...   print the effective configuration
+  recstream config  [--config FILE] [--set key=value]...   print the effective configuration (secrets redacted)
   recstream eval    --data FILE [--protocol loo|full|prequential] [--k 5,10,20] [--json]
                                                            offline accuracy of the production models (docs/evaluation.md)
+  recstream forget  [--config FILE] [--request REF] USER   erase a user's data (docs/security.md)
   recstream version
 
 Every configuration key can be set in the YAML file, by environment variable
@@ -64,6 +65,8 @@ func main() {
 		err = cmdConfig(args, os.Stdout)
 	case "eval":
 		err = cmdEval(args)
+	case "forget":
+		err = cmdForget(args, os.Stdout)
 	case "version":
 		fmt.Printf("recstream %s (%s)\n", version, commit)
 	case "-h", "--help", "help":

@@ -9,6 +9,8 @@
 -- 0 applied before (fenced, answered from the log), -1 fenced and no longer
 -- in the log. history is the user's distinct earlier items (newest first, at
 -- most history_n) when the event made the item new for the user.
+-- Status -2: dropped, the user was erased (meta field gone = erasure time,
+-- see lua/forget_user.lua) at or after the event's time.
 --
 -- Expiry: the meta hash keeps x, when the TTLs were last renewed, and k, a
 -- bitmask of the keys that got one then (1 weights, 2 log, 4 meta,
@@ -17,8 +19,9 @@
 -- key expires between 63/64·ttl and ttl after the user's last write.
 local p = ARGV[1]
 local fkey = 'f:' .. p
-local meta = redis.call('HMGET', KEYS[3], fkey, 'ts', 'n', 'x', 'k')
+local meta = redis.call('HMGET', KEYS[3], fkey, 'ts', 'n', 'x', 'k', 'gone')
 local fenceStr = meta[1]
+local gone = tonumber(meta[6] or '-1')
 local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local cap = tonumber(ARGV[2])
@@ -82,7 +85,9 @@ for k = 0, n - 1 do
   local typ = ARGV[b + 2]
   local ts = ARGV[b + 3]
   local w = ARGV[b + 4]
-  if off <= fence then
+  if tonumber(ts) <= gone then
+    out[#out + 1] = {-2, 0, {}}
+  elseif off <= fence then
     -- Fenced events come first (offsets ascend), so pending is empty here.
     loadlog()
     local prefix = offStr .. '|' .. p .. '|'

@@ -1,0 +1,376 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/event"
+)
+
+var (
+	//go:embed lua/forget_user.lua
+	forgetUserLua string
+	//go:embed lua/forget_item.lua
+	forgetItemLua string
+
+	forgetUserScript = redis.NewScript(forgetUserLua)
+	forgetItemScript = redis.NewScript(forgetItemLua)
+)
+
+// AuditStreamMaxLen bounds the audit stream (approximate trimming).
+const AuditStreamMaxLen = 100000
+
+// ForgetOptions configures one erasure.
+type ForgetOptions struct {
+	// TombstoneTTL is how long events of the user stamped at or before the
+	// erasure are dropped (in-flight batches, replays); default 1h.
+	TombstoneTTL time.Duration
+	// Sweep scans every item's recent-user index, not only those of the
+	// items still in the user's vector, log and purchases.
+	Sweep bool
+	// Settle, when positive, repeats the index and list clean-up after this
+	// delay, to undo writes of a batch or a rescore already in flight when
+	// the user state was erased.
+	Settle time.Duration
+	// MaxNeighbours bounds the users returned for rescoring; default 1000.
+	MaxNeighbours int
+	Now           func() time.Time
+	Source        string // audit: what asked (cli, control topic)
+	Request       string // audit: the caller's reference (ticket id)
+}
+
+// ForgetResult says what an erasure removed.
+type ForgetResult struct {
+	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list)
+	Events         int64    `json:"events"`          // events the user had applied
+	LoggedEvents   int      `json:"logged_events"`   // of which still in the user log: their contributions were subtracted
+	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
+	Items          int      `json:"items"`           // items whose index, co-occurrence, degree and popularity were corrected
+	Pairs          int      `json:"pairs"`           // co-occurrence entries reduced
+	IndexRemovals  int      `json:"index_removals"`  // recent-user index entries removed
+	Swept          int      `json:"swept"`           // item indexes scanned by the sweep
+	Neighbours     []string `json:"-"`               // users who shared items with the user: rescore them
+	AuditID        string   `json:"audit_id"`        // id of the audit stream entry
+}
+
+// AuditStream is the Redis stream of erasure audit records.
+func (k Keys) AuditStream() string { return k.Prefix + "{g}:audit" }
+
+// forgetGuard is the one-shot guard of one erasure on one item.
+func (k Keys) forgetGuard(item, erasure string) string {
+	return k.Prefix + "{i:" + item + "}:fg:" + erasure
+}
+
+// Forget erases a user: their keys (weights, log, meta, purchases, list),
+// their entries in item recent-user indexes, and their contribution to
+// co-occurrence, degrees and popularity as far as the user log still
+// records it. It leaves a tombstone (the meta key holding only the fences
+// and the erasure time, for TombstoneTTL) so that no event stamped before the
+// erasure brings the state back, and appends an audit record to
+// AuditStream holding a SHA-256 digest of the id, never the id.
+func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (ForgetResult, error) {
+	var res ForgetResult
+	if r := event.ValidateID(user, 0); r != "" {
+		return res, fmt.Errorf("forget: invalid user id %q: %s", user, r)
+	}
+	if opt.TombstoneTTL <= 0 {
+		opt.TombstoneTTL = time.Hour
+	}
+	if opt.MaxNeighbours <= 0 {
+		opt.MaxNeighbours = 1000
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	now := opt.Now().UnixMilli()
+	erasure := randomID()
+	k := s.keys
+
+	// 1. The user's key group, atomically: read what is needed, delete,
+	// leave the tombstone.
+	v, err := s.evalRetry(ctx, forgetUserScript,
+		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user)},
+		now, int64(opt.TombstoneTTL/time.Second))
+	if err != nil {
+		return res, fmt.Errorf("forget: erasing user state: %w", err)
+	}
+	arr, _ := v.([]any)
+	if len(arr) != 5 {
+		return res, errors.New("forget: malformed script answer")
+	}
+	log := toStrings(arr[0])
+	items := toStrings(arr[1])
+	bought := toStrings(arr[2])
+	nStr, _ := arr[3].(string)
+	res.Events, _ = strconv.ParseInt(nStr, 10, 64)
+	res.KeysDeleted, _ = arr[4].(int64)
+	res.LoggedEvents = len(log)
+	res.WindowComplete = int64(len(log)) >= res.Events
+
+	// 2. Contributions recomputed from the log (newest first): each event
+	// added weight·decay to its item's popularity; an event that made its
+	// item new added decay to the item's degree and, with each of the
+	// user's distinct earlier items still in the log (at most
+	// CoocHistory), decay to both co-occurrence rows.
+	type itemFix struct {
+		deg, pop float64
+		co       map[string]float64
+	}
+	fix := map[string]*itemFix{}
+	get := func(it string) *itemFix {
+		f := fix[it]
+		if f == nil {
+			f = &itemFix{co: map[string]float64{}}
+			fix[it] = f
+		}
+		return f
+	}
+	entries := make([]LoggedEvent, 0, len(log))
+	for _, e := range log {
+		f := strings.SplitN(e, "|", 6)
+		if len(f) != 6 {
+			continue
+		}
+		ts, _ := strconv.ParseInt(f[3], 10, 64)
+		entries = append(entries, LoggedEvent{Type: f[2], TS: ts, New: f[4] == "1", Item: f[5]})
+	}
+	weights := map[string]float64{}
+	for t, w := range s.opt.Weights {
+		weights[t.String()] = w
+	}
+	for i, e := range entries {
+		d := s.Decay(e.TS)
+		it := get(e.Item)
+		it.pop += weights[e.Type] * d
+		if !e.New {
+			continue
+		}
+		it.deg += d
+		seen := map[string]bool{}
+		for _, h := range entries[i+1:] {
+			if len(seen) >= s.opt.CoocHistory {
+				break
+			}
+			if h.Item == e.Item || seen[h.Item] {
+				continue
+			}
+			seen[h.Item] = true
+			it.co[h.Item] += d
+			get(h.Item).co[e.Item] += d
+		}
+	}
+	for _, it := range append(items, bought...) {
+		get(it)
+	}
+	order := make([]string, 0, len(fix))
+	for it := range fix {
+		order = append(order, it)
+	}
+	sort.Strings(order)
+	res.Items = len(order)
+
+	// Users who share the items: their user-kNN neighbourhoods included
+	// this user; they are returned for rescoring.
+	res.Neighbours, err = s.sharers(ctx, user, order, opt.MaxNeighbours)
+	if err != nil {
+		return res, fmt.Errorf("forget: reading item indexes: %w", err)
+	}
+
+	// 3. Each item's key group, once per erasure (guard key).
+	guardTTL := int64((opt.TombstoneTTL + opt.Settle) / time.Second)
+	for start := 0; start < len(order); start += 500 {
+		chunk := order[start:min(start+500, len(order))]
+		cmds, err := s.runScripts(ctx, nil, len(chunk), func(pipe redis.Pipeliner, j int) *redis.Cmd {
+			it := chunk[j]
+			f := fix[it]
+			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL}
+			others := make([]string, 0, len(f.co))
+			for o := range f.co {
+				others = append(others, o)
+			}
+			sort.Strings(others)
+			for _, o := range others {
+				args = append(args, o, fmtFloat(f.co[o]))
+			}
+			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)
+		})
+		if err != nil {
+			return res, fmt.Errorf("forget: correcting items: %w", err)
+		}
+		for _, c := range cmds {
+			r, _ := c.Slice()
+			if len(r) == 2 {
+				rem, _ := r[0].(int64)
+				ch, _ := r[1].(int64)
+				res.IndexRemovals += int(rem)
+				res.Pairs += int(ch)
+			}
+		}
+	}
+
+	// 4. Every other item's index (entries of items that left the user's
+	// capped vector and log).
+	if opt.Sweep {
+		n, removed, err := s.sweepItemIndexes(ctx, user)
+		if err != nil {
+			return res, fmt.Errorf("forget: sweeping item indexes: %w", err)
+		}
+		res.Swept, res.IndexRemovals = n, res.IndexRemovals+removed
+	}
+
+	// 5. A batch or a rescore in flight during step 1 may still add the
+	// user to an index or write their list: clean both again.
+	if opt.Settle > 0 {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(opt.Settle):
+		}
+		pipe := s.rdb.Pipeline()
+		pipe.Del(ctx, k.UserList(user))
+		for _, it := range order {
+			pipe.ZRem(ctx, k.ItemUsers(it), user)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return res, fmt.Errorf("forget: settling: %w", err)
+		}
+	}
+
+	// 6. The audit record.
+	sum := sha256.Sum256([]byte(user))
+	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: k.AuditStream(),
+		MaxLen: AuditStreamMaxLen,
+		Approx: true,
+		Values: []any{
+			"action", "forget",
+			"subject_sha256", hex.EncodeToString(sum[:]),
+			"at", now,
+			"source", opt.Source,
+			"request", opt.Request,
+			"keys_deleted", res.KeysDeleted,
+			"events", res.Events,
+			"logged_events", res.LoggedEvents,
+			"window_complete", strconv.FormatBool(res.WindowComplete),
+			"items", res.Items,
+			"pairs", res.Pairs,
+			"index_removals", res.IndexRemovals,
+			"swept", res.Swept,
+		},
+	}).Result()
+	if err != nil {
+		return res, fmt.Errorf("forget: writing audit record: %w", err)
+	}
+	res.AuditID = id
+	return res, nil
+}
+
+// sharers returns up to max users (other than user) in the recent-user
+// indexes of items.
+func (s *Store) sharers(ctx context.Context, user string, items []string, max int) ([]string, error) {
+	got, err := s.ItemUsers(ctx, items, 200)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, it := range items {
+		for _, u := range got[it] {
+			if u.ID != user {
+				set[u.ID] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for u := range set {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out, nil
+}
+
+// sweepItemIndexes removes user from every item recent-user index, scanning
+// every master of a Cluster.
+func (s *Store) sweepItemIndexes(ctx context.Context, user string) (scanned, removed int, err error) {
+	pattern := s.keys.Prefix + "{i:*}:u"
+	one := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			pipe := c.Pipeline()
+			cmds := make([]*redis.IntCmd, len(batch))
+			for i, k := range batch {
+				cmds[i] = pipe.ZRem(ctx, k, user)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			for _, c := range cmds {
+				removed += int(c.Val())
+			}
+			scanned += len(batch)
+			batch = batch[:0]
+			return nil
+		}
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) >= 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	switch c := s.rdb.(type) {
+	case *redis.ClusterClient:
+		var mu = make(chan struct{}, 1)
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			mu <- struct{}{} // the counters are shared: one master at a time
+			defer func() { <-mu }()
+			return one(ctx, n)
+		})
+	case *redis.Client:
+		err = one(ctx, c)
+	default:
+		err = fmt.Errorf("unsupported client %T", s.rdb)
+	}
+	return scanned, removed, err
+}
+
+// evalRetry runs one script, loading it once if Redis lost it.
+func (s *Store) evalRetry(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
+	v, err := sc.EvalSha(ctx, s.rdb, keys, args...).Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if lerr := s.LoadScripts(ctx); lerr != nil {
+			return nil, lerr
+		}
+		v, err = sc.EvalSha(ctx, s.rdb, keys, args...).Result()
+	}
+	return v, err
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,206 @@
+package store_test
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/store"
+)
+
+// itemState reads every item's recent users, co-occurrence row, degree and
+// popularity under a store's prefix, dropping zero entries, so that "never
+// there" and "subtracted to zero" compare equal.
+func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string) map[string]map[string]float64 {
+	t.Helper()
+	ctx := context.Background()
+	k := st.Keys()
+	out := map[string]map[string]float64{}
+	put := func(key, f string, v float64) {
+		if math.Abs(v) < 1e-6 {
+			return
+		}
+		if out[key] == nil {
+			out[key] = map[string]float64{}
+		}
+		out[key][f] = v
+	}
+	for _, it := range items {
+		for _, z := range rdb.ZRangeWithScores(ctx, k.ItemUsers(it), 0, -1).Val() {
+			put(it+":u", z.Member.(string), z.Score)
+		}
+		for _, z := range rdb.ZRangeWithScores(ctx, k.ItemCooc(it), 0, -1).Val() {
+			put(it+":co", z.Member.(string), z.Score)
+		}
+		for f, s := range rdb.HGetAll(ctx, k.ItemMeta(it)).Val() {
+			if f == "n" || f == "pop" {
+				x, _ := strconv.ParseFloat(s, 64)
+				put(it+":m", f, x)
+			}
+		}
+	}
+	return out
+}
+
+// TestForgetEqualsNeverSeen applies a log to two stores, one of them without
+// the events of one user, erases that user from the other, and checks that
+// every item's index, co-occurrence row, degree and popularity then match
+// the store that never saw the user (the user log held the whole history:
+// the exact case).
+func TestForgetEqualsNeverSeen(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	opt := store.Options{UserLogCap: 1000, UserItemsCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 5}
+	optA, optB := opt, opt
+	optA.Prefix, optB.Prefix = "a:", "b:"
+	a, b := store.New(rdb, optA), store.New(rdb, optB)
+	for _, st := range []*store.Store{a, b} {
+		if err := st.LoadScripts(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen := loadgen.New(loadgen.Options{Users: 30, Items: 40, Clusters: 3, Seed: 3})
+	var ops []store.Op
+	count := map[string]int{}
+	itemSet := map[string]bool{}
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	for i := 0; i < 3000; i++ {
+		ev := gen.Next()
+		ts += 7
+		ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts})
+		count[ev.UserID]++
+		itemSet[ev.ItemID] = true
+	}
+	var items []string
+	for it := range itemSet {
+		items = append(items, it)
+	}
+	sort.Strings(items)
+	target, most := "", 0
+	for u, c := range count {
+		if c > most || (c == most && u < target) {
+			target, most = u, c
+		}
+	}
+	var without []store.Op
+	for _, op := range ops {
+		if op.User != target {
+			without = append(without, op)
+		}
+	}
+	apply := func(st *store.Store, ops []store.Op) {
+		for i := 0; i < len(ops); i += 250 {
+			if _, err := st.Apply(ctx, 0, ops[i:min(i+250, len(ops))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply(a, ops)
+	apply(b, without)
+
+	res, err := a.Forget(ctx, target, store.ForgetOptions{Sweep: true, Source: "test", Request: "T-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("forgot %s: %+v, %d neighbours", target, res, len(res.Neighbours))
+	if !res.WindowComplete || res.Events != int64(most) || res.LoggedEvents != most || res.KeysDeleted < 3 {
+		t.Fatalf("result %+v, want the whole history of %d events", res, most)
+	}
+	if len(res.Neighbours) == 0 {
+		t.Errorf("no neighbours to rescore")
+	}
+	got, want := itemState(t, rdb, a, items), itemState(t, rdb, b, items)
+	diffs := 0
+	for key, fw := range want {
+		for f, x := range fw {
+			y := got[key][f]
+			if math.Abs(x-y) > 1e-6*math.Max(1, math.Abs(x)) {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v after the erasure, %v never having seen the user", key, f, y, x)
+				}
+				diffs++
+			}
+		}
+	}
+	for key, fg := range got {
+		for f, y := range fg {
+			if _, ok := want[key][f]; !ok {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v remains after the erasure", key, f, y)
+				}
+				diffs++
+			}
+		}
+	}
+	// The user's keys are gone; only the tombstone (fences and erasure time)
+	// remains, with a TTL.
+	k := a.Keys()
+	for _, key := range []string{k.UserWeights(target), k.UserLog(target), k.UserPurchased(target), k.UserList(target)} {
+		if rdb.Exists(ctx, key).Val() != 0 {
+			t.Errorf("%s still exists", key)
+		}
+	}
+	tomb := rdb.HGetAll(ctx, k.UserMeta(target)).Val()
+	if tomb["gone"] == "" || tomb["n"] != "" || rdb.TTL(ctx, k.UserMeta(target)).Val() <= 0 {
+		t.Errorf("tombstone %v ttl %v", tomb, rdb.TTL(ctx, k.UserMeta(target)).Val())
+	}
+	// The audit record names a digest, not the id.
+	xs := rdb.XRange(ctx, k.AuditStream(), "-", "+").Val()
+	if len(xs) != 1 || xs[0].Values["request"] != "T-1" || xs[0].Values["subject_sha256"] == "" {
+		t.Fatalf("audit stream %v", xs)
+	}
+	for f, v := range xs[0].Values {
+		if v == target {
+			t.Errorf("audit field %s holds the user id", f)
+		}
+	}
+
+	// A replay of the user's events (a batch in flight, a rebalance) is
+	// dropped: nothing comes back.
+	r, err := a.Apply(ctx, 0, ops[len(ops)-250:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Erased == 0 || r.Users[target] != 0 {
+		t.Errorf("replay after the erasure: %+v", r)
+	}
+	if n := rdb.Exists(ctx, k.UserWeights(target), k.UserLog(target)).Val(); n != 0 {
+		t.Errorf("replay recreated %d user keys", n)
+	}
+	for _, it := range items {
+		if _, err := rdb.ZScore(ctx, k.ItemUsers(it), target).Result(); err == nil {
+			t.Errorf("replay put the user back into the index of %s", it)
+		}
+	}
+	// A second erasure finds nothing left to subtract.
+	before := itemState(t, rdb, a, items)
+	if _, err := a.Forget(ctx, target, store.ForgetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after := itemState(t, rdb, a, items)
+	for key, fb := range before {
+		for f, x := range fb {
+			if after[key][f] != x {
+				t.Errorf("second erasure changed %s %s: %v -> %v", key, f, x, after[key][f])
+			}
+		}
+	}
+	// New activity after the erasure is new data and is applied.
+	later := store.Op{Offset: int64(len(ops)), User: target, Item: items[0], Type: event.Click, TS: time.Now().Add(time.Minute).UnixMilli()}
+	if r, err := a.Apply(ctx, 0, []store.Op{later}); err != nil || r.Applied != 1 {
+		t.Fatalf("event after the erasure: %+v %v", r, err)
+	}
+	if !strings.HasPrefix(rdb.Type(ctx, k.UserWeights(target)).Val(), "zset") {
+		t.Errorf("event after the erasure was not applied")
+	}
+}
