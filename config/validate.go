@@ -31,6 +31,7 @@ func (c Config) Validate() error {
 		c.Ingest.Validate(),
 		c.Model.Validate(),
 		c.Scorer.Validate(),
+		c.Catalog.Validate(c.Kafka),
 		c.Admin.Validate(),
 	)
 }
@@ -189,7 +190,9 @@ func (s ScorerConfig) Validate() error {
 	okU := p.nonNegFloat("scorer.weights.user_knn", w.UserKNN)
 	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
 	okT := p.nonNegFloat("scorer.weights.trending", w.Trending)
-	if okU && okI && okT && !(w.UserKNN+w.ItemKNN+w.Trending > 0) {
+	okC := p.nonNegFloat("scorer.weights.content", w.Content)
+	okN := p.nonNegFloat("scorer.weights.new_arrivals", w.NewArrivals)
+	if okU && okI && okT && okC && okN && !(w.UserKNN+w.ItemKNN+w.Trending+w.Content+w.NewArrivals > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)
@@ -199,6 +202,14 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.minInt("scorer.max_per_category", s.MaxPerCategory, 0)
+	p.minInt("scorer.content_categories", s.ContentCategories, 1)
+	p.minInt("scorer.content_brands", s.ContentBrands, 1)
+	p.minInt("scorer.content_candidates", s.ContentCandidates, 1)
+	p.positiveDur("scorer.new_arrival_window", s.NewArrivalWindow)
+	if _, err := ParseVariants(s.Variants); err != nil {
+		p.add("scorer.variants", "%v", err)
+	}
 	return p.err()
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
@@ -43,6 +44,11 @@ type Processor struct {
 	Ingest  *consumer.Ingest // nil unless the ingest role runs
 	Score   *consumer.Score  // nil unless the score role runs
 	Metrics *consumer.Metrics
+
+	Catalog       *catalog.Index         // nil unless the score role runs with the catalog enabled
+	CatalogLoader *catalog.Loader        // fills Catalog
+	CatalogWriter *catalog.CatalogWriter // nil unless the ingest role runs with the catalog enabled
+	Variants      *scorer.Variants       // nil without scorer.variants
 
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
@@ -88,19 +94,28 @@ func StoreOptions(c config.Config) store.Options {
 func ScorerOptions(c config.Config) scorer.Options {
 	s := c.Scorer
 	return scorer.Options{
-		TopN:            s.TopN,
-		Neighbours:      s.Neighbours,
-		CandidateUsers:  s.CandidateUsers,
-		HistoryItems:    s.HistoryItems,
-		RecentEvents:    s.RecentEvents,
-		RecencyBoost:    recencyBoost(s.RecencyBoost),
-		UserItems:       c.Model.UserItemsCap,
-		UserSimilarity:  s.UserSimilarity,
-		ItemSimilarity:  s.ItemSimilarity,
-		Shrinkage:       s.Shrinkage,
-		WeightUserKNN:   s.Weights.UserKNN,
-		WeightItemKNN:   s.Weights.ItemKNN,
-		WeightTrending:  s.Weights.Trending,
+		TopN:           s.TopN,
+		Neighbours:     s.Neighbours,
+		CandidateUsers: s.CandidateUsers,
+		HistoryItems:   s.HistoryItems,
+		RecentEvents:   s.RecentEvents,
+		RecencyBoost:   recencyBoost(s.RecencyBoost),
+		UserItems:      c.Model.UserItemsCap,
+		UserSimilarity: s.UserSimilarity,
+		ItemSimilarity: s.ItemSimilarity,
+		Shrinkage:      s.Shrinkage,
+		WeightUserKNN:  s.Weights.UserKNN,
+		WeightItemKNN:  s.Weights.ItemKNN,
+		WeightTrending: s.Weights.Trending,
+		WeightContent:  s.Weights.Content,
+		WeightNew:      s.Weights.NewArrivals,
+		MaxPerCategory: s.MaxPerCategory,
+		Content: scorer.ContentOptions{
+			Categories: s.ContentCategories,
+			Brands:     s.ContentBrands,
+			PerGroup:   s.ContentCandidates,
+			NewWindow:  s.NewArrivalWindow,
+		},
 		ExcludeSeen:     s.ExcludeSeen,
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
@@ -155,9 +170,50 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if d.Now != nil {
 		sco.Now = d.Now
 	}
-	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat}
 	k := KafkaOptions(cfg)
+	var cm *catalog.Metrics
+	var idx *catalog.Index
+	var loader *catalog.Loader
+	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleScore) {
+		cm = catalog.NewMetrics(reg)
+		idx = catalog.NewIndex()
+		sco.Catalog = idx
+		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: log.With("role", "catalog")}, idx)
+	}
+	sc := scorer.New(st, sco)
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat, Catalog: idx, CatalogLoader: loader}
+	var refresher consumer.Refresher = sc
+	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
+		vs := make([]scorer.Variant, len(specs))
+		for i, spec := range specs {
+			c := cfg
+			c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
+			o := ScorerOptions(c)
+			o.Logger, o.Catalog, o.Now = sco.Logger, sco.Catalog, sco.Now
+			vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(st, o)}
+		}
+		v, err := scorer.NewVariants(cfg.Scorer.VariantSalt, vs, reg)
+		if err != nil {
+			return nil, err
+		}
+		p.Variants, refresher = v, v
+	}
+	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
+		if cm == nil {
+			cm = catalog.NewMetrics(reg)
+		}
+		p.CatalogWriter = catalog.NewWriter(catalog.WriterOptions{
+			Kafka:        k,
+			Topic:        cfg.Kafka.ItemsTopic,
+			Group:        cfg.Catalog.Group,
+			DLQTopic:     cfg.Kafka.DLQTopic,
+			RefreshTopic: cfg.Kafka.RefreshTopic,
+			ListTTL:      cfg.Scorer.ListTTL,
+			Now:          d.Now,
+			Metrics:      cm,
+			Logger:       log.With("role", "catalog-writer"),
+		}, st)
+	}
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
 			Kafka:           k,
@@ -183,7 +239,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ShutdownTimeout: cfg.Run.ShutdownTimeout,
 			Metrics:         m,
 			Logger:          log.With("role", "score"),
-		}, sc)
+		}, refresher)
 	}
 	return p, nil
 }
@@ -221,6 +277,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	if p.Score != nil {
 		g.Go(func() error { return p.Score.Run(gctx) })
+	}
+	if p.CatalogLoader != nil {
+		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
+	}
+	if p.CatalogWriter != nil {
+		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
 	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {
