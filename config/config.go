@@ -288,6 +288,9 @@ type ScorerConfig struct {
 	ContentCandidates int `yaml:"content_candidates"`
 	// NewArrivalWindow is how long after created_at an item is new.
 	NewArrivalWindow time.Duration `yaml:"new_arrival_window"`
+	// NewArrivalSlots reserves places at the end of each list for the best
+	// matching new arrivals; 0: none.
+	NewArrivalSlots int `yaml:"new_arrival_slots"`
 	// Variants lists A/B variants as "name:share[:source=weight;...]";
 	// empty: one configuration for everyone.
 	Variants []string `yaml:"variants"`
@@ -319,6 +322,7 @@ func (s *ScorerConfig) SetDefaults() {
 		ContentBrands:     2,
 		ContentCandidates: 100,
 		NewArrivalWindow:  168 * time.Hour,
+		NewArrivalSlots:   2,
 		Variants:          []string{},
 		VariantSalt:       "recstream",
 	}

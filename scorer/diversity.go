@@ -29,26 +29,77 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 		return cands[a].Item < cands[b].Item
 	})
-	maxPer := s.opt.MaxPerCategory
-	if maxPer <= 0 || s.opt.Catalog == nil {
-		if len(cands) > n {
-			cands = cands[:n]
+	// New-arrival slots: the best new arrivals (raw score >= NewMinScore)
+	// not already ranked high enough move up to the last NewSlots places.
+	var slots []*Candidate
+	if k := s.opt.NewSlots; k > 0 && s.opt.WeightNew > 0 {
+		inTop := map[string]bool{}
+		for i, c := range cands {
+			if i >= n {
+				break
+			}
+			inTop[c.Item] = true
 		}
-		return cands
+		var fresh []*Candidate
+		for _, c := range cands {
+			if c.Sources[SourceNew] >= NewMinScore {
+				fresh = append(fresh, c)
+			}
+		}
+		sort.SliceStable(fresh, func(a, b int) bool { return fresh[a].Sources[SourceNew] > fresh[b].Sources[SourceNew] })
+		for _, c := range fresh {
+			if len(slots) >= k {
+				break
+			}
+			if inTop[c.Item] {
+				k-- // already listed on its own merit
+				continue
+			}
+			slots = append(slots, c)
+		}
 	}
+	isSlot := map[string]bool{}
+	for _, c := range slots {
+		isSlot[c.Item] = true
+		c.Source, c.Reason = SourceNew, c.reasons[SourceNew]
+	}
+	maxPer := s.opt.MaxPerCategory
+	capped := maxPer > 0 && s.opt.Catalog != nil
 	per := map[string]int{}
 	out := make([]*Candidate, 0, n)
+	take := func(c *Candidate) bool {
+		if capped {
+			if cat := s.opt.Catalog.Category(c.Item); cat != "" {
+				if per[cat] >= maxPer {
+					return false
+				}
+				per[cat]++
+			}
+		}
+		out = append(out, c)
+		return true
+	}
+	for _, c := range slots {
+		if len(out) < n {
+			take(c)
+		}
+	}
+	reserved := len(out)
 	for _, c := range cands {
 		if len(out) >= n {
 			break
 		}
-		if cat := s.opt.Catalog.Category(c.Item); cat != "" {
-			if per[cat] >= maxPer {
-				continue
-			}
-			per[cat]++
+		if !isSlot[c.Item] {
+			take(c)
 		}
-		out = append(out, c)
+	}
+	// Slots go last: they are placed, not ranked.
+	if reserved > 0 {
+		out = append(out[reserved:], out[:reserved]...)
 	}
 	return out
 }
+
+// NewMinScore is the smallest raw new-arrival score (profile cosine ×
+// remaining freshness) that earns a new-arrival slot.
+const NewMinScore = 0.5

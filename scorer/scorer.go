@@ -55,6 +55,7 @@ type Options struct {
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int  // diversity: items of one category in a list at most; 0 = no cap
+	NewSlots        int  // places at the end of a list reserved for new arrivals; 0 = none
 	ExcludeSeen     bool // drop every item the user interacted with (purchases are always dropped)
 	ListTTL         time.Duration
 	ModelName       string
