@@ -207,7 +207,7 @@ func (s ScorerConfig) Validate() error {
 	p.minInt("scorer.content_brands", s.ContentBrands, 1)
 	p.minInt("scorer.content_candidates", s.ContentCandidates, 1)
 	p.positiveDur("scorer.new_arrival_window", s.NewArrivalWindow)
-	if p.minInt("scorer.new_arrival_slots", s.NewArrivalSlots, 0) && s.NewArrivalSlots > s.TopN {
+	if p.minInt("scorer.new_arrival_slots", s.NewArrivalSlots, 0) && s.TopN >= 1 && s.NewArrivalSlots > s.TopN {
 		p.add("scorer.new_arrival_slots", "must be at most scorer.top_n (%d), got %d", s.TopN, s.NewArrivalSlots)
 	}
 	if _, err := ParseVariants(s.Variants); err != nil {

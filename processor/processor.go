@@ -110,6 +110,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
 		MaxPerCategory: s.MaxPerCategory,
+		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{
 			Categories: s.ContentCategories,
 			Brands:     s.ContentBrands,
