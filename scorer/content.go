@@ -240,9 +240,47 @@ type listIndexer interface {
 	IndexListItems(ctx context.Context, lists []store.List, ttl time.Duration) error
 }
 
+// indexLists records which users' lists hold which items. Lists are
+// rewritten on every refresh with mostly the same items, so only the items
+// that entered a list since this process last wrote it are recorded: the
+// previous items of each user are kept in a bounded in-memory cache (a
+// miss records every item, which is always correct).
 func (s *Scorer) indexLists(ctx context.Context, lists []store.List) error {
-	if li, ok := s.st.(listIndexer); ok && s.opt.Catalog != nil {
-		return li.IndexListItems(ctx, lists, s.opt.ListTTL)
+	li, ok := s.st.(listIndexer)
+	if !ok || s.opt.Catalog == nil {
+		return nil
+	}
+	delta := make([]store.List, 0, len(lists))
+	s.listMu.Lock()
+	if s.listItems == nil || len(s.listItems) > 200000 {
+		s.listItems = make(map[string]map[string]bool)
+	}
+	for _, l := range lists {
+		if l.User == "" {
+			continue
+		}
+		prev := s.listItems[l.User]
+		cur := make(map[string]bool, len(l.Items))
+		d := store.List{User: l.User, GeneratedAt: l.GeneratedAt}
+		for _, it := range l.Items {
+			cur[it.Item] = true
+			if !prev[it.Item] {
+				d.Items = append(d.Items, it)
+			}
+		}
+		s.listItems[l.User] = cur
+		if len(d.Items) > 0 {
+			delta = append(delta, d)
+		}
+	}
+	s.listMu.Unlock()
+	if err := li.IndexListItems(ctx, delta, s.opt.ListTTL); err != nil {
+		s.listMu.Lock()
+		for _, l := range lists {
+			delete(s.listItems, l.User) // record them in full next time
+		}
+		s.listMu.Unlock()
+		return err
 	}
 	return nil
 }

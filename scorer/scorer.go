@@ -127,6 +127,9 @@ type Scorer struct {
 	trending   []store.Scored
 	trendingAt time.Time
 	degrees    map[string]degree
+
+	listMu    sync.Mutex
+	listItems map[string]map[string]bool // user -> items of the list last written
 }
 
 type degree struct {
