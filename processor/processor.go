@@ -93,7 +93,7 @@ func StoreOptions(c config.Config) store.Options {
 // ScorerOptions maps the scorer section onto scorer options.
 func ScorerOptions(c config.Config) scorer.Options {
 	s := c.Scorer
-	return scorer.Options{
+	o := scorer.Options{
 		TopN:           s.TopN,
 		Neighbours:     s.Neighbours,
 		CandidateUsers: s.CandidateUsers,
@@ -122,6 +122,11 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
 	}
+	// Retention: a user's list never outlives the user's state.
+	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
+		o.ListTTL = u
+	}
+	return o
 }
 
 // recencyBoost maps the config's 0 (disabled) onto the scorer's -1.

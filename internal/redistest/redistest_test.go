@@ -206,3 +206,33 @@ func TestMissingBinaryMessage(t *testing.T) {
 		t.Fatalf("Launch error %v does not wrap ErrNotFound", err)
 	}
 }
+
+func TestStartCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	cc := c.Client(t)
+	ctx := context.Background()
+	// Keys of three different hash tags land on different masters.
+	seen := map[string]bool{}
+	for _, k := range []string{"{a}x", "{b}x", "{c}x", "{d}x", "{e}x", "{f}x"} {
+		if err := cc.Set(ctx, k, "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		slot, err := cc.ClusterKeySlot(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range c.Nodes {
+			n, err := s.Client(t).Exists(ctx, k).Result()
+			if err != nil && !strings.HasPrefix(err.Error(), "MOVED") {
+				t.Fatal(err)
+			}
+			if n == 1 {
+				seen[s.Addr] = true
+				t.Logf("%s (slot %d) on %s", k, slot, s.Addr)
+			}
+		}
+	}
+	if len(seen) < 2 {
+		t.Errorf("keys landed on %d node(s), want them spread over the cluster", len(seen))
+	}
+}

@@ -6,6 +6,8 @@
 --       offset, user ('' for a co-occurrence-only contribution), ts,
 --       weight ('' for none), new ('1' when the event made the pair new),
 --       decay factor, co-items joined by "\n" ('' for none)
+-- With ttl > 0, users whose last interaction (event time) is older than ttl
+-- before the newest applied one are removed from the recent users zset.
 -- Returns the number of contributions applied.
 local p = ARGV[1]
 local fkey = 'f:' .. p
@@ -21,12 +23,16 @@ local pop = 0
 local deg = 0
 local co = {}
 local coOrder = {}
+local maxts = 0
 for k = 0, n - 1 do
   local b = 6 + k * 7
   local off = tonumber(ARGV[b])
   if off > fence then
     local user = ARGV[b + 1]
-    if user ~= '' then redis.call('ZADD', KEYS[1], ARGV[b + 2], user) end
+    if user ~= '' then
+      redis.call('ZADD', KEYS[1], ARGV[b + 2], user)
+      if tonumber(ARGV[b + 2]) > maxts then maxts = tonumber(ARGV[b + 2]) end
+    end
     if ARGV[b + 3] ~= '' then pop = pop + tonumber(ARGV[b + 3]) end
     local d = tonumber(ARGV[b + 5])
     if ARGV[b + 4] == '1' then deg = deg + d end
@@ -57,6 +63,11 @@ if applied > 0 then
   card = redis.call('ZCARD', KEYS[2])
   if card > ccap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - ccap - 1) end
   if ttl > 0 then
+    -- retention: users whose last interaction with this item is older
+    -- than ttl (in event time) leave the recent-user index
+    if maxts > 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', maxts - ttl * 1000))
+    end
     for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
   end
 end
