@@ -282,7 +282,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		g.Go(func() error { return p.Ingest.Run(gctx) })
 	}
 	if p.Score != nil {
-		g.Go(func() error { return p.Score.Run(gctx) })
+		g.Go(func() error {
+			p.waitCatalog(gctx)
+			return p.Score.Run(gctx)
+		})
 	}
 	if p.CatalogLoader != nil {
 		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
@@ -311,6 +314,27 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// waitCatalog waits until the catalog index has read the items topic up
+// to the end it found at start, so that the first lists already use the
+// catalog; after 30 s it gives up waiting and scoring starts anyway.
+func (p *Processor) waitCatalog(ctx context.Context) {
+	if p.CatalogLoader == nil {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !p.CatalogLoader.Loaded() {
+		if time.Now().After(deadline) {
+			p.log.Warn("catalog not loaded after 30s; scoring without waiting for it")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitRedis waits until Redis answers and the scripts are loaded.

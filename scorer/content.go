@@ -23,6 +23,7 @@ type Catalog interface {
 	Vector(id string) (map[string]float64, float64, bool)
 	Available(id string) bool
 	Category(id string) string
+	Len() int
 	InCategory(cat string, n int) []catalog.Item
 	ByBrand(brand string, n int) []catalog.Item
 }
@@ -213,10 +214,11 @@ type availabilityStore interface {
 // N, whether the stored catalog record marks them unavailable, so that no
 // list written after a withdrawal is stored holds the item, even when this
 // process's index has not caught up yet. One pipelined round trip for the
-// whole batch.
+// whole batch. With an empty catalog (the score role starts scoring only
+// once its index has loaded the topic) there is nothing to check.
 func (s *Scorer) checkAvailability(ctx context.Context, scores []UserScores) error {
 	as, ok := s.st.(availabilityStore)
-	if !ok || s.opt.Catalog == nil {
+	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
 		return nil
 	}
 	set := map[string]bool{}
@@ -247,7 +249,7 @@ type listIndexer interface {
 // miss records every item, which is always correct).
 func (s *Scorer) indexLists(ctx context.Context, lists []store.List) error {
 	li, ok := s.st.(listIndexer)
-	if !ok || s.opt.Catalog == nil {
+	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
 		return nil
 	}
 	delta := make([]store.List, 0, len(lists))
