@@ -24,6 +24,7 @@ type Catalog interface {
 	Available(id string) bool
 	Category(id string) string
 	Len() int
+	Categories() []string
 	InCategory(cat string, n int) []catalog.Item
 	ByBrand(brand string, n int) []catalog.Item
 }
@@ -318,5 +319,44 @@ func (s *Scorer) categoryLists(ctx context.Context, tr []store.Scored) error {
 			lists[c] = l
 		}
 	}
-	return w.WriteCategoryLists(ctx, lists, s.opt.ListTTL)
+	if err := w.WriteCategoryLists(ctx, lists, s.opt.ListTTL); err != nil {
+		return err
+	}
+	return s.newArrivalLists(ctx)
+}
+
+type newListWriter interface {
+	WriteNewArrivalLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
+}
+
+// newArrivalLists writes one anonymous list per category (every level of
+// the path) holding its available items created within NewWindow, newest
+// first, scored 1 − age/NewWindow. Categories without new items get none.
+func (s *Scorer) newArrivalLists(ctx context.Context) error {
+	w, ok := s.st.(newListWriter)
+	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
+		return nil
+	}
+	now := s.opt.Now().UnixMilli()
+	window := float64(s.opt.Content.NewWindow.Milliseconds())
+	lists := map[string]store.List{}
+	for _, c := range s.opt.Catalog.Categories() {
+		var l store.List
+		for _, it := range s.opt.Catalog.InCategory(c, s.opt.TopN) {
+			age := float64(now - it.CreatedAt)
+			if it.CreatedAt <= 0 || age < 0 || age >= window {
+				break // newest first: the rest is older
+			}
+			reason := "new in " + c
+			if it.Brand != "" {
+				reason += " from " + it.Brand
+			}
+			l.Items = append(l.Items, store.ListItem{Item: it.ID, Score: 1 - age/window, Source: SourceNew, Reason: reason})
+		}
+		if len(l.Items) > 0 {
+			l.GeneratedAt, l.Model = now, "new:"+c
+			lists[c] = l
+		}
+	}
+	return w.WriteNewArrivalLists(ctx, lists, s.opt.ListTTL)
 }

@@ -3,6 +3,7 @@ package scorer_test
 import (
 	"context"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -297,8 +298,21 @@ func TestCategoryTrendingLists(t *testing.T) {
 	o.TopN = 5
 	o.TrendingSize = 80
 	sc := scorer.New(f.st, o)
+	for k, age := range []time.Duration{2 * time.Hour, time.Hour, 10 * 24 * time.Hour} {
+		idx.Put(catalog.Item{ID: "n" + strconv.Itoa(k), Category: "c2/s1", Brand: "b2-9", Available: true, CreatedAt: catalogNow.Add(-age).UnixMilli()})
+	}
 	if _, err := sc.RefreshTrending(ctx); err != nil {
 		t.Fatal(err)
+	}
+	for _, cat := range []string{"c2", "c2/s1"} {
+		l, found, err := f.st.ReadNewArrivalList(ctx, cat)
+		if err != nil || !found || len(l.Items) != 2 || l.Items[0].Item != "n1" || l.Items[1].Item != "n0" ||
+			l.Items[0].Reason != "new in "+cat+" from b2-9" || !(l.Items[0].Score > l.Items[1].Score) {
+			t.Fatalf("new arrivals of %s: %+v found %v err %v", cat, l, found, err)
+		}
+	}
+	if _, found, _ := f.st.ReadNewArrivalList(ctx, "c3"); found {
+		t.Fatal("a new-arrivals list for a category without new items")
 	}
 	tr, _ := f.st.TopTrending(ctx, 80)
 	for _, cat := range []string{"c1", "c3/s0"} {

@@ -30,6 +30,11 @@ func (k Keys) CategoryTrendingList(category string) string {
 	return k.Prefix + "{g}:list:trending:" + category
 }
 
+// CategoryNewList is the anonymous new-arrivals list of one category.
+func (k Keys) CategoryNewList(category string) string {
+	return k.Prefix + "{g}:list:new:" + category
+}
+
 // CatalogRecord is one catalog record at its offset, ready to store.
 type CatalogRecord struct {
 	Offset    int64
@@ -162,8 +167,19 @@ func (s *Store) ListHolders(ctx context.Context, item string, since int64) ([]st
 	return users.Val(), nil
 }
 
-// WriteCategoryLists replaces each category's anonymous list, one SET each.
+// WriteCategoryLists replaces each category's anonymous trending list, one
+// SET each.
 func (s *Store) WriteCategoryLists(ctx context.Context, lists map[string]List, ttl time.Duration) error {
+	return s.writeKeyed(ctx, lists, ttl, s.keys.CategoryTrendingList)
+}
+
+// WriteNewArrivalLists replaces each category's anonymous new-arrivals
+// list, one SET each.
+func (s *Store) WriteNewArrivalLists(ctx context.Context, lists map[string]List, ttl time.Duration) error {
+	return s.writeKeyed(ctx, lists, ttl, s.keys.CategoryNewList)
+}
+
+func (s *Store) writeKeyed(ctx context.Context, lists map[string]List, ttl time.Duration, key func(string) string) error {
 	if len(lists) == 0 {
 		return nil
 	}
@@ -174,7 +190,7 @@ func (s *Store) WriteCategoryLists(ctx context.Context, lists map[string]List, t
 		if err != nil {
 			return fmt.Errorf("encoding list: %w", err)
 		}
-		pipe.Set(ctx, s.keys.CategoryTrendingList(cat), b, ttl)
+		pipe.Set(ctx, key(cat), b, ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("writing category lists: %w", err)
@@ -182,9 +198,18 @@ func (s *Store) WriteCategoryLists(ctx context.Context, lists map[string]List, t
 	return nil
 }
 
-// ReadCategoryList reads a category's anonymous list.
+// ReadCategoryList reads a category's anonymous trending list.
 func (s *Store) ReadCategoryList(ctx context.Context, category string) (List, bool, error) {
-	b, err := s.rdb.Get(ctx, s.keys.CategoryTrendingList(category)).Bytes()
+	return s.readKeyed(ctx, s.keys.CategoryTrendingList(category))
+}
+
+// ReadNewArrivalList reads a category's anonymous new-arrivals list.
+func (s *Store) ReadNewArrivalList(ctx context.Context, category string) (List, bool, error) {
+	return s.readKeyed(ctx, s.keys.CategoryNewList(category))
+}
+
+func (s *Store) readKeyed(ctx context.Context, key string) (List, bool, error) {
+	b, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return List{}, false, nil
 	}
