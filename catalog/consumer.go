@@ -72,7 +72,7 @@ type WriterOptions struct {
 	Logger       *slog.Logger
 }
 
-// Writer consumes the items topic in a consumer group, stores each record
+// CatalogWriter consumes the items topic in a consumer group, stores each record
 // (fenced per partition), sends invalid records to the DLQ, publishes a
 // refresh request for every user whose list may hold an item that became
 // unavailable, and commits only after all of that is acknowledged.
