@@ -190,9 +190,10 @@ func (s ScorerConfig) Validate() error {
 	okU := p.nonNegFloat("scorer.weights.user_knn", w.UserKNN)
 	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
 	okT := p.nonNegFloat("scorer.weights.trending", w.Trending)
+	okE := p.nonNegFloat("scorer.weights.ease", w.EASE)
 	okC := p.nonNegFloat("scorer.weights.content", w.Content)
 	okN := p.nonNegFloat("scorer.weights.new_arrivals", w.NewArrivals)
-	if okU && okI && okT && okC && okN && !(w.UserKNN+w.ItemKNN+w.Trending+w.Content+w.NewArrivals > 0) {
+	if okU && okI && okT && okE && okC && okN && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)
@@ -202,6 +203,12 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.nonNegDur("scorer.neighbour_ttl", s.NeighbourTTL)
+	if p.nonNegFloat("scorer.ease_lambda", s.EASELambda) && s.EASELambda == 0 {
+		p.add("scorer.ease_lambda", "must be greater than 0")
+	}
+	p.intRange("scorer.ease_max_items", s.EASEMaxItems, 1, 20000)
+	p.positiveDur("scorer.ease_refresh", s.EASERefresh)
 	p.minInt("scorer.max_per_category", s.MaxPerCategory, 0)
 	p.minInt("scorer.content_categories", s.ContentCategories, 1)
 	p.minInt("scorer.content_brands", s.ContentBrands, 1)

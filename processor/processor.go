@@ -43,6 +43,7 @@ type Processor struct {
 	Scorer  *scorer.Scorer
 	Ingest  *consumer.Ingest // nil unless the ingest role runs
 	Score   *consumer.Score  // nil unless the score role runs
+	EASE    *scorer.EASE     // nil unless scorer.weights.ease > 0
 	Metrics *consumer.Metrics
 
 	Catalog       *catalog.Index         // nil unless the score role runs with the catalog enabled
@@ -107,6 +108,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightUserKNN:  s.Weights.UserKNN,
 		WeightItemKNN:  s.Weights.ItemKNN,
 		WeightTrending: s.Weights.Trending,
+		WeightEASE:     s.Weights.EASE,
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
 		MaxPerCategory: s.MaxPerCategory,
@@ -121,12 +123,31 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
+		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
+}
+
+// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
+func neighbourTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// EASEOptions maps the scorer section onto the EASE model's options.
+func EASEOptions(c config.Config) scorer.EASEOptions {
+	return scorer.EASEOptions{
+		Lambda:    c.Scorer.EASELambda,
+		MaxItems:  c.Scorer.EASEMaxItems,
+		UserItems: c.Model.UserItemsCap,
+		Interval:  c.Scorer.EASERefresh,
+	}
 }
 
 // recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
@@ -176,6 +197,13 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if d.Now != nil {
 		sco.Now = d.Now
 	}
+	var ease *scorer.EASE
+	if cfg.Scorer.Weights.EASE > 0 {
+		eo := EASEOptions(cfg)
+		eo.Logger = log.With("model", "ease")
+		ease = scorer.NewEASE(eo)
+		sco.EASE = ease
+	}
 	k := KafkaOptions(cfg)
 	var cm *catalog.Metrics
 	var idx *catalog.Index
@@ -187,7 +215,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: log.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat, Catalog: idx, CatalogLoader: loader}
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, Catalog: idx, CatalogLoader: loader}
 	var refresher consumer.Refresher = sc
 	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
 		vs := make([]scorer.Variant, len(specs))
@@ -195,7 +223,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			c := cfg
 			c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
 			o := ScorerOptions(c)
-			o.Logger, o.Catalog, o.Now = sco.Logger, sco.Catalog, sco.Now
+			o.Logger, o.Catalog, o.Now, o.EASE = sco.Logger, sco.Catalog, sco.Now, sco.EASE
 			vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(st, o)}
 		}
 		v, err := scorer.NewVariants(cfg.Scorer.VariantSalt, vs, reg)
@@ -292,6 +320,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	if p.CatalogWriter != nil {
 		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
+	}
+	if p.EASE != nil {
+		g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
 	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {

@@ -23,12 +23,17 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 		cands = append(cands, c)
 	}
-	sort.Slice(cands, func(a, b int) bool {
-		if cands[a].Score != cands[b].Score {
-			return cands[a].Score > cands[b].Score
+	better := func(a, b *Candidate) bool {
+		if a.Score != b.Score {
+			return a.Score > b.Score
 		}
-		return cands[a].Item < cands[b].Item
-	})
+		return a.Item < b.Item
+	}
+	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
+	if !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil) {
+		return topK(cands, n, better)
+	}
+	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
 	// New-arrival slots: the best new arrivals (raw score >= NewMinScore)
 	// not already ranked high enough move up to the last NewSlots places.
 	var slots []*Candidate
@@ -61,7 +66,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	isSlot := map[string]bool{}
 	for _, c := range slots {
 		isSlot[c.Item] = true
-		c.Source, c.Reason = SourceNew, c.reasons[SourceNew]
+		c.Source, c.Reason = SourceNew, c.reason(SourceNew)
 	}
 	maxPer := s.opt.MaxPerCategory
 	capped := maxPer > 0 && s.opt.Catalog != nil
