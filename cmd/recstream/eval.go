@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/internal/embedded"
@@ -29,6 +30,8 @@ const (
 	modelBatchUserKNN = "batch-user-knn"
 	modelBatchItemKNN = "batch-item-knn"
 	modelBatchEASE    = "ease-batch"
+	modelContent      = "content"        // needs item attributes
+	modelHybridCont   = "hybrid-content" // hybrid plus content; needs item attributes
 )
 
 var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE}
@@ -297,6 +300,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	env.attrs = d.attrs
 	defer env.close()
 
 	var names []string
@@ -436,6 +440,7 @@ type evalEnv struct {
 	closes []func()
 	n      int
 	kafka  *embedded.Kafka
+	attrs  map[string]map[string]string // item attributes for the content models
 }
 
 func newEvalEnv(ctx context.Context, f *evalFlags, cfg config.Config, stderr io.Writer) (*evalEnv, error) {
@@ -519,6 +524,19 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 				return nil, errors.New("hybrid: every blend weight is 0")
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
+		case modelContent, modelHybridCont:
+			idx := catalogFromAttrs(e.attrs)
+			if idx.Len() == 0 {
+				return nil, fmt.Errorf("%s: no item attributes (use a data set with attributes or --items)", n)
+			}
+			o := only(0, 0, 0, 0)
+			if n == modelHybridCont {
+				o = base
+			}
+			o.Catalog = idx
+			o.WeightContent = max(cfg.Scorer.Weights.Content, 0.5)
+			o.WeightNew = 0 // replayed logs have no creation times
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelBatchUserKNN:
 			m = eval.NewBatchUserKNN(eval.UserKNNConfig{Similarity: cfg.Scorer.UserSimilarity, K: cfg.Scorer.Neighbours, Shrink: cfg.Scorer.Shrinkage})
 		case modelBatchItemKNN:
@@ -536,4 +554,28 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		return nil, errors.New("--models: none")
 	}
 	return out, nil
+}
+
+// catalogFromAttrs builds a catalog index from eval item attributes:
+// "category" (Taobao) becomes the category; MovieLens "genre" or "genres"
+// (| separated) give the first genre as category and every genre as a tag.
+func catalogFromAttrs(attrs map[string]map[string]string) *catalog.Index {
+	idx := catalog.NewIndex()
+	for id, a := range attrs {
+		it := catalog.Item{ID: id, Available: true, Category: a["category"]}
+		g := a["genre"]
+		if g == "" {
+			g = a["genres"]
+		}
+		if g != "" {
+			it.Tags = strings.Split(g, "|")
+			if it.Category == "" {
+				it.Category = it.Tags[0]
+			}
+		}
+		if it.Validate() == nil {
+			idx.Put(it)
+		}
+	}
+	return idx
 }
