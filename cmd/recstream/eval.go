@@ -84,7 +84,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.protocol, "protocol", "loo", "loo (sampled negatives), full (all unseen items) or prequential (test-then-learn)")
 	fs.StringVar(&f.ks, "k", "10", "comma-separated cutoffs")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of negative sampling")
-	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", "))
+	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", ")+"; with item attributes also "+modelContent+", "+modelHybridCont)
 	fs.StringVar(&f.ties, "ties", "first-seen", "loo/full: which of a user's interactions at the latest timestamp is held out: first-seen (the item seen first in the log, as the published ML-100K protocol) or last (the last in file order)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print {\"results\": [...]} instead of a table")
 	fs.StringVar(&f.svg, "svg", "", "write an SVG chart of hr@K against K to this file")
@@ -546,7 +546,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		case "":
 			continue
 		default:
-			return nil, fmt.Errorf("--models: unknown model %q (want %s)", n, strings.Join(allModels, ", "))
+			return nil, fmt.Errorf("--models: unknown model %q (want %s, %s or %s)", n, strings.Join(allModels, ", "), modelContent, modelHybridCont)
 		}
 		out = append(out, m)
 	}
