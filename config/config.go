@@ -22,14 +22,15 @@ const (
 // Config is the complete recstream configuration. Each field is one
 // top-level section of the YAML file.
 type Config struct {
-	Run    RunConfig    `yaml:"run"`
-	Log    LogConfig    `yaml:"log"`
-	Kafka  KafkaConfig  `yaml:"kafka"`
-	Redis  RedisConfig  `yaml:"redis"`
-	Ingest IngestConfig `yaml:"ingest"`
-	Model  ModelConfig  `yaml:"model"`
-	Scorer ScorerConfig `yaml:"scorer"`
-	Admin  AdminConfig  `yaml:"admin"`
+	Run     RunConfig     `yaml:"run"`
+	Log     LogConfig     `yaml:"log"`
+	Kafka   KafkaConfig   `yaml:"kafka"`
+	Redis   RedisConfig   `yaml:"redis"`
+	Ingest  IngestConfig  `yaml:"ingest"`
+	Model   ModelConfig   `yaml:"model"`
+	Scorer  ScorerConfig  `yaml:"scorer"`
+	Catalog CatalogConfig `yaml:"catalog"`
+	Admin   AdminConfig   `yaml:"admin"`
 	// Privacy configures pseudonymous ids and erasure (config/security.go).
 	Privacy PrivacyConfig `yaml:"privacy"`
 }
@@ -44,6 +45,7 @@ func Default() Config {
 	c.Ingest.SetDefaults()
 	c.Model.SetDefaults()
 	c.Scorer.SetDefaults()
+	c.Catalog.SetDefaults()
 	c.Admin.SetDefaults()
 	c.Privacy.SetDefaults()
 	return c
@@ -259,6 +261,10 @@ type ScorerWeights struct {
 	UserKNN  float64 `yaml:"user_knn"`
 	ItemKNN  float64 `yaml:"item_knn"`
 	Trending float64 `yaml:"trending"`
+	// Content weighs the content-based source (needs the catalog).
+	Content float64 `yaml:"content"`
+	// NewArrivals weighs new items matching the user's profile.
+	NewArrivals float64 `yaml:"new_arrivals"`
 	// EASE is the weight of the background-refreshed EASE item model.
 	EASE float64 `yaml:"ease"`
 }
@@ -296,6 +302,24 @@ type ScorerConfig struct {
 	EASEMaxItems int `yaml:"ease_max_items"`
 	// EASERefresh is how often the EASE model is recomputed.
 	EASERefresh time.Duration `yaml:"ease_refresh"`
+	// MaxPerCategory caps the items of one category in a list; 0: no cap.
+	MaxPerCategory int `yaml:"max_per_category"`
+	// ContentCategories and ContentBrands are how many of the profile's
+	// strongest categories and brands give content candidates, and
+	// ContentCandidates how many of the newest items each gives.
+	ContentCategories int `yaml:"content_categories"`
+	ContentBrands     int `yaml:"content_brands"`
+	ContentCandidates int `yaml:"content_candidates"`
+	// NewArrivalWindow is how long after created_at an item is new.
+	NewArrivalWindow time.Duration `yaml:"new_arrival_window"`
+	// NewArrivalSlots reserves places at the end of each list for the best
+	// matching new arrivals; 0: none.
+	NewArrivalSlots int `yaml:"new_arrival_slots"`
+	// Variants lists A/B variants as "name:share[:source=weight;...]";
+	// empty: one configuration for everyone.
+	Variants []string `yaml:"variants"`
+	// VariantSalt salts the hash that assigns users to variants.
+	VariantSalt string `yaml:"variant_salt"`
 }
 
 // SetDefaults sets every scorer key to its default.
@@ -310,7 +334,7 @@ func (s *ScorerConfig) SetDefaults() {
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,
@@ -321,7 +345,29 @@ func (s *ScorerConfig) SetDefaults() {
 		EASELambda:      300,
 		EASEMaxItems:    2000,
 		EASERefresh:     10 * time.Minute,
+
+		ContentCategories: 3,
+		ContentBrands:     2,
+		ContentCandidates: 100,
+		NewArrivalWindow:  168 * time.Hour,
+		NewArrivalSlots:   2,
+		Variants:          []string{},
+		VariantSalt:       "recstream",
 	}
+}
+
+// CatalogConfig configures the item catalog (kafka.items_topic).
+type CatalogConfig struct {
+	// Enabled consumes the catalog: the ingest role stores records in
+	// Redis, the score role keeps an in-memory index.
+	Enabled bool `yaml:"enabled"`
+	// Group is the consumer group of the ingest role's catalog writer.
+	Group string `yaml:"group"`
+}
+
+// SetDefaults sets every catalog key to its default.
+func (s *CatalogConfig) SetDefaults() {
+	*s = CatalogConfig{Enabled: true, Group: "recstream-catalog"}
 }
 
 // AdminConfig configures the admin HTTP server (metrics, health).

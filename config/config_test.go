@@ -208,6 +208,7 @@ func TestBadFiles(t *testing.T) {
 		"negative_weight.yaml":                  {"model.weights.click: must not be negative"},
 		"zero_weights.yaml":                     {"model.weights: at least one"},
 		"zero_scorer_weights.yaml":              {"scorer.weights: sum"},
+		"bad_variant.yaml":                      {"scorer.variants: \"broken:0\": share"},
 		"nan_weight.yaml":                       {"scorer.weights.trending: must be a finite number"},
 		"batch_max_events_zero.yaml":            {"ingest.batch_max_events", "got 0"},
 		"max_message_bytes_small.yaml":          {"ingest.max_message_bytes", "1024"},

@@ -31,6 +31,7 @@ func (c Config) Validate() error {
 		c.Ingest.Validate(),
 		c.Model.Validate(),
 		c.Scorer.Validate(),
+		c.Catalog.Validate(c.Kafka),
 		c.Admin.Validate(),
 		c.Privacy.Validate(),
 	)
@@ -203,7 +204,9 @@ func (s ScorerConfig) Validate() error {
 	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
 	okT := p.nonNegFloat("scorer.weights.trending", w.Trending)
 	okE := p.nonNegFloat("scorer.weights.ease", w.EASE)
-	if okU && okI && okT && okE && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE > 0) {
+	okC := p.nonNegFloat("scorer.weights.content", w.Content)
+	okN := p.nonNegFloat("scorer.weights.new_arrivals", w.NewArrivals)
+	if okU && okI && okT && okE && okC && okN && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)
@@ -219,6 +222,17 @@ func (s ScorerConfig) Validate() error {
 	}
 	p.intRange("scorer.ease_max_items", s.EASEMaxItems, 1, 20000)
 	p.positiveDur("scorer.ease_refresh", s.EASERefresh)
+	p.minInt("scorer.max_per_category", s.MaxPerCategory, 0)
+	p.minInt("scorer.content_categories", s.ContentCategories, 1)
+	p.minInt("scorer.content_brands", s.ContentBrands, 1)
+	p.minInt("scorer.content_candidates", s.ContentCandidates, 1)
+	p.positiveDur("scorer.new_arrival_window", s.NewArrivalWindow)
+	if p.minInt("scorer.new_arrival_slots", s.NewArrivalSlots, 0) && s.TopN >= 1 && s.NewArrivalSlots > s.TopN {
+		p.add("scorer.new_arrival_slots", "must be at most scorer.top_n (%d), got %d", s.TopN, s.NewArrivalSlots)
+	}
+	if _, err := ParseVariants(s.Variants); err != nil {
+		p.add("scorer.variants", "%v", err)
+	}
 	return p.err()
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/event"
 )
 
@@ -135,4 +136,33 @@ func (g *Generator) Next() event.Event {
 func (g *Generator) ForUser(n, c int, t event.Type) event.Event {
 	item := g.ItemIn(c, int(g.zipf.Uint64()))
 	return event.Event{UserID: UserID(n), ItemID: item, Type: t, TS: time.Now().UnixMilli()}
+}
+
+// Catalog returns a catalog consistent with the planted clusters: item
+// ItemIn(c, r) is in category "c<c>/s<r mod 3>" with brand "b<c>-<r mod 4>",
+// a price that grows with r, tags "cluster<c>" and "rank<r/10>", available,
+// created at created minus r hours. Every cluster is one top-level
+// category, so category affinity and cluster affinity coincide.
+func (g *Generator) Catalog(created time.Time) []catalog.Item {
+	out := make([]catalog.Item, 0, g.perClus*g.opt.Clusters)
+	for r := 0; r < g.perClus; r++ {
+		for c := 0; c < g.opt.Clusters; c++ {
+			out = append(out, CatalogItem(g.ItemIn(c, r), c, r, created))
+		}
+	}
+	return out
+}
+
+// CatalogItem returns the catalog record of the item of rank r in cluster c
+// (see Catalog).
+func CatalogItem(id string, c, r int, created time.Time) catalog.Item {
+	return catalog.Item{
+		ID:        id,
+		Category:  "c" + strconv.Itoa(c) + "/s" + strconv.Itoa(r%3),
+		Brand:     "b" + strconv.Itoa(c) + "-" + strconv.Itoa(r%4),
+		Price:     float64(5 + 3*r),
+		Tags:      []string{"cluster" + strconv.Itoa(c), "rank" + strconv.Itoa(r/10)},
+		Available: true,
+		CreatedAt: created.Add(-time.Duration(r) * time.Hour).UnixMilli(),
+	}
 }

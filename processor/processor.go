@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/recstream/recstream/admin"
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
@@ -52,6 +53,11 @@ type Processor struct {
 	// Control consumes kafka.control_topic (erasure requests); nil unless
 	// the ingest role runs and the topic is set.
 	Control *consumer.Control
+
+	Catalog       *catalog.Index         // nil unless the score role runs with the catalog enabled
+	CatalogLoader *catalog.Loader        // fills Catalog
+	CatalogWriter *catalog.CatalogWriter // nil unless the ingest role runs with the catalog enabled
+	Variants      *scorer.Variants       // nil without scorer.variants
 
 	version  string
 	log      *slog.Logger
@@ -102,20 +108,30 @@ func StoreOptions(c config.Config) store.Options {
 func ScorerOptions(c config.Config) scorer.Options {
 	s := c.Scorer
 	o := scorer.Options{
-		TopN:            s.TopN,
-		Neighbours:      s.Neighbours,
-		CandidateUsers:  s.CandidateUsers,
-		HistoryItems:    s.HistoryItems,
-		RecentEvents:    s.RecentEvents,
-		RecencyBoost:    recencyBoost(s.RecencyBoost),
-		UserItems:       c.Model.UserItemsCap,
-		UserSimilarity:  s.UserSimilarity,
-		ItemSimilarity:  s.ItemSimilarity,
-		Shrinkage:       s.Shrinkage,
-		WeightUserKNN:   s.Weights.UserKNN,
-		WeightItemKNN:   s.Weights.ItemKNN,
-		WeightTrending:  s.Weights.Trending,
-		WeightEASE:      s.Weights.EASE,
+		TopN:           s.TopN,
+		Neighbours:     s.Neighbours,
+		CandidateUsers: s.CandidateUsers,
+		HistoryItems:   s.HistoryItems,
+		RecentEvents:   s.RecentEvents,
+		RecencyBoost:   recencyBoost(s.RecencyBoost),
+		UserItems:      c.Model.UserItemsCap,
+		UserSimilarity: s.UserSimilarity,
+		ItemSimilarity: s.ItemSimilarity,
+		Shrinkage:      s.Shrinkage,
+		WeightUserKNN:  s.Weights.UserKNN,
+		WeightItemKNN:  s.Weights.ItemKNN,
+		WeightTrending: s.Weights.Trending,
+		WeightEASE:     s.Weights.EASE,
+		WeightContent:  s.Weights.Content,
+		WeightNew:      s.Weights.NewArrivals,
+		MaxPerCategory: s.MaxPerCategory,
+		NewSlots:       s.NewArrivalSlots,
+		Content: scorer.ContentOptions{
+			Categories: s.ContentCategories,
+			Brands:     s.ContentBrands,
+			PerGroup:   s.ContentCandidates,
+			NewWindow:  s.NewArrivalWindow,
+		},
 		ExcludeSeen:     s.ExcludeSeen,
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
@@ -215,11 +231,52 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		ease = scorer.NewEASE(eo)
 		sco.EASE = ease
 	}
-	sc := scorer.New(st, sco)
 	k := KafkaOptions(cfg)
+	var cm *catalog.Metrics
+	var idx *catalog.Index
+	var loader *catalog.Loader
+	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleScore) {
+		cm = catalog.NewMetrics(reg)
+		idx = catalog.NewIndex()
+		sco.Catalog = idx
+		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
+	}
 	k.Dialer, k.Transport = dialer, transport
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg)}
+	sc := scorer.New(st, sco)
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
 	var watches []consumer.LagWatch
+	var refresher consumer.Refresher = sc
+	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
+		vs := make([]scorer.Variant, len(specs))
+		for i, spec := range specs {
+			c := cfg
+			c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
+			o := ScorerOptions(c)
+			o.Logger, o.Catalog, o.Now, o.EASE = sco.Logger, sco.Catalog, sco.Now, sco.EASE
+			vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(st, o)}
+		}
+		v, err := scorer.NewVariants(cfg.Scorer.VariantSalt, vs, reg)
+		if err != nil {
+			return nil, err
+		}
+		p.Variants, refresher = v, v
+	}
+	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
+		if cm == nil {
+			cm = catalog.NewMetrics(reg)
+		}
+		p.CatalogWriter = catalog.NewWriter(catalog.WriterOptions{
+			Kafka:        k,
+			Topic:        cfg.Kafka.ItemsTopic,
+			Group:        cfg.Catalog.Group,
+			DLQTopic:     cfg.Kafka.DLQTopic,
+			RefreshTopic: cfg.Kafka.RefreshTopic,
+			ListTTL:      cfg.Scorer.ListTTL,
+			Now:          d.Now,
+			Metrics:      cm,
+			Logger:       rlog.With("role", "catalog-writer"),
+		}, st)
+	}
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
 			Kafka:           k,
@@ -257,7 +314,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ShutdownTimeout: cfg.Run.ShutdownTimeout,
 			Metrics:         m,
 			Logger:          rlog.With("role", "score"),
-		}, sc)
+		}, refresher)
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
@@ -310,10 +367,19 @@ func (p *Processor) Run(ctx context.Context) error {
 		g.Go(func() error { return p.Ingest.Run(gctx) })
 	}
 	if p.Score != nil {
-		g.Go(func() error { return p.Score.Run(gctx) })
-		if p.EASE != nil {
-			g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
-		}
+		g.Go(func() error {
+			p.waitCatalog(gctx)
+			return p.Score.Run(gctx)
+		})
+	}
+	if p.CatalogLoader != nil {
+		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
+	}
+	if p.CatalogWriter != nil {
+		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
+	}
+	if p.EASE != nil {
+		g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
 	}
 	if p.Control != nil {
 		g.Go(func() error { return p.Control.Run(gctx) })
@@ -339,6 +405,27 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// waitCatalog waits until the catalog index has read the items topic up
+// to the end it found at start, so that the first lists already use the
+// catalog; after 30 s it gives up waiting and scoring starts anyway.
+func (p *Processor) waitCatalog(ctx context.Context) {
+	if p.CatalogLoader == nil {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !p.CatalogLoader.Loaded() {
+		if time.Now().After(deadline) {
+			p.log.Warn("catalog not loaded after 30s; scoring without waiting for it")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitRedis waits until Redis answers and the scripts are loaded.

@@ -50,6 +50,12 @@ type Options struct {
 	WeightUserKNN   float64
 	WeightItemKNN   float64
 	WeightTrending  float64
+	WeightContent   float64 // content-based source (needs Catalog)
+	WeightNew       float64 // new-arrivals source (needs Catalog)
+	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
+	Content         ContentOptions
+	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
+	NewSlots        int     // places at the end of a list reserved for new arrivals; 0 = none
 	WeightEASE      float64 // weight of the EASE source (needs EASE)
 	EASE            *EASE   // background-refreshed item model; nil disables the source
 	ExcludeSeen     bool    // drop every item the user interacted with (purchases are always dropped)
@@ -96,7 +102,8 @@ func (o *Options) setDefaults() {
 	if o.ItemSimilarity == "" {
 		o.ItemSimilarity = "cosine"
 	}
-	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 {
+	o.Content.setDefaults()
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 {
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
 	}
 	if o.ListTTL <= 0 {
@@ -135,6 +142,9 @@ type Scorer struct {
 	vectors   *zsetCache // neighbour vectors
 	rows      *zsetCache // co-occurrence rows
 	itemUsers *zsetCache // recent users of items
+
+	listMu    sync.Mutex
+	listItems map[string]map[string]bool // user -> items of the list last written
 }
 
 type degree struct {
@@ -176,8 +186,9 @@ func (c *Candidate) reason(source string) string {
 
 // UserScores are all of one user's candidates.
 type UserScores struct {
-	Profile    store.Profile
-	Candidates map[string]*Candidate
+	Profile     store.Profile
+	Candidates  map[string]*Candidate
+	Unavailable map[string]bool // items the stored catalog marks unavailable
 }
 
 // Refresh computes the users' lists and writes them, one SET each.
@@ -198,6 +209,9 @@ func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, err
 	if err := s.st.WriteLists(ctx, lists, s.opt.ListTTL); err != nil {
 		return nil, err
 	}
+	if err := s.indexLists(ctx, lists); err != nil {
+		return nil, err
+	}
 	return lists, nil
 }
 
@@ -216,9 +230,15 @@ func (s *Scorer) RefreshTrending(ctx context.Context) (store.List, error) {
 		if len(l.Items) >= s.opt.TopN {
 			break
 		}
-		l.Items = append(l.Items, store.ListItem{Item: t.ID, Score: t.Score / maxScore, Source: SourceTrending, Reason: "trending now"})
+		if !s.available(t.ID) {
+			continue
+		}
+		l.Items = append(l.Items, store.ListItem{Item: t.ID, Score: t.Score / maxScore, Source: SourceTrending, Reason: s.trendingReason(t.ID)})
 	}
 	if err := s.st.WriteLists(ctx, []store.List{l}, s.opt.ListTTL); err != nil {
+		return store.List{}, err
+	}
+	if err := s.categoryLists(ctx, tr); err != nil {
 		return store.List{}, err
 	}
 	return l, nil
@@ -228,6 +248,9 @@ func (s *Scorer) RefreshTrending(ctx context.Context) (store.List, error) {
 func (s *Scorer) Recommend(ctx context.Context, users []string) ([]store.List, error) {
 	scores, err := s.Score(ctx, users)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkAvailability(ctx, scores); err != nil {
 		return nil, err
 	}
 	now := s.opt.Now().UnixMilli()
@@ -245,25 +268,7 @@ func (s *Scorer) Recommend(ctx context.Context, users []string) ([]store.List, e
 }
 
 func (s *Scorer) top(us UserScores) []store.ListItem {
-	seen := make(map[string]bool, len(us.Profile.Items))
-	if s.opt.ExcludeSeen {
-		for _, it := range us.Profile.Items {
-			seen[it.ID] = true
-		}
-	}
-	cands := make([]*Candidate, 0, len(us.Candidates))
-	for id, c := range us.Candidates {
-		if us.Profile.Purchased[id] || seen[id] {
-			continue
-		}
-		cands = append(cands, c)
-	}
-	cands = topK(cands, s.opt.TopN, func(a, b *Candidate) bool {
-		if a.Score != b.Score {
-			return a.Score > b.Score
-		}
-		return a.Item < b.Item
-	})
+	cands := s.ranked(us, us.Unavailable, s.opt.TopN)
 	out := make([]store.ListItem, len(cands))
 	for i, c := range cands {
 		out[i] = store.ListItem{Item: c.Item, Score: c.Score, Source: c.Source, Reason: c.Reason}
@@ -374,10 +379,11 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
 			s.userKNN(&us, cands[k], normed, norms)
 			s.easeScores(&us)
+			s.content(&us)
 		}
 		if s.opt.WeightTrending > 0 && trendMax > 0 {
 			for _, t := range trending {
-				us.setReason(t.ID, SourceTrending, t.Score/trendMax, "trending now")
+				us.setReason(t.ID, SourceTrending, t.Score/trendMax, s.trendingReason(t.ID))
 			}
 		}
 		us.blend(s.opt)
@@ -397,7 +403,8 @@ func (us *UserScores) blend(opt Options) {
 			}
 		}
 	}
-	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending, SourceEASE: opt.WeightEASE}
+	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending, SourceEASE: opt.WeightEASE,
+		SourceContent: opt.WeightContent, SourceNew: opt.WeightNew}
 	for _, c := range us.Candidates {
 		c.Score = 0
 		best, bestSrc := -1.0, ""

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
@@ -92,8 +93,16 @@ func cmdDemo(args []string) error {
 	gen := loadgen.New(loadgen.Options{Users: *users, Items: *items, Clusters: *clusters, Seed: uint64(time.Now().UnixNano())})
 	g.Go(func() error {
 		w := consumer.Kafka{Brokers: kf.Brokers}.NewWriter()
-		w.Topic = cfg.Kafka.EventsTopic
 		defer w.Close()
+		// The catalog first, consistent with the planted clusters.
+		var items []kafka.Message
+		for _, it := range gen.Catalog(time.Now()) {
+			items = append(items, kafka.Message{Topic: cfg.Kafka.ItemsTopic, Key: []byte(it.ID), Value: catalog.Encode(it)})
+		}
+		if err := w.WriteMessages(gctx, items...); err != nil {
+			return fmt.Errorf("publishing the catalog: %w", err)
+		}
+		w.Topic = cfg.Kafka.EventsTopic
 		next := func() (kafka.Message, error) {
 			ev := gen.Next()
 			b, err := event.Encode(ev)

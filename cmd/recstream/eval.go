@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/internal/embedded"
@@ -29,6 +30,8 @@ const (
 	modelBatchUserKNN = "batch-user-knn"
 	modelBatchItemKNN = "batch-item-knn"
 	modelBatchEASE    = "ease-batch"
+	modelContent      = "content"        // needs item attributes
+	modelHybridCont   = "hybrid-content" // hybrid plus content; needs item attributes
 )
 
 var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE}
@@ -81,7 +84,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.protocol, "protocol", "loo", "loo (sampled negatives), full (all unseen items) or prequential (test-then-learn)")
 	fs.StringVar(&f.ks, "k", "10", "comma-separated cutoffs")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of negative sampling")
-	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", "))
+	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", ")+"; with item attributes also "+modelContent+", "+modelHybridCont)
 	fs.StringVar(&f.ties, "ties", "first-seen", "loo/full: which of a user's interactions at the latest timestamp is held out: first-seen (the item seen first in the log, as the published ML-100K protocol) or last (the last in file order)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print {\"results\": [...]} instead of a table")
 	fs.StringVar(&f.svg, "svg", "", "write an SVG chart of hr@K against K to this file")
@@ -297,6 +300,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	env.attrs = d.attrs
 	defer env.close()
 
 	var names []string
@@ -436,6 +440,7 @@ type evalEnv struct {
 	closes []func()
 	n      int
 	kafka  *embedded.Kafka
+	attrs  map[string]map[string]string // item attributes for the content models
 }
 
 func newEvalEnv(ctx context.Context, f *evalFlags, cfg config.Config, stderr io.Writer) (*evalEnv, error) {
@@ -519,6 +524,19 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 				return nil, errors.New("hybrid: every blend weight is 0")
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
+		case modelContent, modelHybridCont:
+			idx := catalogFromAttrs(e.attrs)
+			if idx.Len() == 0 {
+				return nil, fmt.Errorf("%s: no item attributes (use a data set with attributes or --items)", n)
+			}
+			o := only(0, 0, 0, 0)
+			if n == modelHybridCont {
+				o = base
+			}
+			o.Catalog = idx
+			o.WeightContent = max(cfg.Scorer.Weights.Content, 0.5)
+			o.WeightNew = 0 // replayed logs have no creation times
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelBatchUserKNN:
 			m = eval.NewBatchUserKNN(eval.UserKNNConfig{Similarity: cfg.Scorer.UserSimilarity, K: cfg.Scorer.Neighbours, Shrink: cfg.Scorer.Shrinkage})
 		case modelBatchItemKNN:
@@ -528,7 +546,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		case "":
 			continue
 		default:
-			return nil, fmt.Errorf("--models: unknown model %q (want %s)", n, strings.Join(allModels, ", "))
+			return nil, fmt.Errorf("--models: unknown model %q (want %s, %s or %s)", n, strings.Join(allModels, ", "), modelContent, modelHybridCont)
 		}
 		out = append(out, m)
 	}
@@ -536,4 +554,28 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		return nil, errors.New("--models: none")
 	}
 	return out, nil
+}
+
+// catalogFromAttrs builds a catalog index from eval item attributes:
+// "category" (Taobao) becomes the category; MovieLens "genre" or "genres"
+// (| separated) give the first genre as category and every genre as a tag.
+func catalogFromAttrs(attrs map[string]map[string]string) *catalog.Index {
+	idx := catalog.NewIndex()
+	for id, a := range attrs {
+		it := catalog.Item{ID: id, Available: true, Category: a["category"]}
+		g := a["genre"]
+		if g == "" {
+			g = a["genres"]
+		}
+		if g != "" {
+			it.Tags = strings.Split(g, "|")
+			if it.Category == "" {
+				it.Category = it.Tags[0]
+			}
+		}
+		if it.Validate() == nil {
+			idx.Put(it)
+		}
+	}
+	return idx
 }

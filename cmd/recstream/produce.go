@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/loadgen"
@@ -30,8 +31,14 @@ func cmdProduce(args []string) error {
 	clusters := fs.Int("clusters", 5, "synthetic: taste clusters")
 	seed := fs.Uint64("seed", 1, "synthetic: random seed")
 	format := fs.String("format", "msgpack", "synthetic: wire format, msgpack or json")
+	catalogFile := fs.String("catalog", "", "publish the catalog in this JSON-lines file (one item record a line) to --items-topic, then exit")
+	syntheticCatalog := fs.Bool("synthetic-catalog", false, "publish a catalog consistent with the synthetic clusters (--items, --clusters) to --items-topic, then exit")
+	itemsTopic := fs.String("items-topic", "items", "catalog topic")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *catalogFile != "" || *syntheticCatalog {
+		return produceCatalog(*brokers, *itemsTopic, *catalogFile, *items, *clusters, *seed)
 	}
 	if *format != "msgpack" && *format != "json" {
 		return fmt.Errorf("--format: want msgpack or json, got %q", *format)
@@ -141,4 +148,52 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// produceCatalog publishes item records keyed by item_id.
+func produceCatalog(brokers, topic, file string, items, clusters int, seed uint64) error {
+	ctx, stop := signalContext()
+	defer stop()
+	var msgs []kafka.Message
+	if file == "" {
+		g := loadgen.New(loadgen.Options{Items: items, Clusters: clusters, Seed: seed})
+		for _, it := range g.Catalog(time.Now()) {
+			msgs = append(msgs, kafka.Message{Key: []byte(it.ID), Value: catalog.Encode(it)})
+		}
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		line := 0
+		for sc.Scan() {
+			line++
+			b := []byte(strings.TrimSpace(sc.Text()))
+			if len(b) == 0 {
+				continue
+			}
+			it, err := catalog.Decode(nil, b, time.Now())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "recstream produce: %s line %d skipped: %v\n", file, line, err)
+				continue
+			}
+			msgs = append(msgs, kafka.Message{Key: []byte(it.ID), Value: append([]byte(nil), b...)})
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+	}
+	w := consumer.Kafka{Brokers: strings.Split(brokers, ",")}.NewWriter()
+	w.Topic = topic
+	defer w.Close()
+	for i := 0; i < len(msgs); i += 500 {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+500, len(msgs))]...); err != nil {
+			return fmt.Errorf("publishing catalog: %w", err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "recstream produce: %d catalog records to %s\n", len(msgs), topic)
+	return nil
 }

@@ -1,0 +1,110 @@
+package scorer
+
+import "sort"
+
+// ranked returns up to n of the user's candidates, best first, after the
+// filters: purchased items, seen items when ExcludeSeen, items the catalog
+// or the stored record (unavailable) marks unavailable, and the diversity
+// cap of at most MaxPerCategory items of one category (an item's own,
+// most specific category; items without a category are not capped). A
+// candidate over the cap is skipped, not deferred: a list may be shorter
+// than n when the candidates are too concentrated.
+func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Candidate {
+	seen := make(map[string]bool, len(us.Profile.Items))
+	if s.opt.ExcludeSeen {
+		for _, it := range us.Profile.Items {
+			seen[it.ID] = true
+		}
+	}
+	cands := make([]*Candidate, 0, len(us.Candidates))
+	for id, c := range us.Candidates {
+		if us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id) {
+			continue
+		}
+		cands = append(cands, c)
+	}
+	better := func(a, b *Candidate) bool {
+		if a.Score != b.Score {
+			return a.Score > b.Score
+		}
+		return a.Item < b.Item
+	}
+	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
+	if !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil) {
+		return topK(cands, n, better)
+	}
+	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
+	// New-arrival slots: the best new arrivals (raw score >= NewMinScore)
+	// not already ranked high enough move up to the last NewSlots places.
+	var slots []*Candidate
+	if k := s.opt.NewSlots; k > 0 && s.opt.WeightNew > 0 {
+		inTop := map[string]bool{}
+		for i, c := range cands {
+			if i >= n {
+				break
+			}
+			inTop[c.Item] = true
+		}
+		var fresh []*Candidate
+		for _, c := range cands {
+			if c.Sources[SourceNew] >= NewMinScore {
+				fresh = append(fresh, c)
+			}
+		}
+		sort.SliceStable(fresh, func(a, b int) bool { return fresh[a].Sources[SourceNew] > fresh[b].Sources[SourceNew] })
+		for _, c := range fresh {
+			if len(slots) >= k {
+				break
+			}
+			if inTop[c.Item] {
+				k-- // already listed on its own merit
+				continue
+			}
+			slots = append(slots, c)
+		}
+	}
+	isSlot := map[string]bool{}
+	for _, c := range slots {
+		isSlot[c.Item] = true
+		c.Source, c.Reason = SourceNew, c.reason(SourceNew)
+	}
+	maxPer := s.opt.MaxPerCategory
+	capped := maxPer > 0 && s.opt.Catalog != nil
+	per := map[string]int{}
+	out := make([]*Candidate, 0, n)
+	take := func(c *Candidate) bool {
+		if capped {
+			if cat := s.opt.Catalog.Category(c.Item); cat != "" {
+				if per[cat] >= maxPer {
+					return false
+				}
+				per[cat]++
+			}
+		}
+		out = append(out, c)
+		return true
+	}
+	for _, c := range slots {
+		if len(out) < n {
+			take(c)
+		}
+	}
+	reserved := len(out)
+	for _, c := range cands {
+		if len(out) >= n {
+			break
+		}
+		if !isSlot[c.Item] {
+			take(c)
+		}
+	}
+	// Slots go last: they are placed, not ranked.
+	if reserved > 0 {
+		out = append(out[reserved:], out[:reserved]...)
+	}
+	return out
+}
+
+// NewMinScore is the smallest raw new-arrival score (profile cosine ×
+// remaining freshness) that earns a new-arrival slot.
+const NewMinScore = 0.5
