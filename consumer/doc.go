@@ -57,6 +57,13 @@
 //	recstream_ready{role}                                  gauge      1 unless the role is retrying a failed batch
 //	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
 //	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
+//	recstream_catalog_records_total{role,result}           counter    catalog records consumed (package catalog)
+//	recstream_catalog_invalid_total{reason}                counter    invalid catalog records sent to the DLQ
+//	recstream_catalog_items                                gauge      items in the in-memory catalog index
+//	recstream_catalog_withdrawn_total                      counter    items that became unavailable
+//	recstream_catalog_refresh_requests_total               counter    refreshes requested for lists holding a withdrawn item
+//	recstream_variant_lists_total{variant}                 counter    lists written per A/B variant (package scorer)
+//	recstream_variant_items_total{variant,source}          counter    listed items per variant and source
 //
 // Lag poller (LagMonitor):
 //

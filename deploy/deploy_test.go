@@ -154,6 +154,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Admin.Listen = ""
+	cfg.Scorer.Variants = []string{"a:50", "b:50"} // so the per-variant metrics exist
 	rec := &recorder{names: map[string]bool{"recstream_build_info": true}}
 	p, err := processor.New(cfg, processor.Deps{Registerer: rec, Gatherer: prometheus.NewRegistry()})
 	if err != nil {

@@ -106,11 +106,20 @@ func TestColdStart(t *testing.T) {
 	o := contentOpts(idx)
 	o.TopN = 10
 	sc := scorer.New(f.st, o)
-	lists, err := sc.Refresh(ctx, []string{"newcomer", "nobody"})
+	lists, err := sc.Recommend(ctx, []string{"newcomer", "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	one, none := lists[0], lists[1]
+	// Refresh stores only the list of a user with state: a user without
+	// events reads the trending list (the web tier's fallback).
+	written, err := sc.Refresh(ctx, []string{"newcomer", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 1 || written[0].User != "newcomer" {
+		t.Fatalf("Refresh wrote %d lists, want the newcomer's only", len(written))
+	}
 	if len(one.Items) != 10 {
 		t.Fatalf("one-event user: %d items", len(one.Items))
 	}

@@ -10,21 +10,28 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 	export PATH="/usr/local/go/bin:$PATH"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-	echo "redis-server not found: installing it with apt-get" >&2
+# Packages the tests need: redis-server (every store and pipeline test),
+# prometheus (promtool rule tests, a real Prometheus scraping recstream) and
+# chromium (the status page in a headless browser).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing with apt-get: ${missing[*]}" >&2
 	sudo=""
 	if [ "$(id -u)" -ne 0 ]; then
 		sudo="sudo"
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	# policy-rc.d keeps the package from starting the system service.
+	# policy-rc.d keeps the packages from starting their system services.
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
 		$sudo chmod +x /usr/sbin/policy-rc.d
 		trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
 	fi
 	$sudo apt-get update
-	$sudo apt-get install -y --no-install-recommends redis-server
+	$sudo apt-get install -y "${missing[@]}"
 fi
 redis-server --version
 
