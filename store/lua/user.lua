@@ -1,5 +1,6 @@
 -- Applies one partition's events for one user, fenced per source partition.
--- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first),
+-- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first,
+--       2·log_cap entries: readers use the first log_cap),
 --       3 meta hash (f:<partition> fences, n, ts), 4 purchased zset (item -> ts)
 -- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 history_n, 5 ttl seconds,
 --       6 purchase type name, 7 event count, then 5 per event:
@@ -35,10 +36,15 @@ local function entryNew(e)
   for _ = 1, 4 do pos = string.find(e, '|', pos + 1, true) end
   return string.sub(e, pos + 1, pos + 1)
 end
+-- history scans at most logcap entries older than the event (from on), so
+-- the answer does not depend on batching; the list keeps 2·logcap entries,
+-- so an event replayed after up to logcap newer ones of the user were
+-- applied (a crash before the commit) gets the same answer as when it was
+-- first applied.
 local function history(from, exclude)
   local seen = {}
   local res = {}
-  for k = from, #log do
+  for k = from, math.min(#log, from + logcap - 1) do
     local it = entryItem(log[k])
     if it ~= exclude and not seen[it] then
       seen[it] = true
@@ -98,7 +104,7 @@ if applied > 0 then
   for i = 1, #newEntries, 1000 do
     redis.call('LPUSH', KEYS[2], unpack(newEntries, i, math.min(i + 999, #newEntries)))
   end
-  redis.call('LTRIM', KEYS[2], 0, logcap - 1)
+  redis.call('LTRIM', KEYS[2], 0, 2 * logcap - 1)
   local prevts = tonumber(redis.call('HGET', KEYS[3], 'ts') or '0')
   if lastts < prevts then lastts = prevts end
   redis.call('HSET', KEYS[3], fkey, fenceStr, 'ts', string.format('%d', lastts))
