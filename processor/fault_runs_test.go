@@ -327,13 +327,13 @@ func (p *dropProxy) serve(c net.Conn) {
 }
 
 // TestFaultRetriedRedisCommands puts a proxy between the processor and
-// Redis that lets every 7th script call reach Redis and then drops the
+// Redis that lets every 5th script call (15 times) reach Redis and then drops the
 // connection before the reply; go-redis resends the pipeline (MaxRetries)
 // or the batch is retried: the fences make the resends harmless.
 func TestFaultRetriedRedisCommands(t *testing.T) {
 	reference(t)
 	e := newFaultEnv(t)
-	px := startDropProxy(t, e.rs.Addr, 7, 40)
+	px := startDropProxy(t, e.rs.Addr, 5, 15)
 	cfg := e.cfg
 	cfg.Redis.Addrs = []string{px.ln.Addr().String()}
 	p, stop := runProcessor(t, cfg)
