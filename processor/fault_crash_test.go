@@ -12,6 +12,7 @@ import (
 // SIGKILL at six random points of the log and restarts it each time: the
 // final state equals the reference (nothing lost, nothing applied twice).
 func TestFaultCrashSIGKILL(t *testing.T) {
+	t.Parallel()
 	reference(t)
 	e := newFaultEnv(t)
 	seed := uint64(time.Now().UnixNano())

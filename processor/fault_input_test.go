@@ -58,6 +58,7 @@ func mp(kv ...any) []byte {
 // bad one lands in the DLQ with its reason header, counted per reason, and
 // every valid one after it is applied.
 func TestFaultBadInputThroughPipeline(t *testing.T) {
+	t.Parallel()
 	def := config.Default()
 	// The broker accepts messages up to 16 MiB (kfake's default is 1 MiB,
 	// like Kafka's) so that the 10 MB payload reaches the consumer.

@@ -60,6 +60,7 @@ func (e *faultEnv) produceChunks(t *testing.T, n int, gap time.Duration, between
 // that lost its partition would: the fences reject it, and the state equals
 // the reference.
 func TestFaultRebalanceAndZombie(t *testing.T) {
+	t.Parallel()
 	reference(t)
 	e := newFaultEnv(t)
 	procs := make([]*processor.Processor, 3)
@@ -136,6 +137,7 @@ func consumedBy(p *processor.Processor) float64 {
 // keeps running, commits nothing, reports not ready, and resumes by itself
 // when Redis is back with its data.
 func TestFaultRedisOutage(t *testing.T) {
+	t.Parallel()
 	reference(t)
 	e := newFaultEnv(t)
 	p, stop := runProcessor(t, e.cfg)
@@ -171,6 +173,7 @@ func TestFaultRedisOutage(t *testing.T) {
 // connections), failed fetches, a slow broker (every fetch delayed), and a
 // coordinator move to a new broker.
 func TestFaultBrokerFaults(t *testing.T) {
+	t.Parallel()
 	reference(t)
 	e := newFaultEnv(t)
 	kf := e.kf
@@ -331,6 +334,7 @@ func (p *dropProxy) serve(c net.Conn) {
 // connection before the reply; go-redis resends the pipeline (MaxRetries)
 // or the batch is retried: the fences make the resends harmless.
 func TestFaultRetriedRedisCommands(t *testing.T) {
+	t.Parallel()
 	reference(t)
 	e := newFaultEnv(t)
 	px := startDropProxy(t, e.rs.Addr, 5, 15)
@@ -356,6 +360,7 @@ func TestFaultRetriedRedisCommands(t *testing.T) {
 // equal a brute-force sum over their events), and a full replay of the log
 // by a second consumer group changes nothing.
 func TestFaultMisKeyedEvents(t *testing.T) {
+	t.Parallel()
 	kf := kafkatest.Start(t, faultPartitions, faultTopics()...)
 	rs := redistest.Start(t)
 	cfg := faultConfig(kf.Brokers, rs.Addr)

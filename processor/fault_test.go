@@ -143,14 +143,21 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
 	ctx := context.Background()
 	for p, recs := range per {
-		for len(recs) > 0 {
+		for attempt := 0; len(recs) > 0; {
 			n := min(len(recs), 500)
 			res, err := c.Produce(ctx, &kafka.ProduceRequest{Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs[:n]...)})
 			if err == nil && res.Error != nil {
 				err = res.Error
 			}
 			if err != nil {
-				t.Fatalf("producing to %s/%d: %v", topic, p, err)
+				// A leader move (the broker fault test) fails a produce
+				// without appending: retry with fresh metadata.
+				if attempt++; attempt > 20 {
+					t.Fatalf("producing to %s/%d: %v", topic, p, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				c = &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
+				continue
 			}
 			recs = recs[n:]
 		}
