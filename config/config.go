@@ -247,6 +247,8 @@ type ScorerWeights struct {
 	UserKNN  float64 `yaml:"user_knn"`
 	ItemKNN  float64 `yaml:"item_knn"`
 	Trending float64 `yaml:"trending"`
+	// EASE is the weight of the background-refreshed EASE item model.
+	EASE float64 `yaml:"ease"`
 }
 
 // ScorerConfig configures the score role (refresh topic -> per-user lists).
@@ -272,6 +274,16 @@ type ScorerConfig struct {
 	Workers         int           `yaml:"workers"`
 	ModelName       string        `yaml:"model_name"`
 	TrendingRefresh time.Duration `yaml:"trending_refresh"`
+	// NeighbourTTL is how long the scorer reuses what it read of other
+	// users and items (neighbour vectors, co-occurrence rows, recent users
+	// of items) across the users it rescores; 0 rereads them every time.
+	NeighbourTTL time.Duration `yaml:"neighbour_ttl"`
+	// EASELambda is the L2 regularisation of the EASE item model.
+	EASELambda float64 `yaml:"ease_lambda"`
+	// EASEMaxItems caps the EASE model to the items with the most users.
+	EASEMaxItems int `yaml:"ease_max_items"`
+	// EASERefresh is how often the EASE model is recomputed.
+	EASERefresh time.Duration `yaml:"ease_refresh"`
 }
 
 // SetDefaults sets every scorer key to its default.
@@ -293,6 +305,10 @@ func (s *ScorerConfig) SetDefaults() {
 		Workers:         8,
 		ModelName:       "hybrid-v1",
 		TrendingRefresh: time.Second,
+		NeighbourTTL:    time.Second,
+		EASELambda:      300,
+		EASEMaxItems:    2000,
+		EASERefresh:     10 * time.Minute,
 	}
 }
 

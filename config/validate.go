@@ -189,7 +189,8 @@ func (s ScorerConfig) Validate() error {
 	okU := p.nonNegFloat("scorer.weights.user_knn", w.UserKNN)
 	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
 	okT := p.nonNegFloat("scorer.weights.trending", w.Trending)
-	if okU && okI && okT && !(w.UserKNN+w.ItemKNN+w.Trending > 0) {
+	okE := p.nonNegFloat("scorer.weights.ease", w.EASE)
+	if okU && okI && okT && okE && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)
@@ -199,6 +200,12 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.nonNegDur("scorer.neighbour_ttl", s.NeighbourTTL)
+	if p.nonNegFloat("scorer.ease_lambda", s.EASELambda) && s.EASELambda == 0 {
+		p.add("scorer.ease_lambda", "must be greater than 0")
+	}
+	p.intRange("scorer.ease_max_items", s.EASEMaxItems, 1, 20000)
+	p.positiveDur("scorer.ease_refresh", s.EASERefresh)
 	return p.err()
 }
 

@@ -76,6 +76,32 @@
 // independent matrix inversion. The kNN models leave items without evidence
 // (score 0) out of their TopK lists.
 //
+// # Production models
+//
+// [Incremental] evaluates the code that runs in production: a [Replay]
+// applies the training interactions in time order to a real Redis through
+// store.Store.Apply (micro-batches of BatchSize events, one Apply per
+// simulated partition, users assigned to partitions by a hash of their id,
+// offsets increasing per partition: the ingest consumer's calls), and
+// Score and TopK ask scorer.Scorer.Score for the user's blended candidates
+// (the score role's computation before it writes a list). Several
+// Incremental models with different scorer options (user-kNN only,
+// item-kNN only, EASE only, the hybrid) share one Replay, which replays a
+// training slice once. The store epoch defaults to the first training
+// timestamp so forward-decay factors stay in range for old logs. With a
+// ReplayConfig.EASE the scorer's EASE item model is refreshed from the live
+// user vectors after the replay (and every EASERefresh events of a
+// prequential run). ReplayConfig.Ingest replaces the direct store calls,
+// e.g. by the broker and the real processor (`recstream eval --full-path`).
+// Every key lives under the store prefix; [DeletePrefix] clears it (and
+// refuses an empty prefix).
+//
+// Where the production caps do not bind (every history item a seed, no
+// recency boost, co-occurrence over the whole history, all neighbours, no
+// decay), the production user-kNN, item-kNN and EASE scores equal
+// [BatchUserKNN], [BatchItemKNN] and [EASE] (binary) exactly; the tests
+// check it.
+//
 // # Output
 //
 // [WriteTable] prints an aligned table, [WriteJSON] prints

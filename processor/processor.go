@@ -42,6 +42,7 @@ type Processor struct {
 	Scorer  *scorer.Scorer
 	Ingest  *consumer.Ingest // nil unless the ingest role runs
 	Score   *consumer.Score  // nil unless the score role runs
+	EASE    *scorer.EASE     // nil unless scorer.weights.ease > 0
 	Metrics *consumer.Metrics
 
 	log      *slog.Logger
@@ -101,16 +102,36 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightUserKNN:   s.Weights.UserKNN,
 		WeightItemKNN:   s.Weights.ItemKNN,
 		WeightTrending:  s.Weights.Trending,
+		WeightEASE:      s.Weights.EASE,
 		ExcludeSeen:     s.ExcludeSeen,
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
+		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
+}
+
+// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
+func neighbourTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// EASEOptions maps the scorer section onto the EASE model's options.
+func EASEOptions(c config.Config) scorer.EASEOptions {
+	return scorer.EASEOptions{
+		Lambda:    c.Scorer.EASELambda,
+		MaxItems:  c.Scorer.EASEMaxItems,
+		UserItems: c.Model.UserItemsCap,
+		Interval:  c.Scorer.EASERefresh,
+	}
 }
 
 // recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
@@ -160,8 +181,15 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if d.Now != nil {
 		sco.Now = d.Now
 	}
+	var ease *scorer.EASE
+	if cfg.Scorer.Weights.EASE > 0 {
+		eo := EASEOptions(cfg)
+		eo.Logger = log.With("model", "ease")
+		ease = scorer.NewEASE(eo)
+		sco.EASE = ease
+	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, Metrics: m, log: log, gatherer: gat}
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat}
 	k := KafkaOptions(cfg)
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
@@ -226,6 +254,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	if p.Score != nil {
 		g.Go(func() error { return p.Score.Run(gctx) })
+		if p.EASE != nil {
+			g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
+		}
 	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {

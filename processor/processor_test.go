@@ -42,6 +42,9 @@ func testConfig(brokers []string, redisAddr string) config.Config {
 	cfg.Ingest.BatchMaxWait = 10 * time.Millisecond
 	cfg.Scorer.Debounce = 20 * time.Millisecond
 	cfg.Scorer.ExcludeSeen = false
+	// No reuse of neighbour reads: the test loads 15,000 events in about a
+	// second, and a 1 s reuse window would score early users on staler data.
+	cfg.Scorer.NeighbourTTL = 0
 	cfg.Run.ShutdownTimeout = 5 * time.Second
 	return cfg
 }

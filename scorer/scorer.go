@@ -50,7 +50,9 @@ type Options struct {
 	WeightUserKNN   float64
 	WeightItemKNN   float64
 	WeightTrending  float64
-	ExcludeSeen     bool // drop every item the user interacted with (purchases are always dropped)
+	WeightEASE      float64 // weight of the EASE source (needs EASE)
+	EASE            *EASE   // background-refreshed item model; nil disables the source
+	ExcludeSeen     bool    // drop every item the user interacted with (purchases are always dropped)
 	ListTTL         time.Duration
 	ModelName       string
 	TrendingSize    int           // trending items read
@@ -58,6 +60,12 @@ type Options struct {
 	DegreeTTL       time.Duration // how long item degrees are cached
 	Now             func() time.Time
 	Logger          *slog.Logger
+
+	// NeighbourTTL is how long other entities' reads (neighbour vectors,
+	// co-occurrence rows, recent users of items) are reused across users
+	// and batches; the rescored user's own profile is always read. <0
+	// disables the reuse.
+	NeighbourTTL time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -88,7 +96,7 @@ func (o *Options) setDefaults() {
 	if o.ItemSimilarity == "" {
 		o.ItemSimilarity = "cosine"
 	}
-	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 {
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
 	}
 	if o.ListTTL <= 0 {
@@ -102,6 +110,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.DegreeTTL <= 0 {
 		o.DegreeTTL = 10 * time.Second
+	}
+	if o.NeighbourTTL == 0 {
+		o.NeighbourTTL = time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,6 +131,10 @@ type Scorer struct {
 	trending   []store.Scored
 	trendingAt time.Time
 	degrees    map[string]degree
+
+	vectors   *zsetCache // neighbour vectors
+	rows      *zsetCache // co-occurrence rows
+	itemUsers *zsetCache // recent users of items
 }
 
 type degree struct {
@@ -130,7 +145,8 @@ type degree struct {
 // New returns a Scorer reading st.
 func New(st Store, opt Options) *Scorer {
 	opt.setDefaults()
-	return &Scorer{st: st, opt: opt, degrees: make(map[string]degree)}
+	return &Scorer{st: st, opt: opt, degrees: make(map[string]degree),
+		vectors: newZsetCache(opt.NeighbourTTL), rows: newZsetCache(opt.NeighbourTTL), itemUsers: newZsetCache(opt.NeighbourTTL)}
 }
 
 // Options returns the effective options.
@@ -144,7 +160,18 @@ type Candidate struct {
 	Reason  string
 	Source  string // the source that contributed most
 
-	reasons map[string]string // per source
+	reasons []sourceReason // per source
+}
+
+type sourceReason struct{ source, reason string }
+
+func (c *Candidate) reason(source string) string {
+	for _, r := range c.reasons {
+		if r.source == source {
+			return r.reason
+		}
+	}
+	return ""
 }
 
 // UserScores are all of one user's candidates.
@@ -222,15 +249,12 @@ func (s *Scorer) top(us UserScores) []store.ListItem {
 		}
 		cands = append(cands, c)
 	}
-	sort.Slice(cands, func(a, b int) bool {
-		if cands[a].Score != cands[b].Score {
-			return cands[a].Score > cands[b].Score
+	cands = topK(cands, s.opt.TopN, func(a, b *Candidate) bool {
+		if a.Score != b.Score {
+			return a.Score > b.Score
 		}
-		return cands[a].Item < cands[b].Item
+		return a.Item < b.Item
 	})
-	if len(cands) > s.opt.TopN {
-		cands = cands[:s.opt.TopN]
-	}
 	out := make([]store.ListItem, len(cands))
 	for i, c := range cands {
 		out[i] = store.ListItem{Item: c.Item, Score: c.Score, Source: c.Source, Reason: c.Reason}
@@ -262,18 +286,19 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	seeds := keys(seedSet)
 
 	var rows, itemUsers map[string][]store.Scored
+	now := s.opt.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	if s.opt.WeightItemKNN > 0 {
 		g.Go(func() error {
 			var err error
-			rows, err = s.st.ItemNeighbours(gctx, seeds, s.opt.ItemNeighbours)
+			rows, err = s.rows.get(gctx, now, seeds, s.opt.ItemNeighbours, s.st.ItemNeighbours)
 			return err
 		})
 	}
 	if s.opt.WeightUserKNN > 0 {
 		g.Go(func() error {
 			var err error
-			itemUsers, err = s.st.ItemUsers(gctx, seeds, s.opt.UsersPerItem)
+			itemUsers, err = s.itemUsers.get(gctx, now, seeds, s.opt.UsersPerItem, s.st.ItemUsers)
 			return err
 		})
 	}
@@ -308,7 +333,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if len(candSet) > 0 {
 		g.Go(func() error {
 			var err error
-			vectors, err = s.st.UserVectors(gctx, keys(candSet), s.opt.NeighbourItems)
+			vectors, err = s.vectors.get(gctx, now, keys(candSet), s.opt.NeighbourItems, s.st.UserVectors)
 			return err
 		})
 	}
@@ -323,6 +348,12 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		return nil, err
 	}
 
+	normed := make(map[string]map[string]float64, len(vectors))
+	norms := make(map[string]float64, len(vectors))
+	for v, vec := range vectors {
+		normed[v] = NormalisedVector(vec)
+		norms[v] = norm(normed[v])
+	}
 	trendMax := 0.0
 	if len(trending) > 0 {
 		trendMax = trending[0].Score
@@ -332,7 +363,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate)}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
-			s.userKNN(&us, cands[k], vectors)
+			s.userKNN(&us, cands[k], normed, norms)
+			s.easeScores(&us)
 		}
 		if s.opt.WeightTrending > 0 && trendMax > 0 {
 			for _, t := range trending {
@@ -356,7 +388,7 @@ func (us *UserScores) blend(opt Options) {
 			}
 		}
 	}
-	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending}
+	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending, SourceEASE: opt.WeightEASE}
 	for _, c := range us.Candidates {
 		c.Score = 0
 		best, bestSrc := -1.0, ""
@@ -371,7 +403,7 @@ func (us *UserScores) blend(opt Options) {
 				best, bestSrc = x, src
 			}
 		}
-		c.Source, c.Reason = bestSrc, c.reasons[bestSrc]
+		c.Source, c.Reason = bestSrc, c.reason(bestSrc)
 	}
 }
 
@@ -422,6 +454,7 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 	for _, seed := range seeds {
 		a := seed.Score
 		nj := degrees[seed.ID]
+		why := "" // built once per seed, when first needed
 		for _, x := range rows[seed.ID] {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.Score, degrees[x.ID], nj, s.opt.Shrinkage)
 			if sim <= 0 {
@@ -436,7 +469,10 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 			reason := ""
 			if contrib > best[x.ID] {
 				best[x.ID] = contrib
-				reason = "because you viewed " + seed.ID
+				if why == "" {
+					why = "because you viewed " + seed.ID
+				}
+				reason = why
 			}
 			us.setReason(x.ID, SourceItemKNN, prev+contrib, reason)
 		}
@@ -452,20 +488,25 @@ func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map
 			}
 		}
 	}
-	vs := make([]string, 0, len(overlap))
-	for v := range overlap {
-		vs = append(vs, v)
+	type ov struct {
+		id string
+		n  int
 	}
-	sort.Slice(vs, func(a, b int) bool {
-		if overlap[vs[a]] != overlap[vs[b]] {
-			return overlap[vs[a]] > overlap[vs[b]]
+	vs := make([]ov, 0, len(overlap))
+	for v, n := range overlap {
+		vs = append(vs, ov{v, n})
+	}
+	vs = topK(vs, s.opt.CandidateUsers, func(a, b ov) bool {
+		if a.n != b.n {
+			return a.n > b.n
 		}
-		return vs[a] < vs[b]
+		return a.id < b.id
 	})
-	if len(vs) > s.opt.CandidateUsers {
-		vs = vs[:s.opt.CandidateUsers]
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.id
 	}
-	return vs
+	return out
 }
 
 // NormalisedVector turns a user's scaled weights into a vector whose largest
@@ -487,11 +528,14 @@ func NormalisedVector(items []store.Scored) map[string]float64 {
 	return out
 }
 
-func (s *Scorer) userKNN(us *UserScores, cands []string, vectors map[string][]store.Scored) {
+// userKNN scores the user's neighbours among cands; normed holds their
+// vectors as NormalisedVector gives them, norms their Euclidean norms.
+func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[string]float64, norms map[string]float64) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
 	u := NormalisedVector(us.Profile.Items)
+	nu := norm(u)
 	type nb struct {
 		id  string
 		sim float64
@@ -499,12 +543,12 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, vectors map[string][]st
 	}
 	nbs := make([]nb, 0, len(cands))
 	for _, v := range cands {
-		vec := NormalisedVector(vectors[v])
+		vec := normed[v]
 		var sim float64
 		if s.opt.UserSimilarity == "pearson" {
 			sim = Pearson(u, vec)
 		} else {
-			sim = Cosine(u, vec)
+			sim = cosineNorms(u, vec, nu, norms[v])
 		}
 		if s.opt.Shrinkage > 0 {
 			common := 0
@@ -547,13 +591,20 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, vectors map[string][]st
 func (us *UserScores) setReason(item, source string, score float64, reason string) {
 	c := us.Candidates[item]
 	if c == nil {
-		c = &Candidate{Item: item, Sources: make(map[string]float64, 2), reasons: make(map[string]string, 2)}
+		c = &Candidate{Item: item, Sources: make(map[string]float64, 2)}
 		us.Candidates[item] = c
 	}
 	c.Sources[source] = score
-	if reason != "" {
-		c.reasons[source] = reason
+	if reason == "" {
+		return
 	}
+	for i := range c.reasons {
+		if c.reasons[i].source == source {
+			c.reasons[i].reason = reason
+			return
+		}
+	}
+	c.reasons = append(c.reasons, sourceReason{source, reason})
 }
 
 func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {

@@ -39,6 +39,7 @@ type Options struct {
 	CoocHistory  int                    // earlier items a new item co-occurs with
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
+	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger
 }
 
@@ -70,6 +71,9 @@ func (o *Options) setDefaults() {
 	def(&o.TrendingCap, 10000)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -194,11 +198,12 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		}
 	}
 	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
+	now := strconv.FormatInt(s.opt.Now().Unix(), 10) // TTL renewal, see lua/user.lua
 	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 7+5*len(idx))
-		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, s.opt.CoocHistory, ttl, purchase, len(idx))
+		args := make([]any, 0, 8+5*len(idx))
+		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, s.opt.CoocHistory, ttl, purchase, now, len(idx))
 		for _, i := range idx {
 			op := ops[i]
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
@@ -273,8 +278,8 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		}
 		it := itemOrder[k]
 		cs := items[it]
-		args := make([]any, 0, 5+7*len(cs))
-		args = append(args, p, s.opt.ItemUsersCap, s.opt.CoocCap, itemTTL, len(cs))
+		args := make([]any, 0, 6+7*len(cs))
+		args = append(args, p, s.opt.ItemUsersCap, s.opt.CoocCap, itemTTL, now, len(cs))
 		for _, c := range cs {
 			w, nw := "", "0"
 			if c.hasW {

@@ -34,7 +34,10 @@ Usage:
   recstream run     [--config FILE] [--set key=value]...   run the processor (roles from run.roles)
   recstream demo    [--users N] [--rate N]                 self-contained demo: embedded broker and Redis
   recstream produce [--brokers A] [--topic T] [--rate N]   publish JSON lines from stdin or synthetic events
+  recstream bench   [--quick] [--json] [--profile DIR]       benchmark the pipeline (embedded broker, redis-server)
   recstream config  [--config FILE] [--set key=value]...   print the effective configuration
+  recstream eval    --data FILE [--protocol loo|full|prequential] [--k 5,10,20] [--json]
+                                                           offline accuracy of the production models (docs/evaluation.md)
   recstream version
 
 Every configuration key can be set in the YAML file, by environment variable
@@ -55,8 +58,12 @@ func main() {
 		err = cmdDemo(args)
 	case "produce":
 		err = cmdProduce(args)
+	case "bench":
+		err = cmdBench(args)
 	case "config":
 		err = cmdConfig(args, os.Stdout)
+	case "eval":
+		err = cmdEval(args)
 	case "version":
 		fmt.Printf("recstream %s (%s)\n", version, commit)
 	case "-h", "--help", "help":

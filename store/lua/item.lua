@@ -1,7 +1,8 @@
 -- Applies one partition's contributions to one item, fenced per source partition.
 -- KEYS: 1 recent users zset (user -> ts), 2 co-occurrence zset (item -> decayed count),
---       3 meta hash (f:<partition> fences, n decayed distinct users, pop decayed weight)
--- ARGV: 1 partition, 2 item_users_cap, 3 cooc_cap, 4 ttl seconds, 5 count, then
+--       3 meta hash (f:<partition> fences, n decayed distinct users, pop decayed weight, x, k)
+-- ARGV: 1 partition, 2 item_users_cap, 3 cooc_cap, 4 ttl seconds,
+--       5 now (unix seconds, for TTL renewal), 6 count, then
 --       7 per contribution (offsets ascending, at most one per offset):
 --       offset, user ('' for a co-occurrence-only contribution), ts,
 --       weight ('' for none), new ('1' when the event made the pair new),
@@ -9,31 +10,42 @@
 -- With ttl > 0, users whose last interaction (event time) is older than ttl
 -- before the newest applied one are removed from the recent users zset.
 -- Returns the number of contributions applied.
+--
+-- Expiry as in user.lua: x is when the TTLs were last renewed, k a bitmask
+-- of the keys that got one then (1 recent users, 2 co-occurrence, 4 meta).
 local p = ARGV[1]
 local fkey = 'f:' .. p
-local fenceStr = redis.call('HGET', KEYS[3], fkey)
+local meta = redis.call('HMGET', KEYS[3], fkey, 'pop', 'n', 'x', 'k')
+local fenceStr = meta[1]
 local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local ucap = tonumber(ARGV[2])
 local ccap = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+local now = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
 local applied = 0
 local pop = 0
+local hasPop = false
 local deg = 0
 local co = {}
 local coOrder = {}
 local maxts = 0
+local zargs = {}
 for k = 0, n - 1 do
-  local b = 6 + k * 7
+  local b = 7 + k * 7
   local off = tonumber(ARGV[b])
   if off > fence then
     local user = ARGV[b + 1]
     if user ~= '' then
-      redis.call('ZADD', KEYS[1], ARGV[b + 2], user)
+      zargs[#zargs + 1] = ARGV[b + 2]
+      zargs[#zargs + 1] = user
       if tonumber(ARGV[b + 2]) > maxts then maxts = tonumber(ARGV[b + 2]) end
     end
-    if ARGV[b + 3] ~= '' then pop = pop + tonumber(ARGV[b + 3]) end
+    if ARGV[b + 3] ~= '' then
+      pop = pop + tonumber(ARGV[b + 3])
+      hasPop = true
+    end
     local d = tonumber(ARGV[b + 5])
     if ARGV[b + 4] == '1' then deg = deg + d end
     local cs = ARGV[b + 6]
@@ -52,23 +64,57 @@ for k = 0, n - 1 do
   end
 end
 if applied > 0 then
+  local added = 0
+  for i = 1, #zargs, 1000 do
+    added = added + redis.call('ZADD', KEYS[1], unpack(zargs, i, math.min(i + 999, #zargs)))
+  end
   for _, it in ipairs(coOrder) do
     redis.call('ZINCRBY', KEYS[2], string.format('%.17g', co[it]), it)
   end
-  redis.call('HSET', KEYS[3], fkey, fenceStr)
-  if pop ~= 0 then redis.call('HINCRBYFLOAT', KEYS[3], 'pop', string.format('%.17g', pop)) end
-  if deg ~= 0 then redis.call('HINCRBYFLOAT', KEYS[3], 'n', string.format('%.17g', deg)) end
-  local card = redis.call('ZCARD', KEYS[1])
-  if card > ucap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - ucap - 1) end
-  card = redis.call('ZCARD', KEYS[2])
-  if card > ccap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - ccap - 1) end
-  if ttl > 0 then
+  local fields = {fkey, fenceStr}
+  if hasPop and pop ~= 0 then
+    fields[#fields + 1] = 'pop'
+    fields[#fields + 1] = string.format('%.17g', (tonumber(meta[2] or '0')) + pop)
+  end
+  if deg ~= 0 then
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = string.format('%.17g', (tonumber(meta[3] or '0')) + deg)
+  end
+  if ttl > 0 and maxts > 0 then
     -- retention: users whose last interaction with this item is older
     -- than ttl (in event time) leave the recent-user index
-    if maxts > 0 then
-      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', maxts - ttl * 1000))
-    end
-    for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', maxts - ttl * 1000))
   end
+  if added > 0 then
+    local card = redis.call('ZCARD', KEYS[1])
+    if card > ucap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - ucap - 1) end
+  end
+  if #coOrder > 0 then
+    local card = redis.call('ZCARD', KEYS[2])
+    if card > ccap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - ccap - 1) end
+  end
+  local renewMeta = false
+  if ttl > 0 then
+    local x = tonumber(meta[4] or '-1')
+    local mask = tonumber(meta[5] or '0')
+    if x < 0 or now - x >= math.floor(ttl / 64) then
+      mask = 4 + redis.call('EXPIRE', KEYS[1], ttl) + 2 * redis.call('EXPIRE', KEYS[2], ttl)
+      fields[#fields + 1] = 'x'
+      fields[#fields + 1] = string.format('%d', now)
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = string.format('%d', mask)
+      renewMeta = true
+    else
+      local m2 = mask
+      if #zargs > 0 and mask % 2 < 1 then m2 = m2 + redis.call('EXPIRE', KEYS[1], ttl) end
+      if #coOrder > 0 and mask % 4 < 2 then m2 = m2 + 2 * redis.call('EXPIRE', KEYS[2], ttl) end
+      if m2 ~= mask then
+        fields[#fields + 1] = 'k'
+        fields[#fields + 1] = string.format('%d', m2)
+      end
+    end
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+  if renewMeta then redis.call('EXPIRE', KEYS[3], ttl) end
 end
 return applied

@@ -1,17 +1,25 @@
 -- Applies one partition's events for one user, fenced per source partition.
 -- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first,
 --       2·log_cap entries: readers use the first log_cap),
---       3 meta hash (f:<partition> fences, n, ts), 4 purchased zset (item -> ts)
+--       3 meta hash (f:<partition> fences, n, ts, x, k), 4 purchased zset (item -> ts)
 -- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 history_n, 5 ttl seconds,
---       6 purchase type name, 7 event count, then 5 per event:
+--       6 purchase type name, 7 now (unix seconds, for TTL renewal),
+--       8 event count, then 5 per event:
 --       offset, item, type, ts, weight (all strings; offsets ascending)
 -- Returns one {status, new, {history...}} per event: status 1 applied now,
 -- 0 applied before (fenced, answered from the log), -1 fenced and no longer
 -- in the log. history is the user's distinct earlier items (newest first, at
 -- most history_n) when the event made the item new for the user.
+--
+-- Expiry: the meta hash keeps x, when the TTLs were last renewed, and k, a
+-- bitmask of the keys that got one then (1 weights, 2 log, 4 meta,
+-- 8 purchased). TTLs are renewed on a write when x is older than ttl/64 (or
+-- missing); between renewals only a key that has none yet gets one. So each
+-- key expires between 63/64·ttl and ttl after the user's last write.
 local p = ARGV[1]
 local fkey = 'f:' .. p
-local fenceStr = redis.call('HGET', KEYS[3], fkey)
+local meta = redis.call('HMGET', KEYS[3], fkey, 'ts', 'n', 'x', 'k')
+local fenceStr = meta[1]
 local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local cap = tonumber(ARGV[2])
@@ -19,8 +27,10 @@ local logcap = tonumber(ARGV[3])
 local M = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local purchase = ARGV[6]
-local n = tonumber(ARGV[7])
+local now = tonumber(ARGV[7])
+local n = tonumber(ARGV[8])
 
+-- The stored log is read only when an event is fenced or makes an item new.
 local log = nil
 local function loadlog()
   if log == nil then log = redis.call('LRANGE', KEYS[2], 0, -1) end
@@ -36,21 +46,32 @@ local function entryNew(e)
   for _ = 1, 4 do pos = string.find(e, '|', pos + 1, true) end
   return string.sub(e, pos + 1, pos + 1)
 end
--- history scans at most logcap entries older than the event (from on), so
--- the answer does not depend on batching; the list keeps 2·logcap entries,
--- so an event replayed after up to logcap newer ones of the user were
--- applied (a crash before the commit) gets the same answer as when it was
--- first applied.
+-- pending: entries added by this call, oldest first (newer than the log).
+local pending = {}
+-- history returns the distinct items, newest first, of pending entries and
+-- of log entries from index from on, without exclude, at most M, scanning
+-- at most logcap entries older than the event: the answer does not depend
+-- on batching, and since the list keeps 2·logcap entries an event replayed
+-- after up to logcap newer events of the user were applied (a crash before
+-- the commit) gets the same answer as when it was first applied.
 local function history(from, exclude)
   local seen = {}
   local res = {}
-  for k = from, math.min(#log, from + logcap - 1) do
-    local it = entryItem(log[k])
+  local scanned = 0
+  local function take(e)
+    scanned = scanned + 1
+    local it = entryItem(e)
     if it ~= exclude and not seen[it] then
       seen[it] = true
       res[#res + 1] = it
-      if #res >= M then break end
     end
+    return #res >= M or scanned >= logcap
+  end
+  for k = #pending, 1, -1 do
+    if take(pending[k]) then return res end
+  end
+  for k = from, #log do
+    if take(log[k]) then return res end
   end
   return res
 end
@@ -58,17 +79,19 @@ end
 local out = {}
 local applied = 0
 local lastts = 0
-local newEntries = {}
+local anyNew = false
+local bought = false
 for k = 0, n - 1 do
-  local b = 8 + k * 5
+  local b = 9 + k * 5
   local offStr = ARGV[b]
   local off = tonumber(offStr)
   local item = ARGV[b + 1]
   local typ = ARGV[b + 2]
   local ts = ARGV[b + 3]
   local w = ARGV[b + 4]
-  loadlog()
   if off <= fence then
+    -- Fenced events come first (offsets ascend), so pending is empty here.
+    loadlog()
     local prefix = offStr .. '|' .. p .. '|'
     local found = -1
     for idx = 1, #log do
@@ -86,13 +109,16 @@ for k = 0, n - 1 do
     local h = {}
     if not redis.call('ZSCORE', KEYS[1], item) then
       isnew = 1
+      anyNew = true
+      loadlog()
       h = history(1, item)
     end
     redis.call('ZINCRBY', KEYS[1], w, item)
-    if typ == purchase then redis.call('ZADD', KEYS[4], ts, item) end
-    local entry = offStr .. '|' .. p .. '|' .. typ .. '|' .. ts .. '|' .. isnew .. '|' .. item
-    table.insert(log, 1, entry)
-    newEntries[#newEntries + 1] = entry
+    if typ == purchase then
+      redis.call('ZADD', KEYS[4], ts, item)
+      bought = true
+    end
+    pending[#pending + 1] = offStr .. '|' .. p .. '|' .. typ .. '|' .. ts .. '|' .. isnew .. '|' .. item
     fence = off
     fenceStr = offStr
     applied = applied + 1
@@ -101,20 +127,42 @@ for k = 0, n - 1 do
   end
 end
 if applied > 0 then
-  for i = 1, #newEntries, 1000 do
-    redis.call('LPUSH', KEYS[2], unpack(newEntries, i, math.min(i + 999, #newEntries)))
+  local len = 0
+  for i = 1, #pending, 1000 do
+    len = redis.call('LPUSH', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
   end
-  redis.call('LTRIM', KEYS[2], 0, 2 * logcap - 1)
-  local prevts = tonumber(redis.call('HGET', KEYS[3], 'ts') or '0')
+  if len > 2 * logcap then redis.call('LTRIM', KEYS[2], 0, 2 * logcap - 1) end
+  local prevts = tonumber(meta[2] or '0')
   if lastts < prevts then lastts = prevts end
-  redis.call('HSET', KEYS[3], fkey, fenceStr, 'ts', string.format('%d', lastts))
-  redis.call('HINCRBY', KEYS[3], 'n', applied)
-  local card = redis.call('ZCARD', KEYS[1])
-  if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1) end
-  card = redis.call('ZCARD', KEYS[4])
-  if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, card - cap - 1) end
-  if ttl > 0 then
-    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  local fields = {fkey, fenceStr, 'ts', string.format('%d', lastts), 'n', string.format('%d', tonumber(meta[3] or '0') + applied)}
+  if anyNew then
+    local card = redis.call('ZCARD', KEYS[1])
+    if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1) end
   end
+  if bought then
+    local card = redis.call('ZCARD', KEYS[4])
+    if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, card - cap - 1) end
+  end
+  local renewMeta = false
+  if ttl > 0 then
+    local x = tonumber(meta[4] or '-1')
+    local mask = tonumber(meta[5] or '0')
+    if x < 0 or now - x >= math.floor(ttl / 64) then
+      redis.call('EXPIRE', KEYS[1], ttl)
+      redis.call('EXPIRE', KEYS[2], ttl)
+      mask = 7 + 8 * redis.call('EXPIRE', KEYS[4], ttl)
+      fields[#fields + 1] = 'x'
+      fields[#fields + 1] = string.format('%d', now)
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = string.format('%d', mask)
+      renewMeta = true
+    elseif bought and mask % 16 < 8 then
+      redis.call('EXPIRE', KEYS[4], ttl)
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = string.format('%d', mask + 8)
+    end
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+  if renewMeta then redis.call('EXPIRE', KEYS[3], ttl) end
 end
 return out

@@ -1,0 +1,539 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/eval"
+	"github.com/recstream/recstream/internal/embedded"
+	"github.com/recstream/recstream/processor"
+	"github.com/recstream/recstream/scorer"
+)
+
+// Model names of `recstream eval --models`.
+const (
+	modelPopularity   = "popularity"
+	modelUserKNN      = "user-knn"
+	modelItemKNN      = "item-knn"
+	modelEASE         = "ease"
+	modelHybrid       = "hybrid"
+	modelBatchUserKNN = "batch-user-knn"
+	modelBatchItemKNN = "batch-item-knn"
+	modelBatchEASE    = "ease-batch"
+)
+
+var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE}
+
+// evalProfile are the settings eval applies over the production defaults
+// before the user's --config and --set: the replayed logs are years old
+// and their users far heavier than a shop's session, so decay is slow and
+// the per-user caps hold whole histories. The tuned defaults of the scorer
+// are the production ones.
+var evalProfile = []string{
+	"model.half_life=87600h",    // 10 years: a 1990s log keeps its weights
+	"model.user_items_cap=5000", // whole user histories (ML-100K: at most 737)
+	"model.user_ttl=0",          // event time is not wall time
+	"run.roles=ingest,score",
+}
+
+type evalFlags struct {
+	format, data, train, test, negatives, items string
+	minItem, minUser                            int
+	protocol, ks, models, ties, metric          string
+	seed                                        uint64
+	jsonOut                                     bool
+	svg, redis, configPath                      string
+	sets                                        multiFlag
+	partitions, batch                           int
+	windows, stride, warmup                     int
+	fullPath, tune, quiet, skipRepeats          bool
+	easeLambda                                  float64
+	easeItems                                   int
+}
+
+func cmdEval(args []string) error {
+	ctx, stop := signalContext()
+	defer stop()
+	return runEval(ctx, args, os.Stdout, os.Stderr)
+}
+
+func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
+	f := &evalFlags{}
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl; empty guesses from the file name")
+	fs.StringVar(&f.data, "data", "", "interaction log")
+	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
+	fs.StringVar(&f.test, "test", "", "ncf: X.test.rating")
+	fs.StringVar(&f.negatives, "negatives", "99", "sampled negatives per user (loo), or the ncf X.test.negative file")
+	fs.StringVar(&f.items, "items", "", "item attribute file (MovieLens u.item or movies.csv genres); kept for content models")
+	fs.IntVar(&f.minItem, "min-item-count", 0, "drop items with fewer interactions (applied first)")
+	fs.IntVar(&f.minUser, "min-user-count", 0, "then drop users with fewer interactions")
+	fs.StringVar(&f.protocol, "protocol", "loo", "loo (sampled negatives), full (all unseen items) or prequential (test-then-learn)")
+	fs.StringVar(&f.ks, "k", "10", "comma-separated cutoffs")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of negative sampling")
+	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", "))
+	fs.StringVar(&f.ties, "ties", "first-seen", "loo/full: which of a user's interactions at the latest timestamp is held out: first-seen (the item seen first in the log, as the published ML-100K protocol) or last (the last in file order)")
+	fs.BoolVar(&f.jsonOut, "json", false, "print {\"results\": [...]} instead of a table")
+	fs.StringVar(&f.svg, "svg", "", "write an SVG chart of hr@K against K to this file")
+	fs.StringVar(&f.metric, "metric", "ndcg@10", "tuning: the validation metric to maximise")
+	fs.StringVar(&f.redis, "redis", "", "use this Redis (host:port) instead of a private redis-server; only keys under a private prefix are written and deleted")
+	fs.StringVar(&f.configPath, "config", "", "YAML configuration whose model and scorer sections are evaluated (over eval's profile)")
+	fs.Var(&f.sets, "set", "override one configuration key: section.key=value (repeatable)")
+	fs.IntVar(&f.partitions, "partitions", 4, "simulated event partitions")
+	fs.IntVar(&f.batch, "batch", 0, "events per micro-batch (0: ingest.batch_max_events)")
+	fs.IntVar(&f.windows, "windows", 10, "prequential: time windows reported")
+	fs.IntVar(&f.stride, "stride", 1, "prequential: evaluate one interaction in N (all are learnt)")
+	fs.IntVar(&f.warmup, "warmup", -1, "prequential: earliest interactions learnt without evaluation (-1: 20%)")
+	fs.BoolVar(&f.skipRepeats, "skip-repeats", false, "loo/full: leave out users whose held-out item is in their training data")
+	fs.BoolVar(&f.fullPath, "full-path", false, "replay through an embedded Kafka broker and the real processor (ingest role) instead of calling the store directly")
+	fs.BoolVar(&f.tune, "tune", false, "tune the incremental models on a validation split carved from the training part, then test the best settings")
+	fs.BoolVar(&f.quiet, "q", false, "no progress bar")
+	fs.Float64Var(&f.easeLambda, "ease-lambda", 0, "EASE λ (0: scorer.ease_lambda)")
+	fs.IntVar(&f.easeItems, "ease-items", 0, "EASE item cap (0: scorer.ease_max_items)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// evalData is what the loaders produced.
+type evalData struct {
+	all   []eval.Interaction
+	split *eval.Split // set for ncf
+	attrs map[string]map[string]string
+}
+
+func guessFormat(path string) string {
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasSuffix(base, ".jsonl"), strings.HasSuffix(base, ".json"), strings.HasSuffix(base, ".ndjson"):
+		return "jsonl"
+	case strings.HasSuffix(base, ".csv"):
+		return "movielens-csv"
+	default:
+		return "movielens"
+	}
+}
+
+func openLoad[T any](path string, load func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	fh, err := os.Open(path)
+	if err != nil {
+		return zero, err
+	}
+	defer fh.Close()
+	v, err := load(fh)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+func loadEvalData(f *evalFlags) (*evalData, error) {
+	d := &evalData{}
+	format := f.format
+	if format == "" {
+		if f.train != "" {
+			format = "ncf"
+		} else {
+			format = guessFormat(f.data)
+		}
+	}
+	if format != "ncf" && f.data == "" {
+		return nil, errors.New("--data is required")
+	}
+	var err error
+	switch format {
+	case "movielens":
+		d.all, err = openLoad(f.data, eval.LoadMovieLens)
+	case "movielens-csv":
+		d.all, err = openLoad(f.data, eval.LoadMovieLensCSV)
+	case "jsonl":
+		d.all, err = openLoad(f.data, eval.LoadJSONLines)
+	case "taobao":
+		var attrs map[string]map[string]string
+		d.all, err = openLoad(f.data, func(r io.Reader) ([]eval.Interaction, error) {
+			in, a, err := eval.LoadCSV(r, eval.TaobaoMapping())
+			attrs = a
+			return in, err
+		})
+		d.attrs = attrs
+	case "ncf":
+		if f.train == "" || f.test == "" {
+			return nil, errors.New("--format ncf needs --train and --test")
+		}
+		tr, err := os.Open(f.train)
+		if err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+		te, err := os.Open(f.test)
+		if err != nil {
+			return nil, err
+		}
+		defer te.Close()
+		var neg io.Reader
+		if _, nerr := strconv.Atoi(f.negatives); nerr != nil && f.negatives != "" {
+			fh, err := os.Open(f.negatives)
+			if err != nil {
+				return nil, err
+			}
+			defer fh.Close()
+			neg = fh
+		}
+		d.split, err = eval.LoadNCF(tr, te, neg)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown --format %q", format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.items != "" {
+		if strings.HasSuffix(strings.ToLower(f.items), ".csv") {
+			d.attrs, err = openLoad(f.items, func(r io.Reader) (map[string]map[string]string, error) {
+				_, a, err := eval.LoadCSV(r, eval.CSVMapping{Header: true, User: "movieId", Item: "movieId", Attrs: map[string]string{"genres": "genres"}})
+				return a, err
+			})
+		} else {
+			d.attrs, err = openLoad(f.items, eval.LoadMovieLensGenres)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if d.split == nil && (f.minItem > 0 || f.minUser > 0) {
+		d.all = eval.FilterMinCounts(d.all, f.minItem, f.minUser)
+	}
+	return d, nil
+}
+
+func parseKs(s string) ([]int, error) {
+	var ks []int
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		k, err := strconv.Atoi(p)
+		if err != nil || k <= 0 {
+			return nil, fmt.Errorf("--k: bad cutoff %q", p)
+		}
+		ks = append(ks, k)
+	}
+	if len(ks) == 0 {
+		return nil, errors.New("--k: no cutoff")
+	}
+	return ks, nil
+}
+
+// evalConfig is the production configuration eval runs: defaults, eval's
+// profile, then --config and --set.
+func evalConfig(f *evalFlags) (config.Config, error) {
+	sets := append(append([]string{}, evalProfile...), f.sets...)
+	noEnv := func(string) (string, bool) { return "", false }
+	return config.Load(f.configPath, noEnv, sets)
+}
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseEvalFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ks, err := parseKs(f.ks)
+	if err != nil {
+		return err
+	}
+	ties := eval.TiesFirstSeenItem
+	switch f.ties {
+	case "first-seen":
+	case "last":
+		ties = eval.TiesLastInInput
+	default:
+		return fmt.Errorf("--ties %q: want first-seen or last", f.ties)
+	}
+	nneg := eval.DefaultNegatives
+	if n, err := strconv.Atoi(f.negatives); err == nil {
+		nneg = n
+	}
+	cfg, err := evalConfig(f)
+	if err != nil {
+		return err
+	}
+	if f.easeLambda > 0 {
+		cfg.Scorer.EASELambda = f.easeLambda
+	}
+	if f.easeItems > 0 {
+		cfg.Scorer.EASEMaxItems = f.easeItems
+	}
+	if f.batch <= 0 {
+		f.batch = cfg.Ingest.BatchMaxEvents
+	}
+	d, err := loadEvalData(f)
+	if err != nil {
+		return err
+	}
+	var progress io.Writer
+	if !f.quiet {
+		progress = stderr
+	}
+
+	env, err := newEvalEnv(ctx, f, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	var names []string
+	for _, n := range strings.Split(f.models, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+
+	var split *eval.Split
+	switch {
+	case d.split != nil:
+		split = d.split
+		if f.protocol == eval.ProtocolLeaveOneOut && split.Negatives == nil {
+			split.SampleNegatives(nneg, f.seed)
+		}
+	case f.protocol == eval.ProtocolLeaveOneOut || f.protocol == eval.ProtocolFullRanking:
+		if len(d.all) == 0 {
+			return eval.ErrNoData
+		}
+		split = eval.SplitLeaveOneOutTies(d.all, ties)
+		if f.protocol == eval.ProtocolLeaveOneOut {
+			split.SampleNegatives(nneg, f.seed)
+		}
+	case f.protocol == eval.ProtocolPrequential:
+	default:
+		return fmt.Errorf("--protocol %q: want loo, full or prequential", f.protocol)
+	}
+
+	if f.tune {
+		if split == nil {
+			return errors.New("--tune needs --protocol loo or full")
+		}
+		tuned, err := tuneConfig(ctx, env, cfg, split.Train, f, ties, progress, stderr)
+		if err != nil {
+			return err
+		}
+		cfg = tuned
+	}
+
+	models, err := env.buildModels(cfg, names, "")
+	if err != nil {
+		return err
+	}
+	var rs []eval.Result
+	if split != nil {
+		ec := eval.Config{Ks: ks, Negatives: nneg, Seed: f.seed, Ties: ties, SkipRepeats: f.skipRepeats, Progress: progress}
+		if f.protocol == eval.ProtocolFullRanking {
+			rs, err = eval.FullRankingSplit(ctx, split, models, ec)
+		} else {
+			rs, err = eval.LeaveOneOutSplit(ctx, split, models, ec)
+		}
+	} else {
+		var ls []eval.Learner
+		for _, m := range models {
+			l, ok := m.(eval.Learner)
+			if !ok {
+				l = eval.NewPeriodic(m, 5000)
+			}
+			ls = append(ls, l)
+		}
+		warm := f.warmup
+		if warm < 0 {
+			warm = len(d.all) / 5
+		}
+		rs, err = eval.Prequential(ctx, d.all, ls, eval.PrequentialConfig{Ks: ks, Windows: f.windows, Warmup: warm, Stride: f.stride, Progress: progress})
+	}
+	if err != nil {
+		return err
+	}
+	if f.svg != "" {
+		fh, err := os.Create(f.svg)
+		if err != nil {
+			return err
+		}
+		if err := eval.WriteSVG(fh, rs, "hr"); err != nil {
+			fh.Close()
+			return err
+		}
+		if err := fh.Close(); err != nil {
+			return err
+		}
+	}
+	if f.jsonOut {
+		return eval.WriteJSON(stdout, rs)
+	}
+	if d.split == nil && len(d.all) > 0 {
+		st := eval.Describe(d.all)
+		fmt.Fprintf(stdout, "%d interactions, %d users, %d items; protocol %s\n", st.Interactions, st.Users, st.Items, f.protocol)
+	}
+	if err := eval.WriteTable(stdout, rs); err != nil {
+		return err
+	}
+	writeBatchComparison(stdout, names, models, rs, ks)
+	return nil
+}
+
+// batchPairs are the incremental models and their batch references.
+var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}}
+
+// writeBatchComparison prints, for each incremental model evaluated beside
+// its batch reference, the difference of their metrics: 0 where the
+// production caps do not bind and the definitions agree, and the cost (or
+// gain) of the caps, the decay and the recency seeds otherwise.
+func writeBatchComparison(w io.Writer, names []string, models []eval.Model, rs []eval.Result, ks []int) {
+	byName := map[string]eval.Result{}
+	for i, m := range models {
+		for _, r := range rs {
+			if r.Model == m.Name() && i < len(names) {
+				byName[names[i]] = r
+			}
+		}
+	}
+	k := ks[len(ks)-1]
+	hr, nd := eval.MetricKey("hr", k), eval.MetricKey("ndcg", k)
+	header := false
+	for _, p := range batchPairs {
+		inc, ok1 := byName[p[0]]
+		bat, ok2 := byName[p[1]]
+		if !ok1 || !ok2 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nincremental minus batch reference (%s, %s):\n", hr, nd)
+			header = true
+		}
+		fmt.Fprintf(w, "  %-9s - %-31s %+.4f  %+.4f\n", p[0], bat.Model, inc.Metrics[hr]-bat.Metrics[hr], inc.Metrics[nd]-bat.Metrics[nd])
+	}
+}
+
+// evalEnv is the Redis (and, for --full-path, the broker) of one eval run.
+type evalEnv struct {
+	f      *evalFlags
+	addr   string
+	prefix string
+	stderr io.Writer
+	closes []func()
+	n      int
+	kafka  *embedded.Kafka
+}
+
+func newEvalEnv(ctx context.Context, f *evalFlags, cfg config.Config, stderr io.Writer) (*evalEnv, error) {
+	e := &evalEnv{f: f, stderr: stderr, prefix: fmt.Sprintf("rseval:%x:", uint32(time.Now().UnixNano())^uint32(os.Getpid())<<16)}
+	if f.redis != "" {
+		e.addr = f.redis
+		return e, nil
+	}
+	r, err := embedded.StartRedis(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("starting redis: %w", err)
+	}
+	if r.Kind != embedded.KindRedisServer {
+		fmt.Fprintf(stderr, "recstream eval: redis-server not available (%v); using the slower in-process %s\n", r.Fallback, r.Kind)
+	}
+	e.addr = r.Addr
+	e.closes = append(e.closes, func() { _ = r.Close() })
+	return e, nil
+}
+
+func (e *evalEnv) close() {
+	for i := len(e.closes) - 1; i >= 0; i-- {
+		e.closes[i]()
+	}
+}
+
+// newReplay returns a replay over a fresh key prefix, deleted at close.
+func (e *evalEnv) newReplay(cfg config.Config, ease *scorer.EASE) *eval.Replay {
+	e.n++
+	c := cfg
+	c.Redis.Addrs = []string{e.addr}
+	c.Redis.KeyPrefix = fmt.Sprintf("%s%d:", e.prefix, e.n)
+	rdb := processor.NewRedis(c.Redis)
+	prefix := c.Redis.KeyPrefix
+	e.closes = append(e.closes, func() {
+		_ = eval.DeletePrefix(context.Background(), rdb, prefix)
+		_ = rdb.Close()
+	})
+	so := processor.StoreOptions(c)
+	so.Epoch = time.Time{} // the log's first timestamp
+	rc := eval.ReplayConfig{Redis: rdb, Store: so, Partitions: e.f.partitions, BatchSize: e.f.batch, EASE: ease}
+	if e.f.fullPath {
+		rc.Ingest = newFullPath(e, c)
+	}
+	return eval.NewReplay(rc)
+}
+
+// buildModels returns the named models; the incremental ones share one
+// replay of the training data.
+func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) ([]eval.Model, error) {
+	var replay *eval.Replay
+	var ease *scorer.EASE
+	getReplay := func() *eval.Replay {
+		if replay == nil {
+			ease = scorer.NewEASE(processor.EASEOptions(cfg))
+			replay = e.newReplay(cfg, ease)
+		}
+		return replay
+	}
+	base := processor.ScorerOptions(cfg)
+	only := func(u, i, t, x float64) scorer.Options {
+		o := base
+		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending, o.WeightEASE = u, i, t, x
+		return o
+	}
+	var out []eval.Model
+	for _, n := range names {
+		var m eval.Model
+		switch n {
+		case modelPopularity:
+			m = eval.NewPopularity()
+		case modelUserKNN:
+			m = eval.NewIncremental(n+suffix, getReplay(), only(1, 0, 0, 0))
+		case modelItemKNN:
+			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 1, 0, 0))
+		case modelEASE:
+			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 0, 0, 1))
+		case modelHybrid:
+			o := base
+			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+				return nil, errors.New("hybrid: every blend weight is 0")
+			}
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
+		case modelBatchUserKNN:
+			m = eval.NewBatchUserKNN(eval.UserKNNConfig{Similarity: cfg.Scorer.UserSimilarity, K: cfg.Scorer.Neighbours, Shrink: cfg.Scorer.Shrinkage})
+		case modelBatchItemKNN:
+			m = eval.NewBatchItemKNN(eval.ItemKNNConfig{Similarity: cfg.Scorer.ItemSimilarity, Shrink: cfg.Scorer.Shrinkage})
+		case modelBatchEASE:
+			m = eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
+		case "":
+			continue
+		default:
+			return nil, fmt.Errorf("--models: unknown model %q (want %s)", n, strings.Join(allModels, ", "))
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--models: none")
+	}
+	return out, nil
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/eval"
+	"github.com/recstream/recstream/processor"
+	"github.com/recstream/recstream/scorer"
+)
+
+// tuneStage is one coordinate of the search: candidate edits of the
+// configuration, all evaluated as one model over one shared replay.
+type tuneStage struct {
+	name   string
+	model  string // which incremental model is validated
+	change []tuneChange
+}
+
+type tuneChange struct {
+	desc  string
+	apply func(*config.Config)
+}
+
+func setSim(s string) tuneChange {
+	return tuneChange{"scorer.item_similarity=" + s, func(c *config.Config) { c.Scorer.ItemSimilarity = s }}
+}
+
+func setShrink(v float64) tuneChange {
+	return tuneChange{fmt.Sprintf("scorer.shrinkage=%g", v), func(c *config.Config) { c.Scorer.Shrinkage = v }}
+}
+
+func setBoost(v float64) tuneChange {
+	return tuneChange{fmt.Sprintf("scorer.recency_boost=%g", v), func(c *config.Config) { c.Scorer.RecencyBoost = v }}
+}
+
+func combine(cs ...tuneChange) tuneChange {
+	out := tuneChange{apply: func(c *config.Config) {
+		for _, x := range cs {
+			x.apply(c)
+		}
+	}}
+	for i, x := range cs {
+		if i > 0 {
+			out.desc += " "
+		}
+		out.desc += x.desc
+	}
+	return out
+}
+
+// tuneStages is the search: item-kNN similarity, shrinkage and recency
+// boost; user-kNN neighbours; EASE λ; then the blend weights of the hybrid.
+// Each stage keeps the best value found so far of the earlier ones.
+func tuneStages() []tuneStage {
+	var item []tuneChange
+	for _, sim := range []string{config.SimilarityCosine, config.SimilarityJaccard} {
+		for _, sh := range []float64{0, 20} {
+			for _, b := range []float64{0, 2} {
+				item = append(item, combine(setSim(sim), setShrink(sh), setBoost(b)))
+			}
+		}
+	}
+	var user []tuneChange
+	for _, k := range []int{30, 100} {
+		user = append(user, tuneChange{fmt.Sprintf("scorer.neighbours=%d scorer.candidate_users=%d", k, 3*k), func(c *config.Config) {
+			c.Scorer.Neighbours, c.Scorer.CandidateUsers = k, 3*k
+		}})
+	}
+	var ease []tuneChange
+	for _, l := range []float64{100, 300, 1000} {
+		ease = append(ease, tuneChange{fmt.Sprintf("scorer.ease_lambda=%g", l), func(c *config.Config) { c.Scorer.EASELambda = l }})
+	}
+	var blend []tuneChange
+	for _, u := range []float64{0, 0.5, 1} {
+		for _, e := range []float64{0, 1, 2} {
+			blend = append(blend, tuneChange{fmt.Sprintf("scorer.weights.item_knn=1 scorer.weights.user_knn=%g scorer.weights.ease=%g", u, e), func(c *config.Config) {
+				c.Scorer.Weights.ItemKNN, c.Scorer.Weights.UserKNN, c.Scorer.Weights.EASE = 1, u, e
+			}})
+		}
+	}
+	return []tuneStage{
+		{"item-kNN", modelItemKNN, item},
+		{"user-kNN", modelUserKNN, user},
+		{"EASE", modelEASE, ease},
+		{"blend", modelHybrid, blend},
+	}
+}
+
+// tuneConfig searches the stages on a validation split carved from train
+// (each user's latest training interaction), never the test split, and
+// returns the configuration with the best value of each stage.
+func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer) (config.Config, error) {
+	tc := eval.TuneConfig{Config: eval.Config{Ks: []int{10}, Seed: f.seed, Ties: ties, NoLists: true, Progress: progress}, Metric: f.metric}
+	// One replay of the validation training part serves every candidate
+	// (the stages change scorer settings only).
+	replay := e.newReplay(cfg, nil)
+	var chosen []string
+	for _, st := range tuneStages() {
+		var factories []func() eval.Model
+		for _, ch := range st.change {
+			c := cfg
+			ch.apply(&c)
+			if err := c.Validate(); err != nil {
+				return cfg, fmt.Errorf("tuning %s: %s: %w", st.name, ch.desc, err)
+			}
+			opt := processor.ScorerOptions(c)
+			switch st.model {
+			case modelItemKNN:
+				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 0, 1, 0, 0
+			case modelUserKNN:
+				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 1, 0, 0, 0
+			case modelEASE:
+				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 0, 0, 0, 1
+			}
+			if opt.WeightEASE > 0 {
+				opt.EASE = scorer.NewEASE(processor.EASEOptions(c))
+			}
+			name := st.model + " " + ch.desc
+			factories = append(factories, func() eval.Model { return eval.NewIncremental(name, replay, opt) })
+		}
+		tr, err := eval.Tune(ctx, train, factories, tc)
+		if err != nil {
+			return cfg, fmt.Errorf("tuning %s: %w", st.name, err)
+		}
+		for i, r := range tr.Results {
+			fmt.Fprintf(stderr, "tune %-8s %s %s %.4f\n", st.name, r.Model, tr.Metric, r.Metrics[tr.Metric])
+			_ = i
+		}
+		best := st.change[tr.Best]
+		best.apply(&cfg)
+		chosen = append(chosen, best.desc)
+		fmt.Fprintf(stderr, "tune %-8s chose %s (validation %s %.4f)\n", st.name, best.desc, tr.Metric, tr.Score)
+	}
+	fmt.Fprintf(stderr, "tuned settings:")
+	for _, c := range chosen {
+		fmt.Fprintf(stderr, " %s", c)
+	}
+	fmt.Fprintln(stderr)
+	return cfg, nil
+}

@@ -1,0 +1,314 @@
+package scorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/recstream/recstream/store"
+)
+
+// SourceEASE is the source name of the EASE item model.
+const SourceEASE = "ease"
+
+// EASESource is what the EASE refresh reads: every user's live vector.
+type EASESource interface {
+	ScanUsers(ctx context.Context, batch int, fn func(users []string) error) error
+	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
+}
+
+var _ EASESource = (*store.Store)(nil)
+
+// EASEOptions configures an EASE model. Zero values take the defaults.
+type EASEOptions struct {
+	// Lambda is the L2 regularisation λ (default 300).
+	Lambda float64
+	// MaxItems keeps the model to the items with the most users (default
+	// 2000): the model is a dense MaxItems² matrix (8·n² bytes) and a
+	// refresh costs O(n³).
+	MaxItems int
+	// UserItems is how many of each user's strongest items are read
+	// (default 200, the user vector cap).
+	UserItems int
+	// Interval is the background refresh period of Run (default 10m).
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+func (o *EASEOptions) setDefaults() {
+	if o.Lambda <= 0 {
+		o.Lambda = 300
+	}
+	if o.MaxItems <= 0 {
+		o.MaxItems = 2000
+	}
+	if o.UserItems <= 0 {
+		o.UserItems = 200
+	}
+	if o.Interval <= 0 {
+		o.Interval = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// EASE is Steck's closed-form item-item model ("Embarrassingly Shallow
+// Autoencoders for Sparse Data", WWW 2019), B = I − P·diagMat(1/diag(P))
+// with P = (XᵀX + λI)⁻¹, where X is the binary user-item matrix of the live
+// user vectors in Redis. Refresh recomputes B in the background; scoring
+// applies the current B to the user's live vector at request time
+// (score_j = Σ_i x_ui·B_ij with x_ui the user's weights scaled to a maximum
+// of 1), so lists react to every new event at once and only the item-item
+// weights lag by one refresh interval.
+type EASE struct {
+	opt   EASEOptions
+	model atomic.Pointer[easeModel]
+}
+
+type easeModel struct {
+	idx   map[string]int
+	items []string
+	b     []float64 // n×n row-major: b[i*n+j] is the weight of item i in the score of j
+	built time.Time
+	users int
+}
+
+// NewEASE returns an EASE model with no weights yet (it scores nothing
+// until the first Refresh).
+func NewEASE(opt EASEOptions) *EASE {
+	opt.setDefaults()
+	return &EASE{opt: opt}
+}
+
+// Options returns the effective options.
+func (e *EASE) Options() EASEOptions { return e.opt }
+
+// Items returns the number of items of the current model (0 before the
+// first Refresh).
+func (e *EASE) Items() int {
+	if m := e.model.Load(); m != nil {
+		return len(m.items)
+	}
+	return 0
+}
+
+// Run refreshes the model now and then every Interval until ctx ends.
+// Refresh errors are logged and retried at the next tick.
+func (e *EASE) Run(ctx context.Context, src EASESource) error {
+	t := time.NewTicker(e.opt.Interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		if err := e.Refresh(ctx, src); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.opt.Logger.Warn("ease refresh failed", "err", err)
+		} else {
+			e.opt.Logger.Info("ease refreshed", "items", e.Items(), "seconds", time.Since(start).Seconds())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Refresh reads every user vector, keeps the MaxItems items with the most
+// users and solves the model. The new weights replace the old atomically.
+func (e *EASE) Refresh(ctx context.Context, src EASESource) error {
+	var rows [][]string
+	err := src.ScanUsers(ctx, 500, func(users []string) error {
+		vecs, err := src.UserVectors(ctx, users, e.opt.UserItems)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			row := make([]string, 0, len(vecs[u]))
+			for _, x := range vecs[u] {
+				row = append(row, x.ID)
+			}
+			if len(row) > 0 {
+				rows = append(rows, row)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m, err := solveEASE(ctx, rows, e.opt.Lambda, e.opt.MaxItems)
+	if err != nil {
+		return err
+	}
+	m.users = len(rows)
+	m.built = time.Now()
+	e.model.Store(m)
+	return nil
+}
+
+// solveEASE builds the binary Gram matrix of rows over the maxItems items
+// with the most users (ties by id) and solves EASE.
+func solveEASE(ctx context.Context, rows [][]string, lambda float64, maxItems int) (*easeModel, error) {
+	deg := make(map[string]int)
+	for _, r := range rows {
+		for _, it := range r {
+			deg[it]++
+		}
+	}
+	items := make([]string, 0, len(deg))
+	for it := range deg {
+		items = append(items, it)
+	}
+	sort.Slice(items, func(a, b int) bool {
+		if deg[items[a]] != deg[items[b]] {
+			return deg[items[a]] > deg[items[b]]
+		}
+		return items[a] < items[b]
+	})
+	if len(items) > maxItems {
+		items = items[:maxItems]
+	}
+	sort.Strings(items)
+	n := len(items)
+	m := &easeModel{idx: make(map[string]int, n), items: items}
+	for i, it := range items {
+		m.idx[it] = i
+	}
+	if n == 0 {
+		return m, nil
+	}
+	g := make([]float64, n*n)
+	var cols []int
+	for k, r := range rows {
+		if k&0xff == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		cols = cols[:0]
+		for _, it := range r {
+			if i, ok := m.idx[it]; ok {
+				cols = append(cols, i)
+			}
+		}
+		sort.Ints(cols)
+		for p, a := range cols {
+			base := a * n
+			for _, b := range cols[p:] {
+				g[base+b]++
+			}
+		}
+	}
+	for i := range n {
+		g[i*n+i] += lambda
+	}
+	var ch mat.Cholesky
+	if ok := ch.Factorize(mat.NewSymDense(n, g)); !ok {
+		return nil, errors.New("ease: Gram matrix is not positive definite")
+	}
+	var p mat.SymDense
+	if err := ch.InverseTo(&p); err != nil {
+		return nil, fmt.Errorf("ease: inverting the Gram matrix: %w", err)
+	}
+	raw := p.RawSymmetric()
+	at := func(i, j int) float64 {
+		if i > j {
+			i, j = j, i
+		}
+		return raw.Data[i*raw.Stride+j]
+	}
+	b := g // reuse
+	for i := range n {
+		for j := range n {
+			if i == j {
+				b[i*n+j] = 0
+			} else {
+				b[i*n+j] = -at(i, j) / at(j, j)
+			}
+		}
+	}
+	m.b = b
+	return m, nil
+}
+
+// Weight returns B_ij, the weight of item i in the score of item j (0 for
+// items outside the model).
+func (e *EASE) Weight(i, j string) float64 {
+	m := e.model.Load()
+	if m == nil {
+		return 0
+	}
+	a, ok1 := m.idx[i]
+	c, ok2 := m.idx[j]
+	if !ok1 || !ok2 {
+		return 0
+	}
+	return m.b[a*len(m.items)+c]
+}
+
+// scoreVector returns x·B for the user's items (weights scaled to a maximum
+// of 1), with the seed of the largest contribution of each item.
+func (e *EASE) scoreVector(items []store.Scored) (ids []string, scores []float64, from []string) {
+	m := e.model.Load()
+	if m == nil || len(items) == 0 {
+		return nil, nil, nil
+	}
+	n := len(m.items)
+	s := make([]float64, n)
+	best := make([]float64, n)
+	bestFrom := make([]int, n)
+	for j := range bestFrom {
+		bestFrom[j] = -1
+	}
+	x := NormalisedVector(items)
+	for k, it := range items {
+		i, ok := m.idx[it.ID]
+		if !ok {
+			continue
+		}
+		w := x[it.ID]
+		row := m.b[i*n : (i+1)*n]
+		for j, b := range row {
+			c := w * b
+			s[j] += c
+			if c > best[j] {
+				best[j], bestFrom[j] = c, k
+			}
+		}
+	}
+	from = make([]string, n)
+	for j, k := range bestFrom {
+		if k >= 0 {
+			from[j] = items[k].ID
+		}
+	}
+	return m.items, s, from
+}
+
+// easeScores adds the EASE source to a user's candidates: every item with
+// a positive score.
+func (s *Scorer) easeScores(us *UserScores) {
+	if s.opt.EASE == nil || s.opt.WeightEASE <= 0 {
+		return
+	}
+	ids, scores, from := s.opt.EASE.scoreVector(us.Profile.Items)
+	for j, v := range scores {
+		if v <= 0 {
+			continue
+		}
+		reason := ""
+		if from[j] != "" {
+			reason = "because you viewed " + from[j]
+		}
+		us.setReason(ids[j], SourceEASE, v, reason)
+	}
+}
