@@ -44,7 +44,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           mw,
-		ReadBatchTimeout:  mw + 10*time.Second, // a batch near MaxBytes must arrive in time
+		ReadBatchTimeout:  mw + time.Second,
 		QueueCapacity:     queue,
 		CommitInterval:    0, // synchronous commits only
 		StartOffset:       kafka.FirstOffset,
