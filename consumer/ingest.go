@@ -103,11 +103,17 @@ func (c *Ingest) Run(ctx context.Context) error {
 
 	c.ready.Store(true)
 	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
+	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	for {
-		msgs, err := fetchBatch(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait)
+		fctx, cancelFetch := cm.fetchContext(ctx)
+		msgs, err := fetchBatch(fctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait)
+		cancelFetch()
 		if len(msgs) == 0 {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if cm.retry(procCtx, r) {
+				continue
 			}
 			if err != nil {
 				c.opt.Logger.Warn("fetching events", "err", err)
@@ -121,13 +127,7 @@ func (c *Ingest) Run(ctx context.Context) error {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
-		if err := commit(procCtx, r, msgs); err != nil {
-			c.opt.Metrics.Commits.WithLabelValues(c.opt.Group, "error").Inc()
-			c.opt.Logger.Warn("committing offsets; the batch will be replayed and fenced", "err", err)
-		} else {
-			c.opt.Metrics.Commits.WithLabelValues(c.opt.Group, "ok").Inc()
-			c.lag.committed(msgs)
-		}
+		cm.commit(procCtx, r, msgs)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -152,20 +152,6 @@ func fetchBatch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Dura
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
-}
-
-func commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
-	last := make(map[int]kafka.Message)
-	for _, m := range msgs {
-		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {
-			last[m.Partition] = m
-		}
-	}
-	out := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		out = append(out, m)
-	}
-	return r.CommitMessages(ctx, out...)
 }
 
 // process applies a batch, retrying with backoff until it succeeds or ctx
@@ -212,7 +198,7 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 		if err != nil {
 			reason := event.ReasonOf(err)
 			invalid[reason]++
-			out = append(out, dlqMessage(c.opt.DLQTopic, m, reason, err))
+			out = append(out, dlqMessage(c.opt.DLQTopic, m, reason, err, c.opt.Decoder.MaxBytes))
 			continue
 		}
 		if c.opt.UserID != nil {
@@ -286,10 +272,21 @@ const (
 	HeaderTopic     = "recstream-source-topic"
 	HeaderPartition = "recstream-source-partition"
 	HeaderOffset    = "recstream-source-offset"
+	// HeaderValueBytes is set when the value was cut to the decoder's
+	// MaxBytes (a message the DLQ topic might refuse would block the
+	// partition): the original length.
+	HeaderValueBytes = "recstream-value-bytes"
 )
 
-func dlqMessage(topic string, m kafka.Message, reason event.Reason, err error) kafka.Message {
+func dlqMessage(topic string, m kafka.Message, reason event.Reason, err error, maxBytes int) kafka.Message {
+	if maxBytes <= 0 {
+		maxBytes = event.DefaultMaxBytes
+	}
 	headers := append([]kafka.Header(nil), m.Headers...)
+	if len(m.Value) > maxBytes {
+		headers = append(headers, kafka.Header{Key: HeaderValueBytes, Value: []byte(strconv.Itoa(len(m.Value)))})
+		m.Value = m.Value[:maxBytes]
+	}
 	headers = append(headers,
 		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
 		kafka.Header{Key: HeaderError, Value: []byte(truncate(err.Error(), 512))},

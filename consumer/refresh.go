@@ -117,11 +117,17 @@ func (s *Score) Run(ctx context.Context) error {
 	g.Go(func() error {
 		s.ready.Store(true)
 		s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
+		cm := &committer{group: s.opt.Group, m: s.opt.Metrics, log: s.opt.Logger, lag: s.lag}
 		for {
-			msgs, err := fetchBatch(ctx, r, s.opt.MaxUsers, s.opt.Debounce)
+			fctx, cancelFetch := cm.fetchContext(ctx)
+			msgs, err := fetchBatch(fctx, r, s.opt.MaxUsers, s.opt.Debounce)
+			cancelFetch()
 			if len(msgs) == 0 {
 				if ctx.Err() != nil {
 					return nil
+				}
+				if cm.retry(procCtx, r) {
+					continue
 				}
 				if err != nil {
 					s.opt.Logger.Warn("fetching refresh requests", "err", err)
@@ -145,13 +151,7 @@ func (s *Score) Run(ctx context.Context) error {
 				return nil
 			}
 			s.opt.Metrics.RefreshPending.Set(0)
-			if err := commit(procCtx, r, msgs); err != nil {
-				s.opt.Metrics.Commits.WithLabelValues(s.opt.Group, "error").Inc()
-				s.opt.Logger.Warn("committing refresh offsets; requests will be replayed", "err", err)
-			} else {
-				s.opt.Metrics.Commits.WithLabelValues(s.opt.Group, "ok").Inc()
-				s.lag.committed(msgs)
-			}
+			cm.commit(procCtx, r, msgs)
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -1,5 +1,6 @@
 -- Applies one partition's events for one user, fenced per source partition.
--- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first),
+-- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first,
+--       2·log_cap entries: readers use the first log_cap),
 --       3 meta hash (f:<partition> fences, n, ts, x, k), 4 purchased zset (item -> ts)
 -- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 history_n, 5 ttl seconds,
 --       6 purchase type name, 7 now (unix seconds, for TTL renewal),
@@ -51,17 +52,23 @@ end
 -- pending: entries added by this call, oldest first (newer than the log).
 local pending = {}
 -- history returns the distinct items, newest first, of pending entries and
--- of log entries from index from on, without exclude, at most M.
+-- of log entries from index from on, without exclude, at most M, scanning
+-- at most logcap entries older than the event: the answer does not depend
+-- on batching, and since the list keeps 2·logcap entries an event replayed
+-- after up to logcap newer events of the user were applied (a crash before
+-- the commit) gets the same answer as when it was first applied.
 local function history(from, exclude)
   local seen = {}
   local res = {}
+  local scanned = 0
   local function take(e)
+    scanned = scanned + 1
     local it = entryItem(e)
     if it ~= exclude and not seen[it] then
       seen[it] = true
       res[#res + 1] = it
     end
-    return #res >= M
+    return #res >= M or scanned >= logcap
   end
   for k = #pending, 1, -1 do
     if take(pending[k]) then return res end
@@ -129,7 +136,7 @@ if applied > 0 then
   for i = 1, #pending, 1000 do
     len = redis.call('LPUSH', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
   end
-  if len > logcap then redis.call('LTRIM', KEYS[2], 0, logcap - 1) end
+  if len > 2 * logcap then redis.call('LTRIM', KEYS[2], 0, 2 * logcap - 1) end
   local prevts = tonumber(meta[2] or '0')
   if lastts < prevts then lastts = prevts end
   local fields = {fkey, fenceStr, 'ts', string.format('%d', lastts), 'n', string.format('%d', tonumber(meta[3] or '0') + applied)}

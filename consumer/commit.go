@@ -1,0 +1,76 @@
+package consumer
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// commitRetryWait is how long a consumer with offsets left to commit waits
+// for a new batch before it retries the commit alone.
+const commitRetryWait = 500 * time.Millisecond
+
+// committer commits a consumer's offsets synchronously. Offsets whose
+// commit failed stay pending: they are committed with the next batch, or
+// alone when no batch comes, so a failed commit at the end of a stream does
+// not leave the group's offsets behind (a restart would replay more than
+// needed; the fences would skip it, but lag would never reach zero).
+type committer struct {
+	group   string
+	m       *Metrics
+	log     *slog.Logger
+	lag     *lagTracker
+	pending []kafka.Message // the last message per partition not yet committed
+}
+
+// fetchContext bounds the wait for the next batch while offsets are
+// pending.
+func (c *committer) fetchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(c.pending) == 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, commitRetryWait)
+}
+
+// commit commits msgs together with what is pending.
+func (c *committer) commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) {
+	out := lastPerPartition(append(c.pending, msgs...))
+	if err := r.CommitMessages(ctx, out...); err != nil {
+		c.m.Commits.WithLabelValues(c.group, "error").Inc()
+		if len(c.pending) == 0 {
+			c.log.Warn("committing offsets failed; retrying (a replay meanwhile is fenced)", "err", err)
+		}
+		c.pending = out
+		return
+	}
+	c.m.Commits.WithLabelValues(c.group, "ok").Inc()
+	c.pending = nil
+	if len(msgs) > 0 {
+		c.lag.committed(msgs)
+	}
+}
+
+// retry commits what is pending, if anything; it reports whether it tried.
+func (c *committer) retry(ctx context.Context, r *kafka.Reader) bool {
+	if len(c.pending) == 0 {
+		return false
+	}
+	c.commit(ctx, r, nil)
+	return true
+}
+
+func lastPerPartition(msgs []kafka.Message) []kafka.Message {
+	last := make(map[int]kafka.Message)
+	for _, m := range msgs {
+		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {
+			last[m.Partition] = m
+		}
+	}
+	out := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		out = append(out, m)
+	}
+	return out
+}

@@ -1,0 +1,429 @@
+package processor_test
+
+// The fault suite: one fixed event log, run once through an uninterrupted
+// processor (the reference), and again under each fault; every faulty run
+// must end with the same Redis state (docs/reliability.md).
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/processor"
+	"github.com/recstream/recstream/scorer"
+	"github.com/recstream/recstream/store"
+)
+
+const (
+	faultPartitions = 4
+	faultEvents     = 10000
+)
+
+// faultLogStart is the event time of the log's first event; the log is fixed,
+// so every run sees the same events at the same offsets.
+var faultLogStart = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// faultClock is the fixed clock of the final rescore.
+var faultClock = func() time.Time { return faultLogStart.Add(24 * time.Hour) }
+
+type faultLog struct {
+	msgs  []kafka.Message
+	users []string // every user with an event, sorted
+}
+
+var (
+	theFaultLog     faultLog
+	theFaultLogOnce sync.Once
+)
+
+// fixedLog returns the fault suite's event log: loadgen events with a fixed
+// clock, all four types, keyed by user except one in 40 keyed by another
+// user (mis-keyed events have their own test: their effect depends on the
+// interleaving of partitions).
+func fixedLog() faultLog {
+	theFaultLogOnce.Do(func() {
+		gen := loadgen.New(loadgen.Options{Users: 300, Items: 200, Clusters: 6, Affinity: 0.85, Seed: 2026, Start: faultLogStart, Step: time.Second})
+		users := map[string]bool{}
+		for i := 0; i < faultEvents; i++ {
+			ev := gen.Next()
+			users[ev.UserID] = true
+			b, err := event.Encode(ev)
+			if err != nil {
+				panic(err)
+			}
+			theFaultLog.msgs = append(theFaultLog.msgs, kafka.Message{Key: []byte(ev.UserID), Value: b})
+		}
+		for u := range users {
+			theFaultLog.users = append(theFaultLog.users, u)
+		}
+		sort.Strings(theFaultLog.users)
+	})
+	return theFaultLog
+}
+
+// faultEnv is one run's broker and Redis.
+type faultEnv struct {
+	kf  *kafkatest.Cluster
+	rs  *redistest.Server
+	cfg config.Config
+}
+
+func faultTopics() []string {
+	def := config.Default()
+	return []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic}
+}
+
+// faultConfig is the configuration of every run of the suite: caps above
+// what the log reaches (trimming keeps the highest scores, and which of two
+// equal-ish scores survives depends on the order of float sums), short
+// group timeouts so that a dead member leaves quickly.
+func faultConfig(brokers []string, redisAddr string) config.Config {
+	cfg := testConfig(brokers, redisAddr)
+	cfg.Model.UserItemsCap = 5000
+	cfg.Model.ItemUsersCap = 5000
+	cfg.Model.CoocCap = 5000
+	cfg.Kafka.SessionTimeout = time.Second
+	cfg.Kafka.RebalanceTimeout = 2 * time.Second
+	cfg.Scorer.Workers = 2
+	return cfg
+}
+
+func newFaultEnv(t *testing.T) *faultEnv {
+	t.Helper()
+	kf := kafkatest.Start(t, faultPartitions, faultTopics()...)
+	rs := redistest.Start(t)
+	return &faultEnv{kf: kf, rs: rs, cfg: faultConfig(kf.Brokers, rs.Addr)}
+}
+
+// produceLog writes the fixed log, or the messages from..to of it.
+func (e *faultEnv) produceLog(t *testing.T) {
+	t.Helper()
+	produceOrdered(t, e.kf, e.cfg.Kafka.EventsTopic, faultPartitions, fixedLog().msgs)
+}
+
+// produceOrdered writes msgs partition by partition, in order, in
+// acknowledged chunks, so that every run has the same messages at the same
+// offsets. The partition is kafka.Hash's choice for a key (FNV-1a), and
+// message index modulo partitions for no key.
+func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) {
+	t.Helper()
+	per := make([][]kafka.Record, partitions)
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	var h kafka.Hash
+	for i, m := range msgs {
+		p := i % partitions
+		if m.Key != nil {
+			p = h.Balance(m, all...)
+		}
+		r := kafka.Record{Value: kafka.NewBytes(m.Value)}
+		if m.Key != nil {
+			r.Key = kafka.NewBytes(m.Key)
+		}
+		per[p] = append(per[p], r)
+	}
+	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
+	ctx := context.Background()
+	for p, recs := range per {
+		for attempt := 0; len(recs) > 0; {
+			n := min(len(recs), 500)
+			res, err := c.Produce(ctx, &kafka.ProduceRequest{Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs[:n]...)})
+			if err == nil && res.Error != nil {
+				err = res.Error
+			}
+			if err != nil {
+				// A leader move (the broker fault test) fails a produce
+				// without appending: retry with fresh metadata.
+				if attempt++; attempt > 20 {
+					t.Fatalf("producing to %s/%d: %v", topic, p, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				c = &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
+				continue
+			}
+			recs = recs[n:]
+		}
+	}
+}
+
+// committedOffsets returns the group's committed offsets on topic (nil
+// while the group does not exist yet), without failing the test.
+func committedOffsets(kf *kafkatest.Cluster, group, topic string) map[int]int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 10 * time.Second}
+	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: allPartitions(faultPartitions)}})
+	if err != nil || res.Error != nil {
+		return nil
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error == nil && p.CommittedOffset > 0 {
+			out[p.Partition] = p.CommittedOffset
+		}
+	}
+	return out
+}
+
+// committedTotal is how many events of the log the ingest group committed.
+func (e *faultEnv) committedTotal(t *testing.T) int64 {
+	var n int64
+	for _, o := range committedOffsets(e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic) {
+		n += o
+	}
+	return n
+}
+
+// waitAllCommitted waits until group committed every message of topic.
+func waitAllCommitted(t *testing.T, kf *kafkatest.Cluster, group, topic string, timeout time.Duration) {
+	t.Helper()
+	_, high := kf.Offsets(t, topic)
+	waitFor(t, timeout, group+" to commit all of "+topic, func() bool {
+		c := committedOffsets(kf, group, topic)
+		for p, h := range high {
+			if c[p] < h {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitDone waits until the whole log is committed by the ingest group and
+// every refresh request by the score group.
+func (e *faultEnv) waitDone(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	waitAllCommitted(t, e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic, timeout)
+	waitAllCommitted(t, e.kf, e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic, timeout)
+}
+
+// snapshot is the comparable final state of a run: every key under the
+// prefix except the lists (fences included: they are deterministic), and
+// every user's list recomputed from that state with a fixed clock.
+type snapshot struct {
+	state map[string]stateValue
+	lists map[string]store.List
+}
+
+func takeSnapshot(t *testing.T, cfg config.Config, rs *redistest.Server) snapshot {
+	t.Helper()
+	s := snapshot{state: dumpState(t, []*redis.Client{rs.Client(t)}, cfg.Redis.KeyPrefix), lists: map[string]store.List{}}
+	p, err := processor.New(cfg, processor.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Redis.Close()
+	o := processor.ScorerOptions(cfg)
+	o.ItemNeighbours, o.UsersPerItem, o.NeighbourItems, o.TrendingSize = 1000, 1000, 1000, 1000
+	o.Now = faultClock
+	users := fixedLog().users
+	ls, err := scorer.New(p.Store, o).Recommend(context.Background(), users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range users {
+		s.lists[u] = ls[i]
+	}
+	return s
+}
+
+// diffSnapshots returns up to 10 differences: floats must agree within 1e-9
+// relative, everything else exactly.
+func diffSnapshots(got, want snapshot) []string {
+	d := diffState(got.state, want.state)
+	var ul []string
+	for u, w := range want.lists {
+		g, ok := got.lists[u]
+		if !ok {
+			ul = append(ul, "no list for "+u)
+			continue
+		}
+		if err := sameList(g, w); err != nil {
+			ul = append(ul, fmt.Sprintf("list of %s: %v", u, err))
+		}
+	}
+	sort.Strings(ul)
+	d = append(d, ul...)
+	return d[:min(len(d), 10)]
+}
+
+var (
+	refSnap  snapshot
+	refOnce  sync.Once
+	refTaken bool
+)
+
+// reference returns the snapshot of the fixed log through one uninterrupted
+// in-process processor (computed once per test binary).
+func reference(t *testing.T) snapshot {
+	t.Helper()
+	refOnce.Do(func() {
+		start := time.Now()
+		e := newFaultEnv(t)
+		_, stop := runProcessor(t, e.cfg)
+		e.produceLog(t)
+		waitAllCommitted(t, e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic, 120*time.Second)
+		t.Logf("reference: ingest done after %s", time.Since(start).Round(time.Millisecond))
+		e.waitDone(t, 120*time.Second)
+		stop()
+		refSnap = takeSnapshot(t, e.cfg, e.rs)
+		refTaken = true
+		t.Logf("reference: %d events, %d keys, %d users in %s", faultEvents, len(refSnap.state), len(refSnap.lists), time.Since(start).Round(time.Millisecond))
+	})
+	if !refTaken {
+		t.Fatal("the reference run failed")
+	}
+	return refSnap
+}
+
+// checkAgainstReference compares the run's final state with the reference.
+func (e *faultEnv) checkAgainstReference(t *testing.T) {
+	t.Helper()
+	want := reference(t)
+	got := takeSnapshot(t, e.cfg, e.rs)
+	if d := diffSnapshots(got, want); len(d) > 0 {
+		t.Fatalf("final state differs from the reference (%d vs %d keys):\n%s", len(got.state), len(want.state), strings.Join(d, "\n"))
+	}
+}
+
+// The recstream binary, built once for the subprocess tests.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func recstreamBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "recstream-fault-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "recstream")
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/recstream")
+		cmd.Dir = filepath.Dir(filepath.Dir(file))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// quietRedis drops go-redis's internal log lines (dial failures repeated on
+// every retry while a fault test has Redis down).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietRedis{})
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// subprocess is `recstream run` on the env's broker and Redis.
+type subprocess struct {
+	cmd    *exec.Cmd
+	log    *strings.Builder // read only after exit
+	done   chan struct{}
+	err    error
+	exited time.Time
+}
+
+// wait waits up to timeout for the exit; ok is false on a timeout.
+func (s *subprocess) wait(timeout time.Duration) (err error, ok bool) {
+	select {
+	case <-s.done:
+		return s.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// kill sends SIGKILL and waits for the exit.
+func (s *subprocess) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+func (e *faultEnv) setArgs(extra ...string) []string {
+	c := e.cfg
+	sets := []string{
+		"kafka.brokers=" + strings.Join(c.Kafka.Brokers, ","),
+		"kafka.create_topics=false",
+		"kafka.max_wait=" + c.Kafka.MaxWait.String(),
+		"kafka.session_timeout=" + c.Kafka.SessionTimeout.String(),
+		"kafka.rebalance_timeout=" + c.Kafka.RebalanceTimeout.String(),
+		"redis.addrs=" + strings.Join(c.Redis.Addrs, ","),
+		"admin.listen=",
+		"ingest.batch_max_wait=" + c.Ingest.BatchMaxWait.String(),
+		"scorer.debounce=" + c.Scorer.Debounce.String(),
+		"scorer.exclude_seen=false",
+		"scorer.workers=2",
+		"run.shutdown_timeout=" + c.Run.ShutdownTimeout.String(),
+		fmt.Sprintf("model.user_items_cap=%d", c.Model.UserItemsCap),
+		fmt.Sprintf("model.item_users_cap=%d", c.Model.ItemUsersCap),
+		fmt.Sprintf("model.cooc_cap=%d", c.Model.CoocCap),
+		"log.level=warn",
+	}
+	sets = append(sets, extra...)
+	args := []string{"run"}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	return args
+}
+
+func (e *faultEnv) startSubprocess(t *testing.T, extra ...string) *subprocess {
+	t.Helper()
+	cmd := exec.Command(recstreamBinary(t), e.setArgs(extra...)...)
+	var log strings.Builder
+	cmd.Stdout = &log
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &subprocess{cmd: cmd, log: &log, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		s.exited = time.Now()
+		close(s.done)
+	}()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func allPartitions(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
