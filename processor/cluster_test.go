@@ -69,7 +69,7 @@ func waitCommitted(t *testing.T, kf *kafkatest.Cluster, group, topic string, tim
 	t.Helper()
 	_, high := kf.Offsets(t, topic)
 	waitFor(t, timeout, group+" to commit all of "+topic, func() bool {
-		c, err := committedOffsets(kf, group, topic, high)
+		c, err := clusterCommitted(kf, group, topic, high)
 		if err != nil {
 			return false // the group does not exist yet
 		}
@@ -367,9 +367,9 @@ func sortedKeys[V any](m map[int]V) []int {
 	return out
 }
 
-// committedOffsets is kafkatest's Committed returning errors (such as a
+// clusterCommitted is kafkatest's Committed returning errors (such as a
 // group not formed yet) instead of failing the test.
-func committedOffsets(kf *kafkatest.Cluster, group, topic string, high map[int]int64) (map[int]int64, error) {
+func clusterCommitted(kf *kafkatest.Cluster, group, topic string, high map[int]int64) (map[int]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ps := sortedKeys(high)

@@ -135,7 +135,7 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	}
 	committed := func() int64 {
 		var c int64
-		offs, _ := committedOffsets(kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, high)
+		offs, _ := clusterCommitted(kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, high)
 		for _, v := range offs {
 			c += v
 		}
