@@ -15,6 +15,7 @@ import (
 	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
+	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/embedded"
 	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/scorer"
@@ -61,6 +62,8 @@ type evalFlags struct {
 	fullPath, tune, quiet, skipRepeats          bool
 	easeLambda                                  float64
 	easeItems                                   int
+	csvColumns, csvTypes, csvTSUnit, csvComma   string
+	csvHeader                                   bool
 }
 
 func cmdEval(args []string) error {
@@ -73,7 +76,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	f := &evalFlags{}
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl; empty guesses from the file name")
+	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl, csv (generic, see --csv-columns); empty guesses from the file name")
 	fs.StringVar(&f.data, "data", "", "interaction log")
 	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
 	fs.StringVar(&f.test, "test", "", "ncf: X.test.rating")
@@ -92,6 +95,11 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.redis, "redis", "", "use this Redis (host:port) instead of a private redis-server; only keys under a private prefix are written and deleted")
 	fs.StringVar(&f.configPath, "config", "", "YAML configuration whose model and scorer sections are evaluated (over eval's profile)")
 	fs.Var(&f.sets, "set", "override one configuration key: section.key=value (repeatable)")
+	fs.StringVar(&f.csvColumns, "csv-columns", "", "csv: field=column pairs, columns by header name or 0-based index; fields user, item (required), ts, type, value, attr.<name>; e.g. user=0,item=1,attr.category=2,type=3,ts=4")
+	fs.StringVar(&f.csvTypes, "csv-types", "", "csv: behaviour=event-type pairs, e.g. pv=browse,fav=click,cart=add_to_cart,buy=purchase (rows with other behaviours are dropped)")
+	fs.StringVar(&f.csvTSUnit, "csv-ts-unit", "s", "csv: unit of integer timestamps, s or ms")
+	fs.StringVar(&f.csvComma, "csv-comma", ",", "csv: field separator (a single character; \\t for tab)")
+	fs.BoolVar(&f.csvHeader, "csv-header", false, "csv: the first row holds column names")
 	fs.IntVar(&f.partitions, "partitions", 4, "simulated event partitions")
 	fs.IntVar(&f.batch, "batch", 0, "events per micro-batch (0: ingest.batch_max_events)")
 	fs.IntVar(&f.windows, "windows", 10, "prequential: time windows reported")
@@ -166,6 +174,18 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 		d.all, err = openLoad(f.data, eval.LoadMovieLensCSV)
 	case "jsonl":
 		d.all, err = openLoad(f.data, eval.LoadJSONLines)
+	case "csv":
+		m, merr := f.csvMapping()
+		if merr != nil {
+			return nil, merr
+		}
+		var attrs map[string]map[string]string
+		d.all, err = openLoad(f.data, func(r io.Reader) ([]eval.Interaction, error) {
+			in, a, err := eval.LoadCSV(r, m)
+			attrs = a
+			return in, err
+		})
+		d.attrs = attrs
 	case "taobao":
 		var attrs map[string]map[string]string
 		d.all, err = openLoad(f.data, func(r io.Reader) ([]eval.Interaction, error) {
@@ -578,4 +598,65 @@ func catalogFromAttrs(attrs map[string]map[string]string) *catalog.Index {
 		}
 	}
 	return idx
+}
+
+// csvMapping builds the generic CSV column mapping from the --csv-* flags.
+func (f *evalFlags) csvMapping() (eval.CSVMapping, error) {
+	m := eval.CSVMapping{Header: f.csvHeader, TSUnit: f.csvTSUnit, Attrs: map[string]string{}}
+	switch f.csvComma {
+	case `\t`, "\t":
+		m.Comma = '\t'
+	default:
+		r := []rune(f.csvComma)
+		if len(r) != 1 {
+			return m, fmt.Errorf("--csv-comma: want one character, got %q", f.csvComma)
+		}
+		m.Comma = r[0]
+	}
+	if f.csvColumns == "" {
+		return m, errors.New("--format csv needs --csv-columns (e.g. user=0,item=1,ts=2)")
+	}
+	for _, kv := range strings.Split(f.csvColumns, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || v == "" {
+			return m, fmt.Errorf("--csv-columns: %q is not field=column", kv)
+		}
+		switch {
+		case k == "user":
+			m.User = v
+		case k == "item":
+			m.Item = v
+		case k == "ts":
+			m.TS = v
+		case k == "type":
+			m.Type = v
+		case k == "value":
+			m.Value = v
+		case strings.HasPrefix(k, "attr.") && len(k) > len("attr."):
+			m.Attrs[strings.TrimPrefix(k, "attr.")] = v
+		default:
+			return m, fmt.Errorf("--csv-columns: unknown field %q (user, item, ts, type, value, attr.<name>)", k)
+		}
+	}
+	if m.User == "" || m.Item == "" {
+		return m, errors.New("--csv-columns: user and item are required")
+	}
+	if f.csvTypes != "" {
+		m.TypeMap = map[string]string{}
+		m.SkipUnmapped = true
+		for _, kv := range strings.Split(f.csvTypes, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok {
+				return m, fmt.Errorf("--csv-types: %q is not behaviour=type", kv)
+			}
+			if _, err := event.ParseType(v); err != nil {
+				return m, fmt.Errorf("--csv-types: %q: %w", kv, err)
+			}
+			m.TypeMap[k] = v
+		}
+	}
+	if len(m.Attrs) == 0 {
+		m.Attrs = nil
+	}
+	return m, nil
 }

@@ -180,3 +180,39 @@ func TestEvalNCF(t *testing.T) {
 		t.Errorf("item-knn hr@1 %v, want 1: %v", hr, r)
 	}
 }
+
+// The generic CSV mapping reads a Taobao-shaped log exactly as the taobao
+// preset does.
+func TestEvalGenericCSV(t *testing.T) {
+	src, err := os.ReadFile(writePlanted(t, 4, 12, 15, 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	behaviours := []string{"pv", "fav", "cart", "buy"}
+	var b strings.Builder
+	for i, line := range strings.Split(strings.TrimSpace(string(src)), "\n") {
+		f := strings.Fields(line)
+		item := f[1]
+		fmt.Fprintf(&b, "%s,%s,cat%s,%s,%s\n", f[0], item, item[len(item)-1:], behaviours[i%4], f[3])
+	}
+	path := filepath.Join(t.TempDir(), "log.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--data", path, "--models", "popularity,item-knn", "--k", "10", "--json"}
+	preset := runEvalJSON(t, append([]string{"--format", "taobao"}, common...)...)
+	generic := runEvalJSON(t, append([]string{"--format", "csv", "--csv-columns", "user=0,item=1,attr.category=2,type=3,ts=4",
+		"--csv-types", "pv=browse,fav=click,cart=add_to_cart,buy=purchase"}, common...)...)
+	for model, row := range preset {
+		if fmt.Sprint(row["hr@10"]) != fmt.Sprint(generic[model]["hr@10"]) || fmt.Sprint(row["ndcg@10"]) != fmt.Sprint(generic[model]["ndcg@10"]) {
+			t.Errorf("%s: taobao preset %v/%v, generic csv %v/%v", model, row["hr@10"], row["ndcg@10"], generic[model]["hr@10"], generic[model]["ndcg@10"])
+		}
+	}
+	if len(generic) != 2 {
+		t.Fatalf("generic csv rows: %v", generic)
+	}
+	var errb bytes.Buffer
+	if err := runEval(context.Background(), []string{"--format", "csv", "--data", path, "--csv-columns", "user=0,bogus=1"}, &errb, &errb); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("bad --csv-columns: %v", err)
+	}
+}
