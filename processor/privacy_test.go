@@ -147,6 +147,9 @@ func TestForgetThroughControlTopic(t *testing.T) {
 	pl := startPrivacyPipeline(t, 4, func(c *config.Config) {
 		c.Privacy.ForgetTombstoneTTL = time.Second
 		c.Privacy.ForgetSettle = 300 * time.Millisecond
+		// The log keeps 2·user_log_cap entries; keep it shorter than the
+		// victim's history so the erasure meets an incomplete window.
+		c.Model.UserLogCap = 32
 	})
 	rdb := pl.p.Redis.(*redis.Client)
 	prefix := pl.cfg.Redis.KeyPrefix
@@ -194,10 +197,10 @@ func TestForgetThroughControlTopic(t *testing.T) {
 		return false
 	})
 	t.Logf("audit record %s: %v", entry.ID, entry.Values)
-	// The victim has more events than model.user_log_cap: only the logged
+	// The victim has more events than the log keeps: only the logged
 	// window's co-occurrence can be subtracted, and the record says so.
 	if entry.Values["request"] != "R-9" || entry.Values["source"] != "control" || entry.Values["window_complete"] != "false" ||
-		entry.Values["logged_events"] != fmt.Sprint(pl.cfg.Model.UserLogCap) || entry.Values["events"] != fmt.Sprint(most) {
+		entry.Values["logged_events"] != fmt.Sprint(2*pl.cfg.Model.UserLogCap) || entry.Values["events"] != fmt.Sprint(most) {
 		t.Errorf("audit record %v", entry.Values)
 	}
 	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)

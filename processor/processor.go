@@ -232,6 +232,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		sco.EASE = ease
 	}
 	k := KafkaOptions(cfg)
+	k.Dialer, k.Transport = dialer, transport
 	var cm *catalog.Metrics
 	var idx *catalog.Index
 	var loader *catalog.Loader
@@ -241,7 +242,6 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		sco.Catalog = idx
 		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
-	k.Dialer, k.Transport = dialer, transport
 	sc := scorer.New(st, sco)
 	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
 	var watches []consumer.LagWatch
