@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +162,7 @@ func (w *CatalogWriter) Run(ctx context.Context) error {
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}
-		if err := r.CommitMessages(context.WithoutCancel(ctx), lastPerPartition(msgs)...); err != nil {
+		if err := r.CommitMessages(context.WithoutCancel(ctx), consumer.LastPerPartition(msgs)...); err != nil {
 			w.opt.Logger.Warn("committing catalog offsets; the batch will be replayed and fenced", "err", err)
 		}
 		if ctx.Err() != nil {
@@ -181,7 +180,7 @@ func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []ka
 		if err != nil {
 			reason := ReasonOf(err)
 			invalid[reason]++
-			out = append(out, dlqMessage(w.opt.DLQTopic, m, reason, err))
+			out = append(out, consumer.DeadLetter(w.opt.DLQTopic, m, string(reason), err, MaxRecordBytes))
 			continue
 		}
 		byPart[m.Partition] = append(byPart[m.Partition], store.CatalogRecord{
@@ -245,36 +244,6 @@ func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []ka
 	m.Withdrawn.Add(float64(withdrawn))
 	m.Refreshes.Add(float64(refreshes))
 	return nil
-}
-
-func dlqMessage(topic string, m kafka.Message, reason Reason, err error) kafka.Message {
-	headers := append([]kafka.Header(nil), m.Headers...)
-	msg := err.Error()
-	if len(msg) > 512 {
-		msg = msg[:512]
-	}
-	headers = append(headers,
-		kafka.Header{Key: consumer.HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: consumer.HeaderError, Value: []byte(msg)},
-		kafka.Header{Key: consumer.HeaderTopic, Value: []byte(m.Topic)},
-		kafka.Header{Key: consumer.HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
-		kafka.Header{Key: consumer.HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-	)
-	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: headers, Time: m.Time}
-}
-
-func lastPerPartition(msgs []kafka.Message) []kafka.Message {
-	last := make(map[int]kafka.Message)
-	for _, m := range msgs {
-		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {
-			last[m.Partition] = m
-		}
-	}
-	out := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		out = append(out, m)
-	}
-	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -36,7 +36,7 @@ func (c *committer) fetchContext(ctx context.Context) (context.Context, context.
 
 // commit commits msgs together with what is pending.
 func (c *committer) commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) {
-	out := lastPerPartition(append(c.pending, msgs...))
+	out := LastPerPartition(append(c.pending, msgs...))
 	if err := r.CommitMessages(ctx, out...); err != nil {
 		c.m.Commits.WithLabelValues(c.group, "error").Inc()
 		if len(c.pending) == 0 {
@@ -61,7 +61,9 @@ func (c *committer) retry(ctx context.Context, r *kafka.Reader) bool {
 	return true
 }
 
-func lastPerPartition(msgs []kafka.Message) []kafka.Message {
+// LastPerPartition returns the message with the highest offset of each
+// partition: what a commit of msgs needs.
+func LastPerPartition(msgs []kafka.Message) []kafka.Message {
 	last := make(map[int]kafka.Message)
 	for _, m := range msgs {
 		if p, ok := last[m.Partition]; !ok || m.Offset > p.Offset {

@@ -198,7 +198,7 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 		if err != nil {
 			reason := event.ReasonOf(err)
 			invalid[reason]++
-			out = append(out, dlqMessage(c.opt.DLQTopic, m, reason, err, c.opt.Decoder.MaxBytes))
+			out = append(out, DeadLetter(c.opt.DLQTopic, m, string(reason), err, c.opt.Decoder.MaxBytes))
 			continue
 		}
 		if c.opt.UserID != nil {
@@ -278,7 +278,11 @@ const (
 	HeaderValueBytes = "recstream-value-bytes"
 )
 
-func dlqMessage(topic string, m kafka.Message, reason event.Reason, err error, maxBytes int) kafka.Message {
+// DeadLetter builds the dead-letter copy of m: its key, value (cut to
+// maxBytes, default event.DefaultMaxBytes, with HeaderValueBytes then) and
+// headers, plus the reason, the error and the source topic, partition and
+// offset. The event and catalog consumers both use it.
+func DeadLetter(topic string, m kafka.Message, reason string, err error, maxBytes int) kafka.Message {
 	if maxBytes <= 0 {
 		maxBytes = event.DefaultMaxBytes
 	}
