@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -21,6 +22,22 @@ type Kafka struct {
 	MaxWait          time.Duration
 	Dialer           *kafka.Dialer    // nil: plain TCP
 	Transport        *kafka.Transport // nil: plain TCP
+	// Logger receives kafka-go's own error messages (failed joins,
+	// heartbeats, commits and fetches) at warn level; nil discards them.
+	Logger *slog.Logger
+}
+
+// errorLogger adapts Logger to kafka-go's ErrorLogger.
+func (k Kafka) errorLogger(group string) kafka.Logger {
+	if k.Logger == nil {
+		return nil
+	}
+	l := k.Logger.With("kafka_group", group)
+	return kafka.LoggerFunc(func(msg string, args ...any) {
+		// The format is the message (rate limiting groups by it); the
+		// formatted text is an attribute.
+		l.Warn("kafka-go: "+msg, "detail", fmt.Sprintf(msg, args...))
+	})
 }
 
 func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
@@ -54,6 +71,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
+		ErrorLogger:       k.errorLogger(group),
 	})
 }
 

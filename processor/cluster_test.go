@@ -270,8 +270,10 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 		t.Fatalf("redis client is %T, want a ClusterClient for %d addresses", procs[0].Redis, len(cfg.Redis.Addrs))
 	}
 
-	// Produce in two halves, so that the second half arrives while the
-	// group is settled and processors share the partitions.
+	// Produce once all three hold partitions, in two halves, so that the
+	// second half arrives while the first is being applied.
+	held := kf.WaitMembers(t, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, 3, 60*time.Second)
+	t.Logf("ingest group stable: partitions held per processor %v", held)
 	produceEvents(t, kfRef, refCfg.Kafka.EventsTopic, evs[:3000])
 	produceEvents(t, kf, cfg.Kafka.EventsTopic, evs[:3000])
 	time.Sleep(500 * time.Millisecond)

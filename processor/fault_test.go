@@ -215,6 +215,66 @@ func (e *faultEnv) waitDone(t *testing.T, timeout time.Duration) {
 	waitAllCommitted(t, e.kf, e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic, timeout)
 }
 
+// waitDoneWhileRunning is waitDone that fails at once, with the output,
+// when the subprocess p exits before the log is done.
+func (e *faultEnv) waitDoneWhileRunning(t *testing.T, p *subprocess, timeout time.Duration) {
+	t.Helper()
+	for _, w := range []struct{ group, topic string }{
+		{e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic},
+		{e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic},
+	} {
+		_, high := e.kf.Offsets(t, w.topic)
+		waitFor(t, timeout, w.group+" to commit all of "+w.topic, func() bool {
+			if err, exited := p.wait(0); exited {
+				t.Fatalf("recstream run exited before %s committed all of %s: %v", w.group, w.topic, err)
+			}
+			c := committedOffsets(e.kf, w.group, w.topic)
+			for part, h := range high {
+				if c[part] < h {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+// progressWhileRunning waits until the ingest group has committed all of
+// the log or commits more within every window; it reports false when a
+// window passes with no commit, and fails when p exits.
+func (e *faultEnv) progressWhileRunning(t *testing.T, p *subprocess, window time.Duration) bool {
+	t.Helper()
+	last, since := e.committedTotal(t), time.Now()
+	for last < faultEvents {
+		if err, exited := p.wait(20 * time.Millisecond); exited {
+			t.Fatalf("recstream run exited on its own: %v", err)
+		}
+		if n := e.committedTotal(t); n > last {
+			last, since = n, time.Now()
+		} else if time.Since(since) > window {
+			return false
+		}
+	}
+	return true
+}
+
+// describeGroup is a group's state and members' assignments, for logs.
+func describeGroup(kf *kafkatest.Cluster, group string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 5 * time.Second}
+	res, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(res.Groups) != 1 {
+		return fmt.Sprintf("describe failed: %v", err)
+	}
+	g := res.Groups[0]
+	out := fmt.Sprintf("state %q err %v", g.GroupState, g.Error)
+	for _, m := range g.Members {
+		out += fmt.Sprintf("; member %s assigned %v", m.MemberID, m.MemberAssignments.Topics)
+	}
+	return out
+}
+
 // snapshot is the comparable final state of a run: every key under the
 // prefix except the lists (fences included: they are deterministic), and
 // every user's list recomputed from that state with a fixed clock.
@@ -367,10 +427,11 @@ func (s *subprocess) wait(timeout time.Duration) (err error, ok bool) {
 	}
 }
 
-// kill sends SIGKILL and waits for the exit.
-func (s *subprocess) kill() {
+// kill sends SIGKILL, waits for the exit and returns the output.
+func (s *subprocess) kill() string {
 	_ = s.cmd.Process.Kill()
 	<-s.done
+	return s.log.String()
 }
 
 func (e *faultEnv) setArgs(extra ...string) []string {
@@ -416,7 +477,15 @@ func (e *faultEnv) startSubprocess(t *testing.T, extra ...string) *subprocess {
 		s.exited = time.Now()
 		close(s.done)
 	}()
-	t.Cleanup(s.kill)
+	t.Cleanup(func() {
+		out := s.kill()
+		if t.Failed() {
+			if len(out) > 8<<10 {
+				out = "..." + out[len(out)-8<<10:]
+			}
+			t.Logf("recstream run (pid %d) output:\n%s", cmd.Process.Pid, out)
+		}
+	})
 	return s
 }
 

@@ -233,6 +233,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	k := KafkaOptions(cfg)
 	k.Dialer, k.Transport = dialer, transport
+	k.Logger = rlog.With("role", "kafka")
 	var cm *catalog.Metrics
 	var idx *catalog.Index
 	var loader *catalog.Loader

@@ -292,3 +292,44 @@ func (c *Cluster) readPartition(ctx context.Context, topic string, partition int
 	}
 	return out, nil
 }
+
+// WaitMembers waits until group is stable with n members that each hold at
+// least one partition of topic, and returns how many partitions each holds.
+// Tests that check how a group shares work call it before producing, so
+// that the outcome does not depend on how fast the members joined.
+func (c *Cluster) WaitMembers(t testing.TB, group, topic string, n int, timeout time.Duration) []int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := c.client().DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		cancel()
+		if err != nil {
+			last = err.Error()
+		} else if len(res.Groups) == 1 {
+			g := res.Groups[0]
+			var held []int
+			for _, m := range g.Members {
+				k := 0
+				for _, tp := range m.MemberAssignments.Topics {
+					if tp.Topic == topic {
+						k += len(tp.Partitions)
+					}
+				}
+				if k > 0 {
+					held = append(held, k)
+				}
+			}
+			if g.Error == nil && g.GroupState == "Stable" && len(g.Members) == n && len(held) == n {
+				sort.Ints(held)
+				return held
+			}
+			last = fmt.Sprintf("state %q, %d members, %d holding partitions of %s, err %v", g.GroupState, len(g.Members), len(held), topic, g.Error)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kafkatest: group %s not stable with %d members after %s: %s", group, n, timeout, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
