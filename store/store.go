@@ -18,6 +18,8 @@ import (
 )
 
 var (
+	//go:embed lua/common.lua
+	commonLua string
 	//go:embed lua/user.lua
 	userLua string
 	//go:embed lua/item.lua
@@ -97,9 +99,9 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		rdb:   rdb,
 		opt:   opt,
 		keys:  Keys{Prefix: opt.Prefix},
-		user:  redis.NewScript(userLua),
-		item:  redis.NewScript(itemLua),
-		trend: redis.NewScript(trendingLua),
+		user:  redis.NewScript(commonLua + userLua),
+		item:  redis.NewScript(commonLua + itemLua),
+		trend: redis.NewScript(commonLua + trendingLua),
 	}
 }
 

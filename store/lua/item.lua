@@ -68,9 +68,7 @@ if applied > 0 then
   for i = 1, #zargs, 1000 do
     added = added + redis.call('ZADD', KEYS[1], unpack(zargs, i, math.min(i + 999, #zargs)))
   end
-  for _, it in ipairs(coOrder) do
-    redis.call('ZINCRBY', KEYS[2], string.format('%.17g', co[it]), it)
-  end
+  addScores(KEYS[2], coOrder, co)
   local fields = {fkey, fenceStr}
   if hasPop and pop ~= 0 then
     fields[#fields + 1] = 'pop'

@@ -28,9 +28,7 @@ for k = 0, n - 1 do
   end
 end
 if applied > 0 then
-  for _, it in ipairs(order) do
-    redis.call('ZINCRBY', KEYS[1], string.format('%.17g', add[it]), it)
-  end
+  addScores(KEYS[1], order, add)
   redis.call('HSET', KEYS[2], fkey, fenceStr)
   local card = redis.call('ZCARD', KEYS[1])
   if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1) end

@@ -79,6 +79,22 @@ local function history(from, exclude)
   return res
 end
 
+-- The weights of the batch's items, read once (ZMSCORE) and written once
+-- (ZADD) instead of a ZSCORE and a ZINCRBY per event; sums as ZINCRBY's.
+local witems = {}
+do
+  local seen = {}
+  for k = 0, n - 1 do
+    local b = 9 + k * 5
+    local it = ARGV[b + 1]
+    if tonumber(ARGV[b]) > fence and tonumber(ARGV[b + 3]) > gone and not seen[it] then
+      seen[it] = true
+      witems[#witems + 1] = it
+    end
+  end
+end
+local weights = getScores(KEYS[1], witems)
+
 local out = {}
 local applied = 0
 local lastts = 0
@@ -112,13 +128,13 @@ for k = 0, n - 1 do
   else
     local isnew = 0
     local h = {}
-    if not redis.call('ZSCORE', KEYS[1], item) then
+    if weights[item] == nil then
       isnew = 1
       anyNew = true
       loadlog()
       h = history(1, item)
     end
-    redis.call('ZINCRBY', KEYS[1], w, item)
+    weights[item] = (weights[item] or 0) + tonumber(w)
     if typ == purchase then
       redis.call('ZADD', KEYS[4], ts, item)
       bought = true
@@ -132,6 +148,7 @@ for k = 0, n - 1 do
   end
 end
 if applied > 0 then
+  setScores(KEYS[1], witems, weights)
   local len = 0
   for i = 1, #pending, 1000 do
     len = redis.call('LPUSH', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
