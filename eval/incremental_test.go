@@ -138,7 +138,7 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 				}
 				var got float64
 				if c := us.Candidates[it]; c != nil {
-					got = c.Sources[src]
+					got = c.Sources.Of(src)
 				}
 				w := want[i]
 				if src == scorer.SourceEASE && w < 0 {

@@ -67,7 +67,7 @@ func TestContentMatchesBruteForce(t *testing.T) {
 			}
 		}
 		for id, c := range us.Candidates {
-			got, ok := c.Sources[scorer.SourceContent]
+			got, ok := c.Sources.Get(scorer.SourceContent)
 			if !ok {
 				continue
 			}

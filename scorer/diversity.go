@@ -47,11 +47,11 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 		var fresh []*Candidate
 		for _, c := range cands {
-			if c.Sources[SourceNew] >= NewMinScore {
+			if c.Sources.Of(SourceNew) >= NewMinScore {
 				fresh = append(fresh, c)
 			}
 		}
-		sort.SliceStable(fresh, func(a, b int) bool { return fresh[a].Sources[SourceNew] > fresh[b].Sources[SourceNew] })
+		sort.SliceStable(fresh, func(a, b int) bool { return fresh[a].Sources.Of(SourceNew) > fresh[b].Sources.Of(SourceNew) })
 		for _, c := range fresh {
 			if len(slots) >= k {
 				break

@@ -165,12 +165,49 @@ func (s *Scorer) Options() Options { return s.opt }
 // Candidate is one scored item of a user before filtering.
 type Candidate struct {
 	Item    string
-	Score   float64            // blended score
-	Sources map[string]float64 // normalised score per source
+	Score   float64      // blended score
+	Sources SourceScores // raw score per source
 	Reason  string
 	Source  string // the source that contributed most
 
 	reasons []sourceReason // per source
+}
+
+// SourceScore is one source's score of a candidate.
+type SourceScore struct {
+	Source string
+	Score  float64
+}
+
+// SourceScores are a candidate's scores per source, in the order the
+// sources first scored it (a slice: a candidate has a handful at most, and
+// a map per candidate was the scorer's largest allocation).
+type SourceScores []SourceScore
+
+// Get returns the score of source and whether it scored the candidate.
+func (ss SourceScores) Get(source string) (float64, bool) {
+	for _, x := range ss {
+		if x.Source == source {
+			return x.Score, true
+		}
+	}
+	return 0, false
+}
+
+// Of returns the score of source, 0 when it did not score the candidate.
+func (ss SourceScores) Of(source string) float64 {
+	v, _ := ss.Get(source)
+	return v
+}
+
+func (ss *SourceScores) set(source string, score float64) {
+	for i := range *ss {
+		if (*ss)[i].Source == source {
+			(*ss)[i].Score = score
+			return
+		}
+	}
+	*ss = append(*ss, SourceScore{source, score})
 }
 
 type sourceReason struct{ source, reason string }
@@ -189,7 +226,12 @@ type UserScores struct {
 	Profile     store.Profile
 	Candidates  map[string]*Candidate
 	Unavailable map[string]bool // items the stored catalog marks unavailable
+
+	slab []Candidate // Candidates are allocated from here, in chunks
 }
+
+// candidateChunk is how many candidates are allocated at once.
+const candidateChunk = 256
 
 // Refresh computes the users' lists and writes them, one SET each.
 func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, error) {
@@ -374,7 +416,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	}
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
-		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate)}
+		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate, 1024)}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
 			s.userKNN(&us, cands[k], normed, norms)
@@ -397,9 +439,9 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 func (us *UserScores) blend(opt Options) {
 	maxBy := map[string]float64{}
 	for _, c := range us.Candidates {
-		for src, v := range c.Sources {
-			if v > maxBy[src] {
-				maxBy[src] = v
+		for _, x := range c.Sources {
+			if x.Score > maxBy[x.Source] {
+				maxBy[x.Source] = x.Score
 			}
 		}
 	}
@@ -408,7 +450,8 @@ func (us *UserScores) blend(opt Options) {
 	for _, c := range us.Candidates {
 		c.Score = 0
 		best, bestSrc := -1.0, ""
-		for src, v := range c.Sources {
+		for _, sc := range c.Sources {
+			src, v := sc.Source, sc.Score
 			w, ok := weight[src]
 			if !ok || maxBy[src] <= 0 {
 				continue
@@ -480,7 +523,7 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 			contrib := sim * a
 			prev := 0.0
 			if c != nil {
-				prev = c.Sources[SourceItemKNN]
+				prev = c.Sources.Of(SourceItemKNN)
 			}
 			reason := ""
 			if contrib > best[x.ID] {
@@ -607,10 +650,14 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[s
 func (us *UserScores) setReason(item, source string, score float64, reason string) {
 	c := us.Candidates[item]
 	if c == nil {
-		c = &Candidate{Item: item, Sources: make(map[string]float64, 2)}
+		if len(us.slab) == cap(us.slab) {
+			us.slab = make([]Candidate, 0, candidateChunk)
+		}
+		us.slab = append(us.slab, Candidate{Item: item})
+		c = &us.slab[len(us.slab)-1]
 		us.Candidates[item] = c
 	}
-	c.Sources[source] = score
+	c.Sources.set(source, score)
 	if reason == "" {
 		return
 	}

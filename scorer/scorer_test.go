@@ -127,7 +127,7 @@ func TestUserKNNMatchesBruteForce(t *testing.T) {
 				cands := got[k].Candidates
 				n := 0
 				for it, c := range cands {
-					if v, ok := c.Sources[scorer.SourceUserKNN]; ok {
+					if v, ok := c.Sources.Get(scorer.SourceUserKNN); ok {
 						n++
 						if !relClose(v, want[it]) {
 							t.Fatalf("user %s item %s: user_knn %v, want %v", u, it, v, want[it])
@@ -170,7 +170,7 @@ func TestItemKNNMatchesBruteForce(t *testing.T) {
 				}
 				n := 0
 				for it, c := range got[k].Candidates {
-					if v, ok := c.Sources[scorer.SourceItemKNN]; ok {
+					if v, ok := c.Sources.Get(scorer.SourceItemKNN); ok {
 						n++
 						if !relClose(v, want[it]) {
 							t.Fatalf("user %s item %s: item_knn %v, want %v", u, it, v, want[it])
