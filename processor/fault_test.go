@@ -5,6 +5,7 @@ package processor_test
 // must end with the same Redis state (docs/reliability.md).
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
@@ -121,9 +123,18 @@ func (e *faultEnv) produceLog(t *testing.T) {
 // acknowledged chunks, so that every run has the same messages at the same
 // offsets. The partition is kafka.Hash's choice for a key (FNV-1a), and
 // message index modulo partitions for no key.
+//
+// A produce that fails (a leader move answers NOT_LEADER_FOR_PARTITION) is
+// retried on a new transport, whose metadata names the new leader (a
+// kafka-go transport refreshes its cached metadata only on a timer, up to 6 s
+// by default), with records built anew: a kafka.Record's key and value are
+// readers that the failed attempt may have drained, and resending them
+// appends empty messages. Before the retry the partition's high watermark
+// tells whether the failed attempt was appended after all; each acknowledged
+// chunk must start at the offset the previous one ended at.
 func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) {
 	t.Helper()
-	per := make([][]kafka.Record, partitions)
+	per := make([][]kafka.Message, partitions)
 	all := make([]int, partitions)
 	for i := range all {
 		all[i] = i
@@ -134,32 +145,86 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 		if m.Key != nil {
 			p = h.Balance(m, all...)
 		}
-		r := kafka.Record{Value: kafka.NewBytes(m.Value)}
-		if m.Key != nil {
-			r.Key = kafka.NewBytes(m.Key)
-		}
-		per[p] = append(per[p], r)
+		per[p] = append(per[p], m)
 	}
-	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
+	records := func(ms []kafka.Message) kafka.RecordReader {
+		rs := make([]kafka.Record, len(ms))
+		for i, m := range ms {
+			rs[i].Value = kafka.NewBytes(m.Value)
+			if m.Key != nil {
+				rs[i].Key = kafka.NewBytes(m.Key)
+			}
+		}
+		return kafka.NewRecordReader(rs...)
+	}
+	var tr *kafka.Transport
+	var c *kafka.Client
+	renew := func() {
+		if tr != nil {
+			tr.CloseIdleConnections()
+		}
+		tr = &kafka.Transport{}
+		c = &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	}
+	renew()
+	defer func() { tr.CloseIdleConnections() }()
 	ctx := context.Background()
-	for p, recs := range per {
-		for attempt := 0; len(recs) > 0; {
-			n := min(len(recs), 500)
-			res, err := c.Produce(ctx, &kafka.ProduceRequest{Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs[:n]...)})
+	high := func(p int) (int64, error) {
+		res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
+		if err != nil {
+			return 0, err
+		}
+		for _, po := range res.Topics[topic] {
+			if po.Partition == p {
+				return po.LastOffset, po.Error
+			}
+		}
+		return 0, fmt.Errorf("no offsets for partition %d", p)
+	}
+	for p, ms := range per {
+		next := int64(-1) // the offset of ms[0], once known
+		pending := 0      // messages of a failed produce at next, maybe appended
+		fails := 0
+		for len(ms) > 0 {
+			if fails > 0 {
+				time.Sleep(100 * time.Millisecond)
+				renew()
+			}
+			if next < 0 || pending > 0 {
+				hw, err := high(p)
+				if err != nil {
+					if fails++; fails > 50 {
+						t.Fatalf("producing to %s/%d: reading the high watermark: %v", topic, p, err)
+					}
+					continue
+				}
+				switch {
+				case next < 0:
+					next = hw
+				case hw == next+int64(pending): // appended after all
+					ms, next = ms[pending:], hw
+				case hw != next:
+					t.Fatalf("producing to %s/%d: a failed produce of %d messages at offset %d left the high watermark at %d", topic, p, pending, next, hw)
+				}
+				pending = 0
+				continue
+			}
+			n := min(len(ms), 500)
+			res, err := c.Produce(ctx, &kafka.ProduceRequest{Topic: topic, Partition: p, RequiredAcks: kafka.RequireAll, Records: records(ms[:n])})
 			if err == nil && res.Error != nil {
 				err = res.Error
 			}
 			if err != nil {
-				// A leader move (the broker fault test) fails a produce
-				// without appending: retry with fresh metadata.
-				if attempt++; attempt > 20 {
+				if fails++; fails > 50 {
 					t.Fatalf("producing to %s/%d: %v", topic, p, err)
 				}
-				time.Sleep(100 * time.Millisecond)
-				c = &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 30 * time.Second}
+				pending = n
 				continue
 			}
-			recs = recs[n:]
+			if res.BaseOffset != next {
+				t.Fatalf("producing to %s/%d: %d messages appended at offset %d, want %d", topic, p, n, res.BaseOffset, next)
+			}
+			ms, next, fails = ms[n:], next+int64(n), 0
 		}
 	}
 }
@@ -169,7 +234,9 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 func committedOffsets(kf *kafkatest.Cluster, group, topic string) map[int]int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 10 * time.Second}
+	tr := &kafka.Transport{} // fresh metadata (see produceOrdered)
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 10 * time.Second, Transport: tr}
 	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: allPartitions(faultPartitions)}})
 	if err != nil || res.Error != nil {
 		return nil
@@ -340,6 +407,9 @@ func reference(t *testing.T) snapshot {
 		e := newFaultEnv(t)
 		_, stop := runProcessor(t, e.cfg)
 		e.produceLog(t)
+		if d := e.topicDiff(t); len(d) > 0 {
+			t.Fatalf("reference: the events topic does not hold the fixed log:\n%s", strings.Join(d, "\n"))
+		}
 		waitAllCommitted(t, e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic, 120*time.Second)
 		t.Logf("reference: ingest done after %s", time.Since(start).Round(time.Millisecond))
 		e.waitDone(t, 120*time.Second)
@@ -354,10 +424,19 @@ func reference(t *testing.T) snapshot {
 	return refSnap
 }
 
-// checkAgainstReference compares the run's final state with the reference.
+// checkAgainstReference compares the run's final state with the reference,
+// after checking that the events topic holds the fixed log at the offsets of
+// an uninterrupted run (a difference there is the test's produce path, not
+// the processor) and that no event of it went to the dead-letter topic.
 func (e *faultEnv) checkAgainstReference(t *testing.T) {
 	t.Helper()
 	want := reference(t)
+	if d := e.topicDiff(t); len(d) > 0 {
+		t.Fatalf("the events topic does not hold the fixed log:\n%s", strings.Join(d, "\n"))
+	}
+	if dl := e.kf.ReadAll(t, e.cfg.Kafka.DLQTopic, 30*time.Second); len(dl) > 0 {
+		t.Errorf("%d dead letters from a log of valid events, the first from %s", len(dl), deadLetterSource(dl[0]))
+	}
 	got := takeSnapshot(t, e.cfg, e.rs)
 	if d := diffSnapshots(got, want); len(d) > 0 {
 		t.Fatalf("final state differs from the reference (%d vs %d keys):\n%s", len(got.state), len(want.state), strings.Join(d, "\n"))
@@ -495,4 +574,52 @@ func allPartitions(n int) []int {
 		out[i] = i
 	}
 	return out
+}
+
+// topicDiff reads the whole events topic back and returns how it differs
+// from the fixed log, one line per partition: the message count, and the
+// first and last offsets whose key or value is not the log's. Nil when the
+// topic holds exactly the log at the offsets of an uninterrupted run.
+func (e *faultEnv) topicDiff(t *testing.T) []string {
+	t.Helper()
+	per := make([][]kafka.Message, faultPartitions)
+	all := allPartitions(faultPartitions)
+	var h kafka.Hash
+	for _, m := range fixedLog().msgs {
+		p := h.Balance(m, all...)
+		per[p] = append(per[p], m)
+	}
+	got := make([][]kafka.Message, faultPartitions)
+	for _, m := range e.kf.ReadAll(t, e.cfg.Kafka.EventsTopic, 60*time.Second) {
+		if m.Partition >= 0 && m.Partition < faultPartitions {
+			got[m.Partition] = append(got[m.Partition], m)
+		}
+	}
+	var d []string
+	for p, want := range per {
+		bad, first, last := 0, int64(-1), int64(-1)
+		for i := 0; i < min(len(got[p]), len(want)); i++ {
+			g := got[p][i]
+			if g.Offset != int64(i) || !bytes.Equal(g.Key, want[i].Key) || !bytes.Equal(g.Value, want[i].Value) {
+				if bad++; first < 0 {
+					first = int64(i)
+				}
+				last = int64(i)
+			}
+		}
+		if bad > 0 || len(got[p]) != len(want) {
+			d = append(d, fmt.Sprintf("partition %d: %d messages, the log has %d; %d differ from the log's, offsets %d to %d", p, len(got[p]), len(want), bad, first, last))
+		}
+	}
+	return d
+}
+
+// deadLetterSource is a dead letter's reason and source partition and offset,
+// from its headers.
+func deadLetterSource(m kafka.Message) string {
+	hs := map[string]string{}
+	for _, h := range m.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	return fmt.Sprintf("partition %s offset %s (%s)", hs[consumer.HeaderPartition], hs[consumer.HeaderOffset], hs[consumer.HeaderReason])
 }

@@ -22,8 +22,9 @@ type Cluster struct {
 	*kfake.Cluster
 	Brokers []string // host:port of each broker (one)
 
-	mu     sync.Mutex
-	writer *kafka.Writer
+	mu       sync.Mutex
+	writer   *kafka.Writer
+	writerTr *kafka.Transport
 }
 
 // Start starts a one-broker cluster on a free 127.0.0.1 port with each topic
@@ -60,23 +61,36 @@ func StartOpts(t testing.TB, partitions int, topics []string, opts ...kfake.Opt)
 
 func (c *Cluster) close() {
 	c.mu.Lock()
-	w := c.writer
-	c.writer = nil
+	w, tr := c.writer, c.writerTr
+	c.writer, c.writerTr = nil, nil
 	c.mu.Unlock()
 	if w != nil {
 		_ = w.Close()
+		tr.CloseIdleConnections()
 	}
 	c.Cluster.Close()
 }
 
-func (c *Cluster) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
+// client returns a client on a transport of its own, and a func that closes
+// the transport's connections. A kafka-go transport caches the cluster
+// metadata and refreshes it on a timer (every 0-6 s by default), so a shared
+// one (kafka.DefaultTransport) keeps sending a partition's requests to its old
+// leader for seconds after a leader move (AddNode, MoveTopicPartition), and
+// they fail with NOT_LEADER_FOR_PARTITION; a new transport asks for metadata
+// first.
+func (c *Cluster) client() (*kafka.Client, func()) {
+	tr := &kafka.Transport{}
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
 
 func (c *Cluster) getWriter() *kafka.Writer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.writer == nil {
+		// The writer's transport refreshes metadata often, so that its
+		// retries reach a partition's new leader after a leader move
+		// (see client).
+		c.writerTr = &kafka.Transport{MetadataTTL: 250 * time.Millisecond}
 		c.writer = &kafka.Writer{
 			Addr:         kafka.TCP(c.Brokers...),
 			Balancer:     &kafka.Hash{},
@@ -85,6 +99,7 @@ func (c *Cluster) getWriter() *kafka.Writer {
 			BatchSize:    1000,
 			WriteTimeout: 10 * time.Second,
 			ReadTimeout:  10 * time.Second,
+			Transport:    c.writerTr,
 		}
 	}
 	return c.writer
@@ -127,7 +142,9 @@ func (c *Cluster) Partitions(t testing.TB, topic string) []int {
 }
 
 func (c *Cluster) partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	cl, done := c.client()
+	defer done()
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
 	}
@@ -170,7 +187,9 @@ func (c *Cluster) offsets(ctx context.Context, topic string) (first, high map[in
 	for _, p := range ps {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	res, err := c.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	cl, done := c.client()
+	defer done()
+	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list offsets of %s: %w", topic, err)
 	}
@@ -201,7 +220,9 @@ func (c *Cluster) Committed(t testing.TB, group, topic string) map[int]int64 {
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
-	res, err := c.client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	cl, done := c.client()
+	defer done()
+	res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
 	if err == nil {
 		err = res.Error
 	}

@@ -177,3 +177,38 @@ func TestReadAllStopsAtWatermark(t *testing.T) {
 		t.Fatalf("ReadAll took %s", d)
 	}
 }
+
+// TestAfterLeaderMove: right after every partition's leader moved to an added
+// broker, Offsets, Produce and ReadAll reach the new leader (with
+// kafka-go's shared default transport they failed with
+// NOT_LEADER_FOR_PARTITION for up to 6 s, until its metadata refresh).
+func TestAfterLeaderMove(t *testing.T) {
+	t.Parallel()
+	c := kafkatest.Start(t, partitions, "events")
+	msgs := messages(60)
+	c.Produce(t, "events", msgs[:30]...)
+	if got := c.ReadAll(t, "events", 10*time.Second); len(got) != 30 {
+		t.Fatalf("before the move: %d messages, want 30", len(got))
+	}
+	node, _, err := c.AddNode(-1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range partitions {
+		if err := c.MoveTopicPartition("events", int32(p), node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, high := c.Offsets(t, "events")
+	var n int64
+	for _, h := range high {
+		n += h
+	}
+	if n != 30 {
+		t.Fatalf("after the move: high watermarks %v, want 30 messages", high)
+	}
+	c.Produce(t, "events", msgs[30:]...)
+	if got := c.ReadAll(t, "events", 10*time.Second); len(got) != len(msgs) {
+		t.Fatalf("after the move: %d messages, want %d", len(got), len(msgs))
+	}
+}
