@@ -667,8 +667,6 @@ func runFreshness(ctx context.Context, cfg config.Config, admin *redis.Client, o
 	if err != nil {
 		return err
 	}
-	listsBefore := 0.0
-	_ = listsBefore
 	// Let the requests in flight finish, then stop recording.
 	time.Sleep(time.Second)
 	rec.record(false)

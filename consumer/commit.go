@@ -25,13 +25,13 @@ type committer struct {
 	pending []kafka.Message // the last message per partition not yet committed
 }
 
-// fetchContext bounds the wait for the next batch while offsets are
-// pending.
-func (c *committer) fetchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// retryAfter is how long to wait for the next batch before retrying the
+// pending commit alone: 0 (wait for ever) when nothing is pending.
+func (c *committer) retryAfter() time.Duration {
 	if len(c.pending) == 0 {
-		return ctx, func() {}
+		return 0
 	}
-	return context.WithTimeout(ctx, commitRetryWait)
+	return commitRetryWait
 }
 
 // commit commits msgs together with what is pending.

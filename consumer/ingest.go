@@ -104,23 +104,15 @@ func (c *Ingest) Run(ctx context.Context) error {
 	c.ready.Store(true)
 	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
+	bt := startBatches(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait, c.opt.Logger, "events")
+	defer bt.stop()
 	for {
-		fctx, cancelFetch := cm.fetchContext(ctx)
-		msgs, err := fetchBatch(fctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait)
-		cancelFetch()
-		if len(msgs) == 0 {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if cm.retry(procCtx, r) {
-				continue
-			}
-			if err != nil {
-				c.opt.Logger.Warn("fetching events", "err", err)
-				if !sleep(ctx, 200*time.Millisecond) {
-					return nil
-				}
-			}
+		msgs, ok := bt.next(ctx, cm.retryAfter())
+		if !ok {
+			return nil
+		}
+		if msgs == nil {
+			cm.retry(procCtx, r)
 			continue
 		}
 		if err := c.process(procCtx, w, msgs); err != nil {
@@ -132,26 +124,6 @@ func (c *Ingest) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-// fetchBatch blocks for the first message, then collects more until max
-// messages or maxWait.
-func fetchBatch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Duration) ([]kafka.Message, error) {
-	first, err := r.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	msgs := []kafka.Message{first}
-	wctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	for len(msgs) < max {
-		m, err := r.FetchMessage(wctx)
-		if err != nil {
-			break
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
 }
 
 // process applies a batch, retrying with backoff until it succeeds or ctx

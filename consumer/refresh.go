@@ -118,23 +118,15 @@ func (s *Score) Run(ctx context.Context) error {
 		s.ready.Store(true)
 		s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
 		cm := &committer{group: s.opt.Group, m: s.opt.Metrics, log: s.opt.Logger, lag: s.lag}
+		bt := startBatches(ctx, r, s.opt.MaxUsers, s.opt.Debounce, s.opt.Logger, "refresh requests")
+		defer bt.stop()
 		for {
-			fctx, cancelFetch := cm.fetchContext(ctx)
-			msgs, err := fetchBatch(fctx, r, s.opt.MaxUsers, s.opt.Debounce)
-			cancelFetch()
-			if len(msgs) == 0 {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if cm.retry(procCtx, r) {
-					continue
-				}
-				if err != nil {
-					s.opt.Logger.Warn("fetching refresh requests", "err", err)
-					if !sleep(ctx, 200*time.Millisecond) {
-						return nil
-					}
-				}
+			msgs, ok := bt.next(ctx, cm.retryAfter())
+			if !ok {
+				return nil
+			}
+			if msgs == nil {
+				cm.retry(procCtx, r)
 				continue
 			}
 			reqs := make([]RefreshRequest, 0, len(msgs))
@@ -206,11 +198,23 @@ func (s *Score) refresh(ctx context.Context, reqs []RefreshRequest) error {
 	return nil
 }
 
+// chunkSize is how many users one worker scores together: ChunkUsers, or
+// fewer when that keeps every worker busy (a 60-user window in 64-user
+// chunks would be scored by one worker while the others idle), but not
+// below minChunkUsers (each chunk costs three store round trips).
+func (s *Score) chunkSize(users int) int {
+	c := (users + s.opt.Workers - 1) / s.opt.Workers
+	return max(min(c, s.opt.ChunkUsers), min(minChunkUsers, s.opt.ChunkUsers))
+}
+
+const minChunkUsers = 4
+
 func (s *Score) refreshOnce(ctx context.Context, users []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opt.Workers)
-	for i := 0; i < len(users); i += s.opt.ChunkUsers {
-		chunk := users[i:min(i+s.opt.ChunkUsers, len(users))]
+	size := s.chunkSize(len(users))
+	for i := 0; i < len(users); i += size {
+		chunk := users[i:min(i+size, len(users))]
 		g.Go(func() error {
 			_, err := s.ref.Refresh(gctx, chunk)
 			return err

@@ -324,7 +324,9 @@ func (c *Cluster) WaitMembers(t testing.TB, group, topic string, n int, timeout 
 	last := "no answer"
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := c.client().DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		cl, done := c.client()
+		res, err := cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		done()
 		cancel()
 		if err != nil {
 			last = err.Error()
