@@ -87,9 +87,19 @@ func (k Kafka) writer() *kafka.Writer {
 	}
 	if k.Transport != nil {
 		w.Transport = k.Transport
+	} else {
+		// Not kafka-go's shared default transport: that one refreshes
+		// its cached partition leaders only every 6 s, so after a
+		// leader move every write failed (and the ingest batch was
+		// retried) until then (kafka-go issues #1221, #1413).
+		w.Transport = &kafka.Transport{ClientID: k.ClientID, MetadataTTL: WriterMetadataTTL}
 	}
 	return w
 }
+
+// WriterMetadataTTL is how long writers trust their cached partition
+// leaders; a write after a leader move fails for at most about this long.
+const WriterMetadataTTL = time.Second
 
 // NewWriter returns a synchronous, key-hashing writer for producers.
 func (k Kafka) NewWriter() *kafka.Writer { return k.writer() }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/recstream/recstream/consumer"
 	"net"
 	"os"
 	"strings"
@@ -83,7 +84,7 @@ func kafkaSecurity(c config.KafkaConfig) (*kafka.Dialer, *kafka.Transport, error
 		return nil, nil, nil
 	}
 	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: c.ClientID, TLS: t, SASLMechanism: m}
-	tr := &kafka.Transport{ClientID: c.ClientID, TLS: t, SASL: m, DialTimeout: 10 * time.Second}
+	tr := &kafka.Transport{ClientID: c.ClientID, TLS: t, SASL: m, DialTimeout: 10 * time.Second, MetadataTTL: consumer.WriterMetadataTTL}
 	return d, tr, nil
 }
 
