@@ -156,6 +156,14 @@ type RedisConfig struct {
 	// PasswordFile, when set, is read at start-up and replaces Password.
 	PasswordFile string    `yaml:"password_file"`
 	TLS          TLSConfig `yaml:"tls"`
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// (their own ACL user or requirepass), which may differ from the data
+	// nodes' Username and Password. Only with MasterName.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword string `yaml:"sentinel_password" secret:"true"`
+	// SentinelPasswordFile, when set, is read at start-up and replaces
+	// SentinelPassword.
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 }
 
 // SetDefaults sets every redis key to its default.

@@ -428,7 +428,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 			}
 			got := mustLoad(t, writeFile(t, string(out)), nil)
 			want := cfg
-			for _, sec := range []*string{&want.Redis.Password, &want.Kafka.SASL.Password, &want.Privacy.PseudonymizeKey} {
+			for _, sec := range []*string{&want.Redis.Password, &want.Redis.SentinelPassword, &want.Kafka.SASL.Password, &want.Privacy.PseudonymizeKey} {
 				if *sec != "" {
 					*sec = "<redacted>"
 				}

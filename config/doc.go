@@ -50,6 +50,9 @@
 //
 // # Secrets
 //
-// redis.password is a secret: [Config.YAML], which renders the effective
-// configuration, prints it as "<redacted>" when it is set.
+// redis.password, redis.sentinel_password, kafka.sasl.password and
+// privacy.pseudonymize_key are secrets: [Config.YAML], which renders the
+// effective configuration, prints them as "<redacted>" when they are set.
+// Each has a "_file" companion (redis.password_file, ...) naming a file
+// that [Config.ResolveSecrets] reads at start-up.
 package config

@@ -21,6 +21,10 @@ func TestSecretsFromFilesAndRedacted(t *testing.T) {
 	}
 	env := map[string]string{
 		"RECSTREAM_REDIS_PASSWORD_FILE":              write("redis", "r-secret-1\n"),
+		"RECSTREAM_REDIS_MASTER_NAME":                "mymaster",
+		"RECSTREAM_REDIS_SENTINEL_USERNAME":          "sentinel-user",
+		"RECSTREAM_REDIS_SENTINEL_PASSWORD_FILE":     write("sentinel", "s-secret-4\n"),
+		"RECSTREAM_REDIS_SENTINEL_PASSWORD":          "overridden-by-the-file",
 		"RECSTREAM_KAFKA_SASL_MECHANISM":             "PLAIN",
 		"RECSTREAM_KAFKA_SASL_USERNAME":              "recs",
 		"RECSTREAM_KAFKA_SASL_PASSWORD":              "k-secret-2",
@@ -49,25 +53,36 @@ func TestSecretsFromFilesAndRedacted(t *testing.T) {
 	if err := cfg.ResolveSecrets(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Redis.Password != "r-secret-1" || cfg.Kafka.SASL.Password != "k-secret-2" || cfg.Privacy.PseudonymizeKey != "p-secret-3" {
-		t.Fatalf("secrets: %q %q %q", cfg.Redis.Password, cfg.Kafka.SASL.Password, cfg.Privacy.PseudonymizeKey)
+	if cfg.Redis.Password != "r-secret-1" || cfg.Kafka.SASL.Password != "k-secret-2" || cfg.Privacy.PseudonymizeKey != "p-secret-3" || cfg.Redis.SentinelPassword != "s-secret-4" {
+		t.Fatalf("secrets: %q %q %q %q", cfg.Redis.Password, cfg.Kafka.SASL.Password, cfg.Privacy.PseudonymizeKey, cfg.Redis.SentinelPassword)
 	}
 	out, err := cfg.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"r-secret-1", "k-secret-2", "p-secret-3"} {
+	for _, s := range []string{"r-secret-1", "k-secret-2", "p-secret-3", "s-secret-4"} {
 		if bytes.Contains(out, []byte(s)) {
 			t.Errorf("YAML() prints secret %q:\n%s", s, out)
 		}
 	}
-	if c := strings.Count(string(out), "<redacted>"); c != 3 {
-		t.Errorf("%d redacted values, want 3:\n%s", c, out)
+	if c := strings.Count(string(out), "<redacted>"); c != 4 {
+		t.Errorf("%d redacted values, want 4:\n%s", c, out)
+	}
+	if !bytes.Contains(out, []byte("sentinel_username: sentinel-user")) {
+		t.Errorf("redis.sentinel_username is not a secret, yet not printed:\n%s", out)
 	}
 
 	cfg.Redis.PasswordFile = filepath.Join(dir, "missing")
 	if err := cfg.ResolveSecrets(); err == nil || !strings.Contains(err.Error(), "redis.password_file") {
 		t.Errorf("missing file: %v", err)
+	}
+	cfg.Redis.PasswordFile = ""
+	cfg.Redis.SentinelPasswordFile = filepath.Join(dir, "missing")
+	if err := cfg.ResolveSecrets(); err == nil || !strings.Contains(err.Error(), "redis.sentinel_password_file") {
+		t.Errorf("missing sentinel password file: %v", err)
+	}
+	if _, err := config.Load("", nil, []string{"redis.master_name=m", "redis.sentinel_password=x"}); err != nil {
+		t.Errorf("sentinel password with a master name: %v", err)
 	}
 }
 
@@ -83,6 +98,9 @@ func TestSecurityValidation(t *testing.T) {
 		{[]string{"privacy.pseudonymize_length=8"}, "privacy.pseudonymize_length"},
 		{[]string{"kafka.control_topic=events"}, "kafka.control_topic"},
 		{[]string{"privacy.forget_tombstone_ttl=10ms"}, "privacy.forget_tombstone_ttl"},
+		{[]string{"redis.sentinel_password=x"}, "redis.sentinel_password: is only used with redis.master_name"},
+		{[]string{"redis.sentinel_username=x"}, "redis.sentinel_username: is only used with redis.master_name"},
+		{[]string{"redis.sentinel_password_file=/run/secrets/x"}, "redis.sentinel_password_file: is only used with redis.master_name"},
 	} {
 		_, err := config.Load("", nil, c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -137,6 +137,17 @@ func (s RedisConfig) Validate() error {
 	p.minInt("redis.pool_size", s.PoolSize, 0)
 	p.minInt("redis.max_retries", s.MaxRetries, -1)
 	s.TLS.validate(&p, "redis")
+	if s.MasterName == "" {
+		for _, k := range []struct{ key, val string }{
+			{"redis.sentinel_username", s.SentinelUsername},
+			{"redis.sentinel_password", s.SentinelPassword},
+			{"redis.sentinel_password_file", s.SentinelPasswordFile},
+		} {
+			if k.val != "" {
+				p.add(k.key, "is only used with redis.master_name (Sentinel); set it or remove this key")
+			}
+		}
+	}
 	return p.err()
 }
 

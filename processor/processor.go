@@ -68,21 +68,25 @@ type Processor struct {
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
-// a Cluster (several addresses) or Sentinel (master_name set).
+// a Cluster (several addresses) or Sentinel (master_name set; the sentinels
+// are asked with sentinel_username/sentinel_password, the data nodes with
+// username/password).
 func NewRedis(c config.RedisConfig) redis.UniversalClient {
 	tlsCfg, _ := TLSConfig(c.TLS) // New reports its error first
 	return redis.NewUniversalClient(&redis.UniversalOptions{
-		TLSConfig:    tlsCfg,
-		Addrs:        c.Addrs,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		MasterName:   c.MasterName,
-		DialTimeout:  c.DialTimeout,
-		ReadTimeout:  c.ReadTimeout,
-		WriteTimeout: c.WriteTimeout,
-		PoolSize:     c.PoolSize,
-		MaxRetries:   c.MaxRetries,
+		TLSConfig:        tlsCfg,
+		Addrs:            c.Addrs,
+		Username:         c.Username,
+		Password:         c.Password,
+		DB:               c.DB,
+		MasterName:       c.MasterName,
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		DialTimeout:      c.DialTimeout,
+		ReadTimeout:      c.ReadTimeout,
+		WriteTimeout:     c.WriteTimeout,
+		PoolSize:         c.PoolSize,
+		MaxRetries:       c.MaxRetries,
 	})
 }
 

@@ -23,9 +23,12 @@ var (
 	forgetUserLua string
 	//go:embed lua/forget_item.lua
 	forgetItemLua string
+	//go:embed lua/forget_trending.lua
+	forgetTrendingLua string
 
-	forgetUserScript = redis.NewScript(forgetUserLua)
-	forgetItemScript = redis.NewScript(forgetItemLua)
+	forgetUserScript     = redis.NewScript(forgetUserLua)
+	forgetItemScript     = redis.NewScript(forgetItemLua)
+	forgetTrendingScript = redis.NewScript(forgetTrendingLua)
 )
 
 // AuditStreamMaxLen bounds the audit stream (approximate trimming).
@@ -58,6 +61,7 @@ type ForgetResult struct {
 	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
 	Items          int      `json:"items"`           // items whose index, co-occurrence, degree and popularity were corrected
 	Pairs          int      `json:"pairs"`           // co-occurrence entries reduced
+	Trending       int      `json:"trending"`        // trending entries reduced (or removed)
 	IndexRemovals  int      `json:"index_removals"`  // recent-user index entries removed
 	Swept          int      `json:"swept"`           // item indexes scanned by the sweep
 	Neighbours     []string `json:"-"`               // users who shared items with the user: rescore them
@@ -72,10 +76,15 @@ func (k Keys) forgetGuard(item, erasure string) string {
 	return k.Prefix + "{i:" + item + "}:fg:" + erasure
 }
 
+// forgetTrendingGuard is the one-shot guard of one erasure on Trending.
+func (k Keys) forgetTrendingGuard(erasure string) string {
+	return k.Prefix + "{g}:trend:fg:" + erasure
+}
+
 // Forget erases a user: their keys (weights, log, meta, purchases, list),
 // their entries in item recent-user indexes, and their contribution to
-// co-occurrence, degrees and popularity as far as the user log still
-// records it. It leaves a tombstone (the meta key holding only the fences
+// co-occurrence, degrees, popularity and trending as far as the user log
+// still records it. It leaves a tombstone (the meta key holding only the fences
 // and the erasure time, for TombstoneTTL) so that no event stamped before the
 // erasure brings the state back, and appends an audit record to
 // AuditStream holding a SHA-256 digest of the id, never the id.
@@ -119,7 +128,8 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	res.WindowComplete = int64(len(log)) >= res.Events
 
 	// 2. Contributions recomputed from the log (newest first): each event
-	// added weight·decay to its item's popularity; an event that made its
+	// added weight·decay to its item's popularity and to its trending
+	// weight (lua/trending.lua adds the same term); an event that made its
 	// item new added decay to the item's degree and, with each of the
 	// user's distinct earlier items still in the log (at most
 	// CoocHistory), decay to both co-occurrence rows.
@@ -219,6 +229,23 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 		}
 	}
 
+	// 3b. Trending, once per erasure (guard key): the same weight·decay
+	// sums as popularity.
+	targs := []any{guardTTL}
+	for _, it := range order {
+		if p := fix[it].pop; p > 0 {
+			targs = append(targs, it, fmtFloat(p))
+		}
+	}
+	if len(targs) > 1 {
+		v, err := s.evalRetry(ctx, forgetTrendingScript, []string{k.Trending(), k.forgetTrendingGuard(erasure)}, targs...)
+		if err != nil {
+			return res, fmt.Errorf("forget: correcting trending: %w", err)
+		}
+		n, _ := v.(int64)
+		res.Trending = int(n)
+	}
+
 	// 4. Every other item's index (entries of items that left the user's
 	// capped vector and log).
 	if opt.Sweep {
@@ -265,6 +292,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			"window_complete", strconv.FormatBool(res.WindowComplete),
 			"items", res.Items,
 			"pairs", res.Pairs,
+			"trending", res.Trending,
 			"index_removals", res.IndexRemovals,
 			"swept", res.Swept,
 		},

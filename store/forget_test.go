@@ -18,8 +18,8 @@ import (
 )
 
 // itemState reads every item's recent users, co-occurrence row, degree and
-// popularity under a store's prefix, dropping zero entries, so that "never
-// there" and "subtracted to zero" compare equal.
+// popularity, and the trending zset, under a store's prefix, dropping zero
+// entries, so that "never there" and "subtracted to zero" compare equal.
 func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string) map[string]map[string]float64 {
 	t.Helper()
 	ctx := context.Background()
@@ -33,6 +33,9 @@ func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string)
 			out[key] = map[string]float64{}
 		}
 		out[key][f] = v
+	}
+	for _, z := range rdb.ZRangeWithScores(ctx, k.Trending(), 0, -1).Val() {
+		put("trend", z.Member.(string), z.Score)
 	}
 	for _, it := range items {
 		for _, z := range rdb.ZRangeWithScores(ctx, k.ItemUsers(it), 0, -1).Val() {
@@ -53,9 +56,9 @@ func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string)
 
 // TestForgetEqualsNeverSeen applies a log to two stores, one of them without
 // the events of one user, erases that user from the other, and checks that
-// every item's index, co-occurrence row, degree and popularity then match
-// the store that never saw the user (the user log held the whole history:
-// the exact case).
+// every item's index, co-occurrence row, degree and popularity, and the
+// trending zset, then match the store that never saw the user (the user log
+// held the whole history: the exact case).
 func TestForgetEqualsNeverSeen(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
@@ -113,7 +116,7 @@ func TestForgetEqualsNeverSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("forgot %s: %+v, %d neighbours", target, res, len(res.Neighbours))
-	if !res.WindowComplete || res.Events != int64(most) || res.LoggedEvents != most || res.KeysDeleted < 3 {
+	if !res.WindowComplete || res.Events != int64(most) || res.LoggedEvents != most || res.KeysDeleted < 3 || res.Trending == 0 {
 		t.Fatalf("result %+v, want the whole history of %d events", res, most)
 	}
 	if len(res.Neighbours) == 0 {
@@ -156,7 +159,7 @@ func TestForgetEqualsNeverSeen(t *testing.T) {
 	}
 	// The audit record names a digest, not the id.
 	xs := rdb.XRange(ctx, k.AuditStream(), "-", "+").Val()
-	if len(xs) != 1 || xs[0].Values["request"] != "T-1" || xs[0].Values["subject_sha256"] == "" {
+	if len(xs) != 1 || xs[0].Values["request"] != "T-1" || xs[0].Values["subject_sha256"] == "" || xs[0].Values["trending"] != strconv.Itoa(res.Trending) {
 		t.Fatalf("audit stream %v", xs)
 	}
 	for f, v := range xs[0].Values {
@@ -203,4 +206,94 @@ func TestForgetEqualsNeverSeen(t *testing.T) {
 	if !strings.HasPrefix(rdb.Type(ctx, k.UserWeights(target)).Val(), "zset") {
 		t.Errorf("event after the erasure was not applied")
 	}
+}
+
+// TestForgetTruncatedLogLeavesOlderEvents erases a user whose log (2 ·
+// UserLogCap entries) no longer holds their oldest events, and checks
+// trending and popularity against a brute force: after the erasure they
+// equal a store that never saw the user plus exactly the weight·decay of
+// the user's events older than the log window, and nothing of the logged
+// ones.
+func TestForgetTruncatedLogLeavesOlderEvents(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	opt := store.Options{UserLogCap: 8, UserItemsCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 5}
+	optA, optB := opt, opt
+	optA.Prefix, optB.Prefix = "a:", "b:"
+	a, b := store.New(rdb, optA), store.New(rdb, optB)
+	gen := loadgen.New(loadgen.Options{Users: 20, Items: 30, Clusters: 3, Seed: 9})
+	var ops, without, mine []store.Op
+	ts := time.Now().Add(-30 * 24 * time.Hour).UnixMilli() // weights spread over two half-lives
+	const target = "victim"
+	for i := 0; i < 2000; i++ {
+		ev := gen.Next()
+		ts += int64(20 * time.Minute / time.Millisecond)
+		op := store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts}
+		if i%25 == 0 { // 80 events of the erased user
+			op.User = target
+			mine = append(mine, op)
+		} else {
+			without = append(without, op)
+		}
+		ops = append(ops, op)
+	}
+	for i := 0; i < len(ops); i += 100 {
+		if _, err := a.Apply(ctx, 0, ops[i:min(i+100, len(ops))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < len(without); i += 100 {
+		if _, err := b.Apply(ctx, 0, without[i:min(i+100, len(without))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := a.Forget(ctx, target, store.ForgetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := 2 * opt.UserLogCap
+	if res.WindowComplete || res.LoggedEvents != window || res.Events != int64(len(mine)) {
+		t.Fatalf("result %+v, want %d of %d events logged", res, window, len(mine))
+	}
+	// Brute force: what remains is the events older than the log window.
+	w := store.DefaultWeights()
+	older := map[string]float64{}
+	for _, op := range mine[:len(mine)-window] {
+		older[op.Item] += w[op.Type] * a.Decay(op.TS)
+	}
+	got, never := itemState(t, rdb, a, nil), itemState(t, rdb, b, nil)
+	ka, kb := a.Keys(), b.Keys()
+	checked := 0
+	items := map[string]bool{}
+	for _, op := range ops {
+		items[op.Item] = true
+	}
+	for it := range items {
+		for _, c := range []struct {
+			what      string
+			got, want float64
+		}{
+			{"trending", got["trend"][it], never["trend"][it] + older[it]},
+			{"popularity", hgetFloat(rdb, ka.ItemMeta(it), "pop"), hgetFloat(rdb, kb.ItemMeta(it), "pop") + older[it]},
+		} {
+			if math.Abs(c.got-c.want) > 1e-9*math.Max(1, math.Abs(c.want)) {
+				t.Errorf("%s of %s: %v after the erasure, want %v (never seen %v + older events %v)", c.what, it, c.got, c.want, c.want-older[it], older[it])
+			}
+			checked++
+		}
+	}
+	if len(older) == 0 || res.Trending == 0 {
+		t.Fatalf("nothing to check: %d items with older events, %d trending entries corrected", len(older), res.Trending)
+	}
+	t.Logf("%d of %d events logged; %d items keep older contributions; %d values checked", res.LoggedEvents, res.Events, len(older), checked)
+}
+
+func hgetFloat(rdb *redis.Client, key, field string) float64 {
+	s, err := rdb.HGet(context.Background(), key, field).Result()
+	if err != nil {
+		return 0
+	}
+	x, _ := strconv.ParseFloat(s, 64)
+	return x
 }

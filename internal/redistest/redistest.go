@@ -26,6 +26,10 @@ type Server struct {
 	Addr string // 127.0.0.1:port, the same across Restart
 	Port int
 	Dir  string // working directory holding dump.rdb
+	// Password, when set, is sent by Options, Client and FlushAll (the
+	// server's requirepass). Stop and Restart do not authenticate: Kill a
+	// server with a password instead.
+	Password string
 
 	mu   sync.Mutex
 	proc *Process
@@ -36,11 +40,23 @@ type Server struct {
 // test failed, its recent log is logged first.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return startIn(t, t.TempDir(), "", args)
+}
+
+// startIn starts redis-server in dir, with the configuration file conf
+// (relative to dir) when it is not empty.
+func startIn(t testing.TB, dir, conf string, args []string) *Server {
+	t.Helper()
 	if !redisproc.Available() {
 		t.Fatalf("redistest: %s is not on PATH: install redis-server (Debian: apt-get install -y redis-server; ./scripts/test.sh and .ci/run install it when missing)", redisproc.Binary)
 	}
-	dir := t.TempDir()
-	proc, err := redisproc.Launch(context.Background(), dir, args...)
+	var proc *Process
+	var err error
+	if conf == "" {
+		proc, err = redisproc.Launch(context.Background(), dir, args...)
+	} else {
+		proc, err = redisproc.LaunchConfig(context.Background(), dir, conf, args...)
+	}
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -72,7 +88,7 @@ func (s *Server) Running() bool { return !s.Process().Exited() }
 // Options returns client options for the server, to adjust before
 // redis.NewClient.
 func (s *Server) Options() *redis.Options {
-	return &redis.Options{Addr: s.Addr}
+	return &redis.Options{Addr: s.Addr, Password: s.Password}
 }
 
 // Client returns a new client for the server, closed at cleanup.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -234,5 +235,69 @@ func TestStartCluster(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("keys landed on %d node(s), want them spread over the cluster", len(seen))
+	}
+}
+
+// TestSentinelFailover starts a master, a replica and three sentinels, all
+// password-protected with different passwords, kills the master once the
+// replica has its writes, and checks that the sentinels promote the replica
+// with the data and that a failover client follows by itself.
+func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	s := redistest.StartSentinel(t, redistest.SentinelOptions{Sentinels: 3, Password: "data-pw", SentinelPassword: "sentinel-pw"})
+	t.Logf("%s ready after %s", s, time.Since(start).Round(time.Millisecond))
+	if len(s.Nodes) != 2 || len(s.Sentinels) != 3 || len(s.Addrs) != 3 {
+		t.Fatalf("%d nodes, %d sentinels, %d addrs", len(s.Nodes), len(s.Sentinels), len(s.Addrs))
+	}
+	old := s.Master(t)
+	if old != s.Nodes[0] {
+		t.Fatalf("master %s, want the first node %s", old.Addr, s.Nodes[0].Addr)
+	}
+	ctx := context.Background()
+	// The passwords are enforced: the sentinels refuse the data password
+	// and the nodes refuse no password.
+	wrong := redis.NewSentinelClient(&redis.Options{Addr: s.Addrs[0], Password: "data-pw"})
+	defer wrong.Close()
+	if err := wrong.Ping(ctx).Err(); err == nil {
+		t.Error("a sentinel accepted the data nodes' password")
+	}
+	none := redis.NewClient(&redis.Options{Addr: old.Addr})
+	defer none.Close()
+	if err := none.Ping(ctx).Err(); err == nil {
+		t.Error("the master accepted a client without a password")
+	}
+	fc := redis.NewFailoverClient(s.FailoverOptions())
+	defer fc.Close()
+	for i := 0; i < 100; i++ {
+		if err := fc.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.WaitReplicated(t, 10*time.Second)
+	old.Kill(t)
+	killed := time.Now()
+	m := s.WaitFailover(t, old, 30*time.Second)
+	t.Logf("master %s killed; sentinels promoted %s after %s", old.Addr, m.Addr, time.Since(killed).Round(time.Millisecond))
+	if m != s.Nodes[1] {
+		t.Fatalf("new master %s, want the replica %s", m.Addr, s.Nodes[1].Addr)
+	}
+	if n := m.Client(t).DBSize(ctx).Val(); n != 100 {
+		t.Fatalf("the promoted replica holds %d keys, want 100", n)
+	}
+	// The failover client writes to the new master.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := fc.Set(ctx, "after", "1", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failover client after the failover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := m.Client(t).Get(ctx, "after").Val(); got != "1" {
+		t.Fatalf("the write after the failover is not on the new master: %q", got)
 	}
 }

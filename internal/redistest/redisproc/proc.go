@@ -48,6 +48,7 @@ type Process struct {
 	bin  string
 	port int
 	dir  string
+	conf string   // configuration file given before the arguments, or ""
 	args []string // the caller's extra arguments
 	pid  int
 	os   *os.Process
@@ -66,7 +67,18 @@ type Process struct {
 // and so override them. ctx bounds only the start-up, together with
 // StartTimeout; the server runs until Shutdown, Kill or Close.
 func Launch(ctx context.Context, dir string, args ...string) (*Process, error) {
-	return launch(ctx, 0, dir, args)
+	return launch(ctx, 0, dir, "", args)
+}
+
+// LaunchConfig is Launch with a configuration file: `redis-server conf
+// --port N ... args`. Sentinel needs one (it rewrites it with its state):
+// LaunchConfig(ctx, dir, "sentinel.conf", "--sentinel") starts a sentinel.
+// A relative conf is relative to dir.
+func LaunchConfig(ctx context.Context, dir, conf string, args ...string) (*Process, error) {
+	if conf == "" {
+		return nil, errors.New("redisproc: empty configuration file name")
+	}
+	return launch(ctx, 0, dir, conf, args)
 }
 
 // LaunchPort is Launch on a given port. While the port is taken it retries
@@ -75,10 +87,10 @@ func LaunchPort(ctx context.Context, port int, dir string, args ...string) (*Pro
 	if port <= 0 {
 		return nil, fmt.Errorf("redisproc: invalid port %d", port)
 	}
-	return launch(ctx, port, dir, args)
+	return launch(ctx, port, dir, "", args)
 }
 
-func launch(ctx context.Context, port int, dir string, args []string) (*Process, error) {
+func launch(ctx context.Context, port int, dir, conf string, args []string) (*Process, error) {
 	bin, err := LookPath()
 	if err != nil {
 		return nil, err
@@ -100,7 +112,7 @@ func launch(ctx context.Context, port int, dir string, args []string) (*Process,
 				return nil, err
 			}
 		}
-		proc, err := start(bin, p, dir, args)
+		proc, err := start(bin, p, dir, conf, args)
 		if err != nil {
 			return nil, err
 		}
@@ -137,8 +149,12 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func start(bin string, port int, dir string, args []string) (*Process, error) {
-	full := []string{
+func start(bin string, port int, dir, conf string, args []string) (*Process, error) {
+	var full []string
+	if conf != "" {
+		full = append(full, conf) // redis-server wants the file first
+	}
+	full = append(full,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--daemonize", "no",
@@ -147,12 +163,13 @@ func start(bin string, port int, dir string, args []string) (*Process, error) {
 		"--appendonly", "no",
 		"--dbfilename", "dump.rdb",
 		"--dir", dir,
-	}
+	)
 	full = append(full, args...)
 	p := &Process{
 		bin:  bin,
 		port: port,
 		dir:  dir,
+		conf: conf,
 		args: append([]string(nil), args...),
 		log:  &tail{max: 64 << 10},
 		done: make(chan struct{}),
@@ -282,6 +299,9 @@ func (p *Process) Dir() string { return p.dir }
 // Pid is the server's process id.
 func (p *Process) Pid() int { return p.pid }
 
+// Conf is the configuration file given to LaunchConfig, or "".
+func (p *Process) Conf() string { return p.conf }
+
 // Args are the extra arguments given to Launch.
 func (p *Process) Args() []string { return append([]string(nil), p.args...) }
 
@@ -369,7 +389,7 @@ func (p *Process) Relaunch(ctx context.Context) (*Process, error) {
 	if !p.Exited() {
 		return nil, fmt.Errorf("redisproc: redis-server pid %d on port %d is still running", p.pid, p.port)
 	}
-	return LaunchPort(ctx, p.port, p.dir, p.args...)
+	return launch(ctx, p.port, p.dir, p.conf, p.args)
 }
 
 // tail keeps the last max bytes written to it.
