@@ -47,9 +47,13 @@ type Options struct {
 	Seed         uint64
 	// Config is the processor configuration to start from (nil: defaults);
 	// the benchmark sets brokers, Redis address, topics and admin on it.
-	Config   *config.Config
-	Logger   *slog.Logger       // progress; nil discards
-	Progress func(phase string) // called as each phase starts; may be nil
+	Config *config.Config
+	// ProcessorBinary is the recstream binary; when set, a last phase runs
+	// `recstream run` from it as a child process over the ingest phase's
+	// events and reports its peak RSS without the broker.
+	ProcessorBinary string
+	Logger          *slog.Logger       // progress; nil discards
+	Progress        func(phase string) // called as each phase starts; may be nil
 }
 
 // Defaults are the sizes of a full run: the issue's 100,000 users, 50,000
@@ -190,6 +194,9 @@ type MemoryResult struct {
 	EventsPerUser       float64 `json:"events_per_user"`
 	ProcessPeakRSSBytes int64   `json:"process_peak_rss_bytes"` // VmHWM, embedded broker included
 	ProcessHeapBytes    int64   `json:"process_heap_inuse_bytes"`
+	// Processor is `recstream run` alone in its own process (no broker);
+	// nil when Options.ProcessorBinary is empty.
+	Processor *ProcessorRSS `json:"processor,omitempty"`
 }
 
 // HSETResult is redis-benchmark's pipelined HSET rate and the ratio of each
@@ -220,7 +227,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Config != nil {
 		base = *opt.Config
 	}
-	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, liveEvents, liveRefresh}
+	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, liveEvents, liveRefresh, rssRefresh}
 	kf, err := embedded.StartKafka(opt.Partitions, topics...)
 	if err != nil {
 		return nil, err
@@ -338,6 +345,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	res.Memory.ProcessHeapBytes = int64(ms.HeapInuse)
 	if err := prof.heap(); err != nil {
 		return nil, err
+	}
+
+	// Phase 4 (part): the processor alone, in its own process.
+	if opt.ProcessorBinary != "" {
+		opt.Progress("processor RSS")
+		res.Memory.Processor = &ProcessorRSS{}
+		if err := runProcessorRSS(ctx, opt.ProcessorBinary, cfg, opt.Events, res.Memory.Processor); err != nil {
+			return nil, err
+		}
 	}
 
 	// Phase 5: the yardstick.

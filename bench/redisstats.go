@@ -137,8 +137,11 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 
 // procStatus reads a "VmHWM:   1234 kB" style field of /proc/self/status in
 // bytes (0 when unavailable).
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
+func procStatus(field string) int64 { return statusField("/proc/self/status", field) }
+
+// statusField reads such a field of a /proc/<pid>/status file.
+func statusField(path, field string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

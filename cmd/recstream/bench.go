@@ -43,6 +43,9 @@ func cmdBench(args []string) error {
 		}
 		opt.Config = &cfg
 	}
+	if bin, err := os.Executable(); err == nil {
+		opt.ProcessorBinary = bin // the processor-alone RSS phase runs this binary
+	}
 	start := time.Now()
 	opt.Progress = func(phase string) {
 		fmt.Fprintf(os.Stderr, "recstream bench: %-16s (%s)\n", phase, time.Since(start).Round(100*time.Millisecond))
