@@ -13,10 +13,11 @@ import (
 // many users of one rescoring batch, and of batches close in time, share one
 // read. The rescored user's own profile is never cached.
 type zsetCache struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	n   int // entries read per id
-	m   map[string]cachedZset
+	mu    sync.Mutex
+	ttl   time.Duration
+	n     int // entries read per id
+	m     map[string]cachedZset
+	swept time.Time // when expired entries were last dropped
 }
 
 type cachedZset struct {
@@ -59,6 +60,17 @@ func (c *zsetCache) get(ctx context.Context, now time.Time, ids []string, n int,
 		return nil, err
 	}
 	c.mu.Lock()
+	if now.Sub(c.swept) >= c.ttl {
+		// Expired entries are never served again: drop them once per TTL
+		// instead of keeping them until the cache is full (they were most
+		// of the scorer's heap).
+		for id, z := range c.m {
+			if now.Sub(z.at) >= c.ttl {
+				delete(c.m, id)
+			}
+		}
+		c.swept = now
+	}
 	if len(c.m)+len(got) > zsetCacheMax {
 		c.m = make(map[string]cachedZset)
 	}

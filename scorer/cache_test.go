@@ -48,3 +48,27 @@ func TestZsetCache(t *testing.T) {
 		t.Fatalf("disabled cache reads every time: %v", asked)
 	}
 }
+
+// Expired entries are dropped from memory once per TTL, not kept until the
+// cache is full.
+func TestZsetCacheDropsExpired(t *testing.T) {
+	ctx := context.Background()
+	fetch := func(_ context.Context, ids []string, n int) (map[string][]store.Scored, error) {
+		out := make(map[string][]store.Scored)
+		for _, id := range ids {
+			out[id] = []store.Scored{{ID: id, Score: 1}}
+		}
+		return out, nil
+	}
+	t0 := time.Unix(1000, 0)
+	c := newZsetCache(time.Second)
+	c.get(ctx, t0, []string{"a", "b", "c"}, 5, fetch)
+	c.get(ctx, t0.Add(400*time.Millisecond), []string{"d"}, 5, fetch)
+	if len(c.m) != 4 {
+		t.Fatalf("within the TTL: %d entries, want 4", len(c.m))
+	}
+	c.get(ctx, t0.Add(1200*time.Millisecond), []string{"e"}, 5, fetch)
+	if len(c.m) != 2 || c.m["d"].v == nil || c.m["e"].v == nil {
+		t.Fatalf("after a TTL: entries %v, want d and e only", c.m)
+	}
+}

@@ -134,10 +134,11 @@ type Scorer struct {
 	st  Store
 	opt Options
 
-	mu         sync.Mutex
-	trending   []store.Scored
-	trendingAt time.Time
-	degrees    map[string]degree
+	mu           sync.Mutex
+	trending     []store.Scored
+	trendingAt   time.Time
+	degrees      map[string]degree
+	degreesSwept time.Time // when expired degrees were last dropped
 
 	vectors   *zsetCache // neighbour vectors
 	rows      *zsetCache // co-occurrence rows
@@ -707,6 +708,14 @@ func (s *Scorer) itemDegrees(ctx context.Context, items []string) (map[string]fl
 		return nil, fmt.Errorf("reading degrees: %w", err)
 	}
 	s.mu.Lock()
+	if now.Sub(s.degreesSwept) >= s.opt.DegreeTTL {
+		for it, d := range s.degrees {
+			if now.Sub(d.at) >= s.opt.DegreeTTL {
+				delete(s.degrees, it)
+			}
+		}
+		s.degreesSwept = now
+	}
 	if len(s.degrees) > 500000 {
 		s.degrees = make(map[string]degree)
 	}
