@@ -61,7 +61,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           mw,
-		ReadBatchTimeout:  mw + time.Second,
+		ReadBatchTimeout:  10 * time.Second, // per message read: up to MaxBytes over a slow link
 		QueueCapacity:     queue,
 		CommitInterval:    0, // synchronous commits only
 		StartOffset:       kafka.FirstOffset,
