@@ -405,11 +405,9 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		return nil, err
 	}
 
-	normed := make(map[string]map[string]float64, len(vectors))
-	norms := make(map[string]float64, len(vectors))
+	neigh := make(map[string]neighbourVector, len(vectors))
 	for v, vec := range vectors {
-		normed[v] = NormalisedVector(vec)
-		norms[v] = norm(normed[v])
+		neigh[v] = s.neighbourVector(vec)
 	}
 	trendMax := 0.0
 	if len(trending) > 0 {
@@ -420,7 +418,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate, 1024)}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], rows, degrees)
-			s.userKNN(&us, cands[k], normed, norms)
+			s.userKNN(&us, cands[k], neigh)
 			s.easeScores(&us)
 			s.content(&us)
 		}
@@ -588,9 +586,42 @@ func NormalisedVector(items []store.Scored) map[string]float64 {
 	return out
 }
 
-// userKNN scores the user's neighbours among cands; normed holds their
-// vectors as NormalisedVector gives them, norms their Euclidean norms.
-func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[string]float64, norms map[string]float64) {
+// neighbourVector is a candidate neighbour's vector as NormalisedVector
+// gives it, as a slice (iterated for every user that meets it, which a map
+// made the scorer's largest cost), its Euclidean norm, and the map form
+// only where Pearson needs it.
+type neighbourVector struct {
+	entries []store.Scored
+	norm    float64
+	m       map[string]float64 // nil unless UserSimilarity is pearson
+}
+
+func (s *Scorer) neighbourVector(items []store.Scored) neighbourVector {
+	maxW := 0.0
+	for _, it := range items {
+		maxW = max(maxW, it.Score)
+	}
+	var nv neighbourVector
+	if maxW <= 0 {
+		return nv
+	}
+	nv.entries = make([]store.Scored, len(items))
+	var ss float64
+	for i, it := range items {
+		x := it.Score / maxW
+		nv.entries[i] = store.Scored{ID: it.ID, Score: x}
+		ss += x * x
+	}
+	nv.norm = math.Sqrt(ss)
+	if s.opt.UserSimilarity == "pearson" {
+		nv.m = NormalisedVector(items)
+	}
+	return nv
+}
+
+// userKNN scores the user's neighbours among cands, whose vectors neigh
+// holds.
+func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]neighbourVector) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
@@ -599,28 +630,39 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[s
 	type nb struct {
 		id  string
 		sim float64
-		vec map[string]float64
+		vec []store.Scored
 	}
 	nbs := make([]nb, 0, len(cands))
 	for _, v := range cands {
-		vec := normed[v]
+		vec := neigh[v]
 		var sim float64
+		common := 0
 		if s.opt.UserSimilarity == "pearson" {
-			sim = Pearson(u, vec)
+			sim = Pearson(u, vec.m)
+			if s.opt.Shrinkage > 0 {
+				for _, x := range vec.entries {
+					if _, ok := u[x.ID]; ok {
+						common++
+					}
+				}
+			}
 		} else {
-			sim = cosineNorms(u, vec, nu, norms[v])
-		}
-		if s.opt.Shrinkage > 0 {
-			common := 0
-			for k := range vec {
-				if _, ok := u[k]; ok {
+			var dot float64
+			for _, x := range vec.entries {
+				if y, ok := u[x.ID]; ok {
+					dot += x.Score * y
 					common++
 				}
 			}
+			if dot != 0 {
+				sim = dot / (nu * vec.norm)
+			}
+		}
+		if s.opt.Shrinkage > 0 {
 			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
 		}
 		if sim > 0 {
-			nbs = append(nbs, nb{v, sim, vec})
+			nbs = append(nbs, nb{v, sim, vec.entries})
 		}
 	}
 	sort.Slice(nbs, func(a, b int) bool {
@@ -636,8 +678,8 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, normed map[string]map[s
 	num := make(map[string]float64)
 	for _, n := range nbs {
 		den += math.Abs(n.sim)
-		for it, r := range n.vec {
-			num[it] += n.sim * r
+		for _, x := range n.vec {
+			num[x.ID] += n.sim * x.Score
 		}
 	}
 	if den == 0 {

@@ -19,23 +19,6 @@ func Cosine(a, b map[string]float64) float64 {
 	return dot / (norm(a) * norm(b))
 }
 
-// cosineNorms is Cosine with the norms of a and b given.
-func cosineNorms(a, b map[string]float64, na, nb float64) float64 {
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	var dot float64
-	for k, x := range a {
-		if y, ok := b[k]; ok {
-			dot += x * y
-		}
-	}
-	if dot == 0 {
-		return 0
-	}
-	return dot / (na * nb)
-}
-
 func norm(a map[string]float64) float64 {
 	var s float64
 	for _, x := range a {
