@@ -33,10 +33,51 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	if !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil) {
 		return topK(cands, n, better)
 	}
+	// The new-arrival candidates come from all candidates, ranked by their
+	// new-arrival score, then as the list ranks them.
+	var fresh []*Candidate
+	if s.opt.NewSlots > 0 && s.opt.WeightNew > 0 {
+		for _, c := range cands {
+			if c.Sources.Of(SourceNew) >= NewMinScore {
+				fresh = append(fresh, c)
+			}
+		}
+		sort.Slice(fresh, func(a, b int) bool {
+			x, y := fresh[a].Sources.Of(SourceNew), fresh[b].Sources.Of(SourceNew)
+			if x != y {
+				return x > y
+			}
+			return better(fresh[a], fresh[b])
+		})
+	}
+	// Usually the best few times n candidates fill the list, even with
+	// the diversity cap skipping some: rank only those (a bounded heap),
+	// and all of them only when they fall short.
+	if m := 4*n + s.opt.NewSlots; len(cands) > 2*m {
+		all := append([]*Candidate(nil), cands...)
+		if out, slots := s.place(topK(cands, m, better), fresh, n); len(out) == n {
+			return markSlots(out, slots)
+		}
+		cands = all
+	}
 	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
+	return markSlots(s.place(cands, fresh, n))
+}
+
+// markSlots names the new-arrival source and reason on the slots placed.
+func markSlots(out, slots []*Candidate) []*Candidate {
+	for _, c := range slots {
+		c.Source, c.Reason = SourceNew, c.reason(SourceNew)
+	}
+	return out
+}
+
+// place fills up to n places from the ranked candidates: new-arrival
+// slots (from fresh) last, the diversity cap applied. It may return fewer
+// than n when cands run out. slots are the new arrivals placed.
+func (s *Scorer) place(cands, fresh []*Candidate, n int) (out, slots []*Candidate) {
 	// New-arrival slots: the best new arrivals (raw score >= NewMinScore)
 	// not already ranked high enough move up to the last NewSlots places.
-	var slots []*Candidate
 	if k := s.opt.NewSlots; k > 0 && s.opt.WeightNew > 0 {
 		inTop := map[string]bool{}
 		for i, c := range cands {
@@ -45,13 +86,6 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 			}
 			inTop[c.Item] = true
 		}
-		var fresh []*Candidate
-		for _, c := range cands {
-			if c.Sources.Of(SourceNew) >= NewMinScore {
-				fresh = append(fresh, c)
-			}
-		}
-		sort.SliceStable(fresh, func(a, b int) bool { return fresh[a].Sources.Of(SourceNew) > fresh[b].Sources.Of(SourceNew) })
 		for _, c := range fresh {
 			if len(slots) >= k {
 				break
@@ -66,12 +100,11 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	isSlot := map[string]bool{}
 	for _, c := range slots {
 		isSlot[c.Item] = true
-		c.Source, c.Reason = SourceNew, c.reason(SourceNew)
 	}
 	maxPer := s.opt.MaxPerCategory
 	capped := maxPer > 0 && s.opt.Catalog != nil
 	per := map[string]int{}
-	out := make([]*Candidate, 0, n)
+	out = make([]*Candidate, 0, n)
 	take := func(c *Candidate) bool {
 		if capped {
 			if cat := s.opt.Catalog.Category(c.Item); cat != "" {
@@ -102,7 +135,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	if reserved > 0 {
 		out = append(out[reserved:], out[:reserved]...)
 	}
-	return out
+	return out, slots
 }
 
 // NewMinScore is the smallest raw new-arrival score (profile cosine ×
