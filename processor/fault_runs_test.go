@@ -32,22 +32,8 @@ import (
 // chunk i and pausing gap between chunks. Offsets are those of produceLog.
 func (e *faultEnv) produceChunks(t *testing.T, n int, gap time.Duration, between func(i int)) {
 	t.Helper()
-	msgs := fixedLog().msgs
-	// Chunking must keep each partition's order: split by partition first.
-	per := make([][]kafka.Message, faultPartitions)
-	all := []int{0, 1, 2, 3}
-	var h kafka.Hash
-	for _, m := range msgs {
-		p := h.Balance(m, all...)
-		per[p] = append(per[p], m)
-	}
 	for i := 0; i < n; i++ {
-		var chunk []kafka.Message
-		for _, pm := range per {
-			from, to := len(pm)*i/n, len(pm)*(i+1)/n
-			chunk = append(chunk, pm[from:to]...)
-		}
-		produceOrdered(t, e.kf, e.cfg.Kafka.EventsTopic, faultPartitions, chunk)
+		e.produceChunk(t, i, n)
 		if between != nil {
 			between(i)
 		}

@@ -119,6 +119,25 @@ func (e *faultEnv) produceLog(t *testing.T) {
 	produceOrdered(t, e.kf, e.cfg.Kafka.EventsTopic, faultPartitions, fixedLog().msgs)
 }
 
+// produceChunk writes chunk i of the fixed log cut into n: the i-th n-th of
+// every partition's messages, so that chunks 0..n-1 written in order put
+// every message at its produceLog offset.
+func (e *faultEnv) produceChunk(t *testing.T, i, n int) {
+	t.Helper()
+	per := make([][]kafka.Message, faultPartitions)
+	all := allPartitions(faultPartitions)
+	var h kafka.Hash
+	for _, m := range fixedLog().msgs {
+		p := h.Balance(m, all...)
+		per[p] = append(per[p], m)
+	}
+	var chunk []kafka.Message
+	for _, pm := range per {
+		chunk = append(chunk, pm[len(pm)*i/n:len(pm)*(i+1)/n]...)
+	}
+	produceOrdered(t, e.kf, e.cfg.Kafka.EventsTopic, faultPartitions, chunk)
+}
+
 // produceOrdered writes msgs partition by partition, in order, in
 // acknowledged chunks, so that every run has the same messages at the same
 // offsets. The partition is kafka.Hash's choice for a key (FNV-1a), and
@@ -340,6 +359,40 @@ func describeGroup(kf *kafkatest.Cluster, group string) string {
 		out += fmt.Sprintf("; member %s assigned %v", m.MemberID, m.MemberAssignments.Topics)
 	}
 	return out
+}
+
+// groupMember is one member of a consumer group and the partitions of
+// the topic it was assigned.
+type groupMember struct {
+	id         string
+	partitions []int
+}
+
+// groupMembers returns a group's state and members with their partitions of
+// topic, without failing the test (state "" when the broker did not answer).
+func groupMembers(kf *kafkatest.Cluster, group, topic string) (string, []groupMember) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(kf.Brokers...), Timeout: 5 * time.Second, Transport: tr}
+	res, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(res.Groups) != 1 || res.Groups[0].Error != nil {
+		return "", nil
+	}
+	g := res.Groups[0]
+	var ms []groupMember
+	for _, m := range g.Members {
+		gm := groupMember{id: m.MemberID}
+		for _, tp := range m.MemberAssignments.Topics {
+			if tp.Topic == topic {
+				gm.partitions = append(gm.partitions, tp.Partitions...)
+			}
+		}
+		sort.Ints(gm.partitions)
+		ms = append(ms, gm)
+	}
+	return g.GroupState, ms
 }
 
 // snapshot is the comparable final state of a run: every key under the
