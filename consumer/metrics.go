@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_dlq_writes_total", Help: "Messages written to the dead-letter topic.",
 		}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "recstream_events_fenced_total", Help: "Events skipped because an earlier run had applied them (replays after a crash or rebalance).",
+			Name: "recstream_events_fenced_total", Help: "Events skipped because an earlier run had applied them (replays after a crash or rebalance, or a stalled process writing a stale batch).",
 		}),
 		Batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recstream_batches_total", Help: "Ingest batches applied and committed.",
