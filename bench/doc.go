@@ -17,7 +17,10 @@
 //     (wall-clock timestamps) for Duration; the score role's own freshness
 //     observations (event time to list written) give the percentiles.
 //  4. Memory: INFO memory and MEMORY USAGE samples of user and item keys;
-//     the process's peak RSS (VmHWM).
+//     the process's peak RSS (VmHWM); with Options.ProcessorBinary set (the
+//     recstream command sets it), `recstream run` as a child process over
+//     the ingest phase's events, both roles, under its own key prefix: its
+//     peak RSS without the broker.
 //  5. redis-benchmark -t hset -P 16 on the same redis-server, as a yardstick
 //     for comparing machines.
 //
@@ -31,8 +34,9 @@
 //
 // # Caveats
 //
-// The broker runs inside the benchmark process, so processor CPU and RSS
-// include kfake serving fetches and holding every produced message in
-// memory; the report says how much of the process's CPU a fetch-only pass
-// costs.
+// The broker runs inside the benchmark process, so processor CPU and the
+// benchmark process's RSS include kfake serving fetches and holding every
+// produced message in memory; the report says how much of the process's
+// CPU a fetch-only pass costs, and the child-process phase measures the
+// processor's RSS alone.
 package bench
