@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,14 @@ func TestQuickRun(t *testing.T) {
 	start := time.Now()
 	// Quick mode, smaller still: a few seconds on an idle 2-core machine
 	// (about 10 s with the race detector).
-	res, err := bench.Run(ctx, bench.Options{Quick: true, Events: 10000, Duration: 2 * time.Second, RescoreUsers: 500, HSETRequests: 20000})
+	// The processor-alone phase runs the recstream binary, built here.
+	bin := filepath.Join(t.TempDir(), "recstream")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/recstream")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	res, err := bench.Run(ctx, bench.Options{Quick: true, Events: 10000, Duration: 2 * time.Second, RescoreUsers: 500, HSETRequests: 20000, ProcessorBinary: bin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +88,11 @@ func TestQuickRun(t *testing.T) {
 	if res.Ingest.Users > res.Params.Users || res.Ingest.Items > res.Params.Items {
 		t.Errorf("state for %d users and %d items, more than generated (%d, %d)", res.Ingest.Users, res.Ingest.Items, res.Params.Users, res.Params.Items)
 	}
+	if pr := res.Memory.Processor; pr == nil || pr.PeakRSSBytes <= 0 || pr.RefreshReqs <= 0 || pr.Events != 10000 {
+		t.Errorf("processor-alone phase: %+v, want a peak RSS and refresh requests over 10000 events", pr)
+	} else if pr.PeakRSSBytes >= res.Memory.ProcessPeakRSSBytes*4 {
+		t.Errorf("processor alone peaked at %d bytes, implausibly above the benchmark process's %d", pr.PeakRSSBytes, res.Memory.ProcessPeakRSSBytes)
+	}
 	if res.Freshness.P50Ms > res.Freshness.P99Ms || res.Freshness.P99Ms > res.Freshness.P999Ms {
 		t.Errorf("freshness percentiles out of order: %+v", res.Freshness)
 	}
@@ -86,7 +100,7 @@ func TestQuickRun(t *testing.T) {
 	if err := res.WriteTable(&tbl); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"ingest, sustained", "rescoring", "freshness", "peak RSS", "redis-benchmark"} {
+	for _, want := range []string{"ingest, sustained", "rescoring", "freshness", "processor peak RSS", "peak RSS", "redis-benchmark"} {
 		if !strings.Contains(tbl.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tbl.String())
 		}
