@@ -302,7 +302,8 @@ type ScorerConfig struct {
 	TrendingRefresh time.Duration `yaml:"trending_refresh"`
 	// NeighbourTTL is how long the scorer reuses what it read of other
 	// users and items (neighbour vectors, co-occurrence rows, recent users
-	// of items) across the users it rescores; 0 rereads them every time.
+	// and degrees of items) across the users it rescores; 0 rereads them
+	// every time.
 	NeighbourTTL time.Duration `yaml:"neighbour_ttl"`
 	// EASELambda is the L2 regularisation of the EASE item model.
 	EASELambda float64 `yaml:"ease_lambda"`

@@ -141,6 +141,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
 		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
+		DegreeTTL:       neighbourTTL(s.NeighbourTTL),
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {

@@ -63,7 +63,7 @@ type Options struct {
 	ModelName       string
 	TrendingSize    int           // trending items read
 	TrendingRefresh time.Duration // how long the trending read is reused
-	DegreeTTL       time.Duration // how long item degrees are cached
+	DegreeTTL       time.Duration // how long item degrees are cached; < 0: not cached
 	Now             func() time.Time
 	Logger          *slog.Logger
 
@@ -115,7 +115,7 @@ func (o *Options) setDefaults() {
 	if o.TrendingRefresh <= 0 {
 		o.TrendingRefresh = time.Second
 	}
-	if o.DegreeTTL <= 0 {
+	if o.DegreeTTL == 0 {
 		o.DegreeTTL = 10 * time.Second
 	}
 	if o.NeighbourTTL == 0 {
@@ -730,6 +730,13 @@ func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {
 
 // itemDegrees returns item degrees, from a short-lived cache where possible.
 func (s *Scorer) itemDegrees(ctx context.Context, items []string) (map[string]float64, error) {
+	if s.opt.DegreeTTL < 0 {
+		got, err := s.st.ItemDegrees(ctx, items)
+		if err != nil {
+			return nil, fmt.Errorf("reading degrees: %w", err)
+		}
+		return got, nil
+	}
 	now := s.opt.Now()
 	out := make(map[string]float64, len(items))
 	var miss []string
