@@ -124,13 +124,7 @@ func (e *faultEnv) produceLog(t *testing.T) {
 // every message at its produceLog offset.
 func (e *faultEnv) produceChunk(t *testing.T, i, n int) {
 	t.Helper()
-	per := make([][]kafka.Message, faultPartitions)
-	all := allPartitions(faultPartitions)
-	var h kafka.Hash
-	for _, m := range fixedLog().msgs {
-		p := h.Balance(m, all...)
-		per[p] = append(per[p], m)
-	}
+	per := byPartition(fixedLog().msgs, faultPartitions)
 	var chunk []kafka.Message
 	for _, pm := range per {
 		chunk = append(chunk, pm[len(pm)*i/n:len(pm)*(i+1)/n]...)
@@ -151,13 +145,11 @@ func (e *faultEnv) produceChunk(t *testing.T, i, n int) {
 // appends empty messages. Before the retry the partition's high watermark
 // tells whether the failed attempt was appended after all; each acknowledged
 // chunk must start at the offset the previous one ended at.
-func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) {
-	t.Helper()
+// byPartition splits msgs by the partition produceOrdered writes each to,
+// keeping their order.
+func byPartition(msgs []kafka.Message, partitions int) [][]kafka.Message {
 	per := make([][]kafka.Message, partitions)
-	all := make([]int, partitions)
-	for i := range all {
-		all[i] = i
-	}
+	all := allPartitions(partitions)
 	var h kafka.Hash
 	for i, m := range msgs {
 		p := i % partitions
@@ -166,6 +158,12 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 		}
 		per[p] = append(per[p], m)
 	}
+	return per
+}
+
+func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) {
+	t.Helper()
+	per := byPartition(msgs, partitions)
 	records := func(ms []kafka.Message) kafka.RecordReader {
 		rs := make([]kafka.Record, len(ms))
 		for i, m := range ms {
@@ -635,13 +633,7 @@ func allPartitions(n int) []int {
 // topic holds exactly the log at the offsets of an uninterrupted run.
 func (e *faultEnv) topicDiff(t *testing.T) []string {
 	t.Helper()
-	per := make([][]kafka.Message, faultPartitions)
-	all := allPartitions(faultPartitions)
-	var h kafka.Hash
-	for _, m := range fixedLog().msgs {
-		p := h.Balance(m, all...)
-		per[p] = append(per[p], m)
-	}
+	per := byPartition(fixedLog().msgs, faultPartitions)
 	got := make([][]kafka.Message, faultPartitions)
 	for _, m := range e.kf.ReadAll(t, e.cfg.Kafka.EventsTopic, 60*time.Second) {
 		if m.Partition >= 0 && m.Partition < faultPartitions {

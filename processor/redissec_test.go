@@ -23,16 +23,18 @@ import (
 	"github.com/recstream/recstream/processor"
 )
 
-// documentedACL returns the minimal ACL rule of docs/security.md as
-// ACL SETUSER arguments, with password.
-func documentedACL(t *testing.T, password string) []any {
+// documentedACL returns the ACL rule for user of docs/security.md (the
+// line starting "ACL SETUSER <user> ") as ACL SETUSER arguments, with
+// password.
+func documentedACL(t *testing.T, user, password string) []any {
 	t.Helper()
 	b, err := os.ReadFile("../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	prefix := "ACL SETUSER " + user + " "
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "ACL SETUSER recstream ") {
+		if strings.HasPrefix(line, prefix) {
 			var args []any
 			for _, f := range strings.Fields(line) {
 				if f == ">PASSWORD" {
@@ -43,7 +45,7 @@ func documentedACL(t *testing.T, password string) []any {
 			return args
 		}
 	}
-	t.Fatal("docs/security.md has no line starting with ACL SETUSER recstream")
+	t.Fatalf("docs/security.md has no line starting with %q", prefix)
 	return nil
 }
 
@@ -72,7 +74,7 @@ func TestRedisTLSAndACL(t *testing.T) {
 	ctx := context.Background()
 	admin := rs.Client(t)
 	const password = "s3cret-acl-pass"
-	if err := admin.Do(ctx, documentedACL(t, password)...).Err(); err != nil {
+	if err := admin.Do(ctx, documentedACL(t, "recstream", password)...).Err(); err != nil {
 		t.Fatalf("creating the documented ACL user: %v", err)
 	}
 	if err := admin.Do(ctx, "ACL", "SETUSER", "default", "off").Err(); err != nil {

@@ -17,30 +17,6 @@ import (
 	"github.com/recstream/recstream/processor"
 )
 
-// documentedSentinelACL returns the sentinel ACL rule of docs/security.md
-// as ACL SETUSER arguments, with password.
-func documentedSentinelACL(t *testing.T, password string) []any {
-	t.Helper()
-	b, err := os.ReadFile("../docs/security.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "ACL SETUSER recstream-sentinel ") {
-			var args []any
-			for _, f := range strings.Fields(line) {
-				if f == ">PASSWORD" {
-					f = ">" + password
-				}
-				args = append(args, f)
-			}
-			return args
-		}
-	}
-	t.Fatal("docs/security.md has no line starting with ACL SETUSER recstream-sentinel")
-	return nil
-}
-
 // sentinelEnv is the fault suite's broker with a Sentinel-managed Redis: a
 // master, one replica and three sentinels, the data nodes and the
 // sentinels protected by different passwords, recstream authenticating to
@@ -52,7 +28,7 @@ func sentinelEnv(t *testing.T) (*faultEnv, *redistest.Sentinel) {
 	sn := redistest.StartSentinel(t, redistest.SentinelOptions{Sentinels: 3, Password: dataPW, SentinelPassword: sentinelPW})
 	ctx := context.Background()
 	for _, s := range sn.Sentinels {
-		if err := s.Client(t).Do(ctx, documentedSentinelACL(t, userPW)...).Err(); err != nil {
+		if err := s.Client(t).Do(ctx, documentedACL(t, "recstream-sentinel", userPW)...).Err(); err != nil {
 			t.Fatalf("creating the documented sentinel ACL user on %s: %v", s.Addr, err)
 		}
 	}

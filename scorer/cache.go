@@ -8,41 +8,51 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// zsetCache keeps other entities' sorted sets (neighbour vectors,
-// co-occurrence rows, recent users of items) for a short time, so that the
-// many users of one rescoring batch, and of batches close in time, share one
-// read. The rescored user's own profile is never cached.
-type zsetCache struct {
+// readCache keeps what the scorer read of other entities (neighbour
+// vectors, co-occurrence rows, recent users and degrees of items) for a
+// short time, so that the many users of one rescoring batch, and of batches
+// close in time, share one read. The rescored user's own profile is never
+// cached.
+type readCache[V any] struct {
 	mu    sync.Mutex
 	ttl   time.Duration
+	max   int // entries; the cache is dropped when full
 	n     int // entries read per id
-	m     map[string]cachedZset
+	m     map[string]cachedRead[V]
 	swept time.Time // when expired entries were last dropped
 }
 
-type cachedZset struct {
-	v  []store.Scored
+type cachedRead[V any] struct {
+	v  V
 	at time.Time
 }
 
-const zsetCacheMax = 200000 // entries; the cache is dropped when full
+// zsetCache caches sorted sets: neighbour vectors, co-occurrence rows,
+// recent users of items.
+type zsetCache = readCache[[]store.Scored]
+
+const zsetCacheMax = 200000
 
 func newZsetCache(ttl time.Duration) *zsetCache {
-	return &zsetCache{ttl: ttl, m: make(map[string]cachedZset)}
+	return newReadCache[[]store.Scored](ttl, zsetCacheMax)
 }
 
-// get returns the sets of ids, reading the ones missing or expired with
-// fetch (n entries each).
-func (c *zsetCache) get(ctx context.Context, now time.Time, ids []string, n int,
-	fetch func(context.Context, []string, int) (map[string][]store.Scored, error)) (map[string][]store.Scored, error) {
+func newReadCache[V any](ttl time.Duration, max int) *readCache[V] {
+	return &readCache[V]{ttl: ttl, max: max, m: make(map[string]cachedRead[V])}
+}
+
+// get returns the values of ids, reading the ones missing or expired with
+// fetch (n entries each, for sorted sets); with ttl <= 0 it reads them all.
+func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []string, n int,
+	fetch func(context.Context, []string, int) (map[string]V, error)) (map[string]V, error) {
 	if c == nil || c.ttl <= 0 {
 		return fetch(ctx, ids, n)
 	}
-	out := make(map[string][]store.Scored, len(ids))
+	out := make(map[string]V, len(ids))
 	var miss []string
 	c.mu.Lock()
 	if c.n != n {
-		c.m, c.n = make(map[string]cachedZset), n
+		c.m, c.n = make(map[string]cachedRead[V]), n
 	}
 	for _, id := range ids {
 		if z, ok := c.m[id]; ok && now.Sub(z.at) < c.ttl {
@@ -71,12 +81,12 @@ func (c *zsetCache) get(ctx context.Context, now time.Time, ids []string, n int,
 		}
 		c.swept = now
 	}
-	if len(c.m)+len(got) > zsetCacheMax {
-		c.m = make(map[string]cachedZset)
+	if len(c.m)+len(got) > c.max {
+		c.m = make(map[string]cachedRead[V])
 	}
 	for id, v := range got {
 		out[id] = v
-		c.m[id] = cachedZset{v: v, at: now}
+		c.m[id] = cachedRead[V]{v: v, at: now}
 	}
 	c.mu.Unlock()
 	return out, nil

@@ -134,11 +134,10 @@ type Scorer struct {
 	st  Store
 	opt Options
 
-	mu           sync.Mutex
-	trending     []store.Scored
-	trendingAt   time.Time
-	degrees      map[string]degree
-	degreesSwept time.Time // when expired degrees were last dropped
+	mu         sync.Mutex
+	trending   []store.Scored
+	trendingAt time.Time
+	degrees    *readCache[float64] // item degrees
 
 	vectors   *zsetCache // neighbour vectors
 	rows      *zsetCache // co-occurrence rows
@@ -148,15 +147,10 @@ type Scorer struct {
 	listItems map[string]map[string]bool // user -> items of the list last written
 }
 
-type degree struct {
-	n  float64
-	at time.Time
-}
-
 // New returns a Scorer reading st.
 func New(st Store, opt Options) *Scorer {
 	opt.setDefaults()
-	return &Scorer{st: st, opt: opt, degrees: make(map[string]degree),
+	return &Scorer{st: st, opt: opt, degrees: newReadCache[float64](opt.DegreeTTL, 500000),
 		vectors: newZsetCache(opt.NeighbourTTL), rows: newZsetCache(opt.NeighbourTTL), itemUsers: newZsetCache(opt.NeighbourTTL)}
 }
 
@@ -730,50 +724,13 @@ func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {
 
 // itemDegrees returns item degrees, from a short-lived cache where possible.
 func (s *Scorer) itemDegrees(ctx context.Context, items []string) (map[string]float64, error) {
-	if s.opt.DegreeTTL < 0 {
-		got, err := s.st.ItemDegrees(ctx, items)
-		if err != nil {
-			return nil, fmt.Errorf("reading degrees: %w", err)
-		}
-		return got, nil
-	}
-	now := s.opt.Now()
-	out := make(map[string]float64, len(items))
-	var miss []string
-	s.mu.Lock()
-	for _, it := range items {
-		if d, ok := s.degrees[it]; ok && now.Sub(d.at) < s.opt.DegreeTTL {
-			out[it] = d.n
-		} else {
-			miss = append(miss, it)
-		}
-	}
-	s.mu.Unlock()
-	if len(miss) == 0 {
-		return out, nil
-	}
-	got, err := s.st.ItemDegrees(ctx, miss)
+	got, err := s.degrees.get(ctx, s.opt.Now(), items, 0, func(ctx context.Context, items []string, _ int) (map[string]float64, error) {
+		return s.st.ItemDegrees(ctx, items)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading degrees: %w", err)
 	}
-	s.mu.Lock()
-	if now.Sub(s.degreesSwept) >= s.opt.DegreeTTL {
-		for it, d := range s.degrees {
-			if now.Sub(d.at) >= s.opt.DegreeTTL {
-				delete(s.degrees, it)
-			}
-		}
-		s.degreesSwept = now
-	}
-	if len(s.degrees) > 500000 {
-		s.degrees = make(map[string]degree)
-	}
-	for it, n := range got {
-		out[it] = n
-		s.degrees[it] = degree{n: n, at: now}
-	}
-	s.mu.Unlock()
-	return out, nil
+	return got, nil
 }
 
 func keys(m map[string]bool) []string {

@@ -201,20 +201,31 @@ func (s *Sentinel) Master(t testing.TB) *Server {
 		if !sn.Running() {
 			continue
 		}
-		sc := s.sentinelClient(sn)
-		a, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
-		_ = sc.Close()
+		n, a, err := s.namedMaster(ctx, sn)
 		if err != nil {
 			last = err
 			continue
 		}
-		if n := s.Node(a[0] + ":" + a[1]); n != nil {
+		if n != nil {
 			return n
 		}
-		last = fmt.Errorf("sentinel %s names %v, not a node of this test", sn.Addr, a)
+		last = fmt.Errorf("sentinel %s names %s, not a node of this test", sn.Addr, a)
 	}
 	t.Fatalf("redistest: no sentinel names the master: %v", last)
 	return nil
+}
+
+// namedMaster asks sentinel sn for the master's address; n is the data
+// node at that address (nil when it is none of this test's).
+func (s *Sentinel) namedMaster(ctx context.Context, sn *Server) (n *Server, addr string, err error) {
+	sc := s.sentinelClient(sn)
+	defer sc.Close()
+	a, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+	if err != nil {
+		return nil, "", err
+	}
+	addr = a[0] + ":" + a[1]
+	return s.Node(addr), addr, nil
 }
 
 // WaitReplicated waits until every running replica has processed the
@@ -267,15 +278,12 @@ func (s *Sentinel) WaitFailover(t testing.TB, old *Server, timeout time.Duration
 			if !sn.Running() {
 				continue
 			}
-			sc := s.sentinelClient(sn)
-			a, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
-			_ = sc.Close()
+			n, a, err := s.namedMaster(ctx, sn)
 			if err != nil {
 				return false, err.Error()
 			}
-			n := s.Node(a[0] + ":" + a[1])
 			if n == nil || n == old || (m != nil && n != m) {
-				return false, fmt.Sprintf("sentinel %s names %v", sn.Addr, a)
+				return false, fmt.Sprintf("sentinel %s names %s", sn.Addr, a)
 			}
 			m = n
 		}
