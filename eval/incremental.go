@@ -323,7 +323,7 @@ func (m *Incremental) Score(ctx context.Context, user string, candidates []strin
 	}
 	out := make([]float64, len(candidates))
 	for i, c := range candidates {
-		if x, ok := us.Candidates[c]; ok && x.Score > 0 {
+		if x := us.Candidate(c); x != nil && x.Score > 0 {
 			out[i] = x.Score
 		} else {
 			out[i] = math.Inf(-1)
@@ -340,9 +340,10 @@ func (m *Incremental) TopK(ctx context.Context, user string, k int, exclude map[
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(us.Candidates))
-	scores := make([]float64, 0, len(us.Candidates))
-	for id, x := range us.Candidates {
+	ids := make([]string, 0, len(us.Candidates()))
+	scores := make([]float64, 0, len(us.Candidates()))
+	for _, x := range us.Candidates() {
+		id := x.Item
 		if us.Profile.Purchased[id] {
 			continue
 		}

@@ -137,7 +137,7 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 					continue
 				}
 				var got float64
-				if c := us.Candidates[it]; c != nil {
+				if c := us.Candidate(it); c != nil {
 					got = c.Sources.Of(src)
 				}
 				w := want[i]

@@ -157,8 +157,8 @@ func (s *Scorer) content(us *UserScores) {
 			cands[it.ID] = it
 		}
 	}
-	for id := range us.Candidates {
-		if _, ok := cands[id]; !ok {
+	for _, c := range us.Candidates() {
+		if id := c.Item; !hasItem(cands, id) {
 			if it, ok := cat.Get(id); ok {
 				cands[id] = it
 			}
@@ -189,6 +189,11 @@ func (s *Scorer) content(us *UserScores) {
 			us.setReason(id, SourceNew, sim*(1-age/window), reason)
 		}
 	}
+}
+
+func hasItem(m map[string]catalog.Item, id string) bool {
+	_, ok := m[id]
+	return ok
 }
 
 // trendingReason names the item's category when the catalog knows it.

@@ -66,7 +66,8 @@ func TestContentMatchesBruteForce(t *testing.T) {
 				prof[k] += x * v
 			}
 		}
-		for id, c := range us.Candidates {
+		for _, c := range us.Candidates() {
+			id := c.Item
 			got, ok := c.Sources.Get(scorer.SourceContent)
 			if !ok {
 				continue

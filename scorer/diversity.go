@@ -10,14 +10,16 @@ import "sort"
 // candidate over the cap is skipped, not deferred: a list may be shorter
 // than n when the candidates are too concentrated.
 func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Candidate {
-	seen := make(map[string]bool, len(us.Profile.Items))
+	var seen map[string]bool
 	if s.opt.ExcludeSeen {
+		seen = make(map[string]bool, len(us.Profile.Items))
 		for _, it := range us.Profile.Items {
 			seen[it.ID] = true
 		}
 	}
-	cands := make([]*Candidate, 0, len(us.Candidates))
-	for id, c := range us.Candidates {
+	cands := make([]*Candidate, 0, len(us.list))
+	for _, c := range us.list {
+		id := c.Item
 		if us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id) {
 			continue
 		}

@@ -96,7 +96,7 @@ func TestEASE(t *testing.T) {
 	}
 	for _, u := range us {
 		got := 0
-		for _, c := range u.Candidates {
+		for _, c := range u.Candidates() {
 			if c.Sources.Of(scorer.SourceEASE) > 0 && c.Source == scorer.SourceEASE && c.Reason != "" {
 				got++
 			}

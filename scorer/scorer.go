@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ type Store interface {
 	Profiles(ctx context.Context, users []string, n, recent int) ([]store.Profile, error)
 	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
 	ItemNeighbours(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
-	ItemUsers(ctx context.Context, items []string, n int) (map[string][]store.Scored, error)
+	ItemUsers(ctx context.Context, items []string, n int) (map[string][]string, error)
 	ItemDegrees(ctx context.Context, items []string) (map[string]float64, error)
 	TopTrending(ctx context.Context, n int) ([]store.Scored, error)
 	WriteLists(ctx context.Context, lists []store.List, ttl time.Duration) error
@@ -139,9 +140,9 @@ type Scorer struct {
 	trendingAt time.Time
 	degrees    *readCache[float64] // item degrees
 
-	vectors   *zsetCache // neighbour vectors
-	rows      *zsetCache // co-occurrence rows
-	itemUsers *zsetCache // recent users of items
+	vectors   *zsetCache           // neighbour vectors
+	rows      *zsetCache           // co-occurrence rows
+	itemUsers *readCache[[]string] // recent users of items
 
 	listMu    sync.Mutex
 	listItems map[string]map[string]bool // user -> items of the list last written
@@ -151,7 +152,7 @@ type Scorer struct {
 func New(st Store, opt Options) *Scorer {
 	opt.setDefaults()
 	return &Scorer{st: st, opt: opt, degrees: newReadCache[float64](opt.DegreeTTL, 500000),
-		vectors: newZsetCache(opt.NeighbourTTL), rows: newZsetCache(opt.NeighbourTTL), itemUsers: newZsetCache(opt.NeighbourTTL)}
+		vectors: newZsetCache(opt.NeighbourTTL), rows: newZsetCache(opt.NeighbourTTL), itemUsers: newReadCache[[]string](opt.NeighbourTTL, zsetCacheMax)}
 }
 
 // Options returns the effective options.
@@ -166,6 +167,7 @@ type Candidate struct {
 	Source  string // the source that contributed most
 
 	reasons []sourceReason // per source
+	id      int32          // the item's number in the Score call that made it
 }
 
 // SourceScore is one source's score of a candidate.
@@ -219,10 +221,28 @@ func (c *Candidate) reason(source string) string {
 // UserScores are all of one user's candidates.
 type UserScores struct {
 	Profile     store.Profile
-	Candidates  map[string]*Candidate
 	Unavailable map[string]bool // items the stored catalog marks unavailable
 
-	slab []Candidate // Candidates are allocated from here, in chunks
+	list   []*Candidate          // in the order they were first scored
+	byItem map[string]*Candidate // built when Candidate is first asked
+	arenas []*candidateArena     // the candidates' memory
+	arena  *candidateArena       // the one being filled
+	items  *chunkItems           // while Score runs: the chunk's item numbers
+	sc     *scratch              // while Score runs: per-item working memory
+}
+
+// Candidates returns every candidate, in the order they were first scored.
+func (us *UserScores) Candidates() []*Candidate { return us.list }
+
+// Candidate returns the candidate for item, nil when there is none.
+func (us *UserScores) Candidate(item string) *Candidate {
+	if us.byItem == nil {
+		us.byItem = make(map[string]*Candidate, len(us.list))
+		for _, c := range us.list {
+			us.byItem[c.Item] = c
+		}
+	}
+	return us.byItem[item]
 }
 
 // candidateChunk is how many candidates are allocated at once.
@@ -300,6 +320,7 @@ func (s *Scorer) Recommend(ctx context.Context, users []string) ([]store.List, e
 			EventTS:     us.Profile.LastTS,
 			Items:       s.top(us),
 		}
+		scores[k].recycle()
 	}
 	return lists, nil
 }
@@ -335,8 +356,13 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 	seeds := keys(seedSet)
+	ix := newChunkItems()
+	for _, sd := range seeds {
+		ix.id(sd)
+	}
 
-	var rows, itemUsers map[string][]store.Scored
+	var rows map[string][]store.Scored
+	var itemUsers map[string][]string
 	now := s.opt.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	if s.opt.WeightItemKNN > 0 {
@@ -368,15 +394,16 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			}
 		}
 	}
-	degItems := make(map[string]bool)
-	for _, r := range rows {
-		for _, x := range r {
-			degItems[x.ID] = true
+	// The seeds and the items of their rows are numbered first: they are
+	// the items whose degrees item-kNN reads.
+	rowsN := make(map[string][]entry, len(rows))
+	for _, sd := range seeds {
+		if r, ok := rows[sd]; ok {
+			rowsN[sd] = ix.entries(r)
 		}
 	}
-	for _, sd := range seeds {
-		degItems[sd] = true
-	}
+	degItems := append([]string(nil), ix.names...)
+	slices.Sort(degItems)
 
 	var vectors map[string][]store.Scored
 	var degrees map[string]float64
@@ -391,7 +418,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if s.opt.WeightItemKNN > 0 {
 		g.Go(func() error {
 			var err error
-			degrees, err = s.itemDegrees(gctx, keys(degItems))
+			degrees, err = s.itemDegrees(gctx, degItems)
 			return err
 		})
 	}
@@ -399,60 +426,105 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		return nil, err
 	}
 
-	neigh := make(map[string]neighbourVector, len(vectors))
-	for v, vec := range vectors {
-		neigh[v] = s.neighbourVector(vec)
+	deg := make([]float64, len(degItems))
+	for _, it := range degItems {
+		deg[ix.ids[it]] = degrees[it]
+	}
+	neigh := make(map[string]*neighbourVector, len(vectors))
+	for _, v := range keys(candSet) {
+		if vec, ok := vectors[v]; ok {
+			nv := s.neighbourVector(vec)
+			nv.ids = make([]int32, len(nv.entries))
+			for i, x := range nv.entries {
+				nv.ids[i] = ix.id(x.ID)
+			}
+			neigh[v] = &nv
+		}
 	}
 	trendMax := 0.0
 	if len(trending) > 0 {
 		trendMax = trending[0].Score
 	}
+	var trendIDs []int32
+	var trendWhy []string
+	if s.opt.WeightTrending > 0 && trendMax > 0 {
+		for _, t := range trending {
+			trendIDs = append(trendIDs, ix.id(t.ID))
+			trendWhy = append(trendWhy, s.trendingReason(t.ID))
+		}
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
-		us := UserScores{Profile: p, Candidates: make(map[string]*Candidate, 1024)}
+		us := UserScores{Profile: p, items: ix, sc: sc}
 		if len(p.Items) > 0 {
-			s.itemKNN(&us, userSeeds[k], rows, degrees)
+			s.itemKNN(&us, userSeeds[k], rowsN, deg)
 			s.userKNN(&us, cands[k], neigh)
 			s.easeScores(&us)
 			s.content(&us)
 		}
-		if s.opt.WeightTrending > 0 && trendMax > 0 {
-			for _, t := range trending {
-				us.setReason(t.ID, SourceTrending, t.Score/trendMax, s.trendingReason(t.ID))
-			}
+		for i, id := range trendIDs {
+			us.candidate(id).note(SourceTrending, trending[i].Score/trendMax, trendWhy[i])
 		}
 		us.blend(s.opt)
+		us.release()
 		out[k] = us
 	}
 	return out, nil
 }
 
+// release clears what the user's pass left in the scratch memory and
+// detaches it.
+func (us *UserScores) release() {
+	for _, c := range us.list {
+		if c.id >= 0 {
+			us.sc.slot[c.id] = 0
+		}
+	}
+	us.items, us.sc = nil, nil
+}
+
 // blend normalises each source by its maximum for this user, weights and sums
 // them, and names as reason the source that contributed most.
 func (us *UserScores) blend(opt Options) {
-	maxBy := map[string]float64{}
-	for _, c := range us.Candidates {
+	// A handful of sources: looked up in a small array, not a map, since
+	// this runs for every source of every candidate.
+	type srcWeight struct {
+		source string
+		w, max float64
+	}
+	ws := [...]srcWeight{{source: SourceItemKNN, w: opt.WeightItemKNN}, {source: SourceUserKNN, w: opt.WeightUserKNN},
+		{source: SourceTrending, w: opt.WeightTrending}, {source: SourceEASE, w: opt.WeightEASE},
+		{source: SourceContent, w: opt.WeightContent}, {source: SourceNew, w: opt.WeightNew}}
+	find := func(src string) *srcWeight {
+		for i := range ws {
+			if ws[i].source == src {
+				return &ws[i]
+			}
+		}
+		return nil
+	}
+	all := us.list
+	for _, c := range all {
 		for _, x := range c.Sources {
-			if x.Score > maxBy[x.Source] {
-				maxBy[x.Source] = x.Score
+			if w := find(x.Source); w != nil && x.Score > w.max {
+				w.max = x.Score
 			}
 		}
 	}
-	weight := map[string]float64{SourceItemKNN: opt.WeightItemKNN, SourceUserKNN: opt.WeightUserKNN, SourceTrending: opt.WeightTrending, SourceEASE: opt.WeightEASE,
-		SourceContent: opt.WeightContent, SourceNew: opt.WeightNew}
-	for _, c := range us.Candidates {
+	for _, c := range all {
 		c.Score = 0
 		best, bestSrc := -1.0, ""
 		for _, sc := range c.Sources {
-			src, v := sc.Source, sc.Score
-			w, ok := weight[src]
-			if !ok || maxBy[src] <= 0 {
+			w := find(sc.Source)
+			if w == nil || w.max <= 0 {
 				continue
 			}
-			x := w * v / maxBy[src]
+			x := w.w * sc.Score / w.max
 			c.Score += x
 			if x > best {
-				best, bestSrc = x, src
+				best, bestSrc = x, sc.Source
 			}
 		}
 		c.Source, c.Reason = bestSrc, c.reason(bestSrc)
@@ -498,45 +570,51 @@ func (s *Scorer) Seeds(p store.Profile) []store.Scored {
 	return out
 }
 
-func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][]store.Scored, degrees map[string]float64) {
+func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][]entry, deg []float64) {
 	if s.opt.WeightItemKNN <= 0 {
 		return
 	}
-	best := make(map[string]float64)
+	degree := func(id int32) float64 {
+		if int(id) < len(deg) {
+			return deg[id]
+		}
+		return 0
+	}
+	us.sc.fit(len(us.items.names))
+	best := us.sc.best // the largest single contribution so far, per item
 	for _, seed := range seeds {
 		a := seed.Score
-		nj := degrees[seed.ID]
+		nj := degree(us.items.id(seed.ID))
 		why := "" // built once per seed, when first needed
 		for _, x := range rows[seed.ID] {
-			sim := ItemSimilarity(s.opt.ItemSimilarity, x.Score, degrees[x.ID], nj, s.opt.Shrinkage)
+			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, degree(x.id), nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue
 			}
-			c := us.Candidates[x.ID]
+			c := us.candidate(x.id)
 			contrib := sim * a
-			prev := 0.0
-			if c != nil {
-				prev = c.Sources.Of(SourceItemKNN)
-			}
 			reason := ""
-			if contrib > best[x.ID] {
-				best[x.ID] = contrib
+			if contrib > best[x.id] {
+				best[x.id] = contrib
 				if why == "" {
 					why = "because you viewed " + seed.ID
 				}
 				reason = why
 			}
-			us.setReason(x.ID, SourceItemKNN, prev+contrib, reason)
+			c.note(SourceItemKNN, c.Sources.Of(SourceItemKNN)+contrib, reason)
 		}
+	}
+	for _, c := range us.list {
+		best[c.id] = 0
 	}
 }
 
-func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]store.Scored) []string {
+func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]string) []string {
 	overlap := make(map[string]int)
 	for _, it := range seeds {
 		for _, v := range itemUsers[it.ID] {
-			if v.ID != user {
-				overlap[v.ID]++
+			if v != user {
+				overlap[v]++
 			}
 		}
 	}
@@ -586,6 +664,7 @@ func NormalisedVector(items []store.Scored) map[string]float64 {
 // only where Pearson needs it.
 type neighbourVector struct {
 	entries []store.Scored
+	ids     []int32 // the entries' item numbers in the Score call
 	norm    float64
 	m       map[string]float64 // nil unless UserSimilarity is pearson
 }
@@ -615,36 +694,66 @@ func (s *Scorer) neighbourVector(items []store.Scored) neighbourVector {
 
 // userKNN scores the user's neighbours among cands, whose vectors neigh
 // holds.
-func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]neighbourVector) {
+func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neighbourVector) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
-	u := NormalisedVector(us.Profile.Items)
-	nu := norm(u)
+	pearson := s.opt.UserSimilarity == "pearson"
+	var u map[string]float64
+	if pearson {
+		u = NormalisedVector(us.Profile.Items)
+	}
+	// The user's vector as NormalisedVector gives it, by item number.
+	items := us.Profile.Items
+	uids := make([]int32, len(items))
+	maxW := 0.0
+	for i, it := range items {
+		uids[i] = us.items.id(it.ID)
+		maxW = max(maxW, it.Score)
+	}
+	sc := us.sc
+	sc.fit(len(us.items.names))
+	var ss float64
+	if maxW > 0 {
+		for i, it := range items {
+			x := it.Score / maxW
+			sc.uval[uids[i]], sc.umark[uids[i]] = x, true
+			ss += x * x
+		}
+	}
+	defer func() {
+		for _, id := range uids {
+			sc.uval[id], sc.umark[id] = 0, false
+		}
+	}()
+	nu := math.Sqrt(ss)
 	type nb struct {
 		id  string
 		sim float64
-		vec []store.Scored
+		vec *neighbourVector
 	}
 	nbs := make([]nb, 0, len(cands))
 	for _, v := range cands {
 		vec := neigh[v]
+		if vec == nil {
+			continue
+		}
 		var sim float64
 		common := 0
-		if s.opt.UserSimilarity == "pearson" {
+		if pearson {
 			sim = Pearson(u, vec.m)
 			if s.opt.Shrinkage > 0 {
-				for _, x := range vec.entries {
-					if _, ok := u[x.ID]; ok {
+				for _, id := range vec.ids {
+					if sc.umark[id] {
 						common++
 					}
 				}
 			}
 		} else {
 			var dot float64
-			for _, x := range vec.entries {
-				if y, ok := u[x.ID]; ok {
-					dot += x.Score * y
+			for i, x := range vec.entries {
+				if id := vec.ids[i]; sc.umark[id] {
+					dot += x.Score * sc.uval[id]
 					common++
 				}
 			}
@@ -656,7 +765,7 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]neighb
 			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
 		}
 		if sim > 0 {
-			nbs = append(nbs, nb{v, sim, vec.entries})
+			nbs = append(nbs, nb{v, sim, vec})
 		}
 	}
 	sort.Slice(nbs, func(a, b int) bool {
@@ -668,32 +777,112 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]neighb
 	if len(nbs) > s.opt.Neighbours {
 		nbs = nbs[:s.opt.Neighbours]
 	}
+	// Σ sim·r per item, in the order the items are first met.
 	var den float64
-	num := make(map[string]float64)
+	order := sc.order[:0]
 	for _, n := range nbs {
 		den += math.Abs(n.sim)
-		for _, x := range n.vec {
-			num[x.ID] += n.sim * x.Score
+		for i, x := range n.vec.entries {
+			id := n.vec.ids[i]
+			if !sc.amark[id] {
+				sc.amark[id] = true
+				order = append(order, id)
+			}
+			sc.acc[id] += n.sim * x.Score
 		}
 	}
-	if den == 0 {
-		return
+	for _, id := range order {
+		if den != 0 {
+			us.candidate(id).note(SourceUserKNN, sc.acc[id]/den, "popular with shoppers like you")
+		}
+		sc.acc[id], sc.amark[id] = 0, false
 	}
-	for it, x := range num {
-		us.setReason(it, SourceUserKNN, x/den, "popular with shoppers like you")
-	}
+	sc.order = order[:0]
 }
 
+// setReason sets item's score from source, and the reason when not empty.
 func (us *UserScores) setReason(item, source string, score float64, reason string) {
-	c := us.Candidates[item]
-	if c == nil {
-		if len(us.slab) == cap(us.slab) {
-			us.slab = make([]Candidate, 0, candidateChunk)
-		}
-		us.slab = append(us.slab, Candidate{Item: item})
-		c = &us.slab[len(us.slab)-1]
-		us.Candidates[item] = c
+	var c *Candidate
+	if us.items != nil {
+		c = us.candidate(us.items.id(item))
+	} else if c = us.Candidate(item); c == nil {
+		c = us.newCandidate(item, -1)
 	}
+	c.note(source, score, reason)
+}
+
+// candidate returns the user's candidate for item number id, made when
+// there is none (only while Score runs).
+func (us *UserScores) candidate(id int32) *Candidate {
+	if int(id) >= len(us.sc.slot) {
+		us.sc.fit(len(us.items.names))
+	}
+	if k := us.sc.slot[id]; k > 0 {
+		return us.list[k-1]
+	}
+	c := us.newCandidate(us.items.names[id], id)
+	us.sc.slot[id] = int32(len(us.list))
+	return c
+}
+
+// Room for the per-source scores and reasons of a candidate before its
+// slices grow: two sources or more score most candidates.
+const (
+	candidateSources = 4
+	candidateReasons = 2
+)
+
+func (us *UserScores) newCandidate(item string, id int32) *Candidate {
+	a := us.arena
+	if a == nil || len(a.cands) == cap(a.cands) {
+		a = arenaPool.Get().(*candidateArena)
+		us.arenas = append(us.arenas, a)
+		us.arena = a
+	}
+	k := len(a.cands)
+	a.cands = append(a.cands, Candidate{Item: item, id: id,
+		Sources: a.srcs[k*candidateSources : k*candidateSources : (k+1)*candidateSources],
+		reasons: a.whys[k*candidateReasons : k*candidateReasons : (k+1)*candidateReasons]})
+	c := &a.cands[k]
+	if us.byItem != nil {
+		us.byItem[item] = c
+	}
+	us.list = append(us.list, c)
+	return c
+}
+
+// candidateArena holds candidateChunk candidates with room for their
+// first per-source scores and reasons: one allocation for many candidates,
+// reused from a pool once their lists are made (Recommend), since a user
+// has thousands and they were most of what the scorer allocated.
+type candidateArena struct {
+	cands []Candidate
+	srcs  []SourceScore
+	whys  []sourceReason
+}
+
+var arenaPool = sync.Pool{New: func() any {
+	return &candidateArena{cands: make([]Candidate, 0, candidateChunk),
+		srcs: make([]SourceScore, candidateChunk*candidateSources),
+		whys: make([]sourceReason, candidateChunk*candidateReasons)}
+}}
+
+// recycle hands the user's candidates back to the pool; us must not be
+// used afterwards.
+func (us *UserScores) recycle() {
+	for _, a := range us.arenas {
+		clear(a.cands[:cap(a.cands)])
+		clear(a.srcs)
+		clear(a.whys)
+		a.cands = a.cands[:0]
+		arenaPool.Put(a)
+	}
+	*us = UserScores{}
+}
+
+// note sets the candidate's score from source and, when reason is not
+// empty, the reason that source gives.
+func (c *Candidate) note(source string, score float64, reason string) {
 	c.Sources.set(source, score)
 	if reason == "" {
 		return

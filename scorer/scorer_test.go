@@ -124,9 +124,9 @@ func TestUserKNNMatchesBruteForce(t *testing.T) {
 				for it := range want {
 					want[it] /= den
 				}
-				cands := got[k].Candidates
 				n := 0
-				for it, c := range cands {
+				for _, c := range got[k].Candidates() {
+					it := c.Item
 					if v, ok := c.Sources.Get(scorer.SourceUserKNN); ok {
 						n++
 						if !relClose(v, want[it]) {
@@ -169,7 +169,8 @@ func TestItemKNNMatchesBruteForce(t *testing.T) {
 					}
 				}
 				n := 0
-				for it, c := range got[k].Candidates {
+				for _, c := range got[k].Candidates() {
+					it := c.Item
 					if v, ok := c.Sources.Get(scorer.SourceItemKNN); ok {
 						n++
 						if !relClose(v, want[it]) {

@@ -12,13 +12,14 @@ import (
 // purchased and seen items dropped, the best 20 kept.
 func BenchmarkTop(b *testing.B) {
 	s := New(nil, Options{ExcludeSeen: true})
-	us := UserScores{Profile: store.Profile{User: "u1", Purchased: map[string]bool{"i7": true}}, Candidates: make(map[string]*Candidate, 2000)}
+	us := UserScores{Profile: store.Profile{User: "u1", Purchased: map[string]bool{"i7": true}}}
 	for i := 0; i < 50; i++ {
 		us.Profile.Items = append(us.Profile.Items, store.Scored{ID: "i" + strconv.Itoa(i*3), Score: 1})
 	}
 	for i := 0; i < 2000; i++ {
 		id := "i" + strconv.Itoa(i)
-		us.Candidates[id] = &Candidate{Item: id, Score: float64((i * 7919) % 2003), Source: SourceItemKNN, Reason: "because you viewed i1"}
+		c := us.newCandidate(id, -1)
+		c.Score, c.Source, c.Reason = float64((i*7919)%2003), SourceItemKNN, "because you viewed i1"
 	}
 	b.ReportAllocs()
 	for b.Loop() {

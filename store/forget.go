@@ -314,8 +314,8 @@ func (s *Store) sharers(ctx context.Context, user string, items []string, max in
 	set := map[string]bool{}
 	for _, it := range items {
 		for _, u := range got[it] {
-			if u.ID != user {
-				set[u.ID] = true
+			if u != user {
+				set[u] = true
 			}
 		}
 	}

@@ -78,9 +78,26 @@ func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[
 	return s.zsets(ctx, items, n, s.keys.ItemCooc, "reading co-occurrence")
 }
 
-// ItemUsers reads the n most recent users of each item.
-func (s *Store) ItemUsers(ctx context.Context, items []string, n int) (map[string][]Scored, error) {
-	return s.zsets(ctx, items, n, s.keys.ItemUsers, "reading item users")
+// ItemUsers reads the n most recent users of each item (without their
+// times: none of the readers needs them, and each score in a reply is a
+// double Redis formats and the client parses).
+func (s *Store) ItemUsers(ctx context.Context, items []string, n int) (map[string][]string, error) {
+	out := make(map[string][]string, len(items))
+	if len(items) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(items))
+	for i, it := range items {
+		cmds[i] = pipe.ZRevRange(ctx, s.keys.ItemUsers(it), 0, int64(n-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reading item users: %w", err)
+	}
+	for i, it := range items {
+		out[it] = cmds[i].Val()
+	}
+	return out, nil
 }
 
 func (s *Store) zsets(ctx context.Context, ids []string, n int, key func(string) string, what string) (map[string][]Scored, error) {
