@@ -59,6 +59,10 @@ type scratch struct {
 	acc   []float64 // user-kNN: Σ sim·r over the neighbours
 	amark []bool    // user-kNN: acc was touched
 	order []int32   // user-kNN: items in the order first touched
+
+	// by the call's user numbers
+	shared []int32 // candidate neighbours: seeds shared with the user
+	vorder []int32 // candidate neighbours in the order first met
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -74,4 +78,11 @@ func (sc *scratch) fit(n int) {
 	sc.slot = append(sc.slot, make([]int32, n-len(sc.slot))...)
 	sc.best, sc.uval, sc.acc = grow(sc.best), grow(sc.uval), grow(sc.acc)
 	sc.umark, sc.amark = growB(sc.umark), growB(sc.amark)
+}
+
+// fitUsers makes the per-user slices cover n user numbers.
+func (sc *scratch) fitUsers(n int) {
+	if n > len(sc.shared) {
+		sc.shared = append(sc.shared, make([]int32, max(n, 2*len(sc.shared))-len(sc.shared))...)
+	}
 }

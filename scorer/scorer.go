@@ -384,11 +384,26 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	}
 
 	// Candidate neighbours per user: users who share the most seeds.
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
 	cands := make([][]string, len(profiles))
 	candSet := make(map[string]bool)
 	if s.opt.WeightUserKNN > 0 {
+		// The recent users of the seeds are numbered once per call too.
+		ux := newChunkItems()
+		byItem := make(map[string][]int32, len(itemUsers))
+		for _, sd := range seeds {
+			if vs, ok := itemUsers[sd]; ok {
+				ids := make([]int32, len(vs))
+				for i, v := range vs {
+					ids[i] = ux.id(v)
+				}
+				byItem[sd] = ids
+			}
+		}
+		sc.fitUsers(len(ux.names))
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(p.User, userSeeds[k], itemUsers)
+			cands[k] = s.candidateUsers(p.User, userSeeds[k], byItem, ux, sc)
 			for _, v := range cands[k] {
 				candSet[v] = true
 			}
@@ -453,8 +468,6 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			trendWhy = append(trendWhy, s.trendingReason(t.ID))
 		}
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
 		us := UserScores{Profile: p, items: ix, sc: sc}
@@ -609,23 +622,36 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 	}
 }
 
-func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]string) []string {
-	overlap := make(map[string]int)
+// candidateUsers returns the CandidateUsers users (user excepted) who share
+// the most seeds with user, by their numbers in ux: itemUsers holds each
+// seed's recent users.
+func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]int32, ux *chunkItems, sc *scratch) []string {
+	self, ok := ux.ids[user]
+	if !ok {
+		self = -1
+	}
+	order := sc.vorder[:0]
 	for _, it := range seeds {
 		for _, v := range itemUsers[it.ID] {
-			if v != user {
-				overlap[v]++
+			if v == self {
+				continue
 			}
+			if sc.shared[v] == 0 {
+				order = append(order, v)
+			}
+			sc.shared[v]++
 		}
 	}
 	type ov struct {
 		id string
-		n  int
+		n  int32
 	}
-	vs := make([]ov, 0, len(overlap))
-	for v, n := range overlap {
-		vs = append(vs, ov{v, n})
+	vs := make([]ov, len(order))
+	for i, v := range order {
+		vs[i] = ov{ux.names[v], sc.shared[v]}
+		sc.shared[v] = 0
 	}
+	sc.vorder = order[:0]
 	vs = topK(vs, s.opt.CandidateUsers, func(a, b ov) bool {
 		if a.n != b.n {
 			return a.n > b.n
