@@ -17,8 +17,9 @@ type chunkItems struct {
 	names []string
 }
 
-func newChunkItems() *chunkItems {
-	return &chunkItems{ids: make(map[string]int32)}
+// newChunkItems returns an empty numbering with room for about hint items.
+func newChunkItems(hint int) *chunkItems {
+	return &chunkItems{ids: make(map[string]int32, hint), names: make([]string, 0, hint)}
 }
 
 // id returns item's number, giving it the next one when it has none.

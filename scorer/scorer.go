@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -146,6 +147,10 @@ type Scorer struct {
 
 	listMu    sync.Mutex
 	listItems map[string]map[string]bool // user -> items of the list last written
+
+	// How many items and users the last Score call numbered: the next
+	// call's maps start that large instead of growing step by step.
+	itemsHint, usersHint atomic.Int64
 }
 
 // New returns a Scorer reading st.
@@ -356,7 +361,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 	seeds := keys(seedSet)
-	ix := newChunkItems()
+	ix := newChunkItems(int(s.itemsHint.Load()))
+	defer func() { s.itemsHint.Store(int64(len(ix.names))) }()
 	for _, sd := range seeds {
 		ix.id(sd)
 	}
@@ -390,7 +396,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	candSet := make(map[string]bool)
 	if s.opt.WeightUserKNN > 0 {
 		// The recent users of the seeds are numbered once per call too.
-		ux := newChunkItems()
+		ux := newChunkItems(int(s.usersHint.Load()))
+		defer func() { s.usersHint.Store(int64(len(ux.names))) }()
 		byItem := make(map[string][]int32, len(itemUsers))
 		for _, sd := range seeds {
 			if vs, ok := itemUsers[sd]; ok {
