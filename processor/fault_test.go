@@ -323,25 +323,6 @@ func (e *faultEnv) waitDoneWhileRunning(t *testing.T, p *subprocess, timeout tim
 	}
 }
 
-// progressWhileRunning waits until the ingest group has committed all of
-// the log or commits more within every window; it reports false when a
-// window passes with no commit, and fails when p exits.
-func (e *faultEnv) progressWhileRunning(t *testing.T, p *subprocess, window time.Duration) bool {
-	t.Helper()
-	last, since := e.committedTotal(t), time.Now()
-	for last < faultEvents {
-		if err, exited := p.wait(20 * time.Millisecond); exited {
-			t.Fatalf("recstream run exited on its own: %v", err)
-		}
-		if n := e.committedTotal(t); n > last {
-			last, since = n, time.Now()
-		} else if time.Since(since) > window {
-			return false
-		}
-	}
-	return true
-}
-
 // describeGroup is a group's state and members' assignments, for logs.
 func describeGroup(kf *kafkatest.Cluster, group string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
