@@ -158,9 +158,9 @@ func (s *Scorer) content(us *UserScores) {
 		}
 	}
 	for _, c := range us.Candidates() {
-		if id := c.Item; !hasItem(cands, id) {
-			if it, ok := cat.Get(id); ok {
-				cands[id] = it
+		if _, ok := cands[c.Item]; !ok {
+			if it, ok := cat.Get(c.Item); ok {
+				cands[c.Item] = it
 			}
 		}
 	}
@@ -189,11 +189,6 @@ func (s *Scorer) content(us *UserScores) {
 			us.setReason(id, SourceNew, sim*(1-age/window), reason)
 		}
 	}
-}
-
-func hasItem(m map[string]catalog.Item, id string) bool {
-	_, ok := m[id]
-	return ok
 }
 
 // trendingReason names the item's category when the catalog knows it.

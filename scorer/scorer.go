@@ -429,11 +429,12 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 
 	var vectors map[string][]store.Scored
 	var degrees map[string]float64
+	candList := keys(candSet)
 	g, gctx = errgroup.WithContext(ctx)
-	if len(candSet) > 0 {
+	if len(candList) > 0 {
 		g.Go(func() error {
 			var err error
-			vectors, err = s.vectors.get(gctx, now, keys(candSet), s.opt.NeighbourItems, s.st.UserVectors)
+			vectors, err = s.vectors.get(gctx, now, candList, s.opt.NeighbourItems, s.st.UserVectors)
 			return err
 		})
 	}
@@ -448,12 +449,13 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		return nil, err
 	}
 
+	// degItems are the items numbered 0 … len(degItems)-1.
 	deg := make([]float64, len(degItems))
-	for _, it := range degItems {
-		deg[ix.ids[it]] = degrees[it]
+	for id := range deg {
+		deg[id] = degrees[ix.names[id]]
 	}
 	neigh := make(map[string]*neighbourVector, len(vectors))
-	for _, v := range keys(candSet) {
+	for _, v := range candList {
 		if vec, ok := vectors[v]; ok {
 			nv := s.neighbourVector(vec)
 			nv.ids = make([]int32, len(nv.entries))
@@ -833,15 +835,10 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neigh
 	sc.order = order[:0]
 }
 
-// setReason sets item's score from source, and the reason when not empty.
+// setReason sets item's score from source, and the reason when not empty
+// (only while Score runs).
 func (us *UserScores) setReason(item, source string, score float64, reason string) {
-	var c *Candidate
-	if us.items != nil {
-		c = us.candidate(us.items.id(item))
-	} else if c = us.Candidate(item); c == nil {
-		c = us.newCandidate(item, -1)
-	}
-	c.note(source, score, reason)
+	us.candidate(us.items.id(item)).note(source, score, reason)
 }
 
 // candidate returns the user's candidate for item number id, made when
@@ -904,9 +901,11 @@ var arenaPool = sync.Pool{New: func() any {
 // used afterwards.
 func (us *UserScores) recycle() {
 	for _, a := range us.arenas {
-		clear(a.cands[:cap(a.cands)])
-		clear(a.srcs)
-		clear(a.whys)
+		// What lies beyond the used part is still zero.
+		n := len(a.cands)
+		clear(a.cands)
+		clear(a.srcs[:n*candidateSources])
+		clear(a.whys[:n*candidateReasons])
 		a.cands = a.cands[:0]
 		arenaPool.Put(a)
 	}
