@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/recstream/recstream/store"
 )
 
 // readCache keeps what the scorer read of other entities (neighbour
@@ -13,12 +11,12 @@ import (
 // short time, so that the many users of one rescoring batch, and of batches
 // close in time, share one read. The rescored user's own profile is never
 // cached.
-type readCache[V any] struct {
+type readCache[K comparable, V any] struct {
 	mu    sync.Mutex
 	ttl   time.Duration
 	max   int // entries; the cache is dropped when full
 	n     int // entries read per id
-	m     map[string]cachedRead[V]
+	m     map[K]cachedRead[V]
 	swept time.Time // when expired entries were last dropped
 }
 
@@ -27,32 +25,25 @@ type cachedRead[V any] struct {
 	at time.Time
 }
 
-// zsetCache caches sorted sets: neighbour vectors, co-occurrence rows,
-// recent users of items.
-type zsetCache = readCache[[]store.Scored]
+// readCacheMax is the most entries a cache of rows or vectors holds.
+const readCacheMax = 200000
 
-const zsetCacheMax = 200000
-
-func newZsetCache(ttl time.Duration) *zsetCache {
-	return newReadCache[[]store.Scored](ttl, zsetCacheMax)
-}
-
-func newReadCache[V any](ttl time.Duration, max int) *readCache[V] {
-	return &readCache[V]{ttl: ttl, max: max, m: make(map[string]cachedRead[V])}
+func newReadCache[K comparable, V any](ttl time.Duration, max int) *readCache[K, V] {
+	return &readCache[K, V]{ttl: ttl, max: max, m: make(map[K]cachedRead[V])}
 }
 
 // get returns the values of ids, reading the ones missing or expired with
 // fetch (n entries each, for sorted sets); with ttl <= 0 it reads them all.
-func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []string, n int,
-	fetch func(context.Context, []string, int) (map[string]V, error)) (map[string]V, error) {
+func (c *readCache[K, V]) get(ctx context.Context, now time.Time, ids []K, n int,
+	fetch func(context.Context, []K, int) (map[K]V, error)) (map[K]V, error) {
 	if c == nil || c.ttl <= 0 {
 		return fetch(ctx, ids, n)
 	}
-	out := make(map[string]V, len(ids))
-	var miss []string
+	out := make(map[K]V, len(ids))
+	var miss []K
 	c.mu.Lock()
 	if c.n != n {
-		c.m, c.n = make(map[string]cachedRead[V]), n
+		c.m, c.n = make(map[K]cachedRead[V]), n
 	}
 	for _, id := range ids {
 		if z, ok := c.m[id]; ok && now.Sub(z.at) < c.ttl {
@@ -82,7 +73,7 @@ func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []string, n i
 		c.swept = now
 	}
 	if len(c.m)+len(got) > c.max {
-		c.m = make(map[string]cachedRead[V])
+		c.m = make(map[K]cachedRead[V])
 	}
 	for id, v := range got {
 		out[id] = v

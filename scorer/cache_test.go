@@ -23,7 +23,7 @@ func TestZsetCache(t *testing.T) {
 		return out, nil
 	}
 	t0 := time.Unix(1000, 0)
-	c := newZsetCache(time.Second)
+	c := newReadCache[string, []store.Scored](time.Second, readCacheMax)
 	got, _ := c.get(ctx, t0, []string{"a", "b"}, 5, fetch)
 	version = 2
 	got2, _ := c.get(ctx, t0.Add(500*time.Millisecond), []string{"a", "c"}, 5, fetch)
@@ -41,7 +41,7 @@ func TestZsetCache(t *testing.T) {
 	if len(asked) != 4 || got4["a"] == nil {
 		t.Fatalf("a different n must reread: %v", asked)
 	}
-	off := newZsetCache(-1)
+	off := newReadCache[string, []store.Scored](-1, readCacheMax)
 	off.get(ctx, t0, []string{"a"}, 5, fetch)
 	off.get(ctx, t0, []string{"a"}, 5, fetch)
 	if len(asked) != 6 {
@@ -61,7 +61,7 @@ func TestZsetCacheDropsExpired(t *testing.T) {
 		return out, nil
 	}
 	t0 := time.Unix(1000, 0)
-	c := newZsetCache(time.Second)
+	c := newReadCache[string, []store.Scored](time.Second, readCacheMax)
 	c.get(ctx, t0, []string{"a", "b", "c"}, 5, fetch)
 	c.get(ctx, t0.Add(400*time.Millisecond), []string{"d"}, 5, fetch)
 	if len(c.m) != 4 {

@@ -6,30 +6,133 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// chunkItems numbers the items one Score call meets (seeds, co-occurrence
-// rows, neighbour vectors, trending, the users' own items) 0, 1, 2, …, so
-// that the per-user work indexes slices instead of hashing item ids: the
-// rows and vectors one chunk shares are numbered once, and each of the
-// chunk's users then looks up, accumulates and collects candidates by
-// number. The numbers mean nothing outside the call.
-type chunkItems struct {
+// table numbers ids (items, or users) 0, 1, 2, … for as long as it lives,
+// so that the per-user work indexes slices instead of hashing ids, and what
+// is cached of other entities (co-occurrence rows, neighbour vectors, the
+// recent users of items) is numbered once, when it is read, instead of in
+// every Score call that uses it. Numbers only grow; a table is dropped with
+// the caches that hold its numbers (see numbered).
+type table struct {
+	mu    sync.RWMutex
 	ids   map[string]int32
 	names []string
 }
 
-// newChunkItems returns an empty numbering with room for about hint items.
-func newChunkItems(hint int) *chunkItems {
-	return &chunkItems{ids: make(map[string]int32, hint), names: make([]string, 0, hint)}
+func newTable() *table { return &table{ids: make(map[string]int32)} }
+
+// number sets out[i] to the number of names[i], numbering the new ones:
+// one read lock for them all, and the write lock only when some are new.
+func (t *table) number(names []string, out []int32) {
+	missing := false
+	t.mu.RLock()
+	for i, n := range names {
+		id, ok := t.ids[n]
+		if !ok {
+			id, missing = -1, true
+		}
+		out[i] = id
+	}
+	t.mu.RUnlock()
+	if !missing {
+		return
+	}
+	t.mu.Lock()
+	for i, n := range names {
+		if out[i] >= 0 {
+			continue
+		}
+		id, ok := t.ids[n]
+		if !ok {
+			id = int32(len(t.names))
+			t.ids[n] = id
+			t.names = append(t.names, n)
+		}
+		out[i] = id
+	}
+	t.mu.Unlock()
 }
 
-// id returns item's number, giving it the next one when it has none.
-func (c *chunkItems) id(item string) int32 {
-	if id, ok := c.ids[item]; ok {
+// id returns name's number, numbering it when it has none.
+func (t *table) id(name string) int32 {
+	var out [1]int32
+	t.number([]string{name}, out[:])
+	return out[0]
+}
+
+// lookup returns name's number, -1 when it has none.
+func (t *table) lookup(name string) int32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if id, ok := t.ids[name]; ok {
 		return id
 	}
-	id := int32(len(c.names))
-	c.ids[item] = id
-	c.names = append(c.names, item)
+	return -1
+}
+
+// snapshot returns the names numbered so far, by number. Names are only
+// appended, so the slice stays valid while the table grows.
+func (t *table) snapshot() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.names
+}
+
+// namesOf returns the names of numbers ids.
+func (t *table) namesOf(ids []int32) []string {
+	all := t.snapshot()
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = all[id]
+	}
+	return out
+}
+
+func (t *table) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.names)
+}
+
+// defaultMaxNumbered is how many items (or users) a table numbers before
+// it is replaced, with the caches that hold its numbers: it bounds the
+// tables and the scratch slices indexed by item number (about 40 bytes per
+// item and worker).
+const defaultMaxNumbered = 1 << 18
+
+// numbered is what the scorer keeps by number: the item and user tables
+// and the caches whose values hold their numbers. A Score call works with
+// the one current when it starts; when a table has grown past its bound
+// the next call starts a new one, so that a cached value is never read with
+// another table's numbers.
+type numbered struct {
+	items, users *table
+	rows         *readCache[int32, []entry]           // co-occurrence rows, by item
+	itemUsers    *readCache[int32, []int32]           // recent users of items, by item
+	vectors      *readCache[string, *neighbourVector] // neighbour vectors, by user
+	degrees      *readCache[int32, float64]           // item degrees
+}
+
+func newNumbered(opt Options) *numbered {
+	return &numbered{items: newTable(), users: newTable(),
+		rows:      newReadCache[int32, []entry](opt.NeighbourTTL, readCacheMax),
+		itemUsers: newReadCache[int32, []int32](opt.NeighbourTTL, readCacheMax),
+		vectors:   newReadCache[string, *neighbourVector](opt.NeighbourTTL, readCacheMax),
+		degrees:   newReadCache[int32, float64](opt.DegreeTTL, 500000)}
+}
+
+// callItems is one Score call's view of the item table: the names of the
+// numbers it met, refreshed when it numbers a new item.
+type callItems struct {
+	t     *table
+	names []string
+}
+
+// id returns item's number, numbering it when it has none.
+func (c *callItems) id(item string) int32 {
+	id := c.t.id(item)
+	if int(id) >= len(c.names) {
+		c.names = c.t.snapshot()
+	}
 	return id
 }
 
@@ -39,29 +142,43 @@ type entry struct {
 	score float64
 }
 
+// numbers numbers the ids of a sorted set read from the store.
+func (t *table) numbers(z []store.Scored) []int32 {
+	names := make([]string, len(z))
+	for i, x := range z {
+		names[i] = x.ID
+	}
+	ids := make([]int32, len(z))
+	t.number(names, ids)
+	return ids
+}
+
 // entries numbers a sorted set read from the store.
-func (c *chunkItems) entries(z []store.Scored) []entry {
+func (t *table) entries(z []store.Scored) []entry {
+	ids := t.numbers(z)
 	out := make([]entry, len(z))
 	for i, x := range z {
-		out[i] = entry{c.id(x.ID), x.Score}
+		out[i] = entry{ids[i], x.Score}
 	}
 	return out
 }
 
-// scratch is one Score call's per-item working memory, indexed by the
-// chunk's item numbers. Between users every slot is back to zero: each
+// scratch is one Score call's per-item working memory, indexed by item
+// number. Between users every slot is back to zero: each
 // user's pass clears what it set (the candidates it made, the items it
 // touched), so nothing is cleared in full per user.
 type scratch struct {
 	slot  []int32   // candidate of the current user: index+1 in UserScores.list, 0 none
 	best  []float64 // item-kNN: the largest single contribution so far
 	uval  []float64 // user-kNN: the user's normalised weight
-	umark []bool    // user-kNN: the user has the item
+	umark bitset    // user-kNN: the user has the item (tested for every neighbour entry: a bit each keeps it in cache)
 	acc   []float64 // user-kNN: Σ sim·r over the neighbours
 	amark []bool    // user-kNN: acc was touched
 	order []int32   // user-kNN: items in the order first touched
+	deg   []float64 // item-kNN: the degrees of the call's seeds and row items
+	dmark []bool    // deg was set
 
-	// by the call's user numbers
+	// by user number
 	shared []int32 // candidate neighbours: seeds shared with the user
 	vorder []int32 // candidate neighbours in the order first met
 }
@@ -77,8 +194,9 @@ func (sc *scratch) fit(n int) {
 	grow := func(s []float64) []float64 { return append(s, make([]float64, n-len(s))...) }
 	growB := func(s []bool) []bool { return append(s, make([]bool, n-len(s))...) }
 	sc.slot = append(sc.slot, make([]int32, n-len(sc.slot))...)
-	sc.best, sc.uval, sc.acc = grow(sc.best), grow(sc.uval), grow(sc.acc)
-	sc.umark, sc.amark = growB(sc.umark), growB(sc.amark)
+	sc.best, sc.uval, sc.acc, sc.deg = grow(sc.best), grow(sc.uval), grow(sc.acc), grow(sc.deg)
+	sc.amark, sc.dmark = growB(sc.amark), growB(sc.dmark)
+	sc.umark = append(sc.umark, make(bitset, (n+63)/64-len(sc.umark))...)
 }
 
 // fitUsers makes the per-user slices cover n user numbers.
@@ -87,3 +205,10 @@ func (sc *scratch) fitUsers(n int) {
 		sc.shared = append(sc.shared, make([]int32, max(n, 2*len(sc.shared))-len(sc.shared))...)
 	}
 }
+
+// bitset is a set of item numbers.
+type bitset []uint64
+
+func (b bitset) has(id int32) bool { return b[id>>6]&(1<<(id&63)) != 0 }
+func (b bitset) add(id int32)      { b[id>>6] |= 1 << (id & 63) }
+func (b bitset) remove(id int32)   { b[id>>6] &^= 1 << (id & 63) }

@@ -1,12 +1,14 @@
 package scorer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,25 +141,36 @@ type Scorer struct {
 	mu         sync.Mutex
 	trending   []store.Scored
 	trendingAt time.Time
-	degrees    *readCache[float64] // item degrees
 
-	vectors   *zsetCache           // neighbour vectors
-	rows      *zsetCache           // co-occurrence rows
-	itemUsers *readCache[[]string] // recent users of items
+	// The item and user numbers and the caches of other entities' reads
+	// (co-occurrence rows, recent users of items, neighbour vectors, item
+	// degrees) that hold them.
+	num         atomic.Pointer[numbered]
+	maxNumbered int // items or users a numbering holds before it is replaced
 
 	listMu    sync.Mutex
 	listItems map[string]map[string]bool // user -> items of the list last written
-
-	// How many items and users the last Score call numbered: the next
-	// call's maps start that large instead of growing step by step.
-	itemsHint, usersHint atomic.Int64
 }
 
 // New returns a Scorer reading st.
 func New(st Store, opt Options) *Scorer {
 	opt.setDefaults()
-	return &Scorer{st: st, opt: opt, degrees: newReadCache[float64](opt.DegreeTTL, 500000),
-		vectors: newZsetCache(opt.NeighbourTTL), rows: newZsetCache(opt.NeighbourTTL), itemUsers: newReadCache[[]string](opt.NeighbourTTL, zsetCacheMax)}
+	s := &Scorer{st: st, opt: opt, maxNumbered: defaultMaxNumbered}
+	s.num.Store(newNumbered(opt))
+	return s
+}
+
+// numbered returns the numbering a Score call works with, starting a new
+// one when a table has grown past s.maxNumbered.
+func (s *Scorer) numbered() *numbered {
+	nb := s.num.Load()
+	if nb.items.len() <= s.maxNumbered && nb.users.len() <= s.maxNumbered {
+		return nb
+	}
+	if fresh := newNumbered(s.opt); s.num.CompareAndSwap(nb, fresh) {
+		return fresh
+	}
+	return s.num.Load()
 }
 
 // Options returns the effective options.
@@ -232,7 +245,7 @@ type UserScores struct {
 	byItem map[string]*Candidate // built when Candidate is first asked
 	arenas []*candidateArena     // the candidates' memory
 	arena  *candidateArena       // the one being filled
-	items  *chunkItems           // while Score runs: the chunk's item numbers
+	items  *callItems            // while Score runs: the item numbers
 	sc     *scratch              // while Score runs: per-item working memory
 }
 
@@ -350,6 +363,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if err != nil {
 		return nil, err
 	}
+	nb := s.numbered()
 
 	// Seeds: each user's strongest and latest items.
 	seedSet := make(map[string]bool)
@@ -361,27 +375,28 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 	seeds := keys(seedSet)
-	ix := newChunkItems(int(s.itemsHint.Load()))
-	defer func() { s.itemsHint.Store(int64(len(ix.names))) }()
-	for _, sd := range seeds {
-		ix.id(sd)
+	seedIDs := make([]int32, len(seeds))
+	nb.items.number(seeds, seedIDs)
+	seedID := make(map[string]int32, len(seeds))
+	for i, sd := range seeds {
+		seedID[sd] = seedIDs[i]
 	}
 
-	var rows map[string][]store.Scored
-	var itemUsers map[string][]string
+	var rows map[int32][]entry
+	var itemUsers map[int32][]int32
 	now := s.opt.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	if s.opt.WeightItemKNN > 0 {
 		g.Go(func() error {
 			var err error
-			rows, err = s.rows.get(gctx, now, seeds, s.opt.ItemNeighbours, s.st.ItemNeighbours)
+			rows, err = nb.rows.get(gctx, now, seedIDs, s.opt.ItemNeighbours, nb.readRows(s.st))
 			return err
 		})
 	}
 	if s.opt.WeightUserKNN > 0 {
 		g.Go(func() error {
 			var err error
-			itemUsers, err = s.itemUsers.get(gctx, now, seeds, s.opt.UsersPerItem, s.st.ItemUsers)
+			itemUsers, err = nb.itemUsers.get(gctx, now, seedIDs, s.opt.UsersPerItem, nb.readItemUsers(s.st))
 			return err
 		})
 	}
@@ -395,76 +410,64 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	cands := make([][]string, len(profiles))
 	candSet := make(map[string]bool)
 	if s.opt.WeightUserKNN > 0 {
-		// The recent users of the seeds are numbered once per call too.
-		ux := newChunkItems(int(s.usersHint.Load()))
-		defer func() { s.usersHint.Store(int64(len(ux.names))) }()
-		byItem := make(map[string][]int32, len(itemUsers))
-		for _, sd := range seeds {
-			if vs, ok := itemUsers[sd]; ok {
-				ids := make([]int32, len(vs))
-				for i, v := range vs {
-					ids[i] = ux.id(v)
-				}
-				byItem[sd] = ids
-			}
-		}
-		sc.fitUsers(len(ux.names))
+		sc.fitUsers(nb.users.len())
+		names := nb.users.snapshot()
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(p.User, userSeeds[k], byItem, ux, sc)
+			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], seedID, itemUsers, names, sc)
 			for _, v := range cands[k] {
 				candSet[v] = true
 			}
 		}
 	}
-	// The seeds and the items of their rows are numbered first: they are
-	// the items whose degrees item-kNN reads.
-	rowsN := make(map[string][]entry, len(rows))
-	for _, sd := range seeds {
-		if r, ok := rows[sd]; ok {
-			rowsN[sd] = ix.entries(r)
+
+	// The degrees item-kNN needs: of the seeds and the items of their rows.
+	sc.fit(nb.items.len())
+	var degIDs []int32
+	mark := func(id int32) {
+		if !sc.dmark[id] {
+			sc.dmark[id] = true
+			degIDs = append(degIDs, id)
 		}
 	}
-	degItems := append([]string(nil), ix.names...)
-	slices.Sort(degItems)
+	if s.opt.WeightItemKNN > 0 {
+		for _, id := range seedIDs {
+			mark(id)
+			for _, x := range rows[id] {
+				mark(x.id)
+			}
+		}
+	}
+	defer func() {
+		for _, id := range degIDs {
+			sc.deg[id], sc.dmark[id] = 0, false
+		}
+	}()
 
-	var vectors map[string][]store.Scored
-	var degrees map[string]float64
+	var neigh map[string]*neighbourVector
+	var degrees map[int32]float64
 	candList := keys(candSet)
 	g, gctx = errgroup.WithContext(ctx)
 	if len(candList) > 0 {
 		g.Go(func() error {
 			var err error
-			vectors, err = s.vectors.get(gctx, now, candList, s.opt.NeighbourItems, s.st.UserVectors)
+			neigh, err = nb.vectors.get(gctx, now, candList, s.opt.NeighbourItems, s.readVectors(nb))
 			return err
 		})
 	}
-	if s.opt.WeightItemKNN > 0 {
+	if len(degIDs) > 0 {
 		g.Go(func() error {
 			var err error
-			degrees, err = s.itemDegrees(gctx, degItems)
+			degrees, err = nb.degrees.get(gctx, now, degIDs, 0, nb.readDegrees(s.st))
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	for _, id := range degIDs {
+		sc.deg[id] = degrees[id]
+	}
 
-	// degItems are the items numbered 0 … len(degItems)-1.
-	deg := make([]float64, len(degItems))
-	for id := range deg {
-		deg[id] = degrees[ix.names[id]]
-	}
-	neigh := make(map[string]*neighbourVector, len(vectors))
-	for _, v := range candList {
-		if vec, ok := vectors[v]; ok {
-			nv := s.neighbourVector(vec)
-			nv.ids = make([]int32, len(nv.entries))
-			for i, x := range nv.entries {
-				nv.ids[i] = ix.id(x.ID)
-			}
-			neigh[v] = &nv
-		}
-	}
 	trendMax := 0.0
 	if len(trending) > 0 {
 		trendMax = trending[0].Score
@@ -472,17 +475,34 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	var trendIDs []int32
 	var trendWhy []string
 	if s.opt.WeightTrending > 0 && trendMax > 0 {
-		for _, t := range trending {
-			trendIDs = append(trendIDs, ix.id(t.ID))
+		names := make([]string, len(trending))
+		for i, t := range trending {
+			names[i] = t.ID
 			trendWhy = append(trendWhy, s.trendingReason(t.ID))
 		}
+		trendIDs = make([]int32, len(trending))
+		nb.items.number(names, trendIDs)
 	}
+	// The users' own items, numbered for user-kNN.
+	userIDs := make([][]int32, len(profiles))
+	if s.opt.WeightUserKNN > 0 {
+		for k, p := range profiles {
+			names := make([]string, len(p.Items))
+			for i, it := range p.Items {
+				names[i] = it.ID
+			}
+			userIDs[k] = make([]int32, len(names))
+			nb.items.number(names, userIDs[k])
+		}
+	}
+	ci := &callItems{t: nb.items, names: nb.items.snapshot()}
+	sc.fit(len(ci.names))
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
-		us := UserScores{Profile: p, items: ix, sc: sc}
+		us := UserScores{Profile: p, items: ci, sc: sc}
 		if len(p.Items) > 0 {
-			s.itemKNN(&us, userSeeds[k], rowsN, deg)
-			s.userKNN(&us, cands[k], neigh)
+			s.itemKNN(&us, userSeeds[k], seedID, rows)
+			s.userKNN(&us, userIDs[k], cands[k], neigh)
 			s.easeScores(&us)
 			s.content(&us)
 		}
@@ -494,6 +514,75 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		out[k] = us
 	}
 	return out, nil
+}
+
+// readRows reads co-occurrence rows and numbers their items.
+func (nb *numbered) readRows(st Store) func(context.Context, []int32, int) (map[int32][]entry, error) {
+	return func(ctx context.Context, ids []int32, n int) (map[int32][]entry, error) {
+		names := nb.items.namesOf(ids)
+		got, err := st.ItemNeighbours(ctx, names, n)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int32][]entry, len(ids))
+		for i, id := range ids {
+			if z, ok := got[names[i]]; ok {
+				out[id] = nb.items.entries(z)
+			}
+		}
+		return out, nil
+	}
+}
+
+// readItemUsers reads the recent users of items and numbers them.
+func (nb *numbered) readItemUsers(st Store) func(context.Context, []int32, int) (map[int32][]int32, error) {
+	return func(ctx context.Context, ids []int32, n int) (map[int32][]int32, error) {
+		names := nb.items.namesOf(ids)
+		got, err := st.ItemUsers(ctx, names, n)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int32][]int32, len(ids))
+		for i, id := range ids {
+			if vs, ok := got[names[i]]; ok {
+				out[id] = make([]int32, len(vs))
+				nb.users.number(vs, out[id])
+			}
+		}
+		return out, nil
+	}
+}
+
+// readDegrees reads item degrees.
+func (nb *numbered) readDegrees(st Store) func(context.Context, []int32, int) (map[int32]float64, error) {
+	return func(ctx context.Context, ids []int32, _ int) (map[int32]float64, error) {
+		names := nb.items.namesOf(ids)
+		got, err := st.ItemDegrees(ctx, names)
+		if err != nil {
+			return nil, fmt.Errorf("reading degrees: %w", err)
+		}
+		out := make(map[int32]float64, len(ids))
+		for i, id := range ids {
+			out[id] = got[names[i]]
+		}
+		return out, nil
+	}
+}
+
+// readVectors reads neighbour vectors, normalises and numbers them.
+func (s *Scorer) readVectors(nb *numbered) func(context.Context, []string, int) (map[string]*neighbourVector, error) {
+	return func(ctx context.Context, users []string, n int) (map[string]*neighbourVector, error) {
+		got, err := s.st.UserVectors(ctx, users, n)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]*neighbourVector, len(got))
+		for v, vec := range got {
+			nv := s.neighbourVector(vec, nb.items)
+			out[v] = &nv
+		}
+		return out, nil
+	}
 }
 
 // release clears what the user's pass left in the scratch memory and
@@ -592,24 +681,22 @@ func (s *Scorer) Seeds(p store.Profile) []store.Scored {
 	return out
 }
 
-func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][]entry, deg []float64) {
+// itemKNN scores the items of the seeds' co-occurrence rows (rows, by the
+// seeds' numbers seedID); the scratch holds the degrees of the seeds and of
+// the rows' items.
+func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, seedID map[string]int32, rows map[int32][]entry) {
 	if s.opt.WeightItemKNN <= 0 {
 		return
 	}
-	degree := func(id int32) float64 {
-		if int(id) < len(deg) {
-			return deg[id]
-		}
-		return 0
-	}
-	us.sc.fit(len(us.items.names))
+	deg := us.sc.deg
 	best := us.sc.best // the largest single contribution so far, per item
 	for _, seed := range seeds {
 		a := seed.Score
-		nj := degree(us.items.id(seed.ID))
+		sid := seedID[seed.ID]
+		nj := deg[sid]
 		why := "" // built once per seed, when first needed
-		for _, x := range rows[seed.ID] {
-			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, degree(x.id), nj, s.opt.Shrinkage)
+		for _, x := range rows[sid] {
+			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue
 			}
@@ -631,17 +718,13 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, rows map[string][
 	}
 }
 
-// candidateUsers returns the CandidateUsers users (user excepted) who share
-// the most seeds with user, by their numbers in ux: itemUsers holds each
-// seed's recent users.
-func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map[string][]int32, ux *chunkItems, sc *scratch) []string {
-	self, ok := ux.ids[user]
-	if !ok {
-		self = -1
-	}
+// candidateUsers returns the CandidateUsers users (the user, number self,
+// excepted) who share the most seeds with the user: itemUsers holds each
+// seed's recent users by number (seeds by seedID), names the users' names.
+func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[string]int32, itemUsers map[int32][]int32, names []string, sc *scratch) []string {
 	order := sc.vorder[:0]
 	for _, it := range seeds {
-		for _, v := range itemUsers[it.ID] {
+		for _, v := range itemUsers[seedID[it.ID]] {
 			if v == self {
 				continue
 			}
@@ -657,7 +740,7 @@ func (s *Scorer) candidateUsers(user string, seeds []store.Scored, itemUsers map
 	}
 	vs := make([]ov, len(order))
 	for i, v := range order {
-		vs[i] = ov{ux.names[v], sc.shared[v]}
+		vs[i] = ov{names[v], sc.shared[v]}
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
@@ -694,17 +777,20 @@ func NormalisedVector(items []store.Scored) map[string]float64 {
 }
 
 // neighbourVector is a candidate neighbour's vector as NormalisedVector
-// gives it, as a slice (iterated for every user that meets it, which a map
-// made the scorer's largest cost), its Euclidean norm, and the map form
-// only where Pearson needs it.
+// gives it, by item number: two flat slices, since every user that meets
+// the neighbour iterates them (a map made this the scorer's largest cost,
+// and entries with their item names tripled the memory read); its
+// Euclidean norm, and the map form only where Pearson needs it.
 type neighbourVector struct {
-	entries []store.Scored
-	ids     []int32 // the entries' item numbers in the Score call
-	norm    float64
-	m       map[string]float64 // nil unless UserSimilarity is pearson
+	ids  []int32   // item numbers (numbered's item table)
+	vals []float64 // normalised weights
+	norm float64
+	m    map[string]float64 // nil unless UserSimilarity is pearson
 }
 
-func (s *Scorer) neighbourVector(items []store.Scored) neighbourVector {
+// neighbourVector normalises a user vector read from the store and numbers
+// its items in t.
+func (s *Scorer) neighbourVector(items []store.Scored, t *table) neighbourVector {
 	maxW := 0.0
 	for _, it := range items {
 		maxW = max(maxW, it.Score)
@@ -713,11 +799,12 @@ func (s *Scorer) neighbourVector(items []store.Scored) neighbourVector {
 	if maxW <= 0 {
 		return nv
 	}
-	nv.entries = make([]store.Scored, len(items))
+	nv.ids = t.numbers(items)
+	nv.vals = make([]float64, len(items))
 	var ss float64
 	for i, it := range items {
 		x := it.Score / maxW
-		nv.entries[i] = store.Scored{ID: it.ID, Score: x}
+		nv.vals[i] = x
 		ss += x * x
 	}
 	nv.norm = math.Sqrt(ss)
@@ -728,8 +815,8 @@ func (s *Scorer) neighbourVector(items []store.Scored) neighbourVector {
 }
 
 // userKNN scores the user's neighbours among cands, whose vectors neigh
-// holds.
-func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neighbourVector) {
+// holds; uids are the numbers of the user's items.
+func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []string, neigh map[string]*neighbourVector) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
@@ -740,25 +827,24 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neigh
 	}
 	// The user's vector as NormalisedVector gives it, by item number.
 	items := us.Profile.Items
-	uids := make([]int32, len(items))
 	maxW := 0.0
-	for i, it := range items {
-		uids[i] = us.items.id(it.ID)
+	for _, it := range items {
 		maxW = max(maxW, it.Score)
 	}
 	sc := us.sc
-	sc.fit(len(us.items.names))
 	var ss float64
 	if maxW > 0 {
 		for i, it := range items {
 			x := it.Score / maxW
-			sc.uval[uids[i]], sc.umark[uids[i]] = x, true
+			sc.uval[uids[i]] = x
+			sc.umark.add(uids[i])
 			ss += x * x
 		}
 	}
 	defer func() {
 		for _, id := range uids {
-			sc.uval[id], sc.umark[id] = 0, false
+			sc.uval[id] = 0
+			sc.umark.remove(id)
 		}
 	}()
 	nu := math.Sqrt(ss)
@@ -779,16 +865,16 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neigh
 			sim = Pearson(u, vec.m)
 			if s.opt.Shrinkage > 0 {
 				for _, id := range vec.ids {
-					if sc.umark[id] {
+					if sc.umark.has(id) {
 						common++
 					}
 				}
 			}
 		} else {
 			var dot float64
-			for i, x := range vec.entries {
-				if id := vec.ids[i]; sc.umark[id] {
-					dot += x.Score * sc.uval[id]
+			for i, id := range vec.ids {
+				if sc.umark.has(id) {
+					dot += vec.vals[i] * sc.uval[id]
 					common++
 				}
 			}
@@ -803,11 +889,11 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neigh
 			nbs = append(nbs, nb{v, sim, vec})
 		}
 	}
-	sort.Slice(nbs, func(a, b int) bool {
-		if nbs[a].sim != nbs[b].sim {
-			return nbs[a].sim > nbs[b].sim
+	slices.SortFunc(nbs, func(a, b nb) int {
+		if a.sim != b.sim {
+			return cmp.Compare(b.sim, a.sim)
 		}
-		return nbs[a].id < nbs[b].id
+		return strings.Compare(a.id, b.id)
 	})
 	if len(nbs) > s.opt.Neighbours {
 		nbs = nbs[:s.opt.Neighbours]
@@ -817,13 +903,12 @@ func (s *Scorer) userKNN(us *UserScores, cands []string, neigh map[string]*neigh
 	order := sc.order[:0]
 	for _, n := range nbs {
 		den += math.Abs(n.sim)
-		for i, x := range n.vec.entries {
-			id := n.vec.ids[i]
+		for i, id := range n.vec.ids {
 			if !sc.amark[id] {
 				sc.amark[id] = true
 				order = append(order, id)
 			}
-			sc.acc[id] += n.sim * x.Score
+			sc.acc[id] += n.sim * n.vec.vals[i]
 		}
 	}
 	for _, id := range order {
@@ -845,7 +930,7 @@ func (us *UserScores) setReason(item, source string, score float64, reason strin
 // there is none (only while Score runs).
 func (us *UserScores) candidate(id int32) *Candidate {
 	if int(id) >= len(us.sc.slot) {
-		us.sc.fit(len(us.items.names))
+		us.sc.fit(max(int(id)+1, len(us.items.names)))
 	}
 	if k := us.sc.slot[id]; k > 0 {
 		return us.list[k-1]
@@ -941,17 +1026,6 @@ func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {
 	}
 	s.trending, s.trendingAt = tr, now
 	return tr, nil
-}
-
-// itemDegrees returns item degrees, from a short-lived cache where possible.
-func (s *Scorer) itemDegrees(ctx context.Context, items []string) (map[string]float64, error) {
-	got, err := s.degrees.get(ctx, s.opt.Now(), items, 0, func(ctx context.Context, items []string, _ int) (map[string]float64, error) {
-		return s.st.ItemDegrees(ctx, items)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading degrees: %w", err)
-	}
-	return got, nil
 }
 
 func keys(m map[string]bool) []string {

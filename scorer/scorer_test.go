@@ -3,6 +3,7 @@ package scorer_test
 import (
 	"context"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"testing"
@@ -243,5 +244,41 @@ func TestSeedsBoostRecentItems(t *testing.T) {
 		if got[i].ID != want[i].ID || !relClose(got[i].Score, want[i].Score) {
 			t.Fatalf("seeds %v, want %v", got, want)
 		}
+	}
+}
+
+// When its item or user numbering grows past its bound, the scorer starts
+// a new one with empty caches: the lists are still those of a scorer that
+// never did, call after call.
+func TestNewNumberingKeepsLists(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	opt := wide("cosine")
+	opt.WeightTrending, opt.TrendingSize, opt.TopN = 0.1, 50, 15
+	want, err := scorer.New(f.st, opt).Recommend(ctx, f.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scorer.New(f.st, opt)
+	scorer.SetMaxNumbered(sc, 10)
+	numberings := map[any]bool{}
+	for round := range 2 {
+		var got []store.List
+		for i := 0; i < len(f.users); i += 7 {
+			numberings[scorer.Numbering(sc)] = true
+			l, err := sc.Recommend(ctx, f.users[i:min(i+7, len(f.users))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, l...)
+		}
+		for k := range want {
+			if !reflect.DeepEqual(got[k].Items, want[k].Items) {
+				t.Fatalf("round %d, user %s:\n got %+v\nwant %+v", round, want[k].User, got[k].Items, want[k].Items)
+			}
+		}
+	}
+	if len(numberings) < 3 {
+		t.Fatalf("%d numberings used; the bound of 10 should have replaced it in every call", len(numberings))
 	}
 }
