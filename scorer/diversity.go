@@ -1,6 +1,9 @@
 package scorer
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // ranked returns up to n of the user's candidates, best first, after the
 // filters: purchased items, seen items when ExcludeSeen, items the catalog
@@ -17,13 +20,9 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 			seen[it.ID] = true
 		}
 	}
-	cands := make([]*Candidate, 0, len(us.list))
-	for _, c := range us.list {
+	excluded := func(c *Candidate) bool {
 		id := c.Item
-		if us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id) {
-			continue
-		}
-		cands = append(cands, c)
+		return us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id)
 	}
 	better := func(a, b *Candidate) bool {
 		if a.Score != b.Score {
@@ -32,7 +31,30 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		return a.Item < b.Item
 	}
 	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
-	if !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil) {
+	plain := !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil)
+	if m := n + len(us.Profile.Purchased) + len(seen) + len(unavailable); plain && len(us.list) > 2*m {
+		// Rank first and filter only the best m: when n of them pass, they
+		// are the n best that pass, and the thousands of other candidates
+		// are never looked up in the filters. Otherwise (the catalog
+		// filtered more) filter all.
+		top := topK(slices.Clone(us.list), m, better)
+		out := top[:0]
+		for _, c := range top {
+			if !excluded(c) {
+				out = append(out, c)
+			}
+		}
+		if len(out) >= n {
+			return out[:n]
+		}
+	}
+	cands := make([]*Candidate, 0, len(us.list))
+	for _, c := range us.list {
+		if !excluded(c) {
+			cands = append(cands, c)
+		}
+	}
+	if plain {
 		return topK(cands, n, better)
 	}
 	// The new-arrival candidates come from all candidates, ranked by their

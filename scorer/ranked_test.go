@@ -1,0 +1,71 @@
+package scorer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/recstream/recstream/store"
+)
+
+// ranked gives the n best candidates that pass the filters, the same as
+// filtering every candidate and sorting them, whether the purchased and
+// unavailable items are few (only the best few are filtered) or many
+// among the best (every candidate is filtered).
+func TestRankedMatchesFilterAllThenSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := New(nil, Options{TopN: 20})
+	for trial := range 200 {
+		var us UserScores
+		nc := 1 + rng.IntN(600)
+		for i := range nc {
+			// Coarse scores, so that ties are broken by item.
+			us.list = append(us.list, &Candidate{Item: fmt.Sprintf("i%04d", i), Score: float64(rng.IntN(50))})
+		}
+		us.Profile = store.Profile{Purchased: map[string]bool{}}
+		unavailable := map[string]bool{}
+		excl := rng.IntN(nc + 1)
+		if trial%2 == 0 {
+			excl = rng.IntN(10)
+		}
+		for range excl {
+			it := us.list[rng.IntN(nc)].Item
+			if rng.IntN(2) == 0 {
+				us.Profile.Purchased[it] = true
+			} else {
+				unavailable[it] = true
+			}
+		}
+		n := 1 + rng.IntN(30)
+		var want []*Candidate
+		for _, c := range us.list {
+			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] {
+				want = append(want, c)
+			}
+		}
+		slices.SortFunc(want, func(a, b *Candidate) int {
+			if a.Score != b.Score {
+				if a.Score > b.Score {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.Item, b.Item)
+		})
+		want = want[:min(n, len(want))]
+		got := s.ranked(us, unavailable, n)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d (%d candidates, %d excluded, n %d):\n got %v\nwant %v", trial, nc, excl, n, items(got), items(want))
+		}
+	}
+}
+
+func items(cs []*Candidate) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = fmt.Sprintf("%s:%g", c.Item, c.Score)
+	}
+	return out
+}
