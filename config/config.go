@@ -303,7 +303,7 @@ type ScorerConfig struct {
 	// NeighbourTTL is how long the scorer reuses what it read of other
 	// users and items (neighbour vectors, co-occurrence rows, recent users
 	// and degrees of items) across the users it rescores; 0 rereads them
-	// every time.
+	// every time. An erasure's rescoring waits at least this long.
 	NeighbourTTL time.Duration `yaml:"neighbour_ttl"`
 	// EASELambda is the L2 regularisation of the EASE item model.
 	EASELambda float64 `yaml:"ease_lambda"`
@@ -350,7 +350,7 @@ func (s *ScorerConfig) SetDefaults() {
 		Workers:         8,
 		ModelName:       "hybrid-v1",
 		TrendingRefresh: time.Second,
-		NeighbourTTL:    time.Second,
+		NeighbourTTL:    5 * time.Second,
 		EASELambda:      300,
 		EASEMaxItems:    2000,
 		EASERefresh:     10 * time.Minute,

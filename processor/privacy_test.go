@@ -278,3 +278,49 @@ func TestPseudonymizedIDs(t *testing.T) {
 		t.Errorf("forget: %+v", out)
 	}
 }
+
+// Scoring processes reuse other users' vectors for scorer.neighbour_ttl:
+// the neighbours of an erased user are queued for rescoring only once
+// every read from before the erasure has expired, even with no settle
+// pass configured; without rescoring there is no wait.
+func TestForgetRescoresAfterNeighbourReuse(t *testing.T) {
+	const reuse = 1500 * time.Millisecond
+	pl := startPrivacyPipeline(t, 2, func(c *config.Config) {
+		c.Privacy.ForgetTombstoneTTL = time.Second
+		c.Privacy.ForgetSettle = 0
+		c.Scorer.NeighbourTTL = reuse
+	})
+	now := time.Now().UnixMilli()
+	var evs []event.Event
+	for _, u := range []string{"u1", "u2", "u3", "u4"} {
+		for k := 0; k < 3; k++ {
+			evs = append(evs, event.Event{UserID: u, ItemID: fmt.Sprintf("i%d", k), Type: event.Click, TS: now + int64(k)})
+		}
+	}
+	pl.produce(evs...)
+	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+	ctx := context.Background()
+	start := time.Now()
+	var queued []string
+	var after time.Duration
+	out, err := pl.p.Forget(ctx, "u1", "test", "", func(_ context.Context, users []string) error {
+		queued, after = users, time.Since(start)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Refreshed != 3 || len(queued) != 3 {
+		t.Fatalf("neighbours queued: %v (%+v), want u2, u3, u4", queued, out)
+	}
+	if after < reuse {
+		t.Fatalf("neighbours queued %v after the erasure began, before neighbour_ttl %v", after, reuse)
+	}
+	start = time.Now()
+	if _, err := pl.p.Forget(ctx, "u2", "test", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= reuse {
+		t.Fatalf("an erasure without rescoring waited %v", d)
+	}
+}

@@ -169,10 +169,18 @@ type ForgetOutcome struct {
 func (p *Processor) Forget(ctx context.Context, user, source, request string, refresh func(ctx context.Context, users []string) error) (ForgetOutcome, error) {
 	id := p.pseudo.ID(user)
 	pc := p.Config.Privacy
+	// A scoring process may hold the erased user's vector, or them among
+	// an item's recent users, for scorer.neighbour_ttl after reading it:
+	// the settle pass waits at least that long, so that when the refresh
+	// requests go out no read from before the erasure is still served.
+	settle := pc.ForgetSettle
+	if refresh != nil {
+		settle = max(settle, p.Config.Scorer.NeighbourTTL)
+	}
 	res, err := p.Store.Forget(ctx, id, store.ForgetOptions{
 		TombstoneTTL: pc.ForgetTombstoneTTL,
 		Sweep:        pc.ForgetSweep,
-		Settle:       pc.ForgetSettle,
+		Settle:       settle,
 		Source:       source,
 		Request:      request,
 	})

@@ -123,7 +123,7 @@ func (o *Options) setDefaults() {
 		o.DegreeTTL = 10 * time.Second
 	}
 	if o.NeighbourTTL == 0 {
-		o.NeighbourTTL = time.Second
+		o.NeighbourTTL = 5 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
