@@ -32,37 +32,12 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	}
 	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
 	plain := !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil)
-	if m := n + len(us.Profile.Purchased) + len(seen) + len(unavailable); plain && len(us.list) > 2*m {
-		// Rank first and filter only the best m: when n of them pass, they
-		// are the n best that pass, and the thousands of other candidates
-		// are never looked up in the filters. Otherwise (the catalog
-		// filtered more) filter all.
-		top := topK(slices.Clone(us.list), m, better)
-		out := top[:0]
-		for _, c := range top {
-			if !excluded(c) {
-				out = append(out, c)
-			}
-		}
-		if len(out) >= n {
-			return out[:n]
-		}
-	}
-	cands := make([]*Candidate, 0, len(us.list))
-	for _, c := range us.list {
-		if !excluded(c) {
-			cands = append(cands, c)
-		}
-	}
-	if plain {
-		return topK(cands, n, better)
-	}
 	// The new-arrival candidates come from all candidates, ranked by their
 	// new-arrival score, then as the list ranks them.
 	var fresh []*Candidate
-	if s.opt.NewSlots > 0 && s.opt.WeightNew > 0 {
-		for _, c := range cands {
-			if c.Sources.Of(SourceNew) >= NewMinScore {
+	if slotsOn {
+		for _, c := range us.list {
+			if c.Sources.Of(SourceNew) >= NewMinScore && !excluded(c) {
 				fresh = append(fresh, c)
 			}
 		}
@@ -74,15 +49,41 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 			return better(fresh[a], fresh[b])
 		})
 	}
-	// Usually the best few times n candidates fill the list, even with
-	// the diversity cap skipping some: rank only those (a bounded heap),
-	// and all of them only when they fall short.
-	if m := 4*n + s.opt.NewSlots; len(cands) > 2*m {
-		all := append([]*Candidate(nil), cands...)
-		if out, slots := s.place(topK(cands, m, better), fresh, n); len(out) == n {
-			return markSlots(out, slots)
+	// Usually the best few times n candidates fill the list, even after
+	// the filters and the diversity cap skip some: rank only those (a
+	// bounded heap) and look only them up in the filters. The filtered
+	// best m are then the head of the filtered ranking of all candidates,
+	// so when they fill the list it is the list all of them would give;
+	// otherwise every candidate is filtered and ranked.
+	m := n + len(us.Profile.Purchased) + len(seen) + len(unavailable)
+	if !plain {
+		m += 3*n + s.opt.NewSlots
+	}
+	if len(us.list) > 2*m {
+		top := topK(slices.Clone(us.list), m, better)
+		kept := top[:0]
+		for _, c := range top {
+			if !excluded(c) {
+				kept = append(kept, c)
+			}
 		}
-		cands = all
+		if len(kept) >= n {
+			if plain {
+				return kept[:n]
+			}
+			if out, slots := s.place(kept, fresh, n); len(out) == n {
+				return markSlots(out, slots)
+			}
+		}
+	}
+	cands := make([]*Candidate, 0, len(us.list))
+	for _, c := range us.list {
+		if !excluded(c) {
+			cands = append(cands, c)
+		}
+	}
+	if plain {
+		return topK(cands, n, better)
 	}
 	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
 	return markSlots(s.place(cands, fresh, n))

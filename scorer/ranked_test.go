@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/store"
 )
 
@@ -68,4 +69,77 @@ func items(cs []*Candidate) []string {
 		out[i] = fmt.Sprintf("%s:%g", c.Item, c.Score)
 	}
 	return out
+}
+
+// The same with the diversity cap and new-arrival slots: ranking and
+// filtering the best few gives the list that filtering, ranking and
+// placing every candidate gives.
+func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 200 {
+		idx := catalog.NewIndex()
+		nc := 1 + rng.IntN(600)
+		var us UserScores
+		for i := range nc {
+			id := fmt.Sprintf("i%04d", i)
+			idx.Put(catalog.Item{ID: id, Category: fmt.Sprintf("c%d", rng.IntN(8)), Available: rng.IntN(20) > 0})
+			c := &Candidate{Item: id, Score: float64(rng.IntN(50))}
+			if rng.IntN(10) == 0 {
+				c.Sources = SourceScores{{SourceNew, 0.4 + rng.Float64()/2}}
+			}
+			us.list = append(us.list, c)
+		}
+		us.Profile = store.Profile{Purchased: map[string]bool{}}
+		unavailable := map[string]bool{}
+		excl := rng.IntN(nc + 1)
+		if trial%2 == 0 {
+			excl = rng.IntN(10)
+		}
+		for range excl {
+			it := us.list[rng.IntN(nc)].Item
+			if rng.IntN(2) == 0 {
+				us.Profile.Purchased[it] = true
+			} else {
+				unavailable[it] = true
+			}
+		}
+		s := New(nil, Options{TopN: 20, MaxPerCategory: 1 + rng.IntN(4), NewSlots: rng.IntN(3), WeightNew: 0.3, Catalog: idx})
+		n := 1 + rng.IntN(30)
+		var all []*Candidate
+		for _, c := range us.list {
+			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] && idx.Available(c.Item) {
+				all = append(all, c)
+			}
+		}
+		better := func(a, b *Candidate) int {
+			if a.Score != b.Score {
+				if a.Score > b.Score {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.Item, b.Item)
+		}
+		var fresh []*Candidate
+		for _, c := range all {
+			if c.Sources.Of(SourceNew) >= NewMinScore {
+				fresh = append(fresh, c)
+			}
+		}
+		slices.SortFunc(fresh, func(a, b *Candidate) int {
+			if x, y := a.Sources.Of(SourceNew), b.Sources.Of(SourceNew); x != y {
+				if x > y {
+					return -1
+				}
+				return 1
+			}
+			return better(a, b)
+		})
+		slices.SortFunc(all, better)
+		want, _ := s.place(all, fresh, n)
+		got := s.ranked(us, unavailable, n)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d (%d candidates, %d excluded, n %d):\n got %v\nwant %v", trial, nc, excl, n, items(got), items(want))
+		}
+	}
 }
