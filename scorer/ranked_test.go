@@ -25,20 +25,7 @@ func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 			// Coarse scores, so that ties are broken by item.
 			us.list = append(us.list, &Candidate{Item: fmt.Sprintf("i%04d", i), Score: float64(rng.IntN(50))})
 		}
-		us.Profile = store.Profile{Purchased: map[string]bool{}}
-		unavailable := map[string]bool{}
-		excl := rng.IntN(nc + 1)
-		if trial%2 == 0 {
-			excl = rng.IntN(10)
-		}
-		for range excl {
-			it := us.list[rng.IntN(nc)].Item
-			if rng.IntN(2) == 0 {
-				us.Profile.Purchased[it] = true
-			} else {
-				unavailable[it] = true
-			}
-		}
+		unavailable, excl := exclude(rng, &us, trial)
 		n := 1 + rng.IntN(30)
 		var want []*Candidate
 		for _, c := range us.list {
@@ -46,21 +33,44 @@ func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 				want = append(want, c)
 			}
 		}
-		slices.SortFunc(want, func(a, b *Candidate) int {
-			if a.Score != b.Score {
-				if a.Score > b.Score {
-					return -1
-				}
-				return 1
-			}
-			return strings.Compare(a.Item, b.Item)
-		})
+		slices.SortFunc(want, byScore)
 		want = want[:min(n, len(want))]
 		got := s.ranked(us, unavailable, n)
 		if !slices.Equal(got, want) {
 			t.Fatalf("trial %d (%d candidates, %d excluded, n %d):\n got %v\nwant %v", trial, nc, excl, n, items(got), items(want))
 		}
 	}
+}
+
+// exclude marks random candidates of us purchased or unavailable (the
+// returned set): a few in even trials, up to all of them in odd ones.
+func exclude(rng *rand.Rand, us *UserScores, trial int) (unavailable map[string]bool, n int) {
+	us.Profile = store.Profile{Purchased: map[string]bool{}}
+	unavailable = map[string]bool{}
+	n = rng.IntN(len(us.list) + 1)
+	if trial%2 == 0 {
+		n = rng.IntN(10)
+	}
+	for range n {
+		it := us.list[rng.IntN(len(us.list))].Item
+		if rng.IntN(2) == 0 {
+			us.Profile.Purchased[it] = true
+		} else {
+			unavailable[it] = true
+		}
+	}
+	return unavailable, n
+}
+
+// byScore is the lists' order: score descending, then item.
+func byScore(a, b *Candidate) int {
+	if a.Score != b.Score {
+		if a.Score > b.Score {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.Item, b.Item)
 }
 
 func items(cs []*Candidate) []string {
@@ -89,20 +99,7 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 			}
 			us.list = append(us.list, c)
 		}
-		us.Profile = store.Profile{Purchased: map[string]bool{}}
-		unavailable := map[string]bool{}
-		excl := rng.IntN(nc + 1)
-		if trial%2 == 0 {
-			excl = rng.IntN(10)
-		}
-		for range excl {
-			it := us.list[rng.IntN(nc)].Item
-			if rng.IntN(2) == 0 {
-				us.Profile.Purchased[it] = true
-			} else {
-				unavailable[it] = true
-			}
-		}
+		unavailable, excl := exclude(rng, &us, trial)
 		s := New(nil, Options{TopN: 20, MaxPerCategory: 1 + rng.IntN(4), NewSlots: rng.IntN(3), WeightNew: 0.3, Catalog: idx})
 		n := 1 + rng.IntN(30)
 		var all []*Candidate
@@ -110,15 +107,6 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] && idx.Available(c.Item) {
 				all = append(all, c)
 			}
-		}
-		better := func(a, b *Candidate) int {
-			if a.Score != b.Score {
-				if a.Score > b.Score {
-					return -1
-				}
-				return 1
-			}
-			return strings.Compare(a.Item, b.Item)
 		}
 		var fresh []*Candidate
 		for _, c := range all {
@@ -133,9 +121,9 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 				}
 				return 1
 			}
-			return better(a, b)
+			return byScore(a, b)
 		})
-		slices.SortFunc(all, better)
+		slices.SortFunc(all, byScore)
 		want, _ := s.place(all, fresh, n)
 		got := s.ranked(us, unavailable, n)
 		if !slices.Equal(got, want) {
