@@ -41,22 +41,31 @@ func (t *table) number(names []string, out []int32) {
 		if out[i] >= 0 {
 			continue
 		}
-		id, ok := t.ids[n]
-		if !ok {
-			id = int32(len(t.names))
-			t.ids[n] = id
-			t.names = append(t.names, n)
-		}
-		out[i] = id
+		out[i] = t.numberLocked(n)
 	}
 	t.mu.Unlock()
 }
 
+// numberLocked returns name's number, numbering it when it has none; the
+// caller holds the write lock.
+func (t *table) numberLocked(name string) int32 {
+	if id, ok := t.ids[name]; ok {
+		return id
+	}
+	id := int32(len(t.names))
+	t.ids[name] = id
+	t.names = append(t.names, name)
+	return id
+}
+
 // id returns name's number, numbering it when it has none.
 func (t *table) id(name string) int32 {
-	var out [1]int32
-	t.number([]string{name}, out[:])
-	return out[0]
+	if id := t.lookup(name); id >= 0 {
+		return id
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.numberLocked(name)
 }
 
 // lookup returns name's number, -1 when it has none.

@@ -475,24 +475,16 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	var trendIDs []int32
 	var trendWhy []string
 	if s.opt.WeightTrending > 0 && trendMax > 0 {
-		names := make([]string, len(trending))
-		for i, t := range trending {
-			names[i] = t.ID
+		for _, t := range trending {
 			trendWhy = append(trendWhy, s.trendingReason(t.ID))
 		}
-		trendIDs = make([]int32, len(trending))
-		nb.items.number(names, trendIDs)
+		trendIDs = nb.items.numbers(trending)
 	}
 	// The users' own items, numbered for user-kNN.
 	userIDs := make([][]int32, len(profiles))
 	if s.opt.WeightUserKNN > 0 {
 		for k, p := range profiles {
-			names := make([]string, len(p.Items))
-			for i, it := range p.Items {
-				names[i] = it.ID
-			}
-			userIDs[k] = make([]int32, len(names))
-			nb.items.number(names, userIDs[k])
+			userIDs[k] = nb.items.numbers(p.Items)
 		}
 	}
 	ci := &callItems{t: nb.items, names: nb.items.snapshot()}
@@ -516,57 +508,50 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	return out, nil
 }
 
-// readRows reads co-occurrence rows and numbers their items.
-func (nb *numbered) readRows(st Store) func(context.Context, []int32, int) (map[int32][]entry, error) {
-	return func(ctx context.Context, ids []int32, n int) (map[int32][]entry, error) {
-		names := nb.items.namesOf(ids)
-		got, err := st.ItemNeighbours(ctx, names, n)
+// readByNumber returns a cache fetch for items by number: it reads the
+// items by name with read and keeps conv of what was found.
+func readByNumber[V, W any](items *table, read func(context.Context, []string, int) (map[string]V, error),
+	conv func(V) W) func(context.Context, []int32, int) (map[int32]W, error) {
+	return func(ctx context.Context, ids []int32, n int) (map[int32]W, error) {
+		names := items.namesOf(ids)
+		got, err := read(ctx, names, n)
 		if err != nil {
 			return nil, err
 		}
-		out := make(map[int32][]entry, len(ids))
+		out := make(map[int32]W, len(ids))
 		for i, id := range ids {
-			if z, ok := got[names[i]]; ok {
-				out[id] = nb.items.entries(z)
+			if v, ok := got[names[i]]; ok {
+				out[id] = conv(v)
 			}
 		}
 		return out, nil
 	}
+}
+
+// readRows reads co-occurrence rows and numbers their items.
+func (nb *numbered) readRows(st Store) func(context.Context, []int32, int) (map[int32][]entry, error) {
+	return readByNumber(nb.items, st.ItemNeighbours, nb.items.entries)
 }
 
 // readItemUsers reads the recent users of items and numbers them.
 func (nb *numbered) readItemUsers(st Store) func(context.Context, []int32, int) (map[int32][]int32, error) {
-	return func(ctx context.Context, ids []int32, n int) (map[int32][]int32, error) {
-		names := nb.items.namesOf(ids)
-		got, err := st.ItemUsers(ctx, names, n)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[int32][]int32, len(ids))
-		for i, id := range ids {
-			if vs, ok := got[names[i]]; ok {
-				out[id] = make([]int32, len(vs))
-				nb.users.number(vs, out[id])
-			}
-		}
-		return out, nil
-	}
+	return readByNumber(nb.items, st.ItemUsers, func(vs []string) []int32 {
+		ids := make([]int32, len(vs))
+		nb.users.number(vs, ids)
+		return ids
+	})
 }
 
 // readDegrees reads item degrees.
 func (nb *numbered) readDegrees(st Store) func(context.Context, []int32, int) (map[int32]float64, error) {
-	return func(ctx context.Context, ids []int32, _ int) (map[int32]float64, error) {
-		names := nb.items.namesOf(ids)
-		got, err := st.ItemDegrees(ctx, names)
+	read := func(ctx context.Context, items []string, _ int) (map[string]float64, error) {
+		got, err := st.ItemDegrees(ctx, items)
 		if err != nil {
 			return nil, fmt.Errorf("reading degrees: %w", err)
 		}
-		out := make(map[int32]float64, len(ids))
-		for i, id := range ids {
-			out[id] = got[names[i]]
-		}
-		return out, nil
+		return got, nil
 	}
+	return readByNumber(nb.items, read, func(d float64) float64 { return d })
 }
 
 // readVectors reads neighbour vectors, normalises and numbers them.
