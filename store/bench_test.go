@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,4 +136,204 @@ func BenchmarkWriteLists(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPairUpdate measures the cheapest ways Redis can take
+// co-occurrence pair updates, against rows of 200 members (the default
+// model.cooc_cap): ns/op and the Redis CPU are per pair update.
+//   - zincrby: one pipelined ZINCRBY per pair (what the scripts' sums cost
+//     Redis without Lua and without fences);
+//   - zadd: absolute scores, 10 members per pipelined ZADD (a writer that
+//     knows each pair's total, such as one that owns the item's row);
+//   - blob: a whole row of 200 numbered pairs (1,600 bytes) per pipelined
+//     SET, counted as 200 pair updates when every member changed and as
+//     one when one did.
+func BenchmarkPairUpdate(b *testing.B) {
+	for _, mode := range []string{"zincrby", "zadd", "blob"} {
+		b.Run(mode, func(b *testing.B) { benchPairUpdate(b, mode) })
+	}
+}
+
+func benchPairUpdate(b *testing.B, mode string) {
+	srv := redistest.Start(b)
+	rdb := srv.Client(b)
+	ctx := context.Background()
+	const rows, cols = 5000, 200
+	member := func(j int) string { return "i" + strconv.Itoa(j) }
+	pipe := rdb.Pipeline()
+	for r := 0; r < rows; r++ {
+		z := make([]redis.Z, cols)
+		for j := range z {
+			z[j] = redis.Z{Score: 1e3 * float64(j+1) / 3, Member: member((r*7 + j*13) % 50000)}
+		}
+		pipe.ZAdd(ctx, "row:"+strconv.Itoa(r), z...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	blob := strings.Repeat("x", 8*cols)
+	const perOp = 1000 // pair updates per pipeline
+	k := 0
+	cpu0, _ := redisCost(b, rdb)
+	b.ReportAllocs()
+	for b.Loop() {
+		pipe := rdb.Pipeline()
+		switch mode {
+		case "zincrby":
+			for i := 0; i < perOp; i++ {
+				k++
+				pipe.ZIncrBy(ctx, "row:"+strconv.Itoa(k%rows), 0.123456789*float64(k%97), member(((k%rows)*7+(k%cols)*13)%50000))
+			}
+		case "zadd":
+			for i := 0; i < perOp; i += 10 {
+				k++
+				z := make([]redis.Z, 10)
+				for j := range z {
+					z[j] = redis.Z{Score: 0.123456789 * float64(k+j), Member: member(((k%rows)*7 + ((k+j)%cols)*13) % 50000)}
+				}
+				pipe.ZAdd(ctx, "row:"+strconv.Itoa(k%rows), z...)
+			}
+		case "blob":
+			for i := 0; i < perOp; i += cols {
+				k++
+				pipe.Set(ctx, "blob:"+strconv.Itoa(k%rows), blob, 0)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu1, _ := redisCost(b, rdb)
+	updates := float64(b.N * perOp)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/updates, "ns/update")
+	b.ReportMetric((cpu1-cpu0)*1e6/updates, "redis-cpu-µs/update")
+	if mode == "blob" {
+		b.ReportMetric((cpu1-cpu0)*1e6/(updates/cols), "redis-cpu-µs/row")
+	}
+}
+
+// BenchmarkCoocWindow measures the workload, not code: how many
+// co-occurrence pair updates the bench's clickstream (100,000 users, 50,000
+// items, 500,000 events, model.cooc_history 20) asks for per event, and how
+// many of them would remain if every window of events were summed before it
+// reaches Redis: distinct pairs and distinct item rows per event, for
+// windows of events per partition. Run with -benchtime 1x.
+func BenchmarkCoocWindow(b *testing.B) {
+	for _, c := range []struct{ parts, window int }{{8, 125}, {8, 1000}, {8, 6250}, {1, 50000}, {1, 250000}} {
+		b.Run(fmt.Sprintf("partitions=%d/window=%d", c.parts, c.window), func(b *testing.B) {
+			for b.Loop() {
+				benchCoocWindow(b, c.parts, c.window)
+			}
+		})
+	}
+}
+
+func benchCoocWindow(b *testing.B, parts, window int) {
+	const events, history = 500000, 20
+	g := loadgen.New(loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Unix(0, 0), Step: time.Millisecond})
+	type pair struct{ a, b string }
+	type win struct {
+		n     int
+		pairs map[pair]struct{}
+		rows  map[string]struct{}
+	}
+	wins := make([]win, parts)
+	var updates, pairs, rows int
+	flush := func(w *win) {
+		pairs += len(w.pairs)
+		rows += len(w.rows)
+		*w = win{pairs: map[pair]struct{}{}, rows: map[string]struct{}{}}
+	}
+	for i := range wins {
+		flush(&wins[i])
+	}
+	log := map[string][]string{} // user -> items, oldest first
+	seen := map[pair]struct{}{}  // (user, item) pairs
+	for k := 0; k < events; k++ {
+		ev := g.Next()
+		u, _ := strconv.Atoi(strings.TrimPrefix(ev.UserID, "u"))
+		w := &wins[u%parts]
+		if _, ok := seen[pair{ev.UserID, ev.ItemID}]; !ok {
+			seen[pair{ev.UserID, ev.ItemID}] = struct{}{}
+			h := log[ev.UserID]
+			took := map[string]bool{ev.ItemID: true}
+			for j := len(h) - 1; j >= 0 && len(took) <= history; j-- {
+				if took[h[j]] {
+					continue
+				}
+				took[h[j]] = true
+				updates += 2
+				w.pairs[pair{ev.ItemID, h[j]}] = struct{}{}
+				w.pairs[pair{h[j], ev.ItemID}] = struct{}{}
+				w.rows[h[j]] = struct{}{}
+				w.rows[ev.ItemID] = struct{}{}
+			}
+		}
+		log[ev.UserID] = append(log[ev.UserID], ev.ItemID)
+		if w.n++; w.n == window {
+			flush(w)
+		}
+	}
+	for i := range wins {
+		flush(&wins[i])
+	}
+	b.ReportMetric(float64(updates)/events, "pair-updates/event")
+	b.ReportMetric(float64(pairs)/events, "distinct-pairs/event")
+	b.ReportMetric(float64(rows)/events, "rows/event")
+}
+
+// BenchmarkApplyPhases splits a partition batch's Redis cost between the
+// user scripts and the rest (item scripts and trending), on the full
+// bench's shape: 100,000 users, 50,000 items, batches of 125 events (a
+// 1,000-event batch over 8 partitions), after 200,000 events of warm-up.
+// "users" stops each Apply after its user phase, as a crash there would.
+func BenchmarkApplyPhases(b *testing.B) {
+	for _, mode := range []string{"all", "users"} {
+		b.Run(mode, func(b *testing.B) { benchApplyPhases(b, mode == "users") })
+	}
+}
+
+func benchApplyPhases(b *testing.B, usersOnly bool) {
+	srv := redistest.Start(b)
+	rdb := srv.Client(b)
+	st := store.New(rdb, store.Options{Prefix: "b:"})
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		b.Fatal(err)
+	}
+	g := loadgen.New(loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond})
+	const batch = 125
+	off := int64(0)
+	next := func() []store.Op {
+		ops := make([]store.Op, batch)
+		for i := range ops {
+			ev := g.Next()
+			ops[i] = store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS}
+			off++
+		}
+		return ops
+	}
+	for i := 0; i < 200000/batch; i++ {
+		if _, err := st.Apply(ctx, 0, next()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu0, calls0 := redisCost(b, rdb)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		ops := next()
+		if usersOnly {
+			st.FailAfterUsers()
+		}
+		b.StartTimer()
+		if _, err := st.Apply(ctx, 0, ops); err != nil && !usersOnly {
+			b.Fatal(err)
+		}
+	}
+	cpu1, calls1 := redisCost(b, rdb)
+	events := float64(b.N * batch)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
+	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
+	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
 }
