@@ -163,10 +163,13 @@ func TestItemKNNMatchesBruteForce(t *testing.T) {
 				vec := f.vector(t, u)
 				want := map[string]float64{}
 				for j, a := range vec {
-					co, _ := f.rdb.ZRangeWithScores(ctx, f.st.Keys().ItemCooc(j), 0, -1).Result()
-					for _, z := range co {
-						i := z.Member.(string)
-						want[i] += scorer.ItemSimilarity(sim, z.Score, deg(i), deg(j), 0) * a
+					// The whole row (the scorer reads the top wide() gives).
+					rows, err := f.st.ItemNeighbours(ctx, []string{j}, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, z := range rows[j] {
+						want[z.ID] += scorer.ItemSimilarity(sim, z.Score, deg(z.ID), deg(j), 0) * a
 					}
 				}
 				n := 0

@@ -60,7 +60,7 @@ type ForgetResult struct {
 	LoggedEvents   int      `json:"logged_events"`   // of which still in the user log: their contributions were subtracted
 	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
 	Items          int      `json:"items"`           // items whose index, co-occurrence, degree and popularity were corrected
-	Pairs          int      `json:"pairs"`           // co-occurrence entries reduced
+	Pairs          int      `json:"pairs"`           // co-occurrence entries queued for reduction
 	Trending       int      `json:"trending"`        // trending entries reduced (or removed)
 	IndexRemovals  int      `json:"index_removals"`  // recent-user index entries removed
 	Swept          int      `json:"swept"`           // item indexes scanned by the sweep
@@ -204,27 +204,38 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 		cmds, err := s.runScripts(ctx, nil, len(chunk), func(pipe redis.Pipeliner, j int) *redis.Cmd {
 			it := chunk[j]
 			f := fix[it]
-			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL}
 			others := make([]string, 0, len(f.co))
 			for o := range f.co {
 				others = append(others, o)
 			}
 			sort.Strings(others)
-			for _, o := range others {
-				args = append(args, o, fmtFloat(f.co[o]))
+			entry := ""
+			if len(others) > 0 {
+				var e strings.Builder
+				e.WriteString("e" + erasure + "|")
+				for i, o := range others {
+					if i > 0 {
+						e.WriteByte('\n')
+					}
+					e.WriteString(o + "\t" + fmtFloat(f.co[o]))
+				}
+				entry = e.String()
 			}
+			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry}
 			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)
 		})
 		if err != nil {
 			return res, fmt.Errorf("forget: correcting items: %w", err)
 		}
-		for _, c := range cmds {
+		for j, c := range cmds {
 			r, _ := c.Slice()
 			if len(r) == 2 {
 				rem, _ := r[0].(int64)
-				ch, _ := r[1].(int64)
+				queued, _ := r[1].(int64)
 				res.IndexRemovals += int(rem)
-				res.Pairs += int(ch)
+				if queued == 1 {
+					res.Pairs += len(fix[chunk[j]].co)
+				}
 			}
 		}
 	}

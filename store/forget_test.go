@@ -41,8 +41,12 @@ func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string)
 		for _, z := range rdb.ZRangeWithScores(ctx, k.ItemUsers(it), 0, -1).Val() {
 			put(it+":u", z.Member.(string), z.Score)
 		}
-		for _, z := range rdb.ZRangeWithScores(ctx, k.ItemCooc(it), 0, -1).Val() {
-			put(it+":co", z.Member.(string), z.Score)
+		rows, err := st.ItemNeighbours(ctx, []string{it}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, z := range rows[it] {
+			put(it+":co", z.ID, z.Score)
 		}
 		for f, s := range rdb.HGetAll(ctx, k.ItemMeta(it)).Val() {
 			if f == "n" || f == "pop" {

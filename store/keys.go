@@ -25,8 +25,10 @@ func (k Keys) UserList(user string) string { return k.Prefix + "{u:" + user + "}
 // ItemUsers is a zset user -> last interaction time (unix ms).
 func (k Keys) ItemUsers(item string) string { return k.Prefix + "{i:" + item + "}:u" }
 
-// ItemCooc is a zset other item -> decayed co-occurrence count.
-func (k Keys) ItemCooc(item string) string { return k.Prefix + "{i:" + item + "}:co" }
+// ItemCooc is the item's co-occurrence row: a list of entries (other items'
+// decayed co-occurrence counts) folded by its readers, see cooc.go. (It was
+// a zset under {i:<id>}:co; such keys are no longer read and expire.)
+func (k Keys) ItemCooc(item string) string { return k.Prefix + "{i:" + item + "}:cl" }
 
 // ItemMeta is a hash: f:<partition> fences, n decayed distinct users, pop
 // decayed weighted popularity.

@@ -73,9 +73,29 @@ func (s *Store) UserVectors(ctx context.Context, users []string, n int) (map[str
 	return s.zsets(ctx, users, n, s.keys.UserWeights, "reading user vectors")
 }
 
-// ItemNeighbours reads the top n co-occurring items of each item.
+// ItemNeighbours reads the top n co-occurring items of each item (all when
+// n <= 0): its row's entries, folded (cooc.go).
 func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[string][]Scored, error) {
-	return s.zsets(ctx, items, n, s.keys.ItemCooc, "reading co-occurrence")
+	out := make(map[string][]Scored, len(items))
+	if len(items) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(items))
+	for i, it := range items {
+		cmds[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reading co-occurrence: %w", err)
+	}
+	for i, it := range items {
+		r, err := foldCooc(cmds[i].Val())
+		if err != nil {
+			return nil, fmt.Errorf("reading co-occurrence of %q: %w", it, err)
+		}
+		out[it] = r.top(n)
+	}
+	return out, nil
 }
 
 // ItemUsers reads the n most recent users of each item (without their

@@ -39,6 +39,7 @@ type Options struct {
 	ItemUsersCap int                    // recent users kept per item
 	CoocCap      int                    // co-occurring items kept per item
 	CoocHistory  int                    // earlier items a new item co-occurs with
+	CoocFold     int                    // entries after which a co-occurrence row is folded (cooc.go)
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
@@ -70,6 +71,7 @@ func (o *Options) setDefaults() {
 	def(&o.ItemUsersCap, 200)
 	def(&o.CoocCap, 200)
 	def(&o.CoocHistory, 20)
+	def(&o.CoocFold, 32)
 	def(&o.TrendingCap, 10000)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -89,7 +91,8 @@ type Store struct {
 	item  *redis.Script
 	trend *redis.Script
 
-	failAfterUsers bool // tests: simulate a crash between the phases
+	failAfterUsers bool   // tests: simulate a crash between the phases
+	foldHook       func() // tests: runs between a fold's read and its write
 }
 
 // New returns a Store on rdb. It does not take ownership of rdb.
@@ -100,7 +103,7 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		opt:   opt,
 		keys:  Keys{Prefix: opt.Prefix},
 		user:  redis.NewScript(commonLua + userLua),
-		item:  redis.NewScript(commonLua + itemLua),
+		item:  redis.NewScript(itemLua),
 		trend: redis.NewScript(commonLua + trendingLua),
 	}
 }
@@ -117,7 +120,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, forgetUserScript, forgetItemScript, forgetTrendingScript}
+	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -180,7 +183,8 @@ type contrib struct {
 // Apply applies one partition's batch (ops in ascending offset order). It is
 // safe to call again with any overlapping batch: every key group skips the
 // offsets it has already applied. It issues one script per user, one per item
-// touched and one for trending, in two pipelined round trips.
+// touched and one for trending, in two pipelined round trips, and folds the
+// co-occurrence rows it made long (two more, when there are any).
 func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResult, error) {
 	res := ApplyResult{Users: make(map[string]int64)}
 	if len(ops) == 0 {
@@ -284,7 +288,7 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		sort.Slice(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
 	}
 	itemTTL := ttl
-	_, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
+	cmds, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		if k == len(itemOrder) {
 			args := make([]any, 0, 3+3*len(ops))
 			args = append(args, p, s.opt.TrendingCap, len(ops)-len(dropped))
@@ -298,7 +302,7 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		it := itemOrder[k]
 		cs := items[it]
 		args := make([]any, 0, 6+7*len(cs))
-		args = append(args, p, s.opt.ItemUsersCap, s.opt.CoocCap, itemTTL, now, len(cs))
+		args = append(args, p, s.opt.ItemUsersCap, itemTTL, now, len(cs))
 		for _, c := range cs {
 			w, nw := "", "0"
 			if c.hasW {
@@ -313,6 +317,16 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 	})
 	if err != nil {
 		return res, fmt.Errorf("applying item state: %w", err)
+	}
+	// Rows whose lists this batch made long are folded now (cooc.go).
+	var fold []string
+	for k, it := range itemOrder {
+		if n, _ := cmds[k].Int64(); n > int64(s.opt.CoocFold) {
+			fold = append(fold, it)
+		}
+	}
+	if err := s.FoldCooc(ctx, fold); err != nil {
+		return res, err
 	}
 	return res, nil
 }

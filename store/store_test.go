@@ -104,6 +104,20 @@ func zmap(t *testing.T, rdb *redis.Client, key string) map[string]float64 {
 	return out
 }
 
+// coocMap reads item's co-occurrence row as the scorer does (folded).
+func coocMap(t *testing.T, st *store.Store, item string) map[string]float64 {
+	t.Helper()
+	rows, err := st.ItemNeighbours(context.Background(), []string{item}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, z := range rows[item] {
+		out[z.ID] = z.Score
+	}
+	return out
+}
+
 func close(a, b float64) bool {
 	if a == b {
 		return true
@@ -154,7 +168,7 @@ func (r *refModel) check(t *testing.T, st *store.Store, rdb *redis.Client) {
 		if !close(pop, r.itemPop[it]) || !close(n, r.itemN[it]) {
 			t.Errorf("item %s: pop %v n %v, want %v %v", it, pop, n, r.itemPop[it], r.itemN[it])
 		}
-		compareMap(t, "cooc "+it, zmap(t, rdb, k.ItemCooc(it)), r.cooc[it])
+		compareMap(t, "cooc "+it, coocMap(t, st, it), r.cooc[it])
 	}
 	compareMap(t, "trending", zmap(t, rdb, k.Trending()), r.trending)
 }
@@ -335,8 +349,16 @@ func TestCapsBind(t *testing.T) {
 			n, cap = rdb.LLen(ctx, key).Val(), 14
 		case strings.HasSuffix(key, "}:u"):
 			n, cap = rdb.ZCard(ctx, key).Val(), 4
-		case strings.HasSuffix(key, "}:co"):
-			n, cap = rdb.ZCard(ctx, key).Val(), 3
+		case strings.HasSuffix(key, "}:cl"):
+			// Folded, the row holds at most cooc_cap items in one entry.
+			item := strings.TrimSuffix(strings.TrimPrefix(key, "c:{i:"), "}:cl")
+			if err := st.FoldCooc(ctx, []string{item}); err != nil {
+				t.Fatal(err)
+			}
+			if l := rdb.LLen(ctx, key).Val(); l > 1 {
+				t.Errorf("%s holds %d entries after folding", key, l)
+			}
+			n, cap = int64(len(coocMap(t, st, item))), 3
 		case key == k.Trending():
 			n, cap = rdb.ZCard(ctx, key).Val(), 6
 		default:

@@ -1,4 +1,4 @@
--- Helpers shared by the write scripts (prepended to user.lua, item.lua and
+-- Helpers shared by the write scripts (prepended to user.lua and
 -- trending.lua when they are loaded).
 
 

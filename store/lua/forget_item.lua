@@ -1,11 +1,14 @@
 -- Removes one erased user's contribution from one item, once.
--- KEYS: 1 recent users zset, 2 co-occurrence zset, 3 meta hash,
---       4 guard key (one per erasure and item; makes a resend harmless)
+-- KEYS: 1 recent users zset, 2 co-occurrence row (a list, store/cooc.go),
+--       3 meta hash, 4 guard key (one per erasure and item; makes a resend
+--       harmless)
 -- ARGV: 1 user, 2 degree to subtract, 3 popularity to subtract,
---       4 guard ttl seconds, then pairs: other item, count to subtract
--- Counts never go below zero: a co-occurrence entry at or below a
--- rounding residue of its former value is removed.
--- Returns {removed from the index (0/1), co-occurrence entries changed}.
+--       4 guard ttl seconds, 5 the erasure's row entry ('' for none): the
+--       counts to subtract, folded by the row's readers
+-- Counts never go below zero: the degree and popularity stop at zero, and
+-- a co-occurrence entry at or below a rounding residue of its former value
+-- is removed when the row is folded.
+-- Returns {removed from the index (0/1), erasure entry appended (0/1)}.
 if redis.call('SET', KEYS[4], '1', 'NX', 'EX', tonumber(ARGV[4])) == false then
   return {0, 0}
 end
@@ -16,17 +19,9 @@ local function sub(cur, d)
   return v
 end
 local changed = 0
-for i = 5, #ARGV, 2 do
-  local cur = redis.call('ZSCORE', KEYS[2], ARGV[i])
-  if cur then
-    local v = sub(tonumber(cur), tonumber(ARGV[i + 1]))
-    if v == 0 then
-      redis.call('ZREM', KEYS[2], ARGV[i])
-    else
-      redis.call('ZADD', KEYS[2], string.format('%.17g', v), ARGV[i])
-    end
-    changed = changed + 1
-  end
+if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[5])
+  changed = 1
 end
 for _, f in ipairs({{'n', 2}, {'pop', 3}}) do
   local d = tonumber(ARGV[f[2]])

@@ -1,15 +1,19 @@
 -- Applies one partition's contributions to one item, fenced per source partition.
--- KEYS: 1 recent users zset (user -> ts), 2 co-occurrence zset (item -> decayed count),
+-- KEYS: 1 recent users zset (user -> ts), 2 co-occurrence row (a list of
+--       entries folded by its readers, see store/cooc.go),
 --       3 meta hash (f:<partition> fences, n decayed distinct users, pop decayed weight, x, k)
--- ARGV: 1 partition, 2 item_users_cap, 3 cooc_cap, 4 ttl seconds,
---       5 now (unix seconds, for TTL renewal), 6 count, then
+-- ARGV: 1 partition, 2 item_users_cap, 3 ttl seconds,
+--       4 now (unix seconds, for TTL renewal), 5 count, then
 --       7 per contribution (offsets ascending, at most one per offset):
 --       offset, user ('' for a co-occurrence-only contribution), ts,
 --       weight ('' for none), new ('1' when the event made the pair new),
 --       decay factor, co-items joined by "\n" ('' for none)
 -- With ttl > 0, users whose last interaction (event time) is older than ttl
 -- before the newest applied one are removed from the recent users zset.
--- Returns the number of contributions applied.
+-- Each applied contribution with co-items is appended to the row as
+-- 'c<partition>:<offset>|<decay factor>|<co-items>': no arithmetic here.
+-- Returns the length of the row list when this call appended to it, else 0
+-- (the caller folds rows that grew long).
 --
 -- Expiry as in user.lua: x is when the TTLs were last renewed, k a bitmask
 -- of the keys that got one then (1 recent users, 2 co-occurrence, 4 meta).
@@ -20,20 +24,18 @@ local fenceStr = meta[1]
 local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local ucap = tonumber(ARGV[2])
-local ccap = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
 local applied = 0
 local pop = 0
 local hasPop = false
 local deg = 0
-local co = {}
-local coOrder = {}
+local coEntries = {}
 local maxts = 0
 local zargs = {}
 for k = 0, n - 1 do
-  local b = 7 + k * 7
+  local b = 6 + k * 7
   local off = tonumber(ARGV[b])
   if off > fence then
     local user = ARGV[b + 1]
@@ -48,15 +50,8 @@ for k = 0, n - 1 do
     end
     local d = tonumber(ARGV[b + 5])
     if ARGV[b + 4] == '1' then deg = deg + d end
-    local cs = ARGV[b + 6]
-    if cs ~= '' then
-      for it in string.gmatch(cs, '[^\n]+') do
-        if co[it] == nil then
-          co[it] = 0
-          coOrder[#coOrder + 1] = it
-        end
-        co[it] = co[it] + d
-      end
+    if ARGV[b + 6] ~= '' then
+      coEntries[#coEntries + 1] = 'c' .. p .. ':' .. ARGV[b] .. '|' .. ARGV[b + 5] .. '|' .. ARGV[b + 6]
     end
     fence = off
     fenceStr = ARGV[b]
@@ -68,7 +63,10 @@ if applied > 0 then
   for i = 1, #zargs, 1000 do
     added = added + redis.call('ZADD', KEYS[1], unpack(zargs, i, math.min(i + 999, #zargs)))
   end
-  addScores(KEYS[2], coOrder, co)
+  local rowLen = 0
+  for i = 1, #coEntries, 1000 do
+    rowLen = redis.call('RPUSH', KEYS[2], unpack(coEntries, i, math.min(i + 999, #coEntries)))
+  end
   local fields = {fkey, fenceStr}
   if hasPop and pop ~= 0 then
     fields[#fields + 1] = 'pop'
@@ -87,10 +85,6 @@ if applied > 0 then
     local card = redis.call('ZCARD', KEYS[1])
     if card > ucap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - ucap - 1) end
   end
-  if #coOrder > 0 then
-    local card = redis.call('ZCARD', KEYS[2])
-    if card > ccap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - ccap - 1) end
-  end
   local renewMeta = false
   if ttl > 0 then
     local x = tonumber(meta[4] or '-1')
@@ -105,7 +99,7 @@ if applied > 0 then
     else
       local m2 = mask
       if #zargs > 0 and mask % 2 < 1 then m2 = m2 + redis.call('EXPIRE', KEYS[1], ttl) end
-      if #coOrder > 0 and mask % 4 < 2 then m2 = m2 + 2 * redis.call('EXPIRE', KEYS[2], ttl) end
+      if #coEntries > 0 and mask % 4 < 2 then m2 = m2 + 2 * redis.call('EXPIRE', KEYS[2], ttl) end
       if m2 ~= mask then
         fields[#fields + 1] = 'k'
         fields[#fields + 1] = string.format('%d', m2)
@@ -114,5 +108,6 @@ if applied > 0 then
   end
   redis.call('HSET', KEYS[3], unpack(fields))
   if renewMeta then redis.call('EXPIRE', KEYS[3], ttl) end
+  return rowLen
 end
-return applied
+return 0

@@ -1,0 +1,236 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// An item's co-occurrence row is a list of entries ({i:<id>}:co), folded
+// in order by whoever reads it:
+//
+//	s<row>                        the row folded so far (only first): a
+//	                              sequence of (uvarint name length, name,
+//	                              float64 little-endian) pairs
+//	c<partition>:<offset>|<d>|<items>   an event's contribution: every item
+//	                              (joined by "\n") gains d
+//	e<erasure>|<item>\t<amount>\n...    an erasure: each item loses amount,
+//	                              and is removed when at or below a rounding
+//	                              residue of its former value
+//
+// item.lua appends contributions (fenced per source partition, so each
+// once) instead of updating a sorted set: Redis then does no arithmetic and
+// parses no number per pair, which was most of its work per event. A list
+// that grows past Options.CoocFold entries is folded by the processor that
+// saw it grow: it reads the list, folds it into one row entry trimmed to
+// the cap, and replaces the entries it folded with it (lua/cooc_fold.lua),
+// only if they are still the list's first.
+
+var (
+	//go:embed lua/cooc_fold.lua
+	coocFoldLua    string
+	coocFoldScript = redis.NewScript(coocFoldLua)
+)
+
+// coocRow is a folded row: values by item, and the items in the order
+// they were first met (so that ties and output do not depend on map order).
+type coocRow struct {
+	val   map[string]float64
+	order []string
+}
+
+func newCoocRow() *coocRow { return &coocRow{val: make(map[string]float64)} }
+
+func (r *coocRow) add(item string, d float64) {
+	v, ok := r.val[item]
+	if !ok {
+		r.order = append(r.order, item)
+	}
+	r.val[item] = v + d
+}
+
+// foldCooc folds a row's entries, in order.
+func foldCooc(entries []string) (*coocRow, error) {
+	r := newCoocRow()
+	for i, e := range entries {
+		if e == "" {
+			return nil, errors.New("empty co-occurrence entry")
+		}
+		switch e[0] {
+		case 's':
+			if i != 0 {
+				return nil, errors.New("co-occurrence row entry not first")
+			}
+			b := e[1:]
+			for len(b) > 0 {
+				n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
+				if k <= 0 || uint64(len(b)-k) < n+8 {
+					return nil, errors.New("malformed co-occurrence row entry")
+				}
+				name := b[k : k+int(n)]
+				v := math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[k+int(n) : k+int(n)+8])))
+				r.add(name, v)
+				b = b[k+int(n)+8:]
+			}
+		case 'c':
+			_, rest, ok := strings.Cut(e, "|")
+			ds, items, ok2 := strings.Cut(rest, "|")
+			if !ok || !ok2 {
+				return nil, fmt.Errorf("malformed co-occurrence entry %.40q", e)
+			}
+			d, err := strconv.ParseFloat(ds, 64)
+			if err != nil {
+				return nil, fmt.Errorf("malformed co-occurrence entry %.40q: %w", e, err)
+			}
+			for items != "" {
+				var it string
+				it, items, _ = strings.Cut(items, "\n")
+				r.add(it, d)
+			}
+		case 'e':
+			_, rest, ok := strings.Cut(e, "|")
+			if !ok {
+				return nil, fmt.Errorf("malformed co-occurrence erasure %.40q", e)
+			}
+			for rest != "" {
+				var line string
+				line, rest, _ = strings.Cut(rest, "\n")
+				k := strings.LastIndexByte(line, '\t')
+				if k < 0 {
+					return nil, fmt.Errorf("malformed co-occurrence erasure %.40q", e)
+				}
+				amt, err := strconv.ParseFloat(line[k+1:], 64)
+				if err != nil {
+					return nil, fmt.Errorf("malformed co-occurrence erasure %.40q: %w", e, err)
+				}
+				it := line[:k]
+				if cur, ok := r.val[it]; ok {
+					if v := cur - amt; v <= 1e-9*cur {
+						delete(r.val, it) // as if it never co-occurred
+					} else {
+						r.val[it] = v
+					}
+				}
+			}
+		default:
+			return nil, fmt.Errorf("unknown co-occurrence entry %.40q", e)
+		}
+	}
+	return r, nil
+}
+
+// top returns the row's n highest items (all when n <= 0), highest first;
+// equal values in reverse name order, as ZREVRANGE orders them. It
+// consumes r.
+func (r *coocRow) top(n int) []Scored {
+	out := make([]Scored, 0, len(r.val))
+	for _, it := range r.order {
+		if v, ok := r.val[it]; ok {
+			out = append(out, Scored{ID: it, Score: v})
+			delete(r.val, it) // an item met twice (erased, then again) once
+		}
+	}
+	slices.SortFunc(out, func(a, b Scored) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// encodeCoocRow returns the row entry of the (already ranked) items.
+func encodeCoocRow(items []Scored) string {
+	n := 1
+	for _, it := range items {
+		n += binary.MaxVarintLen64 + len(it.ID) + 8
+	}
+	b := make([]byte, 1, n)
+	b[0] = 's'
+	for _, it := range items {
+		b = binary.AppendUvarint(b, uint64(len(it.ID)))
+		b = append(b, it.ID...)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(it.Score))
+	}
+	return string(b)
+}
+
+// CoocEntries folds a co-occurrence row's entries (as LRANGE returns them)
+// into its items and values: what a reader of the row sees.
+func CoocEntries(entries []string) (map[string]float64, error) {
+	r, err := foldCooc(entries)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(r.val))
+	for _, s := range r.top(0) {
+		out[s.ID] = s.Score
+	}
+	return out, nil
+}
+
+// FoldCooc folds the co-occurrence rows of items into one entry each,
+// trimmed to the cap; a row that another process folded meanwhile is left
+// as that process wrote it.
+func (s *Store) FoldCooc(ctx context.Context, items []string) error {
+	if len(items) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	reads := make([]*redis.StringSliceCmd, len(items))
+	for i, it := range items {
+		reads[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("folding co-occurrence: %w", err)
+	}
+	type fold struct {
+		item  string
+		n     int
+		first string
+		last  string
+		row   string
+	}
+	var folds []fold
+	for i, it := range items {
+		es := reads[i].Val()
+		if len(es) < 2 {
+			continue // nothing to fold
+		}
+		r, err := foldCooc(es)
+		if err != nil {
+			return fmt.Errorf("folding co-occurrence of %q: %w", it, err)
+		}
+		row := ""
+		if top := r.top(s.opt.CoocCap); len(top) > 0 {
+			row = encodeCoocRow(top)
+		}
+		folds = append(folds, fold{item: it, n: len(es), first: es[0], last: es[len(es)-1], row: row})
+	}
+	if len(folds) == 0 {
+		return nil
+	}
+	if s.foldHook != nil {
+		s.foldHook()
+	}
+	_, err := s.runScripts(ctx, coocFoldScript, len(folds), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+		f := folds[k]
+		return coocFoldScript.EvalSha(ctx, pipe, []string{s.keys.ItemCooc(f.item)}, f.n, f.first, f.last, f.row)
+	})
+	if err != nil {
+		return fmt.Errorf("folding co-occurrence: %w", err)
+	}
+	return nil
+}
