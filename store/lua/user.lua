@@ -49,8 +49,19 @@ local function entryNew(e)
   for _ = 1, 4 do pos = string.find(e, '|', pos + 1, true) end
   return string.sub(e, pos + 1, pos + 1)
 end
--- pending: entries added by this call, oldest first (newer than the log).
+-- pending: entries added by this call, oldest first (newer than the log),
+-- and their items; logItems: the items of log entries, parsed once.
 local pending = {}
+local pendingItems = {}
+local logItems = {}
+local function logItem(k)
+  local it = logItems[k]
+  if it == nil then
+    it = entryItem(log[k])
+    logItems[k] = it
+  end
+  return it
+end
 -- history returns the distinct items, newest first, of pending entries and
 -- of log entries from index from on, without exclude, at most M, scanning
 -- at most logcap entries older than the event: the answer does not depend
@@ -61,20 +72,19 @@ local function history(from, exclude)
   local seen = {}
   local res = {}
   local scanned = 0
-  local function take(e)
+  local function take(it)
     scanned = scanned + 1
-    local it = entryItem(e)
     if it ~= exclude and not seen[it] then
       seen[it] = true
       res[#res + 1] = it
     end
     return #res >= M or scanned >= logcap
   end
-  for k = #pending, 1, -1 do
-    if take(pending[k]) then return res end
+  for k = #pendingItems, 1, -1 do
+    if take(pendingItems[k]) then return res end
   end
   for k = from, #log do
-    if take(log[k]) then return res end
+    if take(logItem(k)) then return res end
   end
   return res
 end
@@ -140,6 +150,7 @@ for k = 0, n - 1 do
       bought = true
     end
     pending[#pending + 1] = offStr .. '|' .. p .. '|' .. typ .. '|' .. ts .. '|' .. isnew .. '|' .. item
+    pendingItems[#pendingItems + 1] = item
     fence = off
     fenceStr = offStr
     applied = applied + 1
