@@ -28,15 +28,24 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, history int) {
+	runApplyBench(b, store.Options{Prefix: "b:", CoocHistory: history},
+		loadgen.Options{Users: 10000, Items: 5000, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Second},
+		1000, 20, false)
+}
+
+// runApplyBench applies warm batches of the generator's events, then one
+// batch per iteration (offsets keep growing: every batch is applied, none
+// fenced), stopping each Apply after its user phase when usersOnly; it
+// reports the time, Redis CPU and Redis commands per event.
+func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, warm int, usersOnly bool) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
-	st := store.New(rdb, store.Options{Prefix: "b:", CoocHistory: history})
+	st := store.New(rdb, opt)
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		b.Fatal(err)
 	}
-	g := loadgen.New(loadgen.Options{Users: 10000, Items: 5000, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
-	const batch = 1000
+	g := loadgen.New(gen)
 	off := int64(0)
 	next := func() []store.Op {
 		ops := make([]store.Op, batch)
@@ -48,7 +57,7 @@ func benchApply(b *testing.B, history int) {
 		return ops
 	}
 	// Warm up: some history, so that co-occurrence work is realistic.
-	for i := 0; i < 20; i++ {
+	for i := 0; i < warm; i++ {
 		if _, err := st.Apply(ctx, 0, next()); err != nil {
 			b.Fatal(err)
 		}
@@ -58,8 +67,11 @@ func benchApply(b *testing.B, history int) {
 	for b.Loop() {
 		b.StopTimer()
 		ops := next()
+		if usersOnly {
+			st.FailAfterUsers()
+		}
 		b.StartTimer()
-		if _, err := st.Apply(ctx, 0, ops); err != nil {
+		if _, err := st.Apply(ctx, 0, ops); err != nil && !usersOnly {
 			b.Fatal(err)
 		}
 	}
@@ -294,46 +306,8 @@ func BenchmarkApplyPhases(b *testing.B) {
 }
 
 func benchApplyPhases(b *testing.B, usersOnly bool) {
-	srv := redistest.Start(b)
-	rdb := srv.Client(b)
-	st := store.New(rdb, store.Options{Prefix: "b:"})
-	ctx := context.Background()
-	if err := st.LoadScripts(ctx); err != nil {
-		b.Fatal(err)
-	}
-	g := loadgen.New(loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond})
 	const batch = 125
-	off := int64(0)
-	next := func() []store.Op {
-		ops := make([]store.Op, batch)
-		for i := range ops {
-			ev := g.Next()
-			ops[i] = store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS}
-			off++
-		}
-		return ops
-	}
-	for i := 0; i < 200000/batch; i++ {
-		if _, err := st.Apply(ctx, 0, next()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cpu0, calls0 := redisCost(b, rdb)
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		ops := next()
-		if usersOnly {
-			st.FailAfterUsers()
-		}
-		b.StartTimer()
-		if _, err := st.Apply(ctx, 0, ops); err != nil && !usersOnly {
-			b.Fatal(err)
-		}
-	}
-	cpu1, calls1 := redisCost(b, rdb)
-	events := float64(b.N * batch)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
-	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
-	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
+	runApplyBench(b, store.Options{Prefix: "b:"},
+		loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
+		batch, 200000/batch, usersOnly)
 }
