@@ -73,7 +73,7 @@ func foldCooc(entries []string) (*coocRow, error) {
 			b := e[1:]
 			for len(b) > 0 {
 				n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
-				if k <= 0 || uint64(len(b)-k) < n+8 {
+				if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
 					return nil, errors.New("malformed co-occurrence row entry")
 				}
 				name := b[k : k+int(n)]

@@ -113,7 +113,7 @@ func TestCoocEntries(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	for _, bad := range [][]string{{""}, {"c0:1|x|a"}, {"c0:1"}, {"ex|a"}, {"ex|a\tq"}, {"q"}, {"c0:1|1|a", "s"}, {"s\x05ab"}} {
+	for _, bad := range [][]string{{""}, {"c0:1|x|a"}, {"c0:1"}, {"ex|a"}, {"ex|a\tq"}, {"q"}, {"c0:1|1|a", "s"}, {"s\x05ab"}, {"s\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01abcdefgh"}} {
 		if _, err := store.CoocEntries(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
