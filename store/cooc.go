@@ -58,74 +58,93 @@ func (r *coocRow) add(item string, d float64) {
 	r.val[item] = v + d
 }
 
-// foldCooc folds a row's entries, in order.
-func foldCooc(entries []string) (*coocRow, error) {
-	r := newCoocRow()
+// foldCooc folds a row's entries, in order. A malformed entry (only a bug
+// or a hand edit makes one) is left out: err tells the first, bad how many.
+// Blocking the row's readers and writers on it would stop ingest or
+// scoring; the next fold of the row drops it.
+func foldCooc(entries []string) (r *coocRow, bad int, err error) {
+	r = newCoocRow()
 	for i, e := range entries {
-		if e == "" {
-			return nil, errors.New("empty co-occurrence entry")
-		}
-		switch e[0] {
-		case 's':
-			if i != 0 {
-				return nil, errors.New("co-occurrence row entry not first")
+		if eerr := r.fold(i, e); eerr != nil {
+			bad++
+			if err == nil {
+				err = eerr
 			}
-			b := e[1:]
-			for len(b) > 0 {
-				n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
-				if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
-					return nil, errors.New("malformed co-occurrence row entry")
-				}
-				name := b[k : k+int(n)]
-				v := math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[k+int(n) : k+int(n)+8])))
-				r.add(name, v)
-				b = b[k+int(n)+8:]
-			}
-		case 'c':
-			_, rest, ok := strings.Cut(e, "|")
-			ds, items, ok2 := strings.Cut(rest, "|")
-			if !ok || !ok2 {
-				return nil, fmt.Errorf("malformed co-occurrence entry %.40q", e)
-			}
-			d, err := strconv.ParseFloat(ds, 64)
-			if err != nil {
-				return nil, fmt.Errorf("malformed co-occurrence entry %.40q: %w", e, err)
-			}
-			for items != "" {
-				var it string
-				it, items, _ = strings.Cut(items, "\n")
-				r.add(it, d)
-			}
-		case 'e':
-			_, rest, ok := strings.Cut(e, "|")
-			if !ok {
-				return nil, fmt.Errorf("malformed co-occurrence erasure %.40q", e)
-			}
-			for rest != "" {
-				var line string
-				line, rest, _ = strings.Cut(rest, "\n")
-				k := strings.LastIndexByte(line, '\t')
-				if k < 0 {
-					return nil, fmt.Errorf("malformed co-occurrence erasure %.40q", e)
-				}
-				amt, err := strconv.ParseFloat(line[k+1:], 64)
-				if err != nil {
-					return nil, fmt.Errorf("malformed co-occurrence erasure %.40q: %w", e, err)
-				}
-				it := line[:k]
-				if cur, ok := r.val[it]; ok {
-					if v := cur - amt; v <= 1e-9*cur {
-						delete(r.val, it) // as if it never co-occurred
-					} else {
-						r.val[it] = v
-					}
-				}
-			}
-		default:
-			return nil, fmt.Errorf("unknown co-occurrence entry %.40q", e)
 		}
 	}
-	return r, nil
+	return r, bad, err
+}
+
+// fold applies entry i of a row, or nothing when it is malformed.
+func (r *coocRow) fold(i int, e string) error {
+	if e == "" {
+		return errors.New("empty co-occurrence entry")
+	}
+	switch e[0] {
+	case 's':
+		if i != 0 {
+			return errors.New("co-occurrence row entry not first")
+		}
+		var items []Scored
+		for b := e[1:]; len(b) > 0; {
+			n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
+			if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
+				return errors.New("malformed co-occurrence row entry")
+			}
+			v := math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[k+int(n) : k+int(n)+8])))
+			items = append(items, Scored{ID: b[k : k+int(n)], Score: v})
+			b = b[k+int(n)+8:]
+		}
+		for _, it := range items {
+			r.add(it.ID, it.Score)
+		}
+	case 'c':
+		_, rest, ok := strings.Cut(e, "|")
+		ds, items, ok2 := strings.Cut(rest, "|")
+		if !ok || !ok2 {
+			return fmt.Errorf("malformed co-occurrence entry %.40q", e)
+		}
+		d, err := strconv.ParseFloat(ds, 64)
+		if err != nil {
+			return fmt.Errorf("malformed co-occurrence entry %.40q: %w", e, err)
+		}
+		for items != "" {
+			var it string
+			it, items, _ = strings.Cut(items, "\n")
+			r.add(it, d)
+		}
+	case 'e':
+		_, rest, ok := strings.Cut(e, "|")
+		if !ok {
+			return fmt.Errorf("malformed co-occurrence erasure %.40q", e)
+		}
+		var subs []Scored
+		for rest != "" {
+			var line string
+			line, rest, _ = strings.Cut(rest, "\n")
+			k := strings.LastIndexByte(line, '\t')
+			if k < 0 {
+				return fmt.Errorf("malformed co-occurrence erasure %.40q", e)
+			}
+			amt, err := strconv.ParseFloat(line[k+1:], 64)
+			if err != nil {
+				return fmt.Errorf("malformed co-occurrence erasure %.40q: %w", e, err)
+			}
+			subs = append(subs, Scored{ID: line[:k], Score: amt})
+		}
+		for _, sub := range subs {
+			if cur, ok := r.val[sub.ID]; ok {
+				if v := cur - sub.Score; v <= 1e-9*cur {
+					delete(r.val, sub.ID) // as if it never co-occurred
+				} else {
+					r.val[sub.ID] = v
+				}
+			}
+		}
+	default:
+		return fmt.Errorf("unknown co-occurrence entry %.40q", e)
+	}
+	return nil
 }
 
 // top returns the row's n highest items (all when n <= 0), highest first;
@@ -170,7 +189,7 @@ func encodeCoocRow(items []Scored) string {
 // CoocEntries folds a co-occurrence row's entries (as LRANGE returns them)
 // into its items and values: what a reader of the row sees.
 func CoocEntries(entries []string) (map[string]float64, error) {
-	r, err := foldCooc(entries)
+	r, _, err := foldCooc(entries)
 	if err != nil {
 		return nil, err
 	}
@@ -209,9 +228,9 @@ func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 		if len(es) < 2 {
 			continue // nothing to fold
 		}
-		r, err := foldCooc(es)
-		if err != nil {
-			return fmt.Errorf("folding co-occurrence of %q: %w", it, err)
+		r, bad, err := foldCooc(es)
+		if bad > 0 {
+			s.warn.Warn("co-occurrence row: malformed entries dropped by folding", "item", it, "entries", bad, "err", err)
 		}
 		row := ""
 		if top := r.top(s.opt.CoocCap); len(top) > 0 {

@@ -89,9 +89,9 @@ func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[
 		return nil, fmt.Errorf("reading co-occurrence: %w", err)
 	}
 	for i, it := range items {
-		r, err := foldCooc(cmds[i].Val())
-		if err != nil {
-			return nil, fmt.Errorf("reading co-occurrence of %q: %w", it, err)
+		r, bad, err := foldCooc(cmds[i].Val())
+		if bad > 0 {
+			s.warn.Warn("co-occurrence row: malformed entries left out", "item", it, "entries", bad, "err", err)
 		}
 		out[it] = r.top(n)
 	}

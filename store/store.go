@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/logx"
 )
 
 var (
@@ -91,6 +92,8 @@ type Store struct {
 	item  *redis.Script
 	trend *redis.Script
 
+	warn *slog.Logger // Logger, rate-limited: warnings a hot key could repeat
+
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write
 }
@@ -102,6 +105,7 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		rdb:   rdb,
 		opt:   opt,
 		keys:  Keys{Prefix: opt.Prefix},
+		warn:  slog.New(logx.RateLimit(opt.Logger.Handler(), 10*time.Second)),
 		user:  redis.NewScript(commonLua + userLua),
 		item:  redis.NewScript(itemLua),
 		trend: redis.NewScript(commonLua + trendingLua),
