@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"syscall"
@@ -24,39 +25,36 @@ func TestFaultCrashSIGKILL(t *testing.T) {
 	}
 	sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
 	e.produceLog(t)
+	// A run during which neither group commits anything for 45 s is stopped
+	// (its output and the groups' state go to the test log) and restarted,
+	// at most twice in the whole test, as an orchestrator's liveness check
+	// would: seen on loaded machines after several kills in a row, with the
+	// run's group join or fetches from the test broker stalling. The final
+	// state is compared with the reference all the same.
+	restarts := 0
+	run := func(what string, at int64) *subprocess {
+		p := e.startSubprocess(t)
+		for !e.reachedOrStalled(t, p, at, 45*time.Second) {
+			if restarts == 2 {
+				t.Fatalf("%s: no commit in 45s after %d restarts", what, restarts)
+			}
+			restarts++
+			t.Logf("%s: no commit in 45s; group %s: %s; group %s: %s; its output:\n%s", what,
+				e.cfg.Kafka.IngestGroup, describeGroup(e.kf, e.cfg.Kafka.IngestGroup),
+				e.cfg.Kafka.ScoreGroup, describeGroup(e.kf, e.cfg.Kafka.ScoreGroup), p.kill())
+			p = e.startSubprocess(t)
+		}
+		return p
+	}
 	kills := 0
 	for _, at := range points {
-		p := e.startSubprocess(t)
-		deadline := time.Now().Add(60 * time.Second)
-		for e.committedTotal(t) < at {
-			if _, exited := p.wait(5 * time.Millisecond); exited {
-				t.Fatalf("processor exited on its own: %v\n%s", p.err, p.log.String())
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no progress to %d committed events in 60s", at)
-			}
-		}
+		p := run(fmt.Sprintf("run to %d committed events", at), at)
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // mid-batch
 		p.kill()
 		kills++
 		t.Logf("SIGKILL at %d committed events (target %d)", e.committedTotal(t), at)
 	}
-	// The final run. A run during which neither group commits anything for
-	// 45 s is stopped (its output and the groups' state go to the test log)
-	// and restarted, at most twice, as an orchestrator's liveness check
-	// would: seen on loaded machines after several kills in a row, with the
-	// run's fetches from the test broker timing out again and again. The
-	// final state is compared with the reference all the same.
-	p := e.startSubprocess(t)
-	for restarts := 0; !e.doneOrStalled(t, p, 45*time.Second); restarts++ {
-		if restarts == 2 {
-			t.Fatalf("final run: no commit in 45s after %d restarts", restarts)
-		}
-		t.Logf("final run: no commit in 45s; group %s: %s; group %s: %s; its output:\n%s",
-			e.cfg.Kafka.IngestGroup, describeGroup(e.kf, e.cfg.Kafka.IngestGroup),
-			e.cfg.Kafka.ScoreGroup, describeGroup(e.kf, e.cfg.Kafka.ScoreGroup), p.kill())
-		p = e.startSubprocess(t)
-	}
+	p := run("final run", -1)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +65,17 @@ func TestFaultCrashSIGKILL(t *testing.T) {
 	t.Logf("%d kills, final state identical to the reference", kills)
 }
 
-// doneOrStalled waits until the ingest group has committed all of the log
-// and the score group all of the refresh topic (true), or until a window
-// passes in which neither commits anything (false); it fails when p exits.
-func (e *faultEnv) doneOrStalled(t *testing.T, p *subprocess, window time.Duration) bool {
+// reachedOrStalled waits until the ingest group has committed at events
+// (at >= 0), or else all of the log and the score group all of the refresh
+// topic (true), or until a window passes in which neither group commits
+// anything (false); it fails when p exits.
+func (e *faultEnv) reachedOrStalled(t *testing.T, p *subprocess, at int64, window time.Duration) bool {
 	t.Helper()
 	progress := func() (int64, bool) {
 		n := e.committedTotal(t)
+		if at >= 0 {
+			return n, n >= at
+		}
 		done := n >= faultEvents
 		_, high := e.kf.Offsets(t, e.cfg.Kafka.RefreshTopic)
 		c := committedOffsets(e.kf, e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic)
@@ -86,9 +88,13 @@ func (e *faultEnv) doneOrStalled(t *testing.T, p *subprocess, window time.Durati
 		return n, done
 	}
 	last, since := int64(-1), time.Now()
+	poll := 50 * time.Millisecond
+	if at >= 0 {
+		poll = 5 * time.Millisecond // the kill should land near at
+	}
 	for {
-		if err, exited := p.wait(50 * time.Millisecond); exited {
-			t.Fatalf("recstream run exited on its own: %v", err)
+		if err, exited := p.wait(poll); exited {
+			t.Fatalf("recstream run exited on its own: %v\n%s", err, p.log.String())
 		}
 		n, done := progress()
 		switch {
