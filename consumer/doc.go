@@ -76,8 +76,10 @@
 //
 // Registered elsewhere on the same registry: the Redis client's
 // recstream_redis_command_duration_seconds{command},
-// recstream_redis_errors_total{command} and recstream_redis_dials_total{result}
-// (package store), recstream_build_info{version,commit} and the Go and
+// recstream_redis_errors_total{command} and recstream_redis_dials_total{result},
+// and the co-occurrence rows' recstream_cooc_folds_total{result} and
+// recstream_cooc_malformed_entries_total (package store),
+// recstream_build_info{version,commit} and the Go and
 // process collectors (cmd/recstream). docs/operations.md explains each
 // metric and the alerts built on them.
 package consumer

@@ -223,6 +223,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	rlog := slog.New(logx.RateLimit(log.Handler(), 10*time.Second))
 	so := StoreOptions(cfg)
 	so.Logger = log
+	so.CoocMetrics = store.NewCoocMetrics(reg)
 	st := store.New(rdb, so)
 	sco := ScorerOptions(cfg)
 	sco.Logger = log

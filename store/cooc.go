@@ -230,6 +230,7 @@ func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 		}
 		r, bad, err := foldCooc(es)
 		if bad > 0 {
+			s.opt.CoocMetrics.Malformed.Add(float64(bad))
 			s.warn.Warn("co-occurrence row: malformed entries dropped by folding", "item", it, "entries", bad, "err", err)
 		}
 		row := ""
@@ -244,12 +245,19 @@ func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 	if s.foldHook != nil {
 		s.foldHook()
 	}
-	_, err := s.runScripts(ctx, coocFoldScript, len(folds), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+	cmds, err := s.runScripts(ctx, coocFoldScript, len(folds), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		f := folds[k]
 		return coocFoldScript.EvalSha(ctx, pipe, []string{s.keys.ItemCooc(f.item)}, f.n, f.first, f.last, f.row)
 	})
 	if err != nil {
 		return fmt.Errorf("folding co-occurrence: %w", err)
+	}
+	for _, c := range cmds {
+		if n, _ := c.Int64(); n == 1 {
+			s.opt.CoocMetrics.Folds.WithLabelValues("written").Inc()
+		} else {
+			s.opt.CoocMetrics.Folds.WithLabelValues("lost").Inc()
+		}
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/store"
 )
@@ -53,7 +55,9 @@ func TestCoocStaleFoldWritesNothing(t *testing.T) {
 		}
 		opt := bigCaps()
 		opt.CoocFold = 1 << 30 // folds only when the test asks
-		slow, other := store.New(rdb, opt), store.New(rdb, opt)
+		other := store.New(rdb, opt)
+		opt.CoocMetrics = store.NewCoocMetrics(nil)
+		slow := store.New(rdb, opt)
 		if _, err := slow.Apply(ctx, 0, ops[:1200]); err != nil {
 			t.Fatal(err)
 		}
@@ -88,6 +92,11 @@ func TestCoocStaleFoldWritesNothing(t *testing.T) {
 		}
 		if rows == 0 {
 			t.Fatal("no row was folded")
+		}
+		written := testutil.ToFloat64(opt.CoocMetrics.Folds.WithLabelValues("written"))
+		lost := testutil.ToFloat64(opt.CoocMetrics.Folds.WithLabelValues("lost"))
+		if otherFolds && (written != 0 || lost == 0) || !otherFolds && (written == 0 || lost != 0) {
+			t.Errorf("other process folds %v: slow process's folds written %v, lost %v", otherFolds, written, lost)
 		}
 		reference(slow, log).check(t, slow, rdb)
 	}
@@ -128,6 +137,7 @@ func TestCoocMalformedEntryIsLeftOut(t *testing.T) {
 	ctx := context.Background()
 	opt := bigCaps()
 	opt.CoocFold = 1 << 30
+	opt.CoocMetrics = store.NewCoocMetrics(nil)
 	st := store.New(rdb, opt)
 	log := genLog(600, 20, 10, 1, 4)
 	if _, err := st.Apply(ctx, 0, log[0].ops); err != nil {
@@ -145,6 +155,9 @@ func TestCoocMalformedEntryIsLeftOut(t *testing.T) {
 		}
 	}
 	compareMap(t, "row with malformed entries", coocMap(t, st, item), want)
+	if n := testutil.ToFloat64(opt.CoocMetrics.Malformed); n != 3 {
+		t.Errorf("malformed entries counted %v, want 3", n)
+	}
 	if err := st.FoldCooc(ctx, []string{item}); err != nil {
 		t.Fatal(err)
 	}

@@ -144,3 +144,31 @@ func isFailure(err error) bool {
 	}
 	return !strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
+
+// CoocMetrics counts what happens to co-occurrence rows (cooc.go).
+type CoocMetrics struct {
+	Folds     *prometheus.CounterVec // by result
+	Malformed prometheus.Counter
+}
+
+// NewCoocMetrics registers the co-occurrence row metrics on reg (nil: not
+// registered).
+func NewCoocMetrics(reg prometheus.Registerer) *CoocMetrics {
+	m := &CoocMetrics{
+		Folds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_cooc_folds_total",
+			Help: "Co-occurrence rows folded, by result: written, or lost (another process folded the row first; harmless).",
+		}, []string{"result"}),
+		Malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_cooc_malformed_entries_total",
+			Help: "Malformed co-occurrence row entries left out by readers or dropped by folds; only a bug or a hand edit makes one.",
+		}),
+	}
+	for _, r := range []string{"written", "lost"} {
+		m.Folds.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Folds, m.Malformed)
+	}
+	return m
+}

@@ -91,6 +91,7 @@ func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[
 	for i, it := range items {
 		r, bad, err := foldCooc(cmds[i].Val())
 		if bad > 0 {
+			s.opt.CoocMetrics.Malformed.Add(float64(bad))
 			s.warn.Warn("co-occurrence row: malformed entries left out", "item", it, "entries", bad, "err", err)
 		}
 		out[it] = r.top(n)

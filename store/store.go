@@ -43,6 +43,7 @@ type Options struct {
 	CoocFold     int                    // entries after which a co-occurrence row is folded (cooc.go)
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
+	CoocMetrics  *CoocMetrics           // nil: counted but not registered
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger
 }
@@ -79,6 +80,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CoocMetrics == nil {
+		o.CoocMetrics = NewCoocMetrics(nil)
 	}
 }
 
