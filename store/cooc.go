@@ -200,6 +200,49 @@ func CoocEntries(entries []string) (map[string]float64, error) {
 	return out, nil
 }
 
+// readCooc reads the entries of the co-occurrence rows of items, one
+// pipelined LRANGE each.
+func (s *Store) readCooc(ctx context.Context, items []string) ([][]string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(items))
+	for i, it := range items {
+		cmds[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([][]string, len(items))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
+// foldRow folds item's row entries; malformed ones are counted and
+// reported as what happened to them (left out, dropped).
+func (s *Store) foldRow(item string, entries []string, what string) *coocRow {
+	r, bad, err := foldCooc(entries)
+	if bad > 0 {
+		s.opt.CoocMetrics.Malformed.Add(float64(bad))
+		s.warn.Warn("co-occurrence row: malformed entries "+what, "item", item, "entries", bad, "err", err)
+	}
+	return r
+}
+
+// erasureEntry is an erasure's row entry: each of items (in this order)
+// loses amount[item].
+func erasureEntry(erasure string, items []string, amount map[string]float64) string {
+	var e strings.Builder
+	e.WriteString("e" + erasure + "|")
+	for i, it := range items {
+		if i > 0 {
+			e.WriteByte('\n')
+		}
+		e.WriteString(it + "\t" + fmtFloat(amount[it]))
+	}
+	return e.String()
+}
+
 // FoldCooc folds the co-occurrence rows of items into one entry each,
 // trimmed to the cap; a row that another process folded meanwhile is left
 // as that process wrote it.
@@ -207,12 +250,8 @@ func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 	if len(items) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	reads := make([]*redis.StringSliceCmd, len(items))
-	for i, it := range items {
-		reads[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	reads, err := s.readCooc(ctx, items)
+	if err != nil {
 		return fmt.Errorf("folding co-occurrence: %w", err)
 	}
 	type fold struct {
@@ -224,15 +263,11 @@ func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 	}
 	var folds []fold
 	for i, it := range items {
-		es := reads[i].Val()
+		es := reads[i]
 		if len(es) < 2 {
 			continue // nothing to fold
 		}
-		r, bad, err := foldCooc(es)
-		if bad > 0 {
-			s.opt.CoocMetrics.Malformed.Add(float64(bad))
-			s.warn.Warn("co-occurrence row: malformed entries dropped by folding", "item", it, "entries", bad, "err", err)
-		}
+		r := s.foldRow(it, es, "dropped by folding")
 		row := ""
 		if top := r.top(s.opt.CoocCap); len(top) > 0 {
 			row = encodeCoocRow(top)

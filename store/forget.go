@@ -211,15 +211,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			sort.Strings(others)
 			entry := ""
 			if len(others) > 0 {
-				var e strings.Builder
-				e.WriteString("e" + erasure + "|")
-				for i, o := range others {
-					if i > 0 {
-						e.WriteByte('\n')
-					}
-					e.WriteString(o + "\t" + fmtFloat(f.co[o]))
-				}
-				entry = e.String()
+				entry = erasureEntry(erasure, others, f.co)
 			}
 			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry}
 			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)

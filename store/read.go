@@ -80,21 +80,12 @@ func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[
 	if len(items) == 0 {
 		return out, nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(items))
-	for i, it := range items {
-		cmds[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	rows, err := s.readCooc(ctx, items)
+	if err != nil {
 		return nil, fmt.Errorf("reading co-occurrence: %w", err)
 	}
 	for i, it := range items {
-		r, bad, err := foldCooc(cmds[i].Val())
-		if bad > 0 {
-			s.opt.CoocMetrics.Malformed.Add(float64(bad))
-			s.warn.Warn("co-occurrence row: malformed entries left out", "item", it, "entries", bad, "err", err)
-		}
-		out[it] = r.top(n)
+		out[it] = s.foldRow(it, rows[i], "left out").top(n)
 	}
 	return out, nil
 }
