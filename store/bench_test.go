@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +65,7 @@ func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, 
 		}
 	}
 	cpu0, calls0 := redisCost(b, rdb)
+	stats0 := commandStats(b, rdb)
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -80,6 +83,50 @@ func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, 
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
 	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
+	if os.Getenv("RECSTREAM_BENCH_CMDSTATS") != "" {
+		stats1 := commandStats(b, rdb)
+		names := make([]string, 0, len(stats1))
+		for name := range stats1 {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			s0, s1 := stats0[name], stats1[name]
+			if d := s1[0] - s0[0]; d > 0 {
+				fmt.Fprintf(os.Stderr, "%s: %-18s %6.3f calls/event %7.2f µs/event\n", b.Name(), name, d/events, (s1[1]-s0[1])/events)
+			}
+		}
+	}
+}
+
+// commandStats returns INFO commandstats as command -> {calls, usec}. The
+// usec of a script call includes the commands it ran, which are also
+// counted under their own names.
+func commandStats(b *testing.B, rdb *redis.Client) map[string][2]float64 {
+	b.Helper()
+	txt, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make(map[string][2]float64)
+	for _, line := range strings.Split(txt, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(k, "cmdstat_") || k == "cmdstat_info" {
+			continue
+		}
+		var st [2]float64
+		for _, f := range strings.Split(v, ",") {
+			fk, fv, _ := strings.Cut(f, "=")
+			switch fk {
+			case "calls":
+				st[0], _ = strconv.ParseFloat(fv, 64)
+			case "usec":
+				st[1], _ = strconv.ParseFloat(fv, 64)
+			}
+		}
+		out[strings.TrimPrefix(k, "cmdstat_")] = st
+	}
+	return out
 }
 
 // redisCost returns Redis's CPU seconds (user+sys) and the commands it ran
@@ -306,7 +353,10 @@ func BenchmarkApplyPhases(b *testing.B) {
 }
 
 func benchApplyPhases(b *testing.B, usersOnly bool) {
-	const batch = 125
+	batch := 125
+	if v, _ := strconv.Atoi(os.Getenv("RS_BATCH")); v > 0 {
+		batch = v
+	}
 	runApplyBench(b, store.Options{Prefix: "b:"},
 		loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
 		batch, 200000/batch, usersOnly)

@@ -21,15 +21,20 @@ import (
 //	s<row>                        the row folded so far (only first): a
 //	                              sequence of (uvarint name length, name,
 //	                              float64 little-endian) pairs
+//	d<partition>:<first>-<last>|<pairs>  the contributions of a source
+//	                              partition's offsets first..last: each
+//	                              item gains its value (pairs as in s)
 //	c<partition>:<offset>|<d>|<items>   an event's contribution: every item
-//	                              (joined by "\n") gains d
+//	                              (joined by "\n") gains d (written before
+//	                              contributions were summed; still read)
 //	e<erasure>|<item>\t<amount>\n...    an erasure: each item loses amount,
 //	                              and is removed when at or below a rounding
 //	                              residue of its former value
 //
-// item.lua appends contributions (fenced per source partition, so each
-// once) instead of updating a sorted set: Redis then does no arithmetic and
-// parses no number per pair, which was most of its work per event. A list
+// item.lua appends the sum of a batch's contributions to the row as one
+// entry (fenced per source partition, so each once) instead of updating a
+// sorted set: Redis then does no arithmetic and parses no number per pair,
+// which was most of its work per event. A list
 // that grows past Options.CoocFold entries is folded by the processor that
 // saw it grow: it reads the list, folds it into one row entry trimmed to
 // the cap, and replaces the entries it folded with it (lua/cooc_fold.lua),
@@ -81,12 +86,19 @@ func (r *coocRow) fold(i int, e string) error {
 		return errors.New("empty co-occurrence entry")
 	}
 	switch e[0] {
-	case 's':
-		if i != 0 {
+	case 's', 'd':
+		b := e[1:]
+		if e[0] == 's' && i != 0 {
 			return errors.New("co-occurrence row entry not first")
 		}
+		if e[0] == 'd' {
+			var ok bool
+			if _, b, ok = strings.Cut(b, "|"); !ok {
+				return fmt.Errorf("malformed co-occurrence entry %.40q", e)
+			}
+		}
 		var items []Scored
-		for b := e[1:]; len(b) > 0; {
+		for len(b) > 0 {
 			n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
 			if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
 				return errors.New("malformed co-occurrence row entry")
@@ -179,11 +191,32 @@ func encodeCoocRow(items []Scored) string {
 	b := make([]byte, 1, n)
 	b[0] = 's'
 	for _, it := range items {
-		b = binary.AppendUvarint(b, uint64(len(it.ID)))
-		b = append(b, it.ID...)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(it.Score))
+		b = appendPair(b, it.ID, it.Score)
 	}
 	return string(b)
+}
+
+// deltaEntry returns the row entry of partition p's contributions of
+// offsets first..last, summed in r (items in the order first met).
+func deltaEntry(p string, first, last int64, r *coocRow) string {
+	b := make([]byte, 0, 32+len(r.order)*(binary.MaxVarintLen64+16))
+	b = append(b, 'd')
+	b = append(b, p...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, first, 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, last, 10)
+	b = append(b, '|')
+	for _, it := range r.order {
+		b = appendPair(b, it, r.val[it])
+	}
+	return string(b)
+}
+
+func appendPair(b []byte, id string, v float64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = append(b, id...)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 }
 
 // CoocEntries folds a co-occurrence row's entries (as LRANGE returns them)

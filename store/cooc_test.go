@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -58,8 +60,10 @@ func TestCoocStaleFoldWritesNothing(t *testing.T) {
 		other := store.New(rdb, opt)
 		opt.CoocMetrics = store.NewCoocMetrics(nil)
 		slow := store.New(rdb, opt)
-		if _, err := slow.Apply(ctx, 0, ops[:1200]); err != nil {
-			t.Fatal(err)
+		for i := 0; i < 1200; i += 100 { // rows of several entries
+			if _, err := slow.Apply(ctx, 0, ops[i:i+100]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var items []string
 		for _, key := range rdb.Keys(ctx, "t:*}:cl").Val() {
@@ -109,11 +113,12 @@ func TestCoocEntries(t *testing.T) {
 		"c1:7|1|b",
 		"ex|a\t0.75\nb\t0.5\nz\t1", // a to zero (removed), b to 1, z absent
 		"c0:3|2|a",
+		"d0:4-9|" + pair("c", 0.5) + pair("d", 3), // summed contributions
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"a": 2, "b": 1, "c": 0.25}
+	want := map[string]float64{"a": 2, "b": 1, "c": 0.75, "d": 3}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -122,11 +127,18 @@ func TestCoocEntries(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	for _, bad := range [][]string{{""}, {"c0:1|x|a"}, {"c0:1"}, {"ex|a"}, {"ex|a\tq"}, {"q"}, {"c0:1|1|a", "s"}, {"s\x05ab"}, {"s\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01abcdefgh"}} {
+	for _, bad := range [][]string{{""}, {"c0:1|x|a"}, {"c0:1"}, {"ex|a"}, {"ex|a\tq"}, {"q"}, {"c0:1|1|a", "s"}, {"s\x05ab"}, {"s\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01abcdefgh"}, {"d0:4-9" + pair("c", 1)}, {"d0:4-9|\x05ab"}} {
 		if _, err := store.CoocEntries(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+}
+
+// pair is a binary (name, value) pair of a row entry.
+func pair(name string, v float64) string {
+	b := binary.AppendUvarint(nil, uint64(len(name)))
+	b = append(b, name...)
+	return string(binary.LittleEndian.AppendUint64(b, math.Float64bits(v)))
 }
 
 // A malformed entry in a row (only a bug or a hand edit makes one) is left

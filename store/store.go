@@ -9,7 +9,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -296,6 +295,12 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		sort.Slice(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
 	}
 	itemTTL := ttl
+	itemArgs := func(it string, after int64) []any {
+		return s.sumItem(p, itemTTL, now, items[it], after)
+	}
+	itemKeys := func(it string) []string {
+		return []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}
+	}
 	cmds, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		if k == len(itemOrder) {
 			args := make([]any, 0, 3+3*len(ops))
@@ -308,28 +313,57 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, args...)
 		}
 		it := itemOrder[k]
-		cs := items[it]
-		args := make([]any, 0, 6+7*len(cs))
-		args = append(args, p, s.opt.ItemUsersCap, itemTTL, now, len(cs))
-		for _, c := range cs {
-			w, nw := "", "0"
-			if c.hasW {
-				w = fmtFloat(c.weight)
-			}
-			if c.isNew {
-				nw = "1"
-			}
-			args = append(args, c.off, c.user, c.ts, w, nw, fmtFloat(c.decay), strings.Join(c.co, "\n"))
-		}
-		return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, args...)
+		return s.item.EvalSha(ctx, pipe, itemKeys(it), itemArgs(it, -1)...)
 	})
 	if err != nil {
 		return res, fmt.Errorf("applying item state: %w", err)
 	}
+	// An item whose fence fell inside the batch's offsets (a replay after a
+	// crash between the item scripts) gets the sums of the contributions
+	// after its fence; the fence only grows, so this ends.
+	rowLen := make(map[string]int64, len(itemOrder))
+	pending := make(map[string]*redis.Cmd, len(itemOrder))
+	for k, it := range itemOrder {
+		pending[it] = cmds[k]
+	}
+	for len(pending) > 0 {
+		var again []string
+		var after []int64
+		for _, it := range itemOrder {
+			c, ok := pending[it]
+			if !ok {
+				continue
+			}
+			status, val, err := itemAnswer(c)
+			if err != nil {
+				return res, fmt.Errorf("applying item state: %w", err)
+			}
+			switch status {
+			case 1:
+				rowLen[it] = val
+			case 2:
+				again = append(again, it)
+				after = append(after, val)
+			}
+		}
+		clear(pending)
+		if len(again) == 0 {
+			break
+		}
+		cmds, err := s.runScripts(ctx, s.item, len(again), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+			return s.item.EvalSha(ctx, pipe, itemKeys(again[k]), itemArgs(again[k], after[k])...)
+		})
+		if err != nil {
+			return res, fmt.Errorf("applying item state: %w", err)
+		}
+		for k, it := range again {
+			pending[it] = cmds[k]
+		}
+	}
 	// Rows whose lists this batch made long are folded now (cooc.go).
 	var fold []string
-	for k, it := range itemOrder {
-		if n, _ := cmds[k].Int64(); n > int64(s.opt.CoocFold) {
+	for _, it := range itemOrder {
+		if rowLen[it] > int64(s.opt.CoocFold) {
 			fold = append(fold, it)
 		}
 	}
@@ -337,6 +371,74 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		return res, err
 	}
 	return res, nil
+}
+
+// sumItem returns item.lua's arguments for an item's contributions (in
+// offset order) after offset after: their sums, the row entry and the
+// recent users.
+func (s *Store) sumItem(p, ttl, now string, cs []contrib, after int64) []any {
+	k := 0
+	for k < len(cs) && cs[k].off <= after {
+		k++
+	}
+	cs = cs[k:]
+	var pop, deg float64
+	var maxts int64
+	row := newCoocRow()
+	users := make(map[string]int64)
+	var order []string
+	for _, c := range cs {
+		if c.user != "" {
+			if _, ok := users[c.user]; !ok {
+				order = append(order, c.user)
+			}
+			users[c.user] = c.ts // the last by offset, as one ZADD each would leave it
+			maxts = max(maxts, c.ts)
+		}
+		if c.hasW {
+			pop += c.weight
+		}
+		if c.isNew {
+			deg += c.decay
+		}
+		for _, co := range c.co {
+			row.add(co, c.decay)
+		}
+	}
+	first, last := cs[0].off, cs[len(cs)-1].off
+	entry := ""
+	if len(row.order) > 0 {
+		entry = deltaEntry(p, first, last, row)
+	}
+	num := func(f float64) string {
+		if f == 0 {
+			return ""
+		}
+		return fmtFloat(f)
+	}
+	args := make([]any, 0, 10+2*len(order))
+	args = append(args, p, s.opt.ItemUsersCap, ttl, now, first, last, num(pop), num(deg), maxts, entry)
+	for _, u := range order {
+		args = append(args, users[u], u)
+	}
+	return args
+}
+
+// itemAnswer reads item.lua's answer: a status and a row length or fence.
+func itemAnswer(c *redis.Cmd) (status, val int64, err error) {
+	v, err := c.Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 2 {
+		return 0, 0, errors.New("malformed item script answer")
+	}
+	status, ok1 := v[0].(int64)
+	val, ok2 := v[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("malformed item script answer")
+	}
+	return status, val, nil
 }
 
 // runScripts sends n script calls in one pipeline. When Redis has lost the
