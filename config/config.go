@@ -180,9 +180,17 @@ func (s *RedisConfig) SetDefaults() {
 
 // IngestConfig configures the ingest role (events topic -> Redis).
 type IngestConfig struct {
-	BatchMaxEvents  int           `yaml:"batch_max_events"`
-	BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
-	MaxMessageBytes int           `yaml:"max_message_bytes"`
+	BatchMaxEvents int           `yaml:"batch_max_events"`
+	BatchMaxWait   time.Duration `yaml:"batch_max_wait"`
+	// ItemWindow is how long the item half of applied batches (item
+	// co-occurrence rows, recent users, popularity, trending) is collected
+	// before it is written; offsets are committed after that write. 0
+	// writes it with every batch.
+	ItemWindow time.Duration `yaml:"item_window"`
+	// ItemWindowEvents writes the collected item half early once it holds
+	// this many events.
+	ItemWindowEvents int `yaml:"item_window_events"`
+	MaxMessageBytes  int `yaml:"max_message_bytes"`
 	// MaxFuture is how far ahead of the local clock an event timestamp may be.
 	MaxFuture time.Duration `yaml:"max_future"`
 	// Workers is the number of apply workers; 0 lets the consumer use one
@@ -193,11 +201,13 @@ type IngestConfig struct {
 // SetDefaults sets every ingest key to its default.
 func (s *IngestConfig) SetDefaults() {
 	*s = IngestConfig{
-		BatchMaxEvents:  1000,
-		BatchMaxWait:    20 * time.Millisecond,
-		MaxMessageBytes: 65536,
-		MaxFuture:       time.Hour,
-		Workers:         0,
+		BatchMaxEvents:   1000,
+		BatchMaxWait:     20 * time.Millisecond,
+		ItemWindow:       time.Second,
+		ItemWindowEvents: 20000,
+		MaxMessageBytes:  65536,
+		MaxFuture:        time.Hour,
+		Workers:          0,
 	}
 }
 

@@ -156,6 +156,8 @@ func (s IngestConfig) Validate() error {
 	var p problems
 	p.intRange("ingest.batch_max_events", s.BatchMaxEvents, 1, 100000)
 	p.positiveDur("ingest.batch_max_wait", s.BatchMaxWait)
+	p.nonNegDur("ingest.item_window", s.ItemWindow)
+	p.intRange("ingest.item_window_events", s.ItemWindowEvents, 1, 10000000)
 	p.intRange("ingest.max_message_bytes", s.MaxMessageBytes, 1024, 16777216)
 	p.nonNegDur("ingest.max_future", s.MaxFuture)
 	p.minInt("ingest.workers", s.Workers, 0)

@@ -17,24 +17,34 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// Applier applies one partition's batch of valid events to the state store.
+// Applier applies batches of valid events to the state store: the user
+// half of each batch at once, the item half collected per partition and
+// written together (store.Store).
 type Applier interface {
-	Apply(ctx context.Context, partition int32, ops []store.Op) (store.ApplyResult, error)
+	ApplyUsers(ctx context.Context, partition int32, ops []store.Op, w *store.ItemWork) (store.ApplyResult, error)
+	ApplyItems(ctx context.Context, w *store.ItemWork) error
 }
 
 // IngestOptions configures the ingest consumer.
 type IngestOptions struct {
-	Kafka           Kafka
-	Topic           string // events
-	DLQTopic        string
-	RefreshTopic    string
-	Group           string
-	BatchMaxEvents  int
-	BatchMaxWait    time.Duration
-	ShutdownTimeout time.Duration // how long an in-flight batch may take after shutdown starts
-	Decoder         event.Decoder
-	Metrics         *Metrics
-	Logger          *slog.Logger
+	Kafka          Kafka
+	Topic          string // events
+	DLQTopic       string
+	RefreshTopic   string
+	Group          string
+	BatchMaxEvents int
+	BatchMaxWait   time.Duration
+	// ItemWindow is how long the item half of applied batches (item state
+	// and trending) is collected before it is written; offsets are
+	// committed after that write. 0 writes it with every batch.
+	ItemWindow time.Duration
+	// ItemWindowEvents writes the collected item half early once it holds
+	// this many events (all partitions); 0 means 20 × BatchMaxEvents.
+	ItemWindowEvents int
+	ShutdownTimeout  time.Duration // how long an in-flight batch may take after shutdown starts
+	Decoder          event.Decoder
+	Metrics          *Metrics
+	Logger           *slog.Logger
 
 	// UserID maps each valid event's user id before anything is stored or
 	// published (pseudonymization); nil keeps ids as sent.
@@ -61,6 +71,9 @@ func NewIngest(opt IngestOptions, st Applier) *Ingest {
 	}
 	if opt.ShutdownTimeout <= 0 {
 		opt.ShutdownTimeout = 15 * time.Second
+	}
+	if opt.ItemWindowEvents <= 0 {
+		opt.ItemWindowEvents = 20 * opt.BatchMaxEvents
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
@@ -106,33 +119,123 @@ func (c *Ingest) Run(ctx context.Context) error {
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait, c.opt.Logger, "events")
 	defer bt.stop()
+	iw := &itemWindow{work: make(map[int]*store.ItemWork)}
+	// writeItems writes the collected item half, then commits the batches
+	// it belongs to; it reports false when a shutdown ran out of time.
+	writeItems := func() bool {
+		if err := c.retrying(procCtx, "writing item state", func() error { return iw.write(procCtx, c.st) }); err != nil {
+			return false
+		}
+		cm.commit(procCtx, r, iw.held)
+		iw.held = nil
+		return true
+	}
 	for {
-		msgs, ok := bt.next(ctx, cm.retryAfter())
+		wait := cm.retryAfter()
+		if iw.events() > 0 {
+			due := max(time.Until(iw.since().Add(c.opt.ItemWindow)), time.Millisecond)
+			if wait == 0 || due < wait {
+				wait = due
+			}
+		}
+		msgs, ok := bt.next(ctx, wait)
 		if !ok {
+			writeItems()
 			return nil
 		}
 		if msgs == nil {
-			cm.retry(procCtx, r)
+			if iw.events() > 0 && time.Since(iw.since()) >= c.opt.ItemWindow {
+				if !writeItems() {
+					return nil
+				}
+			} else {
+				cm.retry(procCtx, r)
+			}
 			continue
 		}
-		if err := c.process(procCtx, w, msgs); err != nil {
+		if err := c.process(procCtx, w, msgs, iw); err != nil {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
-		cm.commit(procCtx, r, msgs)
+		iw.held = append(iw.held, LastPerPartition(msgs)...)
+		if ctx.Err() != nil || iw.events() >= c.opt.ItemWindowEvents || time.Since(iw.since()) >= c.opt.ItemWindow {
+			if !writeItems() {
+				return nil
+			}
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
 }
 
-// process applies a batch, retrying with backoff until it succeeds or ctx
-// ends. Retrying is safe: every write is fenced.
-func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+// itemWindow is the item half of the batches applied since it was last
+// written, per partition, and the batches' last messages, committed once
+// it is written.
+type itemWindow struct {
+	work map[int]*store.ItemWork
+	held []kafka.Message
+}
+
+func (iw *itemWindow) of(p int) *store.ItemWork {
+	w := iw.work[p]
+	if w == nil {
+		w = store.NewItemWork(int32(p))
+		iw.work[p] = w
+	}
+	return w
+}
+
+func (iw *itemWindow) events() int {
+	n := 0
+	for _, w := range iw.work {
+		n += w.Events()
+	}
+	return n
+}
+
+// since is when the oldest event still held arrived.
+func (iw *itemWindow) since() time.Time {
+	var t time.Time
+	for _, w := range iw.work {
+		if s := w.Since(); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+			t = s
+		}
+	}
+	return t
+}
+
+// write writes every partition's item half, concurrently.
+func (iw *itemWindow) write(ctx context.Context, st Applier) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, w := range iw.work {
+		if w.Events() > 0 {
+			g.Go(func() error { return st.ApplyItems(gctx, w) })
+		}
+	}
+	return g.Wait()
+}
+
+// process applies a batch's user half and collects its item half in iw,
+// retrying with backoff until it succeeds or ctx ends. Retrying is safe:
+// every write is fenced, and iw does not take an offset twice.
+func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, iw *itemWindow) error {
 	start := time.Now()
+	if err := c.retrying(ctx, "applying batch", func() error { return c.processOnce(ctx, w, msgs, iw) }); err != nil {
+		return err
+	}
+	c.opt.Metrics.Batches.Inc()
+	c.opt.Metrics.BatchSize.Observe(float64(len(msgs)))
+	c.opt.Metrics.BatchDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// retrying runs f until it succeeds or ctx ends, with backoff, marking
+// the role not ready meanwhile.
+func (c *Ingest) retrying(ctx context.Context, what string, f func() error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		err := c.processOnce(ctx, w, msgs)
+		err := f()
 		if err == nil {
 			break
 		}
@@ -141,7 +244,7 @@ func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Mess
 		}
 		c.opt.Metrics.StoreErrors.Inc()
 		if c.ready.Swap(false) {
-			c.opt.Logger.Warn("applying batch failed; retrying until it succeeds", "err", err)
+			c.opt.Logger.Warn(what+" failed; retrying until it succeeds", "err", err)
 		}
 		c.opt.Metrics.Ready.WithLabelValues("ingest").Set(0)
 		if !sleep(ctx, backoff) {
@@ -150,16 +253,13 @@ func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Mess
 		backoff = min(backoff*2, 2*time.Second)
 	}
 	if !c.ready.Swap(true) {
-		c.opt.Logger.Info("batch applied; recovered")
+		c.opt.Logger.Info(what + " succeeded; recovered")
 	}
 	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
-	c.opt.Metrics.Batches.Inc()
-	c.opt.Metrics.BatchSize.Observe(float64(len(msgs)))
-	c.opt.Metrics.BatchDuration.Observe(time.Since(start).Seconds())
 	return nil
 }
 
-func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
+func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, iw *itemWindow) error {
 	ops := make(map[int][]store.Op)
 	var out []kafka.Message
 	counts := make(map[event.Type]int)
@@ -189,10 +289,14 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 	}
 	sort.Ints(parts)
 	results := make([]store.ApplyResult, len(parts))
+	work := make([]*store.ItemWork, len(parts))
+	for i, p := range parts {
+		work[i] = iw.of(p)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range parts {
 		g.Go(func() error {
-			res, err := c.st.Apply(gctx, int32(p), ops[p])
+			res, err := c.st.ApplyUsers(gctx, int32(p), ops[p], work[i])
 			results[i] = res
 			return err
 		})

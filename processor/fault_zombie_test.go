@@ -142,9 +142,12 @@ func TestFaultZombieProcessor(t *testing.T) {
 	// Batches of 250 events: a chunk of the log is about ten batches, so a
 	// stop at a random point of it lands in a backlog.
 	batchArg := "ingest.batch_max_events=250"
+	// Item windows of two batches: A commits every 500 events, so a stop
+	// lands with applied batches not yet committed.
+	windowArg := "ingest.item_window_events=500"
 	chunk := int64(faultEvents / zombieChunks)
 
-	a := e.startAdminSubprocess(t, batchArg)
+	a := e.startAdminSubprocess(t, batchArg, windowArg)
 	shown := 0
 	rounds := 0
 	for r := 0; r < zombieRounds && shown == 0; r++ {
@@ -179,7 +182,7 @@ func TestFaultZombieProcessor(t *testing.T) {
 		}
 
 		// B joins; A's session (1 s) times out and B takes every partition.
-		b := e.startAdminSubprocess(t, batchArg)
+		b := e.startAdminSubprocess(t, batchArg, windowArg)
 		took := waitFor(t, 30*time.Second, "B alone in the group with every partition", func() bool {
 			if err, exited := b.wait(0); exited {
 				t.Fatalf("processor B exited on its own: %v", err)

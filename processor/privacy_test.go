@@ -282,12 +282,15 @@ func TestPseudonymizedIDs(t *testing.T) {
 // Scoring processes reuse other users' vectors for scorer.neighbour_ttl:
 // the neighbours of an erased user are queued for rescoring only once
 // every read from before the erasure has expired, even with no settle
-// pass configured; without rescoring there is no wait.
+// pass configured; without rescoring there is no wait. (Items written with
+// every batch: with an item window an erasure also waits for the window in
+// flight, ingest.item_window + 1 s, store.TestForgetEqualsNeverSeen.)
 func TestForgetRescoresAfterNeighbourReuse(t *testing.T) {
 	const reuse = 1500 * time.Millisecond
 	pl := startPrivacyPipeline(t, 2, func(c *config.Config) {
 		c.Privacy.ForgetTombstoneTTL = time.Second
 		c.Privacy.ForgetSettle = 0
+		c.Ingest.ItemWindow = 0
 		c.Scorer.NeighbourTTL = reuse
 	})
 	now := time.Now().UnixMilli()

@@ -286,18 +286,20 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	if cfg.Run.Has(config.RoleIngest) {
 		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
-			Kafka:           k,
-			Topic:           cfg.Kafka.EventsTopic,
-			DLQTopic:        cfg.Kafka.DLQTopic,
-			RefreshTopic:    cfg.Kafka.RefreshTopic,
-			Group:           cfg.Kafka.IngestGroup,
-			BatchMaxEvents:  cfg.Ingest.BatchMaxEvents,
-			BatchMaxWait:    cfg.Ingest.BatchMaxWait,
-			ShutdownTimeout: cfg.Run.ShutdownTimeout,
-			Decoder:         event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
-			Metrics:         m,
-			Logger:          rlog.With("role", "ingest"),
-			UserID:          p.userID(),
+			Kafka:            k,
+			Topic:            cfg.Kafka.EventsTopic,
+			DLQTopic:         cfg.Kafka.DLQTopic,
+			RefreshTopic:     cfg.Kafka.RefreshTopic,
+			Group:            cfg.Kafka.IngestGroup,
+			BatchMaxEvents:   cfg.Ingest.BatchMaxEvents,
+			BatchMaxWait:     cfg.Ingest.BatchMaxWait,
+			ItemWindow:       cfg.Ingest.ItemWindow,
+			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
+			ShutdownTimeout:  cfg.Run.ShutdownTimeout,
+			Decoder:          event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
+			Metrics:          m,
+			Logger:           rlog.With("role", "ingest"),
+			UserID:           p.userID(),
 		}, st)
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
 		if cfg.Kafka.ControlTopic != "" {

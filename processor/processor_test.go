@@ -40,6 +40,10 @@ func testConfig(brokers []string, redisAddr string) config.Config {
 	cfg.Redis.Addrs = []string{redisAddr}
 	cfg.Admin.Listen = ""
 	cfg.Ingest.BatchMaxWait = 10 * time.Millisecond
+	// Item windows of at most 2,000 events: the logs here are loaded in
+	// about a second, and tests that act on progress (a quarter of the log
+	// committed) need more than one commit.
+	cfg.Ingest.ItemWindowEvents = 2000
 	cfg.Scorer.Debounce = 20 * time.Millisecond
 	cfg.Scorer.ExcludeSeen = false
 	// No reuse of neighbour reads: the test loads 15,000 events in about a

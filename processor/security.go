@@ -177,7 +177,15 @@ func (p *Processor) Forget(ctx context.Context, user, source, request string, re
 	if refresh != nil {
 		settle = max(settle, p.Config.Scorer.NeighbourTTL)
 	}
+	// Batches applied before the erasure may hold their item half in an
+	// ingest item window for ingest.item_window; a second more covers its
+	// write.
+	var inFlight time.Duration
+	if w := p.Config.Ingest.ItemWindow; w > 0 {
+		inFlight = w + time.Second
+	}
 	res, err := p.Store.Forget(ctx, id, store.ForgetOptions{
+		InFlight:     inFlight,
 		TombstoneTTL: pc.ForgetTombstoneTTL,
 		Sweep:        pc.ForgetSweep,
 		Settle:       settle,

@@ -46,6 +46,12 @@ type ForgetOptions struct {
 	// delay, to undo writes of a batch or a rescore already in flight when
 	// the user state was erased.
 	Settle time.Duration
+	// InFlight is how long the item half of batches applied before the
+	// erasure may still wait to be written (an ingest item window and its
+	// write, ingest.item_window): the user's contributions to items are
+	// computed at once but subtracted, and the user removed from item
+	// indexes, after it, so that they are there to subtract.
+	InFlight time.Duration
 	// MaxNeighbours bounds the users returned for rescoring; default 1000.
 	MaxNeighbours int
 	Now           func() time.Time
@@ -189,6 +195,17 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	}
 	sort.Strings(order)
 	res.Items = len(order)
+
+	// Batches applied before step 1 may still hold their item half in an
+	// ingest item window; once it is written there is all to subtract.
+	// (Their replays after step 1 drop the user's events.)
+	if opt.InFlight > 0 {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(opt.InFlight):
+		}
+	}
 
 	// Users who share the items: their user-kNN neighbourhoods included
 	// this user; they are returned for rescoring.

@@ -62,8 +62,19 @@ func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string)
 // the events of one user, erases that user from the other, and checks that
 // every item's index, co-occurrence row, degree and popularity, and the
 // trending zset, then match the store that never saw the user (the user log
-// held the whole history: the exact case).
+// held the whole history: the exact case). In the second case the item half
+// of the last 500 events (the user's among them) is still collected in an
+// ingest item window when the erasure starts, and written while it waits
+// (ForgetOptions.InFlight).
 func TestForgetEqualsNeverSeen(t *testing.T) {
+	for _, inFlight := range []bool{false, true} {
+		t.Run(map[bool]string{false: "written", true: "item_window_in_flight"}[inFlight], func(t *testing.T) {
+			forgetEqualsNeverSeen(t, inFlight)
+		})
+	}
+}
+
+func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ctx := context.Background()
@@ -112,12 +123,34 @@ func TestForgetEqualsNeverSeen(t *testing.T) {
 			}
 		}
 	}
-	apply(a, ops)
+	fopt := store.ForgetOptions{Sweep: true, Source: "test", Request: "T-1"}
+	var wrote chan error
+	if inFlight {
+		cut := len(ops) - 500
+		apply(a, ops[:cut])
+		w := store.NewItemWork(0)
+		if _, err := a.ApplyUsers(ctx, 0, ops[cut:], w); err != nil {
+			t.Fatal(err)
+		}
+		fopt.InFlight = 500 * time.Millisecond
+		wrote = make(chan error, 1)
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the erasure has begun
+			wrote <- a.ApplyItems(ctx, w)
+		}()
+	} else {
+		apply(a, ops)
+	}
 	apply(b, without)
 
-	res, err := a.Forget(ctx, target, store.ForgetOptions{Sweep: true, Source: "test", Request: "T-1"})
+	res, err := a.Forget(ctx, target, fopt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrote != nil {
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("forgot %s: %+v, %d neighbours", target, res, len(res.Neighbours))
 	if !res.WindowComplete || res.Events != int64(most) || res.LoggedEvents != most || res.KeysDeleted < 3 || res.Trending == 0 {

@@ -193,14 +193,82 @@ type contrib struct {
 // touched and one for trending, in two pipelined round trips, and folds the
 // co-occurrence rows it made long (two more, when there are any).
 func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResult, error) {
+	w := NewItemWork(partition)
+	res, err := s.ApplyUsers(ctx, partition, ops, w)
+	if err != nil {
+		return res, err
+	}
+	if s.failAfterUsers {
+		s.failAfterUsers = false
+		return res, errors.New("applying item state: simulated crash")
+	}
+	return res, s.ApplyItems(ctx, w)
+}
+
+// ItemWork is the item and trending half of one partition's applied
+// batches: what the user scripts answered, summed per item and written by
+// ApplyItems. A consumer may collect several batches in one ItemWork and
+// write them together (ingest.item_window): fewer, larger item scripts.
+// Offsets it already holds are not added again, so a batch retried after a
+// failed ApplyUsers is counted once.
+type ItemWork struct {
+	partition int32
+	items     map[string][]contrib
+	order     []string
+	trend     []trendOp
+	events    int
+	last      int64 // highest offset added
+	first     time.Time
+}
+
+type trendOp struct {
+	off    int64
+	item   string
+	weight float64
+}
+
+// NewItemWork returns an empty ItemWork for partition.
+func NewItemWork(partition int32) *ItemWork {
+	return &ItemWork{partition: partition, items: make(map[string][]contrib), last: -1}
+}
+
+// Events is the number of events whose item work w holds.
+func (w *ItemWork) Events() int { return w.events }
+
+// Since is when w got its first event since it was last written (zero
+// when empty).
+func (w *ItemWork) Since() time.Time { return w.first }
+
+func (w *ItemWork) add(item string, c contrib) {
+	if _, ok := w.items[item]; !ok {
+		w.order = append(w.order, item)
+	}
+	w.items[item] = append(w.items[item], c)
+}
+
+func (w *ItemWork) reset() {
+	clear(w.items)
+	w.order = w.order[:0]
+	w.trend = w.trend[:0]
+	w.events = 0
+	w.first = time.Time{}
+}
+
+// ApplyUsers applies the user half of one partition's batch (ops in
+// ascending offset order, fenced per user) and adds its item half to w,
+// which ApplyItems writes. It is safe to call again with any overlapping
+// batch.
+func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *ItemWork) (ApplyResult, error) {
 	res := ApplyResult{Users: make(map[string]int64)}
 	if len(ops) == 0 {
 		return res, nil
 	}
+	if w.partition != partition {
+		return res, fmt.Errorf("applying user state: item work of partition %d given for partition %d", w.partition, partition)
+	}
 	p := strconv.Itoa(int(partition))
 	purchase := event.Purchase.String()
 
-	// Phase 1: user key groups.
 	byUser := make(map[string][]int)
 	var users []string
 	for i, op := range ops {
@@ -229,20 +297,13 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		return res, fmt.Errorf("applying user state: %w", err)
 	}
 
-	if s.failAfterUsers {
-		s.failAfterUsers = false
-		return res, errors.New("applying item state: simulated crash")
+	// The item half, from the user scripts' answers: collected first and
+	// added to w only when every answer was read.
+	type itemContrib struct {
+		item string
+		c    contrib
 	}
-
-	// Phase 2: item key groups and trending, from the user scripts' answers.
-	items := make(map[string][]contrib)
-	var itemOrder []string
-	add := func(item string, c contrib) {
-		if _, ok := items[item]; !ok {
-			itemOrder = append(itemOrder, item)
-		}
-		items[item] = append(items[item], c)
-	}
+	var adds []itemContrib
 	kept := make(map[string]bool, len(users))
 	dropped := make(map[int]bool)
 	for k, u := range users {
@@ -278,10 +339,13 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 				res.Fenced++
 				res.Lost++
 			}
+			if op.Offset <= w.last {
+				continue // already in w (a retried batch)
+			}
 			d := s.Decay(op.TS)
-			add(op.Item, contrib{off: op.Offset, user: u, ts: op.TS, weight: s.opt.Weights[op.Type] * d, hasW: true, isNew: isNew == 1, decay: d, co: hist})
+			adds = append(adds, itemContrib{op.Item, contrib{off: op.Offset, user: u, ts: op.TS, weight: s.opt.Weights[op.Type] * d, hasW: true, isNew: isNew == 1, decay: d, co: hist}})
 			for _, h := range hist {
-				add(h, contrib{off: op.Offset, ts: op.TS, decay: d, co: []string{op.Item}})
+				adds = append(adds, itemContrib{h, contrib{off: op.Offset, ts: op.TS, decay: d, co: []string{op.Item}}})
 			}
 		}
 	}
@@ -290,87 +354,124 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 			delete(res.Users, u) // every event predates the user's erasure
 		}
 	}
-	for _, it := range itemOrder {
-		cs := items[it]
-		sort.Slice(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
+	for _, a := range adds {
+		w.add(a.item, a.c)
 	}
-	itemTTL := ttl
-	itemArgs := func(it string, after int64) []any {
-		return s.sumItem(p, itemTTL, now, items[it], after)
-	}
-	itemKeys := func(it string) []string {
-		return []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}
-	}
-	cmds, err = s.runScripts(ctx, s.item, len(itemOrder)+1, func(pipe redis.Pipeliner, k int) *redis.Cmd {
-		if k == len(itemOrder) {
-			args := make([]any, 0, 3+3*len(ops))
-			args = append(args, p, s.opt.TrendingCap, len(ops)-len(dropped))
-			for i, op := range ops {
-				if !dropped[i] {
-					args = append(args, op.Offset, op.Item, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
-				}
-			}
-			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, args...)
+	n := 0
+	for i, op := range ops {
+		if op.Offset > w.last && !dropped[i] {
+			w.trend = append(w.trend, trendOp{off: op.Offset, item: op.Item, weight: s.opt.Weights[op.Type] * s.Decay(op.TS)})
 		}
-		it := itemOrder[k]
-		return s.item.EvalSha(ctx, pipe, itemKeys(it), itemArgs(it, -1)...)
-	})
-	if err != nil {
-		return res, fmt.Errorf("applying item state: %w", err)
+		if op.Offset > w.last {
+			n++
+		}
 	}
-	// An item whose fence fell inside the batch's offsets (a replay after a
-	// crash between the item scripts) gets the sums of the contributions
-	// after its fence; the fence only grows, so this ends.
-	rowLen := make(map[string]int64, len(itemOrder))
-	pending := make(map[string]*redis.Cmd, len(itemOrder))
-	for k, it := range itemOrder {
-		pending[it] = cmds[k]
+	if n > 0 && w.events == 0 {
+		w.first = time.Now()
 	}
-	for len(pending) > 0 {
-		var again []string
-		var after []int64
-		for _, it := range itemOrder {
-			c, ok := pending[it]
-			if !ok {
-				continue
-			}
-			status, val, err := itemAnswer(c)
+	w.events += n
+	w.last = max(w.last, ops[len(ops)-1].Offset)
+	return res, nil
+}
+
+// ApplyItems writes w: one script per item and one for trending, in one
+// pipelined round trip (a second for items whose fence lay inside w's
+// offsets), then folds the co-occurrence rows it made long. On success w
+// is empty again; on failure it is kept, and calling ApplyItems again is
+// safe: every item and trending skip the offsets they already applied.
+func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
+	if len(w.order) == 0 && len(w.trend) == 0 {
+		w.reset()
+		return nil
+	}
+	p := strconv.Itoa(int(w.partition))
+	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
+	now := strconv.FormatInt(s.opt.Now().Unix(), 10)
+	for _, it := range w.order {
+		cs := w.items[it]
+		sort.SliceStable(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
+	}
+	// One job per item, then trending; a job answers a fence inside its
+	// offsets, and is sent again with the sums after it.
+	nItems := len(w.order)
+	jobs := nItems
+	if len(w.trend) > 0 {
+		jobs++
+	}
+	build := func(pipe redis.Pipeliner, k int, after int64) *redis.Cmd {
+		if k == nItems {
+			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.sumTrending(p, w.trend, after)...)
+		}
+		it := w.order[k]
+		return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.sumItem(p, ttl, now, w.items[it], after)...)
+	}
+	rowLen := make(map[int]int64, nItems)
+	todo := make([]int, jobs)
+	after := make([]int64, jobs)
+	for k := range todo {
+		todo[k] = k
+		after[k] = -1
+	}
+	for len(todo) > 0 {
+		cmds, err := s.runScripts(ctx, s.item, len(todo), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+			return build(pipe, todo[k], after[todo[k]])
+		})
+		if err != nil {
+			return fmt.Errorf("applying item state: %w", err)
+		}
+		var again []int
+		for k, c := range cmds {
+			status, val, err := fencedAnswer(c)
 			if err != nil {
-				return res, fmt.Errorf("applying item state: %w", err)
+				return fmt.Errorf("applying item state: %w", err)
 			}
 			switch status {
 			case 1:
-				rowLen[it] = val
+				rowLen[todo[k]] = val
 			case 2:
-				again = append(again, it)
-				after = append(after, val)
+				// The fence only grows, so this ends.
+				again = append(again, todo[k])
+				after[todo[k]] = val
 			}
 		}
-		clear(pending)
-		if len(again) == 0 {
-			break
-		}
-		cmds, err := s.runScripts(ctx, s.item, len(again), func(pipe redis.Pipeliner, k int) *redis.Cmd {
-			return s.item.EvalSha(ctx, pipe, itemKeys(again[k]), itemArgs(again[k], after[k])...)
-		})
-		if err != nil {
-			return res, fmt.Errorf("applying item state: %w", err)
-		}
-		for k, it := range again {
-			pending[it] = cmds[k]
-		}
+		todo = again
 	}
-	// Rows whose lists this batch made long are folded now (cooc.go).
+	// Rows whose lists this made long are folded now (cooc.go).
 	var fold []string
-	for _, it := range itemOrder {
-		if rowLen[it] > int64(s.opt.CoocFold) {
+	for k, it := range w.order {
+		if rowLen[k] > int64(s.opt.CoocFold) {
 			fold = append(fold, it)
 		}
 	}
 	if err := s.FoldCooc(ctx, fold); err != nil {
-		return res, err
+		return err
 	}
-	return res, nil
+	w.reset()
+	return nil
+}
+
+// sumTrending returns trending.lua's arguments for ops (in offset order)
+// after offset after: the weights summed per item.
+func (s *Store) sumTrending(p string, ops []trendOp, after int64) []any {
+	k := 0
+	for k < len(ops) && ops[k].off <= after {
+		k++
+	}
+	ops = ops[k:]
+	sum := make(map[string]float64)
+	var order []string
+	for _, op := range ops {
+		if _, ok := sum[op.item]; !ok {
+			order = append(order, op.item)
+		}
+		sum[op.item] += op.weight
+	}
+	args := make([]any, 0, 4+2*len(order))
+	args = append(args, p, s.opt.TrendingCap, ops[0].off, ops[len(ops)-1].off)
+	for _, it := range order {
+		args = append(args, it, fmtFloat(sum[it]))
+	}
+	return args
 }
 
 // sumItem returns item.lua's arguments for an item's contributions (in
@@ -424,19 +525,20 @@ func (s *Store) sumItem(p, ttl, now string, cs []contrib, after int64) []any {
 	return args
 }
 
-// itemAnswer reads item.lua's answer: a status and a row length or fence.
-func itemAnswer(c *redis.Cmd) (status, val int64, err error) {
+// fencedAnswer reads item.lua's or trending.lua's answer: a status and a
+// row length or fence.
+func fencedAnswer(c *redis.Cmd) (status, val int64, err error) {
 	v, err := c.Slice()
 	if err != nil {
 		return 0, 0, err
 	}
 	if len(v) != 2 {
-		return 0, 0, errors.New("malformed item script answer")
+		return 0, 0, errors.New("malformed script answer")
 	}
 	status, ok1 := v[0].(int64)
 	val, ok2 := v[1].(int64)
 	if !ok1 || !ok2 {
-		return 0, 0, errors.New("malformed item script answer")
+		return 0, 0, errors.New("malformed script answer")
 	}
 	return status, val, nil
 }

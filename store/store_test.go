@@ -277,6 +277,67 @@ func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {
 	reference(st, log).check(t, st, rdb)
 }
 
+// Item work collected over several batches (ingest.item_window) and
+// written together ends in the same state as batch by batch: with batches
+// retried into the same work, windows lost to a crash and replayed from
+// the last written offset, and windows whose items were only partly
+// written before the crash (their fences then lie inside the replay).
+func TestItemWindowsMatchReference(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(4000, 80, 60, 2, 13)
+	rng := rand.New(rand.NewPCG(5, 6))
+	crashes, partial := 0, 0
+	for _, pl := range log {
+		w := store.NewItemWork(pl.p)
+		written := 0 // ops before this index have their items written
+		for i := 0; i < len(pl.ops); {
+			j := min(i+1+rng.IntN(100), len(pl.ops))
+			for k := 0; k < 1+rng.IntN(2); k++ { // sometimes retried
+				if _, err := st.ApplyUsers(ctx, pl.p, pl.ops[i:j], w); err != nil {
+					t.Fatal(err)
+				}
+			}
+			i = j
+			switch rng.IntN(6) {
+			case 0, 1: // the window is written
+				if err := st.ApplyItems(ctx, w); err != nil {
+					t.Fatal(err)
+				}
+				if w.Events() != 0 {
+					t.Fatalf("written item work still holds %d events", w.Events())
+				}
+				written = i
+			case 2: // crash: the window is lost, replayed from the last written offset
+				w = store.NewItemWork(pl.p)
+				i = written
+				crashes++
+			case 3: // crash while writing: only the items of a prefix were written
+				cut := written + rng.IntN(i-written+1)
+				part := store.NewItemWork(pl.p)
+				if _, err := st.ApplyUsers(ctx, pl.p, pl.ops[written:cut], part); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.ApplyItems(ctx, part); err != nil {
+					t.Fatal(err)
+				}
+				w = store.NewItemWork(pl.p)
+				i = written
+				partial++
+			}
+		}
+		if err := st.ApplyItems(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if crashes == 0 || partial == 0 {
+		t.Fatalf("%d crashes, %d partial writes: the test exercised too little", crashes, partial)
+	}
+	reference(st, log).check(t, st, rdb)
+}
+
 // A zombie writing an old batch after the new owner moved on changes nothing.
 func TestZombieBatchIsFenced(t *testing.T) {
 	srv := redistest.Start(t)
