@@ -468,8 +468,9 @@ func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n in
 	if err != nil {
 		return err
 	}
+	// Consumed: applied, item half written (the item window closed).
 	consumed := func() int {
-		return int(counterSum(r.p.Metrics.Events) + counterSum(r.p.Metrics.Invalid))
+		return int(counterSum(r.p.Metrics.ItemEvents) + counterSum(r.p.Metrics.Invalid))
 	}
 	deadline := time.Now().Add(30 * time.Minute)
 	var before snapshot

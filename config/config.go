@@ -203,7 +203,7 @@ func (s *IngestConfig) SetDefaults() {
 	*s = IngestConfig{
 		BatchMaxEvents:   1000,
 		BatchMaxWait:     20 * time.Millisecond,
-		ItemWindow:       time.Second,
+		ItemWindow:       0,
 		ItemWindowEvents: 20000,
 		MaxMessageBytes:  65536,
 		MaxFuture:        time.Hour,

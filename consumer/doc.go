@@ -44,6 +44,7 @@
 //	recstream_events_fenced_total                          counter    events skipped by fences (replays)
 //	recstream_batches_total                                counter    ingest batches applied and committed
 //	recstream_batch_events                                 histogram  messages per ingest batch
+//	recstream_item_window_events_total                     counter    events whose item half was written
 //	recstream_batch_duration_seconds                       histogram  apply + publish + commit of one batch
 //	recstream_batch_errors_total                           counter    failed batch applications (retried)
 //	recstream_commits_total{group,result}                  counter    offset commits, result ok or error

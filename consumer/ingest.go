@@ -123,9 +123,11 @@ func (c *Ingest) Run(ctx context.Context) error {
 	// writeItems writes the collected item half, then commits the batches
 	// it belongs to; it reports false when a shutdown ran out of time.
 	writeItems := func() bool {
+		n := iw.events()
 		if err := c.retrying(procCtx, "writing item state", func() error { return iw.write(procCtx, c.st) }); err != nil {
 			return false
 		}
+		c.opt.Metrics.ItemEvents.Add(float64(n))
 		cm.commit(procCtx, r, iw.held)
 		iw.held = nil
 		return true
@@ -157,7 +159,12 @@ func (c *Ingest) Run(ctx context.Context) error {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
-		iw.held = append(iw.held, LastPerPartition(msgs)...)
+		for _, m := range LastPerPartition(msgs) {
+			// Only the position is kept until the commit: a message's
+			// value may pin the whole fetched batch in memory.
+			m.Key, m.Value, m.Headers = nil, nil, nil
+			iw.held = append(iw.held, m)
+		}
 		if ctx.Err() != nil || iw.events() >= c.opt.ItemWindowEvents || time.Since(iw.since()) >= c.opt.ItemWindow {
 			if !writeItems() {
 				return nil

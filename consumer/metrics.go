@@ -16,6 +16,7 @@ type Metrics struct {
 	Batches        prometheus.Counter     // batches applied
 	BatchSize      prometheus.Histogram   // events per batch
 	BatchDuration  prometheus.Histogram   // seconds to apply and commit a batch
+	ItemEvents     prometheus.Counter     // events whose item half was written (item windows)
 	StoreErrors    prometheus.Counter     // failed batch applications (retried)
 	Commits        *prometheus.CounterVec // by group and result
 	Lag            *prometheus.GaugeVec   // by group, topic, partition: messages
@@ -52,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "recstream_batch_events", Help: "Messages per ingest batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		ItemEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_item_window_events_total", Help: "Events whose item half (item state, trending) was written, once per item window.",
 		}),
 		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "recstream_batch_duration_seconds", Help: "Time to apply, publish refreshes for and commit one ingest batch.",
@@ -103,7 +107,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Invalid.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.Invalid, m.DLQWrites, m.Fenced, m.Batches, m.BatchSize, m.BatchDuration,
+		reg.MustRegister(m.Events, m.Invalid, m.DLQWrites, m.Fenced, m.Batches, m.BatchSize, m.BatchDuration, m.ItemEvents,
 			m.StoreErrors, m.Commits, m.Lag, m.LagSeconds, m.LastEventTS, m.RefreshPending, m.RefreshBatches,
 			m.ListsWritten, m.Freshness, m.Ready, m.Partitions, m.Rebalances)
 	}

@@ -556,6 +556,7 @@ func (e *faultEnv) setArgs(extra ...string) []string {
 		"redis.addrs=" + strings.Join(c.Redis.Addrs, ","),
 		"admin.listen=",
 		"ingest.batch_max_wait=" + c.Ingest.BatchMaxWait.String(),
+		"ingest.item_window=" + c.Ingest.ItemWindow.String(),
 		fmt.Sprintf("ingest.item_window_events=%d", c.Ingest.ItemWindowEvents),
 		"scorer.debounce=" + c.Scorer.Debounce.String(),
 		"scorer.exclude_seen=false",

@@ -40,9 +40,10 @@ func testConfig(brokers []string, redisAddr string) config.Config {
 	cfg.Redis.Addrs = []string{redisAddr}
 	cfg.Admin.Listen = ""
 	cfg.Ingest.BatchMaxWait = 10 * time.Millisecond
-	// Item windows of at most 2,000 events: the logs here are loaded in
-	// about a second, and tests that act on progress (a quarter of the log
-	// committed) need more than one commit.
+	// Item windows (not the default) of 1 s and at most 2,000 events: the
+	// logs here are loaded in about a second, and tests that act on
+	// progress (a quarter of the log committed) need more than one commit.
+	cfg.Ingest.ItemWindow = time.Second
 	cfg.Ingest.ItemWindowEvents = 2000
 	cfg.Scorer.Debounce = 20 * time.Millisecond
 	cfg.Scorer.ExcludeSeen = false

@@ -32,14 +32,16 @@ func BenchmarkApply(b *testing.B) {
 func benchApply(b *testing.B, history int) {
 	runApplyBench(b, store.Options{Prefix: "b:", CoocHistory: history},
 		loadgen.Options{Users: 10000, Items: 5000, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Second},
-		1000, 20, false)
+		1000, 20, false, 0)
 }
 
 // runApplyBench applies warm batches of the generator's events, then one
 // batch per iteration (offsets keep growing: every batch is applied, none
-// fenced), stopping each Apply after its user phase when usersOnly; it
-// reports the time, Redis CPU and Redis commands per event.
-func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, warm int, usersOnly bool) {
+// fenced), stopping each Apply after its user phase when usersOnly, or,
+// with window > 0, applying each batch's user half and writing the item
+// half once window events are collected (ingest.item_window); it reports
+// the time, Redis CPU and Redis commands per event.
+func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, warm int, usersOnly bool, window int) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	st := store.New(rdb, opt)
@@ -64,6 +66,7 @@ func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, 
 			b.Fatal(err)
 		}
 	}
+	w := store.NewItemWork(0)
 	cpu0, calls0 := redisCost(b, rdb)
 	stats0 := commandStats(b, rdb)
 	b.ReportAllocs()
@@ -74,9 +77,23 @@ func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, 
 			st.FailAfterUsers()
 		}
 		b.StartTimer()
+		if window > 0 {
+			if _, err := st.ApplyUsers(ctx, 0, ops, w); err != nil {
+				b.Fatal(err)
+			}
+			if w.Events() >= window {
+				if err := st.ApplyItems(ctx, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			continue
+		}
 		if _, err := st.Apply(ctx, 0, ops); err != nil && !usersOnly {
 			b.Fatal(err)
 		}
+	}
+	if err := st.ApplyItems(ctx, w); err != nil {
+		b.Fatal(err)
 	}
 	cpu1, calls1 := redisCost(b, rdb)
 	events := float64(b.N * batch)
@@ -345,19 +362,24 @@ func benchCoocWindow(b *testing.B, parts, window int) {
 // user scripts and the rest (item scripts and trending), on the full
 // bench's shape: 100,000 users, 50,000 items, batches of 125 events (a
 // 1,000-event batch over 8 partitions), after 200,000 events of warm-up.
-// "users" stops each Apply after its user phase, as a crash there would.
+// "users" stops each Apply after its user phase, as a crash there would;
+// "window=N" writes the item half once per N events (ingest.item_window:
+// 1,000 is 8,000 events over 8 partitions).
 func BenchmarkApplyPhases(b *testing.B) {
-	for _, mode := range []string{"all", "users"} {
-		b.Run(mode, func(b *testing.B) { benchApplyPhases(b, mode == "users") })
+	for _, mode := range []string{"all", "users", "window=1000", "window=8000"} {
+		b.Run(mode, func(b *testing.B) {
+			window := 0
+			if v, ok := strings.CutPrefix(mode, "window="); ok {
+				window, _ = strconv.Atoi(v)
+			}
+			benchApplyPhases(b, mode == "users", window)
+		})
 	}
 }
 
-func benchApplyPhases(b *testing.B, usersOnly bool) {
-	batch := 125
-	if v, _ := strconv.Atoi(os.Getenv("RS_BATCH")); v > 0 {
-		batch = v
-	}
+func benchApplyPhases(b *testing.B, usersOnly bool, window int) {
+	const batch = 125
 	runApplyBench(b, store.Options{Prefix: "b:"},
 		loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
-		batch, 200000/batch, usersOnly)
+		batch, 200000/batch, usersOnly, window)
 }

@@ -280,6 +280,17 @@ func erasureEntry(erasure string, items []string, amount map[string]float64) str
 // trimmed to the cap; a row that another process folded meanwhile is left
 // as that process wrote it.
 func (s *Store) FoldCooc(ctx context.Context, items []string) error {
+	for start := 0; start < len(items); start += itemChunk {
+		if err := s.foldChunk(ctx, items[start:min(start+itemChunk, len(items))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldChunk folds the rows of one chunk of items: the rows read, folded
+// and written at once.
+func (s *Store) foldChunk(ctx context.Context, items []string) error {
 	if len(items) == 0 {
 		return nil
 	}

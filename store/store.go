@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"sort"
 	"strconv"
 	"time"
 
@@ -176,17 +175,6 @@ func (s *Store) Decay(ts int64) float64 {
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 17, 64) }
 
-type contrib struct {
-	off    int64
-	user   string
-	ts     int64
-	weight float64
-	hasW   bool
-	isNew  bool
-	decay  float64
-	co     []string
-}
-
 // Apply applies one partition's batch (ops in ascending offset order). It is
 // safe to call again with any overlapping batch: every key group skips the
 // offsets it has already applied. It issues one script per user, one per item
@@ -203,55 +191,6 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 		return res, errors.New("applying item state: simulated crash")
 	}
 	return res, s.ApplyItems(ctx, w)
-}
-
-// ItemWork is the item and trending half of one partition's applied
-// batches: what the user scripts answered, summed per item and written by
-// ApplyItems. A consumer may collect several batches in one ItemWork and
-// write them together (ingest.item_window): fewer, larger item scripts.
-// Offsets it already holds are not added again, so a batch retried after a
-// failed ApplyUsers is counted once.
-type ItemWork struct {
-	partition int32
-	items     map[string][]contrib
-	order     []string
-	trend     []trendOp
-	events    int
-	last      int64 // highest offset added
-	first     time.Time
-}
-
-type trendOp struct {
-	off    int64
-	item   string
-	weight float64
-}
-
-// NewItemWork returns an empty ItemWork for partition.
-func NewItemWork(partition int32) *ItemWork {
-	return &ItemWork{partition: partition, items: make(map[string][]contrib), last: -1}
-}
-
-// Events is the number of events whose item work w holds.
-func (w *ItemWork) Events() int { return w.events }
-
-// Since is when w got its first event since it was last written (zero
-// when empty).
-func (w *ItemWork) Since() time.Time { return w.first }
-
-func (w *ItemWork) add(item string, c contrib) {
-	if _, ok := w.items[item]; !ok {
-		w.order = append(w.order, item)
-	}
-	w.items[item] = append(w.items[item], c)
-}
-
-func (w *ItemWork) reset() {
-	clear(w.items)
-	w.order = w.order[:0]
-	w.trend = w.trend[:0]
-	w.events = 0
-	w.first = time.Time{}
 }
 
 // ApplyUsers applies the user half of one partition's batch (ops in
@@ -297,13 +236,13 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 		return res, fmt.Errorf("applying user state: %w", err)
 	}
 
-	// The item half, from the user scripts' answers: collected first and
-	// added to w only when every answer was read.
-	type itemContrib struct {
-		item string
-		c    contrib
+	// The item half, from the user scripts' answers: read first, added to
+	// w (in offset order) only when every answer was read.
+	type answer struct {
+		isNew bool
+		hist  []string
 	}
-	var adds []itemContrib
+	answers := make([]answer, len(ops))
 	kept := make(map[string]bool, len(users))
 	dropped := make(map[int]bool)
 	for k, u := range users {
@@ -316,14 +255,12 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			return res, fmt.Errorf("applying user state: script answered %d rows for %d events", len(rows), len(idx))
 		}
 		for j, i := range idx {
-			op := ops[i]
 			row, _ := rows[j].([]any)
 			if len(row) != 3 {
 				return res, errors.New("applying user state: malformed script answer")
 			}
 			status, _ := row[0].(int64)
 			isNew, _ := row[1].(int64)
-			hist := toStrings(row[2])
 			if status == -2 {
 				res.Erased++
 				dropped[i] = true
@@ -339,14 +276,7 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 				res.Fenced++
 				res.Lost++
 			}
-			if op.Offset <= w.last {
-				continue // already in w (a retried batch)
-			}
-			d := s.Decay(op.TS)
-			adds = append(adds, itemContrib{op.Item, contrib{off: op.Offset, user: u, ts: op.TS, weight: s.opt.Weights[op.Type] * d, hasW: true, isNew: isNew == 1, decay: d, co: hist}})
-			for _, h := range hist {
-				adds = append(adds, itemContrib{h, contrib{off: op.Offset, ts: op.TS, decay: d, co: []string{op.Item}}})
-			}
+			answers[i] = answer{isNew: isNew == 1, hist: toStrings(row[2])}
 		}
 	}
 	for _, u := range users {
@@ -354,193 +284,19 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			delete(res.Users, u) // every event predates the user's erasure
 		}
 	}
-	for _, a := range adds {
-		w.add(a.item, a.c)
-	}
-	n := 0
 	for i, op := range ops {
-		if op.Offset > w.last && !dropped[i] {
-			w.trend = append(w.trend, trendOp{off: op.Offset, item: op.Item, weight: s.opt.Weights[op.Type] * s.Decay(op.TS)})
+		if op.Offset <= w.last {
+			continue // already in w (a retried batch)
 		}
-		if op.Offset > w.last {
-			n++
+		if !dropped[i] {
+			d := s.Decay(op.TS)
+			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist)
+		} else {
+			w.count()
 		}
 	}
-	if n > 0 && w.events == 0 {
-		w.first = time.Now()
-	}
-	w.events += n
 	w.last = max(w.last, ops[len(ops)-1].Offset)
 	return res, nil
-}
-
-// ApplyItems writes w: one script per item and one for trending, in one
-// pipelined round trip (a second for items whose fence lay inside w's
-// offsets), then folds the co-occurrence rows it made long. On success w
-// is empty again; on failure it is kept, and calling ApplyItems again is
-// safe: every item and trending skip the offsets they already applied.
-func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
-	if len(w.order) == 0 && len(w.trend) == 0 {
-		w.reset()
-		return nil
-	}
-	p := strconv.Itoa(int(w.partition))
-	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
-	now := strconv.FormatInt(s.opt.Now().Unix(), 10)
-	for _, it := range w.order {
-		cs := w.items[it]
-		sort.SliceStable(cs, func(a, b int) bool { return cs[a].off < cs[b].off })
-	}
-	// One job per item, then trending; a job answers a fence inside its
-	// offsets, and is sent again with the sums after it.
-	nItems := len(w.order)
-	jobs := nItems
-	if len(w.trend) > 0 {
-		jobs++
-	}
-	build := func(pipe redis.Pipeliner, k int, after int64) *redis.Cmd {
-		if k == nItems {
-			return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.sumTrending(p, w.trend, after)...)
-		}
-		it := w.order[k]
-		return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.sumItem(p, ttl, now, w.items[it], after)...)
-	}
-	rowLen := make(map[int]int64, nItems)
-	todo := make([]int, jobs)
-	after := make([]int64, jobs)
-	for k := range todo {
-		todo[k] = k
-		after[k] = -1
-	}
-	for len(todo) > 0 {
-		cmds, err := s.runScripts(ctx, s.item, len(todo), func(pipe redis.Pipeliner, k int) *redis.Cmd {
-			return build(pipe, todo[k], after[todo[k]])
-		})
-		if err != nil {
-			return fmt.Errorf("applying item state: %w", err)
-		}
-		var again []int
-		for k, c := range cmds {
-			status, val, err := fencedAnswer(c)
-			if err != nil {
-				return fmt.Errorf("applying item state: %w", err)
-			}
-			switch status {
-			case 1:
-				rowLen[todo[k]] = val
-			case 2:
-				// The fence only grows, so this ends.
-				again = append(again, todo[k])
-				after[todo[k]] = val
-			}
-		}
-		todo = again
-	}
-	// Rows whose lists this made long are folded now (cooc.go).
-	var fold []string
-	for k, it := range w.order {
-		if rowLen[k] > int64(s.opt.CoocFold) {
-			fold = append(fold, it)
-		}
-	}
-	if err := s.FoldCooc(ctx, fold); err != nil {
-		return err
-	}
-	w.reset()
-	return nil
-}
-
-// sumTrending returns trending.lua's arguments for ops (in offset order)
-// after offset after: the weights summed per item.
-func (s *Store) sumTrending(p string, ops []trendOp, after int64) []any {
-	k := 0
-	for k < len(ops) && ops[k].off <= after {
-		k++
-	}
-	ops = ops[k:]
-	sum := make(map[string]float64)
-	var order []string
-	for _, op := range ops {
-		if _, ok := sum[op.item]; !ok {
-			order = append(order, op.item)
-		}
-		sum[op.item] += op.weight
-	}
-	args := make([]any, 0, 4+2*len(order))
-	args = append(args, p, s.opt.TrendingCap, ops[0].off, ops[len(ops)-1].off)
-	for _, it := range order {
-		args = append(args, it, fmtFloat(sum[it]))
-	}
-	return args
-}
-
-// sumItem returns item.lua's arguments for an item's contributions (in
-// offset order) after offset after: their sums, the row entry and the
-// recent users.
-func (s *Store) sumItem(p, ttl, now string, cs []contrib, after int64) []any {
-	k := 0
-	for k < len(cs) && cs[k].off <= after {
-		k++
-	}
-	cs = cs[k:]
-	var pop, deg float64
-	var maxts int64
-	row := newCoocRow()
-	users := make(map[string]int64)
-	var order []string
-	for _, c := range cs {
-		if c.user != "" {
-			if _, ok := users[c.user]; !ok {
-				order = append(order, c.user)
-			}
-			users[c.user] = c.ts // the last by offset, as one ZADD each would leave it
-			maxts = max(maxts, c.ts)
-		}
-		if c.hasW {
-			pop += c.weight
-		}
-		if c.isNew {
-			deg += c.decay
-		}
-		for _, co := range c.co {
-			row.add(co, c.decay)
-		}
-	}
-	first, last := cs[0].off, cs[len(cs)-1].off
-	entry := ""
-	if len(row.order) > 0 {
-		entry = deltaEntry(p, first, last, row)
-	}
-	num := func(f float64) string {
-		if f == 0 {
-			return ""
-		}
-		return fmtFloat(f)
-	}
-	args := make([]any, 0, 10+2*len(order))
-	args = append(args, p, s.opt.ItemUsersCap, ttl, now, first, last, num(pop), num(deg), maxts, entry)
-	for _, u := range order {
-		args = append(args, users[u], u)
-	}
-	return args
-}
-
-// fencedAnswer reads item.lua's or trending.lua's answer: a status and a
-// row length or fence.
-func fencedAnswer(c *redis.Cmd) (status, val int64, err error) {
-	v, err := c.Slice()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(v) != 2 {
-		return 0, 0, errors.New("malformed script answer")
-	}
-	status, ok1 := v[0].(int64)
-	val, ok2 := v[1].(int64)
-	if !ok1 || !ok2 {
-		return 0, 0, errors.New("malformed script answer")
-	}
-	return status, val, nil
 }
 
 // runScripts sends n script calls in one pipeline. When Redis has lost the

@@ -1,0 +1,346 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// itemChunk bounds the item scripts sent in one pipeline, so that a large
+// item window's arguments and answers are not all in memory at once (a
+// variable for tests).
+var itemChunk = 512
+
+// ItemWork is the item and trending half of one partition's applied
+// batches: what the user scripts answered, written by ApplyItems summed per
+// item. A consumer may collect several batches in one ItemWork and write
+// them together (ingest.item_window): fewer, larger item scripts. It keeps
+// one small record per event (item ids numbered), and sums only when
+// written. Offsets it already holds are not added again, so a batch
+// retried after a failed ApplyUsers is counted once.
+type ItemWork struct {
+	partition int32
+	ids       map[string]uint32 // item -> number, for this window
+	names     []string
+	evs       []workEvent // offset order
+	events    int         // events added (erased ones too)
+	last      int64       // highest offset added
+	first     time.Time
+}
+
+// workEvent is one applied event's item half: its item gains the user,
+// weight (popularity, trending) and, when it made the (user, item) pair
+// new, decay (degree) and decay with each of hist in both rows.
+type workEvent struct {
+	off    int64
+	ts     int64
+	weight float64
+	decay  float64
+	user   string
+	item   uint32
+	isNew  bool
+	hist   []uint32
+}
+
+// NewItemWork returns an empty ItemWork for partition.
+func NewItemWork(partition int32) *ItemWork {
+	return &ItemWork{partition: partition, ids: make(map[string]uint32), last: -1}
+}
+
+// Events is the number of events whose item half w holds.
+func (w *ItemWork) Events() int { return w.events }
+
+// Since is when w got its first event since it was last written (zero
+// when empty).
+func (w *ItemWork) Since() time.Time { return w.first }
+
+func (w *ItemWork) id(item string) uint32 {
+	n, ok := w.ids[item]
+	if !ok {
+		n = uint32(len(w.names))
+		w.ids[item] = n
+		w.names = append(w.names, item)
+	}
+	return n
+}
+
+// count counts an event that adds nothing (its user was erased).
+func (w *ItemWork) count() {
+	if w.events == 0 {
+		w.first = time.Now()
+	}
+	w.events++
+}
+
+func (w *ItemWork) add(op Op, weight, decay float64, isNew bool, hist []string) {
+	w.count()
+	e := workEvent{off: op.Offset, ts: op.TS, weight: weight, decay: decay, user: op.User, item: w.id(op.Item), isNew: isNew}
+	if len(hist) > 0 {
+		e.hist = make([]uint32, len(hist))
+		for i, h := range hist {
+			e.hist[i] = w.id(h)
+		}
+	}
+	w.evs = append(w.evs, e)
+}
+
+func (w *ItemWork) reset() {
+	clear(w.ids)
+	w.names = w.names[:0]
+	w.evs = w.evs[:0]
+	w.events = 0
+	w.first = time.Time{}
+}
+
+// itemSum is what an item gains from the events of w after its fence.
+type itemSum struct {
+	first, last int64
+	pop, deg    float64
+	maxts       int64
+	users       []userTS // recent users, each once, in the order first met
+	row         *coocRow // nil when no co-occurrence
+}
+
+type userTS struct {
+	user string
+	ts   int64 // of the user's last event (by offset), as one ZADD each would leave it
+}
+
+func (g *itemSum) touch(off int64) {
+	if g.first < 0 {
+		g.first = off
+	}
+	g.last = off
+}
+
+func (g *itemSum) addUser(u string, ts int64) {
+	for i := range g.users {
+		if g.users[i].user == u {
+			g.users[i].ts = ts
+			return
+		}
+	}
+	g.users = append(g.users, userTS{u, ts})
+}
+
+func (g *itemSum) addCo(item string, d float64) {
+	if g.row == nil {
+		g.row = newCoocRow()
+	}
+	g.row.add(item, d)
+}
+
+// order returns w's items in the order they are first met: each event's
+// item, then its history.
+func (w *ItemWork) order() []uint32 {
+	seen := make([]bool, len(w.names))
+	out := make([]uint32, 0, len(w.names))
+	met := func(it uint32) {
+		if !seen[it] {
+			seen[it] = true
+			out = append(out, it)
+		}
+	}
+	for i := range w.evs {
+		met(w.evs[i].item)
+		for _, h := range w.evs[i].hist {
+			met(h)
+		}
+	}
+	return out
+}
+
+// sums sums, for each item of sel, what w's events past sel[item] add to
+// it.
+func (w *ItemWork) sums(sel map[uint32]int64) map[uint32]*itemSum {
+	out := make(map[uint32]*itemSum, len(sel))
+	get := func(it uint32, off int64) *itemSum {
+		f, ok := sel[it]
+		if !ok || off <= f {
+			return nil
+		}
+		g := out[it]
+		if g == nil {
+			g = &itemSum{first: -1}
+			out[it] = g
+		}
+		g.touch(off)
+		return g
+	}
+	for i := range w.evs {
+		e := &w.evs[i]
+		if g := get(e.item, e.off); g != nil {
+			g.addUser(e.user, e.ts)
+			g.maxts = max(g.maxts, e.ts)
+			g.pop += e.weight
+			if e.isNew {
+				g.deg += e.decay
+			}
+			for _, h := range e.hist {
+				g.addCo(w.names[h], e.decay)
+			}
+		}
+		for _, h := range e.hist {
+			if g := get(h, e.off); g != nil {
+				g.addCo(w.names[e.item], e.decay)
+			}
+		}
+	}
+	return out
+}
+
+// ApplyItems writes w: one script per item and one for trending, in one
+// pipelined round trip (a second for items whose fence lay inside w's
+// offsets), then folds the co-occurrence rows it made long. On success w
+// is empty again; on failure it is kept, and calling ApplyItems again is
+// safe: every item and trending skip the offsets they already applied.
+func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
+	if len(w.evs) == 0 {
+		w.reset()
+		return nil
+	}
+	p := strconv.Itoa(int(w.partition))
+	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
+	now := strconv.FormatInt(s.opt.Now().Unix(), 10)
+	order := w.order()
+	// One job per item, and one for trending, in pipelines of at most
+	// itemChunk jobs, each chunk's items summed just before it is sent (so
+	// that a large window's sums and arguments are not all in memory at
+	// once); a job that answers a fence inside its offsets is sent again
+	// with the sums past it.
+	rowLen := make(map[uint32]int64, len(order))
+	trendAfter := int64(-1)
+	todo, after, trend := order, map[uint32]int64(nil), true
+	for len(todo) > 0 || trend {
+		again := map[uint32]int64{}
+		var next []uint32
+		for start := 0; start == 0 || start < len(todo); start += itemChunk {
+			chunk := todo[min(start, len(todo)):min(start+itemChunk, len(todo))]
+			sel := make(map[uint32]int64, len(chunk))
+			for _, it := range chunk {
+				sel[it] = -1
+				if f, ok := after[it]; ok {
+					sel[it] = f
+				}
+			}
+			sums := w.sums(sel)
+			withTrend := trend && start == 0
+			n := len(chunk)
+			if withTrend {
+				n++
+			}
+			cmds, err := s.runScripts(ctx, s.item, n, func(pipe redis.Pipeliner, k int) *redis.Cmd {
+				if k == len(chunk) {
+					return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.trendingArgs(p, w, trendAfter)...)
+				}
+				it := w.names[chunk[k]]
+				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]])...)
+			})
+			if err != nil {
+				return fmt.Errorf("applying item state: %w", err)
+			}
+			for k, c := range cmds {
+				status, val, err := fencedAnswer(c)
+				if err != nil {
+					return fmt.Errorf("applying item state: %w", err)
+				}
+				if k == len(chunk) {
+					trend = status == 2 // the fence only grows, so this ends
+					trendAfter = val
+					continue
+				}
+				switch status {
+				case 1:
+					rowLen[chunk[k]] = val
+				case 2:
+					again[chunk[k]] = val
+					next = append(next, chunk[k])
+				}
+			}
+		}
+		todo, after = next, again
+	}
+	// Rows whose lists this made long are folded now (cooc.go).
+	var fold []string
+	for _, it := range order {
+		if rowLen[it] > int64(s.opt.CoocFold) {
+			fold = append(fold, w.names[it])
+		}
+	}
+	if err := s.FoldCooc(ctx, fold); err != nil {
+		return err
+	}
+	w.reset()
+	return nil
+}
+
+// itemArgs returns item.lua's arguments for an item's sums: the
+// popularity and degree added, the row entry and the recent users.
+func (s *Store) itemArgs(p, ttl, now string, g *itemSum) []any {
+	entry := ""
+	if g.row != nil && len(g.row.order) > 0 {
+		entry = deltaEntry(p, g.first, g.last, g.row)
+	}
+	num := func(f float64) string {
+		if f == 0 {
+			return ""
+		}
+		return fmtFloat(f)
+	}
+	args := make([]any, 0, 10+2*len(g.users))
+	args = append(args, p, s.opt.ItemUsersCap, ttl, now, g.first, g.last, num(g.pop), num(g.deg), g.maxts, entry)
+	for _, u := range g.users {
+		args = append(args, u.ts, u.user)
+	}
+	return args
+}
+
+// trendingArgs returns trending.lua's arguments for w's events after
+// offset after: their weights summed per item.
+func (s *Store) trendingArgs(p string, w *ItemWork, after int64) []any {
+	sum := make(map[uint32]float64)
+	var order []uint32
+	first, last := int64(-1), int64(-1)
+	for i := range w.evs {
+		e := &w.evs[i]
+		if e.off <= after {
+			continue
+		}
+		if first < 0 {
+			first = e.off
+		}
+		last = e.off
+		if _, ok := sum[e.item]; !ok {
+			order = append(order, e.item)
+		}
+		sum[e.item] += e.weight
+	}
+	args := make([]any, 0, 4+2*len(order))
+	args = append(args, p, s.opt.TrendingCap, first, last)
+	for _, it := range order {
+		args = append(args, w.names[it], fmtFloat(sum[it]))
+	}
+	return args
+}
+
+// fencedAnswer reads item.lua's or trending.lua's answer: a status and a
+// row length or fence.
+func fencedAnswer(c *redis.Cmd) (status, val int64, err error) {
+	v, err := c.Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 2 {
+		return 0, 0, errors.New("malformed script answer")
+	}
+	status, ok1 := v[0].(int64)
+	val, ok2 := v[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("malformed script answer")
+	}
+	return status, val, nil
+}
