@@ -18,12 +18,15 @@
 //
 // # Batches
 //
-// Apply takes one partition's batch and issues one script per user, then one
-// per item touched and one for trending, each phase in one pipelined round
-// trip. The user script answers, for every event, whether it made the item
-// new for the user and which earlier items it co-occurs with; that answer is
-// read back from the user's event log for events an earlier run applied, so
-// item-side updates are replayable.
+// ApplyUsers takes one partition's batch and issues one script per user in
+// one pipelined round trip. The user script answers, for every event,
+// whether it made the item new for the user and which earlier items it
+// co-occurs with; that answer is read back from the user's event log for
+// events an earlier run applied, so item-side updates are replayable. The
+// answers are collected in an ItemWork, over one batch or several (an item
+// window), and ApplyItems writes them summed per item: one script per item
+// touched and one for trending, fenced by the first and last offsets they
+// cover. Apply is both for one batch.
 //
 // # Decay
 //
