@@ -160,8 +160,8 @@ func (c *Ingest) Run(ctx context.Context) error {
 			return nil
 		}
 		for _, m := range LastPerPartition(msgs) {
-			// Only the position is kept until the commit: a message's
-			// value may pin the whole fetched batch in memory.
+			// Until the commit only the position (and what the lag
+			// tracker reads) is kept, not the payload.
 			m.Key, m.Value, m.Headers = nil, nil, nil
 			iw.held = append(iw.held, m)
 		}
