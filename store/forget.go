@@ -199,12 +199,8 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	// Batches applied before step 1 may still hold their item half in an
 	// ingest item window; once it is written there is all to subtract.
 	// (Their replays after step 1 drop the user's events.)
-	if opt.InFlight > 0 {
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(opt.InFlight):
-		}
+	if err := wait(ctx, opt.InFlight); err != nil {
+		return res, err
 	}
 
 	// Users who share the items: their user-kNN neighbourhoods included
@@ -279,10 +275,8 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	// 5. A batch or a rescore in flight during step 1 may still add the
 	// user to an index or write their list: clean both again.
 	if opt.Settle > 0 {
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(opt.Settle):
+		if err := wait(ctx, opt.Settle); err != nil {
+			return res, err
 		}
 		pipe := s.rdb.Pipeline()
 		pipe.Del(ctx, k.UserList(user))
@@ -421,4 +415,19 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// wait waits d (nothing when d <= 0) or until ctx ends.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -110,13 +110,6 @@ type userTS struct {
 	ts   int64 // of the user's last event (by offset), as one ZADD each would leave it
 }
 
-func (g *itemSum) touch(off int64) {
-	if g.first < 0 {
-		g.first = off
-	}
-	g.last = off
-}
-
 func (g *itemSum) addUser(u string, ts int64) {
 	for i := range g.users {
 		if g.users[i].user == u {
@@ -134,46 +127,51 @@ func (g *itemSum) addCo(item string, d float64) {
 	g.row.add(item, d)
 }
 
-// order returns w's items in the order they are first met: each event's
-// item, then its history.
-func (w *ItemWork) order() []uint32 {
-	seen := make([]bool, len(w.names))
-	out := make([]uint32, 0, len(w.names))
-	met := func(it uint32) {
-		if !seen[it] {
-			seen[it] = true
-			out = append(out, it)
+// index returns w's items in the order they are first met (each event's
+// item, then its history) and, per item, the events that add to it, in
+// offset order.
+func (w *ItemWork) index() (order []uint32, touch [][]int32) {
+	touch = make([][]int32, len(w.names))
+	order = make([]uint32, 0, len(w.names))
+	met := func(it uint32, i int) {
+		if touch[it] == nil {
+			order = append(order, it)
 		}
+		touch[it] = append(touch[it], int32(i))
 	}
 	for i := range w.evs {
-		met(w.evs[i].item)
+		met(w.evs[i].item, i)
 		for _, h := range w.evs[i].hist {
-			met(h)
+			met(h, i)
 		}
 	}
-	return out
+	return order, touch
 }
 
-// sums sums, for each item of sel, what w's events past sel[item] add to
-// it.
-func (w *ItemWork) sums(sel map[uint32]int64) map[uint32]*itemSum {
-	out := make(map[uint32]*itemSum, len(sel))
-	get := func(it uint32, off int64) *itemSum {
-		f, ok := sel[it]
-		if !ok || off <= f {
-			return nil
+// sums sums, for each of items, what w's events past after[item] (all
+// when absent) add to it.
+func (w *ItemWork) sums(items []uint32, after map[uint32]int64, touch [][]int32) map[uint32]*itemSum {
+	out := make(map[uint32]*itemSum, len(items))
+	for _, it := range items {
+		f, ok := after[it]
+		if !ok {
+			f = -1
 		}
-		g := out[it]
-		if g == nil {
-			g = &itemSum{first: -1}
-			out[it] = g
-		}
-		g.touch(off)
-		return g
-	}
-	for i := range w.evs {
-		e := &w.evs[i]
-		if g := get(e.item, e.off); g != nil {
+		var g *itemSum
+		for _, i := range touch[it] {
+			e := &w.evs[i]
+			if e.off <= f {
+				continue
+			}
+			if g == nil {
+				g = &itemSum{first: e.off}
+				out[it] = g
+			}
+			g.last = e.off
+			if e.item != it { // it is in the event's history
+				g.addCo(w.names[e.item], e.decay)
+				continue
+			}
 			g.addUser(e.user, e.ts)
 			g.maxts = max(g.maxts, e.ts)
 			g.pop += e.weight
@@ -184,18 +182,13 @@ func (w *ItemWork) sums(sel map[uint32]int64) map[uint32]*itemSum {
 				g.addCo(w.names[h], e.decay)
 			}
 		}
-		for _, h := range e.hist {
-			if g := get(h, e.off); g != nil {
-				g.addCo(w.names[e.item], e.decay)
-			}
-		}
 	}
 	return out
 }
 
-// ApplyItems writes w: one script per item and one for trending, in one
-// pipelined round trip (a second for items whose fence lay inside w's
-// offsets), then folds the co-occurrence rows it made long. On success w
+// ApplyItems writes w: one script per item and one for trending, in
+// pipelines of at most itemChunk scripts (and again for items whose fence
+// lay inside w's offsets), then folds the co-occurrence rows it made long. On success w
 // is empty again; on failure it is kept, and calling ApplyItems again is
 // safe: every item and trending skip the offsets they already applied.
 func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
@@ -206,7 +199,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 	p := strconv.Itoa(int(w.partition))
 	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
 	now := strconv.FormatInt(s.opt.Now().Unix(), 10)
-	order := w.order()
+	order, touch := w.index()
 	// One job per item, and one for trending, in pipelines of at most
 	// itemChunk jobs, each chunk's items summed just before it is sent (so
 	// that a large window's sums and arguments are not all in memory at
@@ -220,14 +213,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 		var next []uint32
 		for start := 0; start == 0 || start < len(todo); start += itemChunk {
 			chunk := todo[min(start, len(todo)):min(start+itemChunk, len(todo))]
-			sel := make(map[uint32]int64, len(chunk))
-			for _, it := range chunk {
-				sel[it] = -1
-				if f, ok := after[it]; ok {
-					sel[it] = f
-				}
-			}
-			sums := w.sums(sel)
+			sums := w.sums(chunk, after, touch)
 			withTrend := trend && start == 0
 			n := len(chunk)
 			if withTrend {
