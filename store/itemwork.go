@@ -265,7 +265,8 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 }
 
 // itemArgs returns item.lua's arguments for an item's sums: the
-// popularity and degree added, the row entry and the recent users.
+// popularity and degree added, the recent users' newest and oldest event
+// times, the row entry and the recent users.
 func (s *Store) itemArgs(p, ttl, now string, g *itemSum) []any {
 	entry := ""
 	if g.row != nil && len(g.row.order) > 0 {
@@ -277,8 +278,14 @@ func (s *Store) itemArgs(p, ttl, now string, g *itemSum) []any {
 		}
 		return fmtFloat(f)
 	}
-	args := make([]any, 0, 10+2*len(g.users))
-	args = append(args, p, s.opt.ItemUsersCap, ttl, now, g.first, g.last, num(g.pop), num(g.deg), g.maxts, entry)
+	mints := int64(0)
+	for i, u := range g.users {
+		if i == 0 || u.ts < mints {
+			mints = u.ts
+		}
+	}
+	args := make([]any, 0, 11+2*len(g.users))
+	args = append(args, p, s.opt.ItemUsersCap, ttl, now, g.first, g.last, num(g.pop), num(g.deg), g.maxts, mints, entry)
 	for _, u := range g.users {
 		args = append(args, u.ts, u.user)
 	}

@@ -394,9 +394,19 @@ func TestCapsBind(t *testing.T) {
 	opt := store.Options{Prefix: "c:", UserItemsCap: 5, UserLogCap: 7, ItemUsersCap: 4, CoocCap: 3, CoocHistory: 2, TrendingCap: 6, UserTTL: time.Hour}
 	st := store.New(rdb, opt)
 	log := genLog(2000, 50, 40, 1, 9)
-	applyInBatches(t, st, log, rand.New(rand.NewPCG(5, 6)), 100)
+	half := []partitioned{{0, log[0].ops[:1000]}}
+	rest := []partitioned{{0, log[0].ops[1000:]}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	applyInBatches(t, st, half, rng, 100)
 	ctx := context.Background()
 	k := st.Keys()
+	// The size bounds the meta hashes keep (user.lua, item.lua) lost, as
+	// in state written by an older version: unknown, not zero.
+	metas, _ := rdb.Keys(ctx, "c:*}:m").Result()
+	for _, m := range metas {
+		rdb.HDel(ctx, m, "c")
+	}
+	applyInBatches(t, st, rest, rng, 100)
 	keys, _ := rdb.Keys(ctx, "c:*").Result()
 	for _, key := range keys {
 		var n int64
@@ -435,6 +445,98 @@ func TestCapsBind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An item's recent users are those whose last interaction with it (event
+// time) is within user_ttl of its newest event, at most item_users_cap of
+// them, the newest kept: the same whether items are written per batch or
+// per window, and when the size and age bounds the meta hash keeps are lost
+// (state written by an older version, a meta hash that expired first).
+func TestItemUsersRetentionAndCap(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ucap, ttl = 6, 2 * time.Hour
+	opt := bigCaps()
+	opt.ItemUsersCap, opt.UserTTL = ucap, ttl
+	st := store.New(rdb, opt)
+	ctx := context.Background()
+	log := genLog(3000, 60, 40, 1, 17) // 37 s apart: 31 h, against a 2 h retention
+	ops := log[0].ops
+	last := map[string]map[string]int64{} // item -> user -> last event time
+	newest := map[string]int64{}
+	for i, op := range ops {
+		if i > 0 && op.TS <= ops[i-1].TS {
+			t.Fatal("the generated log's event times do not ascend")
+		}
+		if last[op.Item] == nil {
+			last[op.Item] = map[string]int64{}
+		}
+		last[op.Item][op.User] = op.TS
+		newest[op.Item] = op.TS
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	w := store.NewItemWork(0)
+	for i := 0; i < len(ops); {
+		j := min(i+1+rng.IntN(60), len(ops))
+		if _, err := st.ApplyUsers(ctx, 0, ops[i:j], w); err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(3) == 0 {
+			if err := st.ApplyItems(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rng.IntN(20) == 0 {
+			for it := range last {
+				rdb.HDel(ctx, st.Keys().ItemMeta(it), "c", "o")
+			}
+		}
+		i = j
+	}
+	if err := st.ApplyItems(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	swept := 0
+	for it, us := range last {
+		type ut struct {
+			u  string
+			ts int64
+		}
+		var keep []ut
+		for u, ts := range us {
+			if ts >= newest[it]-ttl.Milliseconds() {
+				keep = append(keep, ut{u, ts})
+			}
+		}
+		swept += len(us) - len(keep)
+		sort.Slice(keep, func(a, b int) bool { return keep[a].ts > keep[b].ts })
+		want := map[string]float64{}
+		for _, x := range keep[:min(len(keep), ucap)] {
+			want[x.u] = float64(x.ts)
+		}
+		compareMap(t, "item users "+it, zmap(t, rdb, st.Keys().ItemUsers(it)), want)
+	}
+	if swept == 0 {
+		t.Fatal("no user aged out: the test exercised too little")
+	}
+
+	// A late event (older than the retention before the newest one written
+	// with it) does not stay in the index.
+	off, t0 := int64(len(ops)), ops[len(ops)-1].TS
+	late := func(user string, ts int64) store.Op {
+		off++
+		return store.Op{Offset: off, User: user, Item: "late", Type: event.Click, TS: ts}
+	}
+	for _, batch := range [][]store.Op{
+		{late("a", t0)},
+		{late("c", t0+time.Hour.Milliseconds()), late("b", t0-2*time.Hour.Milliseconds())},
+	} {
+		if _, err := st.Apply(ctx, 0, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compareMap(t, "item users late", zmap(t, rdb, st.Keys().ItemUsers("late")),
+		map[string]float64{"a": float64(t0), "c": float64(t0 + time.Hour.Milliseconds())})
 }
 
 func TestDecayIsEventTime(t *testing.T) {

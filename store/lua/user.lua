@@ -1,7 +1,7 @@
 -- Applies one partition's events for one user, fenced per source partition.
 -- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first,
 --       2·log_cap entries: readers use the first log_cap),
---       3 meta hash (f:<partition> fences, n, ts, x, k), 4 purchased zset (item -> ts)
+--       3 meta hash (f:<partition> fences, n, ts, x, k, c), 4 purchased zset (item -> ts)
 -- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 history_n, 5 ttl seconds,
 --       6 purchase type name, 7 now (unix seconds, for TTL renewal),
 --       8 event count, then 5 per event:
@@ -20,7 +20,7 @@
 -- key expires between 63/64·ttl and ttl after the user's last write.
 local p = ARGV[1]
 local fkey = 'f:' .. p
-local meta = redis.call('HMGET', KEYS[3], fkey, 'ts', 'n', 'x', 'k', 'gone')
+local meta = redis.call('HMGET', KEYS[3], fkey, 'ts', 'n', 'x', 'k', 'gone', 'c')
 local fenceStr = meta[1]
 local gone = tonumber(meta[6] or '-1')
 local fence = -1
@@ -108,7 +108,7 @@ local weights = getScores(KEYS[1], witems)
 local out = {}
 local applied = 0
 local lastts = 0
-local anyNew = false
+local newItems = 0
 local bought = false
 for k = 0, n - 1 do
   local b = 9 + k * 5
@@ -140,7 +140,7 @@ for k = 0, n - 1 do
     local h = {}
     if weights[item] == nil then
       isnew = 1
-      anyNew = true
+      newItems = newItems + 1
       loadlog()
       h = history(1, item)
     end
@@ -168,9 +168,20 @@ if applied > 0 then
   local prevts = tonumber(meta[2] or '0')
   if lastts < prevts then lastts = prevts end
   local fields = {fkey, fenceStr, 'ts', string.format('%d', lastts), 'n', string.format('%d', tonumber(meta[3] or '0') + applied)}
-  if anyNew then
-    local card = redis.call('ZCARD', KEYS[1])
-    if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1) end
+  if newItems > 0 then
+    -- c is at least the weights' size (a bound, as in item.lua): ZCARD
+    -- runs only when it passes the cap
+    local card = tonumber(meta[7] or '-1')
+    if card >= 0 then card = card + newItems end
+    if card < 0 or card > cap then
+      card = redis.call('ZCARD', KEYS[1])
+      if card > cap then
+        redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1)
+        card = cap
+      end
+    end
+    fields[#fields + 1] = 'c'
+    fields[#fields + 1] = string.format('%d', card)
   end
   if bought then
     local card = redis.call('ZCARD', KEYS[4])
