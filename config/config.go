@@ -57,6 +57,11 @@ type RunConfig struct {
 	Roles []string `yaml:"roles"`
 	// ShutdownTimeout bounds the graceful shutdown after a signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimitMB is the Go runtime's soft memory limit for `recstream
+	// run`, in MiB (runtime/debug.SetMemoryLimit): the garbage collector
+	// works harder as the process nears it. 0 leaves the runtime's own
+	// (the GOMEMLIMIT environment variable, or none).
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // SetDefaults sets every run key to its default.

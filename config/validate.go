@@ -54,6 +54,9 @@ func (s RunConfig) Validate() error {
 		seen[r] = true
 	}
 	p.positiveDur("run.shutdown_timeout", s.ShutdownTimeout)
+	if m := s.MemoryLimitMB; m != 0 && (m < 64 || m > 1<<20) {
+		p.add("run.memory_limit_mb", "must be 0 (no limit) or between 64 and %d, got %d", 1<<20, m)
+	}
 	return p.err()
 }
 

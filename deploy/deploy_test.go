@@ -424,6 +424,11 @@ type k8sObject struct {
 					} `yaml:"env"`
 					LivenessProbe  probe `yaml:"livenessProbe"`
 					ReadinessProbe probe `yaml:"readinessProbe"`
+					Resources      struct {
+						Limits struct {
+							Memory string `yaml:"memory"`
+						} `yaml:"limits"`
+					} `yaml:"resources"`
 				} `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -443,6 +448,13 @@ func TestKubernetes(t *testing.T) {
 	}
 	roles := map[string]bool{}
 	kinds := map[string]int{}
+	type deployment struct {
+		name  string
+		env   map[string]string
+		limit string
+	}
+	var deps []deployment
+	var configMap string
 	for _, f := range files {
 		if filepath.Base(f) == "kustomization.yaml" {
 			continue
@@ -469,13 +481,17 @@ func TestKubernetes(t *testing.T) {
 				if c[0].LivenessProbe.HTTPGet.Path != "/healthz" || c[0].ReadinessProbe.HTTPGet.Path != "/readyz" {
 					t.Errorf("%s: probes %+v %+v", o.Metadata.Name, c[0].LivenessProbe, c[0].ReadinessProbe)
 				}
+				d := deployment{name: o.Metadata.Name, env: map[string]string{}, limit: c[0].Resources.Limits.Memory}
 				for _, e := range c[0].Env {
 					if e.Name == "RECSTREAM_RUN_ROLES" {
 						roles[e.Value] = true
 					}
+					d.env[e.Name] = e.Value
 				}
+				deps = append(deps, d)
 			case "ConfigMap":
 				cf := filepath.Join(t.TempDir(), "recstream.yaml")
+				configMap = cf
 				if err := os.WriteFile(cf, []byte(o.Data["recstream.yaml"]), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -489,7 +505,37 @@ func TestKubernetes(t *testing.T) {
 	if !roles["ingest"] || !roles["score"] {
 		t.Errorf("want one Deployment per role, got roles %v", roles)
 	}
+	// Each Deployment's configuration (the ConfigMap and its environment)
+	// loads, and sets a Go memory limit below the container's.
+	for _, d := range deps {
+		cfg, err := config.Load(configMap, func(k string) (string, bool) { v, ok := d.env[k]; return v, ok }, nil)
+		if err != nil {
+			t.Errorf("%s: %v", d.name, err)
+			continue
+		}
+		mi, err := strconv.Atoi(strings.TrimSuffix(d.limit, "Mi"))
+		if err != nil || !strings.HasSuffix(d.limit, "Mi") {
+			t.Errorf("%s: memory limit %q, want <n>Mi", d.name, d.limit)
+			continue
+		}
+		if m := cfg.Run.MemoryLimitMB; m <= 0 || m > mi*95/100 {
+			t.Errorf("%s: run.memory_limit_mb %d, want at most 95%% of the container's %s", d.name, m, d.limit)
+		}
+	}
 	if kinds["Service"] == 0 || kinds["ConfigMap"] != 1 {
 		t.Errorf("kinds %v", kinds)
+	}
+}
+
+// Every named profile loads strictly (no unknown key, every value valid).
+func TestProfilesLoad(t *testing.T) {
+	files, err := filepath.Glob("profiles/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("profiles: %v %v", files, err)
+	}
+	for _, f := range files {
+		if _, err := config.Load(f, func(string) (string, bool) { return "", false }, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

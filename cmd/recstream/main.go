@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -135,6 +137,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log, os.Stderr)
+	limitMB := memoryLimit(cfg.Run.MemoryLimitMB)
 	reg := newRegistry()
 	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version})
 	if err != nil {
@@ -146,7 +149,7 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("recstream starting", "version", version, "roles", cfg.Run.Roles, "admin", addr, "brokers", cfg.Kafka.Brokers, "redis", cfg.Redis.Addrs)
+	log.Info("recstream starting", "version", version, "roles", cfg.Run.Roles, "admin", addr, "brokers", cfg.Kafka.Brokers, "redis", cfg.Redis.Addrs, "memory_limit_mb", limitMB)
 	redis.SetLogger(redisLogger{log})
 	start := time.Now()
 	err = p.Run(ctx)
@@ -155,6 +158,20 @@ func cmdRun(args []string) error {
 	}
 	log.Info("recstream stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
 	return err
+}
+
+// memoryLimit sets the runtime's soft memory limit to mb MiB when mb > 0
+// (run.memory_limit_mb) and returns the limit in force, in MiB (0 for none:
+// neither the key nor GOMEMLIMIT set one).
+func memoryLimit(mb int) int64 {
+	if mb > 0 {
+		debug.SetMemoryLimit(int64(mb) << 20)
+	}
+	lim := debug.SetMemoryLimit(-1)
+	if lim == math.MaxInt64 {
+		return 0
+	}
+	return lim >> 20
 }
 
 // redisLogger sends go-redis's internal messages (dial failures and the
