@@ -109,7 +109,7 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		keys:  Keys{Prefix: opt.Prefix},
 		warn:  slog.New(logx.RateLimit(opt.Logger.Handler(), 10*time.Second)),
 		user:  redis.NewScript(commonLua + userLua),
-		item:  redis.NewScript(itemLua),
+		item:  redis.NewScript(commonLua + itemLua),
 		trend: redis.NewScript(commonLua + trendingLua),
 	}
 }

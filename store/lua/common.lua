@@ -1,5 +1,18 @@
--- Helpers shared by the write scripts (prepended to user.lua and
+-- Helpers shared by the write scripts (prepended to user.lua, item.lua and
 -- trending.lua when they are loaded).
+
+-- capSize trims zset key to its cap highest-scored members and returns its
+-- size after that, given bound, at least its size (-1 when unknown): ZCARD
+-- runs only when the bound is unknown or passes the cap.
+local function capSize(key, bound, cap)
+  if bound >= 0 and bound <= cap then return bound end
+  local card = redis.call('ZCARD', key)
+  if card > cap then
+    redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1)
+    return cap
+  end
+  return card
+end
 
 
 -- setScores sets the score of each member m of order in zset key to val[m],

@@ -73,13 +73,7 @@ if hasUsers then
       if first[2] then low = tonumber(first[2]) end
     end
   end
-  if card < 0 or card > ucap then
-    card = redis.call('ZCARD', KEYS[1])
-    if card > ucap then
-      redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - ucap - 1)
-      card = ucap
-    end
-  end
+  card = capSize(KEYS[1], card, ucap)
   fields[#fields + 1] = 'c'
   fields[#fields + 1] = string.format('%d', card)
   if low then

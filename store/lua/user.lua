@@ -169,23 +169,15 @@ if applied > 0 then
   if lastts < prevts then lastts = prevts end
   local fields = {fkey, fenceStr, 'ts', string.format('%d', lastts), 'n', string.format('%d', tonumber(meta[3] or '0') + applied)}
   if newItems > 0 then
-    -- c is at least the weights' size (a bound, as in item.lua): ZCARD
-    -- runs only when it passes the cap
+    -- c is at least the weights' size (a bound, as in item.lua)
     local card = tonumber(meta[7] or '-1')
     if card >= 0 then card = card + newItems end
-    if card < 0 or card > cap then
-      card = redis.call('ZCARD', KEYS[1])
-      if card > cap then
-        redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - cap - 1)
-        card = cap
-      end
-    end
+    card = capSize(KEYS[1], card, cap)
     fields[#fields + 1] = 'c'
     fields[#fields + 1] = string.format('%d', card)
   end
   if bought then
-    local card = redis.call('ZCARD', KEYS[4])
-    if card > cap then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, card - cap - 1) end
+    capSize(KEYS[4], -1, cap)
   end
   local renewMeta = false
   if ttl > 0 then
