@@ -364,22 +364,28 @@ func benchCoocWindow(b *testing.B, parts, window int) {
 // 1,000-event batch over 8 partitions), after 200,000 events of warm-up.
 // "users" stops each Apply after its user phase, as a crash there would;
 // "window=N" writes the item half once per N events (ingest.item_window:
-// 1,000 is 8,000 events over 8 partitions).
+// 1,000 is 8,000 events over 8 partitions). "users_long_history" is
+// "users" for 1,000 users with 200 events each of warm-up: every log full
+// (2·model.user_log_cap entries), as for long-standing users.
 func BenchmarkApplyPhases(b *testing.B) {
-	for _, mode := range []string{"all", "users", "window=1000", "window=8000"} {
+	for _, mode := range []string{"all", "users", "window=1000", "window=8000", "users_long_history"} {
 		b.Run(mode, func(b *testing.B) {
 			window := 0
 			if v, ok := strings.CutPrefix(mode, "window="); ok {
 				window, _ = strconv.Atoi(v)
 			}
-			benchApplyPhases(b, mode == "users", window)
+			users := 100000
+			if mode == "users_long_history" {
+				users = 1000
+			}
+			benchApplyPhases(b, users, strings.HasPrefix(mode, "users"), window)
 		})
 	}
 }
 
-func benchApplyPhases(b *testing.B, usersOnly bool, window int) {
+func benchApplyPhases(b *testing.B, users int, usersOnly bool, window int) {
 	const batch = 125
 	runApplyBench(b, store.Options{Prefix: "b:"},
-		loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
+		loadgen.Options{Users: users, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
 		batch, 200000/batch, usersOnly, window)
 }

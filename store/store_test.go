@@ -24,7 +24,7 @@ import (
 type refModel struct {
 	opt       store.Options
 	userW     map[string]map[string]float64
-	userHist  map[string][]string // distinct items, newest first
+	userLog   map[string][]string // the items of the user's events, oldest first
 	purchased map[string]map[string]int64
 	itemUsers map[string]map[string]int64
 	itemPop   map[string]float64
@@ -36,7 +36,7 @@ type refModel struct {
 
 func newRef(opt store.Options, decay func(int64) float64) *refModel {
 	return &refModel{opt: opt, decay: decay,
-		userW: map[string]map[string]float64{}, userHist: map[string][]string{}, purchased: map[string]map[string]int64{},
+		userW: map[string]map[string]float64{}, userLog: map[string][]string{}, purchased: map[string]map[string]int64{},
 		itemUsers: map[string]map[string]int64{}, itemPop: map[string]float64{}, itemN: map[string]float64{},
 		cooc: map[string]map[string]float64{}, trending: map[string]float64{}}
 }
@@ -65,30 +65,25 @@ func (r *refModel) apply(op store.Op) {
 	r.itemUsers[op.Item][op.User] = op.TS
 	r.itemPop[op.Item] += w
 	r.trending[op.Item] += w
-	hist := r.userHist[op.User]
+	log := r.userLog[op.User]
 	if !seen {
+		// the distinct other items among the user's last user_log_cap
+		// events, newest first, at most cooc_history
 		r.itemN[op.Item] += d
 		n := 0
-		for _, j := range hist {
-			if j == op.Item {
+		met := map[string]bool{}
+		for k := len(log) - 1; k >= 0 && k >= len(log)-r.opt.UserLogCap && n < r.opt.CoocHistory; k-- {
+			j := log[k]
+			if j == op.Item || met[j] {
 				continue
 			}
-			if n >= r.opt.CoocHistory {
-				break
-			}
+			met[j] = true
 			addf(r.cooc, op.Item, j, d)
 			addf(r.cooc, j, op.Item, d)
 			n++
 		}
 	}
-	// move item to the front of the distinct history
-	nh := []string{op.Item}
-	for _, j := range hist {
-		if j != op.Item {
-			nh = append(nh, j)
-		}
-	}
-	r.userHist[op.User] = nh
+	r.userLog[op.User] = append(log, op.Item)
 }
 
 func zmap(t *testing.T, rdb *redis.Client, key string) map[string]float64 {
@@ -237,18 +232,34 @@ func TestApplyMatchesBatchReference(t *testing.T) {
 }
 
 // A replay after a crash, with other batch boundaries and a crash between
-// the user and item phases, ends in the same state as one clean pass.
+// the user and item phases, ends in the same state as one clean pass: with
+// logs that hold every event, and with short logs (user_log_cap 10, users
+// with about 75 events each), where a new pair's earlier items come from
+// the user's last user_log_cap events only. A replayed event gets the
+// history it first got while at most user_log_cap newer events of its
+// user were applied (store/lua/user.lua), so there batches and replays
+// stay shorter than that.
 func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {
+	t.Run("long_logs", func(t *testing.T) {
+		replayWithOtherBatching(t, bigCaps(), genLog(3000, 80, 60, 2, 11), 200, 50)
+	})
+	t.Run("short_logs", func(t *testing.T) {
+		opt := bigCaps()
+		opt.UserLogCap, opt.CoocHistory = 10, 4
+		replayWithOtherBatching(t, opt, genLog(3000, 40, 60, 2, 19), 6, 4)
+	})
+}
+
+func replayWithOtherBatching(t *testing.T, opt store.Options, log []partitioned, maxBatch, back int) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, bigCaps())
+	st := store.New(rdb, opt)
 	ctx := context.Background()
-	log := genLog(3000, 80, 60, 2, 11)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, pl := range log {
 		i := 0
 		for i < len(pl.ops) {
-			n := 1 + rng.IntN(200)
+			n := 1 + rng.IntN(maxBatch)
 			j := min(i+n, len(pl.ops))
 			switch rng.IntN(4) {
 			case 0: // crash after the user phase, then replay from an earlier point
@@ -256,8 +267,8 @@ func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {
 				if _, err := st.Apply(ctx, pl.p, pl.ops[i:j]); err == nil {
 					t.Fatal("simulated crash did not fail")
 				}
-				back := max(0, i-rng.IntN(50))
-				if _, err := st.Apply(ctx, pl.p, pl.ops[back:j]); err != nil {
+				from := max(0, i-rng.IntN(back))
+				if _, err := st.Apply(ctx, pl.p, pl.ops[from:j]); err != nil {
 					t.Fatal(err)
 				}
 			case 1: // applied twice (a retried command, a replay after a lost commit)

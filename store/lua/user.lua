@@ -33,10 +33,18 @@ local purchase = ARGV[6]
 local now = tonumber(ARGV[7])
 local n = tonumber(ARGV[8])
 
--- The stored log is read only when an event is fenced or makes an item new.
+-- The stored log is read only when an event is fenced (all of it: the
+-- entry may be anywhere in it) or makes an item new (its newest logcap
+-- entries: an applied event's history scans no more, see history).
 local log = nil
-local function loadlog()
-  if log == nil then log = redis.call('LRANGE', KEYS[2], 0, -1) end
+local logAll = false
+local function loadlog(all)
+  if log == nil or (all and not logAll) then
+    local last = logcap - 1
+    if all then last = -1 end
+    log = redis.call('LRANGE', KEYS[2], 0, last)
+    logAll = all or #log < logcap
+  end
 end
 -- entry: offset|partition|type|ts|new|item (item last: it may hold '|')
 local function entryItem(e)
@@ -66,8 +74,9 @@ end
 -- of log entries from index from on, without exclude, at most M, scanning
 -- at most logcap entries older than the event: the answer does not depend
 -- on batching, and since the list keeps 2·logcap entries an event replayed
--- after up to logcap newer events of the user were applied (a crash before
--- the commit) gets the same answer as when it was first applied.
+-- after fewer than logcap newer events of the user were applied (a crash
+-- before the commit) gets the same answer as when it was first applied. An
+-- applied event's history needs only the newest logcap - #pending entries.
 local function history(from, exclude)
   local seen = {}
   local res = {}
@@ -122,7 +131,7 @@ for k = 0, n - 1 do
     out[#out + 1] = {-2, 0, {}}
   elseif off <= fence then
     -- Fenced events come first (offsets ascend), so pending is empty here.
-    loadlog()
+    loadlog(true)
     local prefix = offStr .. '|' .. p .. '|'
     local found = -1
     for idx = 1, #log do
@@ -141,7 +150,7 @@ for k = 0, n - 1 do
     if weights[item] == nil then
       isnew = 1
       newItems = newItems + 1
-      loadlog()
+      loadlog(false)
       h = history(1, item)
     end
     weights[item] = (weights[item] or 0) + tonumber(w)
