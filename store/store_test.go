@@ -584,6 +584,13 @@ func TestRecentEventsAndLists(t *testing.T) {
 	if fmt.Sprint(evs) != want {
 		t.Fatalf("recent events %v, want %v", evs, want)
 	}
+	// A later batch reads the earlier items back from the log, '|' and all.
+	if _, err := st.Apply(ctx, 2, []store.Op{{Offset: 3, User: "u|1", Item: "w", Type: event.Click, TS: ts + 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if co := coocMap(t, st, "w"); len(co) != 2 || co["x|y"] == 0 || co["z"] == 0 {
+		t.Fatalf("co-occurrence row of w %v, want x|y and z", co)
+	}
 	l := store.List{User: "u|1", Model: "m", GeneratedAt: ts, Items: []store.ListItem{{Item: "a", Score: 1, Source: "item_knn", Reason: "because you viewed z"}}}
 	if err := st.WriteLists(ctx, []store.List{l}, time.Minute); err != nil {
 		t.Fatal(err)
