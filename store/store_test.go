@@ -236,7 +236,7 @@ func TestApplyMatchesBatchReference(t *testing.T) {
 // logs that hold every event, and with short logs (user_log_cap 10, users
 // with about 75 events each), where a new pair's earlier items come from
 // the user's last user_log_cap events only. A replayed event gets the
-// history it first got while at most user_log_cap newer events of its
+// history it first got while fewer than user_log_cap newer events of its
 // user were applied (store/lua/user.lua), so there batches and replays
 // stay shorter than that.
 func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {

@@ -60,7 +60,8 @@ if hasUsers then
   local card = tonumber(meta[6] or '-1')
   if card >= 0 then card = card + added end
   local low = tonumber(meta[7] or '')
-  if low and tonumber(ARGV[10]) < low then low = tonumber(ARGV[10]) end
+  local mints = tonumber(ARGV[10])
+  if low and mints < low then low = mints end
   if ttl > 0 and maxts > 0 then
     -- retention: users whose last interaction with this item is older
     -- than ttl (in event time) leave the recent-user index
