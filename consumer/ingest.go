@@ -95,7 +95,7 @@ func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
 func (c *Ingest) Run(ctx context.Context) error {
 	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
 	defer r.Close()
-	w := c.opt.Kafka.writer()
+	w := c.opt.Kafka.writer(processorBatch)
 	defer w.Close()
 
 	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
