@@ -152,6 +152,7 @@ type IngestResult struct {
 	Users                  int              `json:"users"`                       // users with state afterwards
 	Items                  int              `json:"items"`                       // items with state afterwards
 	Commands               map[string]int64 `json:"commands"`                    // commandstats deltas by command
+	CommandsUsec           map[string]int64 `json:"commands_usec"`               // µs Redis spent inside each (a script's include its commands')
 }
 
 // RescoreResult is the rescoring phase.
@@ -165,6 +166,7 @@ type RescoreResult struct {
 	ProcessCPUUsPerUser float64          `json:"process_cpu_us_per_user"`
 	EmptyLists          int              `json:"empty_lists"`
 	Commands            map[string]int64 `json:"commands"`
+	CommandsUsec        map[string]int64 `json:"commands_usec"`
 }
 
 // FreshnessResult is the steady-load phase with both roles running.
@@ -525,6 +527,7 @@ func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n in
 		ProcessCPUUsPerEvent:   d.procCPU * 1e6 / ev,
 		KafkaOnlyCPUUsPerEvent: out.KafkaOnlyCPUUsPerEvent,
 		Commands:               d.calls,
+		CommandsUsec:           d.usec,
 	}
 	return nil
 }
@@ -589,6 +592,7 @@ func runRescore(ctx context.Context, cfg config.Config, admin *redis.Client, n i
 		ProcessCPUUsPerUser: d.procCPU * 1e6 / u,
 		EmptyLists:          emptyLists,
 		Commands:            d.calls,
+		CommandsUsec:        d.usec,
 	}
 	return nil
 }

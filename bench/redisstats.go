@@ -58,6 +58,7 @@ func info(ctx context.Context, rdb *redis.Client, section string) (map[string]st
 type snapshot struct {
 	at       time.Time
 	calls    map[string]int64 // command -> calls (INFO commandstats)
+	usec     map[string]int64 // command -> µs inside it (a script's include its commands')
 	redisCPU float64          // seconds, used_cpu_user + used_cpu_sys
 	procCPU  float64          // seconds, this process (user + sys)
 	client   int64            // commands sent by the processor's client
@@ -65,7 +66,7 @@ type snapshot struct {
 }
 
 func takeSnapshot(ctx context.Context, rdb *redis.Client, client *cmdCounter) (snapshot, error) {
-	s := snapshot{at: time.Now(), calls: make(map[string]int64)}
+	s := snapshot{at: time.Now(), calls: make(map[string]int64), usec: make(map[string]int64)}
 	if client != nil {
 		s.client = client.n.Load()
 	}
@@ -81,6 +82,9 @@ func takeSnapshot(ctx context.Context, rdb *redis.Client, client *cmdCounter) (s
 		for _, f := range strings.Split(v, ",") {
 			if n, ok := strings.CutPrefix(f, "calls="); ok {
 				s.calls[name], _ = strconv.ParseInt(n, 10, 64)
+			}
+			if n, ok := strings.CutPrefix(f, "usec="); ok {
+				s.usec[name], _ = strconv.ParseInt(n, 10, 64)
 			}
 		}
 	}
@@ -104,6 +108,7 @@ func takeSnapshot(ctx context.Context, rdb *redis.Client, client *cmdCounter) (s
 type delta struct {
 	wall     time.Duration
 	calls    map[string]int64
+	usec     map[string]int64
 	total    int64 // all commands Redis executed, INFO excluded
 	redisCPU float64
 	procCPU  float64
@@ -111,7 +116,7 @@ type delta struct {
 }
 
 func diff(a, b snapshot) delta {
-	d := delta{wall: b.at.Sub(a.at), calls: make(map[string]int64), redisCPU: b.redisCPU - a.redisCPU, procCPU: b.procCPU - a.procCPU, client: b.client - a.client}
+	d := delta{wall: b.at.Sub(a.at), calls: make(map[string]int64), usec: make(map[string]int64), redisCPU: b.redisCPU - a.redisCPU, procCPU: b.procCPU - a.procCPU, client: b.client - a.client}
 	for k, v := range b.calls {
 		if k == "info" {
 			continue // the benchmark's own probes
@@ -119,6 +124,7 @@ func diff(a, b snapshot) delta {
 		if n := v - a.calls[k]; n > 0 {
 			d.calls[k] = n
 			d.total += n
+			d.usec[k] = b.usec[k] - a.usec[k]
 		}
 	}
 	return d
