@@ -224,8 +224,8 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 8+5*len(idx))
-		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, s.opt.CoocHistory, ttl, purchase, now, len(idx))
+		args := make([]any, 0, 7+5*len(idx))
+		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx))
 		for _, i := range idx {
 			op := ops[i]
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
@@ -246,37 +246,51 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	kept := make(map[string]bool, len(users))
 	dropped := make(map[int]bool)
 	for k, u := range users {
-		rows, err := cmds[k].Slice()
+		reply, err := cmds[k].Slice()
 		if err != nil {
 			return res, fmt.Errorf("applying user state: %w", err)
 		}
 		idx := byUser[u]
-		if len(rows) != len(idx) {
-			return res, fmt.Errorf("applying user state: script answered %d rows for %d events", len(rows), len(idx))
+		var codes []any
+		if len(reply) == 2 {
+			codes, _ = reply[0].([]any)
 		}
+		if len(codes) != len(idx) {
+			return res, fmt.Errorf("applying user state: script answered %d codes for %d events", len(codes), len(idx))
+		}
+		log := newUserLog(toStrings(reply[1]))
+		var pending []string // items of the events this call applied, oldest first
 		for j, i := range idx {
-			row, _ := rows[j].([]any)
-			if len(row) != 3 {
+			op := ops[i]
+			code, ok := codes[j].(int64)
+			if !ok {
 				return res, errors.New("applying user state: malformed script answer")
 			}
-			status, _ := row[0].(int64)
-			isNew, _ := row[1].(int64)
-			if status == -2 {
+			var a answer
+			switch code {
+			case codeErased:
 				res.Erased++
 				dropped[i] = true
 				continue
+			case codeApplied, codeAppliedNew:
+				res.Applied++
+				if code == codeAppliedNew {
+					a = answer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+				}
+				pending = append(pending, op.Item)
+			case codeFenced:
+				res.Fenced++
+				// Fenced events come first (offsets ascend): pending is empty.
+				if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
+					res.Lost++
+				} else if logEntryNew(log.entries[at]) {
+					a = answer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+				}
+			default:
+				return res, fmt.Errorf("applying user state: unknown script code %d", code)
 			}
 			kept[u] = true
-			switch status {
-			case 1:
-				res.Applied++
-			case 0:
-				res.Fenced++
-			default:
-				res.Fenced++
-				res.Lost++
-			}
-			answers[i] = answer{isNew: isNew == 1, hist: toStrings(row[2])}
+			answers[i] = a
 		}
 	}
 	for _, u := range users {

@@ -398,6 +398,46 @@ func TestMisKeyedEventsFencedPerPartition(t *testing.T) {
 	ref.check(t, st, rdb)
 }
 
+// A mis-keyed user's replayed event is answered from its own log entry,
+// not from the one another partition wrote at the same offset.
+func TestMisKeyedReplayFindsItsOwnEntry(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	ts := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	op := func(off int64, item string, k int64) store.Op {
+		return store.Op{Offset: off, User: "u", Item: item, Type: event.Click, TS: ts + k*1000}
+	}
+	p0 := []store.Op{op(0, "a", 0), op(1, "b", 1), op(2, "x", 4)}
+	p5 := []store.Op{op(0, "c", 2), op(1, "d", 3), op(2, "a", 5)}
+	apply := func(p int32, ops []store.Op) {
+		t.Helper()
+		if _, err := st.Apply(ctx, p, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(0, p0[:2])
+	apply(5, p5[:2])
+	st.FailAfterUsers() // x applied to the user, not yet to the items
+	if _, err := st.Apply(ctx, 0, p0[2:]); err == nil {
+		t.Fatal("simulated crash did not fail")
+	}
+	apply(5, p5[2:]) // a second entry at offset 2, newer, not new for the user
+	res, err := st.Apply(ctx, 0, p0[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fenced != 1 || res.Lost != 0 {
+		t.Fatalf("replay: fenced %d lost %d, want 1 and 0", res.Fenced, res.Lost)
+	}
+	ref := newRef(st.Options(), st.Decay)
+	for _, o := range []store.Op{p0[0], p0[1], p5[0], p5[1], p0[2], p5[2]} {
+		ref.apply(o)
+	}
+	ref.check(t, st, rdb)
+}
+
 // Caps bound every structure.
 func TestCapsBind(t *testing.T) {
 	srv := redistest.Start(t)

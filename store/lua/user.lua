@@ -2,15 +2,18 @@
 -- KEYS: 1 weights zset (item -> scaled weight), 2 log list (newest first,
 --       2·log_cap entries: readers use the first log_cap),
 --       3 meta hash (f:<partition> fences, n, ts, x, k, c), 4 purchased zset (item -> ts)
--- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 history_n, 5 ttl seconds,
---       6 purchase type name, 7 now (unix seconds, for TTL renewal),
---       8 event count, then 5 per event:
+-- ARGV: 1 partition, 2 user_items_cap, 3 log_cap, 4 ttl seconds,
+--       5 purchase type name, 6 now (unix seconds, for TTL renewal),
+--       7 event count, then 5 per event:
 --       offset, item, type, ts, weight (all strings; offsets ascending)
--- Returns one {status, new, {history...}} per event: status 1 applied now,
--- 0 applied before (fenced, answered from the log), -1 fenced and no longer
--- in the log. history is the user's distinct earlier items (newest first, at
--- most history_n) when the event made the item new for the user.
--- Status -2: dropped, the user was erased (meta field gone = erasure time,
+-- Returns {codes, log}: one code per event, 1 applied now, 2 applied now
+-- and made its item new for the user, 0 applied before (fenced); and the
+-- stored log as it was before this call (newest first): all of it when an
+-- event was fenced (its entry may be anywhere in it), else its newest
+-- log_cap entries when an event made an item new, else empty. The
+-- processor answers each new item's history and each fenced event from
+-- these (store/history.go): the interpreter's time is the scarce one.
+-- Code -2: dropped, the user was erased (meta field gone = erasure time,
 -- see lua/forget_user.lua) at or after the event's time.
 --
 -- Expiry: the meta hash keeps x, when the TTLs were last renewed, and k, a
@@ -27,73 +30,10 @@ local fence = -1
 if fenceStr then fence = tonumber(fenceStr) end
 local cap = tonumber(ARGV[2])
 local logcap = tonumber(ARGV[3])
-local M = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[5])
-local purchase = ARGV[6]
-local now = tonumber(ARGV[7])
-local n = tonumber(ARGV[8])
-
--- The stored log is read only when an event is fenced (all of it: the
--- entry may be anywhere in it) or makes an item new (its newest logcap
--- entries: an applied event's history scans no more, see history).
-local log = nil
-local logAll = false
-local function loadlog(all)
-  if log == nil or (all and not logAll) then
-    local last = logcap - 1
-    if all then last = -1 end
-    log = redis.call('LRANGE', KEYS[2], 0, last)
-    logAll = all or #log < logcap
-  end
-end
--- entry: offset|partition|type|ts|new|item (item last: it may hold '|');
--- one pattern match each (a third cheaper than five plain finds)
-local function entryItem(e)
-  return string.match(e, '^[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
-end
-local function entryNew(e)
-  return string.match(e, '^[^|]*|[^|]*|[^|]*|[^|]*|(.)')
-end
--- pending: entries added by this call, oldest first (newer than the log),
--- and their items; logItems: the items of log entries, parsed once.
-local pending = {}
-local pendingItems = {}
-local logItems = {}
-local function logItem(k)
-  local it = logItems[k]
-  if it == nil then
-    it = entryItem(log[k])
-    logItems[k] = it
-  end
-  return it
-end
--- history returns the distinct items, newest first, of pending entries and
--- of log entries from index from on, without exclude, at most M, scanning
--- at most logcap entries older than the event: the answer does not depend
--- on batching, and since the list keeps 2·logcap entries an event replayed
--- after fewer than logcap newer events of the user were applied (a crash
--- before the commit) gets the same answer as when it was first applied. An
--- applied event's history needs only the newest logcap - #pending entries.
-local function history(from, exclude)
-  local seen = {}
-  local res = {}
-  local scanned = 0
-  local function take(it)
-    scanned = scanned + 1
-    if it ~= exclude and not seen[it] then
-      seen[it] = true
-      res[#res + 1] = it
-    end
-    return #res >= M or scanned >= logcap
-  end
-  for k = #pendingItems, 1, -1 do
-    if take(pendingItems[k]) then return res end
-  end
-  for k = from, #log do
-    if take(logItem(k)) then return res end
-  end
-  return res
-end
+local ttl = tonumber(ARGV[4])
+local purchase = ARGV[5]
+local now = tonumber(ARGV[6])
+local n = tonumber(ARGV[7])
 
 -- The weights of the batch's items, read once (ZMSCORE) and written once
 -- (ZADD) instead of a ZSCORE and a ZINCRBY per event; sums as ZINCRBY's.
@@ -101,7 +41,7 @@ local witems = {}
 do
   local seen = {}
   for k = 0, n - 1 do
-    local b = 9 + k * 5
+    local b = 8 + k * 5
     local it = ARGV[b + 1]
     if tonumber(ARGV[b]) > fence and tonumber(ARGV[b + 3]) > gone and not seen[it] then
       seen[it] = true
@@ -111,13 +51,15 @@ do
 end
 local weights = getScores(KEYS[1], witems)
 
-local out = {}
+local codes = {}
 local applied = 0
 local lastts = 0
 local newItems = 0
+local fenced = false
 local bought = false
+local pending = {}
 for k = 0, n - 1 do
-  local b = 9 + k * 5
+  local b = 8 + k * 5
   local offStr = ARGV[b]
   local off = tonumber(offStr)
   local item = ARGV[b + 1]
@@ -125,44 +67,37 @@ for k = 0, n - 1 do
   local ts = ARGV[b + 3]
   local w = ARGV[b + 4]
   if tonumber(ts) <= gone then
-    out[#out + 1] = {-2, 0, {}}
+    codes[#codes + 1] = -2
   elseif off <= fence then
-    -- Fenced events come first (offsets ascend), so pending is empty here.
-    loadlog(true)
-    local prefix = offStr .. '|' .. p .. '|'
-    local found = -1
-    for idx = 1, #log do
-      if string.sub(log[idx], 1, #prefix) == prefix then found = idx break end
-    end
-    if found < 0 then
-      out[#out + 1] = {-1, 0, {}}
-    elseif entryNew(log[found]) == '1' then
-      out[#out + 1] = {0, 1, history(found + 1, item)}
-    else
-      out[#out + 1] = {0, 0, {}}
-    end
+    codes[#codes + 1] = 0
+    fenced = true
   else
     local isnew = 0
-    local h = {}
     if weights[item] == nil then
       isnew = 1
       newItems = newItems + 1
-      loadlog(false)
-      h = history(1, item)
     end
     weights[item] = (weights[item] or 0) + tonumber(w)
     if typ == purchase then
       redis.call('ZADD', KEYS[4], ts, item)
       bought = true
     end
+    -- entry: offset|partition|type|ts|new|item (item last: it may hold '|')
     pending[#pending + 1] = offStr .. '|' .. p .. '|' .. typ .. '|' .. ts .. '|' .. isnew .. '|' .. item
-    pendingItems[#pendingItems + 1] = item
     fence = off
     fenceStr = offStr
     applied = applied + 1
     if tonumber(ts) > lastts then lastts = tonumber(ts) end
-    out[#out + 1] = {1, isnew, h}
+    codes[#codes + 1] = 1 + isnew
   end
+end
+-- The log before this call's entries: an applied event's history scans at
+-- most log_cap entries, this call's included, so the newest log_cap do.
+local log = {}
+if fenced then
+  log = redis.call('LRANGE', KEYS[2], 0, -1)
+elseif newItems > 0 then
+  log = redis.call('LRANGE', KEYS[2], 0, logcap - 1)
 end
 if applied > 0 then
   setScores(KEYS[1], witems, weights)
@@ -207,4 +142,4 @@ if applied > 0 then
   redis.call('HSET', KEYS[3], unpack(fields))
   if renewMeta then redis.call('EXPIRE', KEYS[3], ttl) end
 end
-return out
+return {codes, log}
