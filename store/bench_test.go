@@ -100,18 +100,25 @@ func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, 
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
 	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
-	if os.Getenv("RECSTREAM_BENCH_CMDSTATS") != "" {
-		stats1 := commandStats(b, rdb)
-		names := make([]string, 0, len(stats1))
-		for name := range stats1 {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			s0, s1 := stats0[name], stats1[name]
-			if d := s1[0] - s0[0]; d > 0 {
-				fmt.Fprintf(os.Stderr, "%s: %-18s %6.3f calls/event %7.2f µs/event\n", b.Name(), name, d/events, (s1[1]-s0[1])/events)
-			}
+	printCommandStats(b, rdb, stats0, events)
+}
+
+// printCommandStats prints, with RECSTREAM_BENCH_CMDSTATS set, Redis's
+// calls and µs per event of each command since stats0.
+func printCommandStats(b *testing.B, rdb *redis.Client, stats0 map[string][2]float64, events float64) {
+	if os.Getenv("RECSTREAM_BENCH_CMDSTATS") == "" {
+		return
+	}
+	stats1 := commandStats(b, rdb)
+	names := make([]string, 0, len(stats1))
+	for name := range stats1 {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s0, s1 := stats0[name], stats1[name]
+		if d := s1[0] - s0[0]; d > 0 {
+			fmt.Fprintf(os.Stderr, "%s: %-18s %6.3f calls/event %7.2f µs/event\n", b.Name(), name, d/events, (s1[1]-s0[1])/events)
 		}
 	}
 }

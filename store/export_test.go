@@ -15,3 +15,30 @@ func SetItemChunk(n int) (restore func()) {
 	itemChunk = n
 	return func() { itemChunk = old }
 }
+
+// OwnedSum is what the events of an ItemWork add to one item, for the
+// item-owner benchmark.
+type OwnedSum struct {
+	Pop, Deg float64
+	Row      map[string]float64
+}
+
+// TakeSums returns, per item, what every event of w adds to it, and
+// empties w.
+func (w *ItemWork) TakeSums() map[string]OwnedSum {
+	order, touch := w.index()
+	out := make(map[string]OwnedSum, len(order))
+	for it, g := range w.sums(order, nil, touch) {
+		s := OwnedSum{Pop: g.pop, Deg: g.deg}
+		if g.row != nil {
+			s.Row = g.row.val
+		}
+		out[w.names[it]] = s
+	}
+	w.reset()
+	return out
+}
+
+// EncodeRow returns the row entry of items, ranked highest first (a
+// folded row, as readers sum it).
+func EncodeRow(items []Scored) string { return encodeCoocRow(items) }
