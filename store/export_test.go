@@ -42,3 +42,9 @@ func (w *ItemWork) TakeSums() map[string]OwnedSum {
 // EncodeRow returns the row entry of items, ranked highest first (a
 // folded row, as readers sum it).
 func EncodeRow(items []Scored) string { return encodeCoocRow(items) }
+
+// Add adds an event's item half to w as ApplyUsers would, for the
+// item-owner benchmark's in-memory user half.
+func (w *ItemWork) Add(op Op, weight, decay float64, isNew bool, hist []string) {
+	w.add(op, weight, decay, isNew, hist)
+}

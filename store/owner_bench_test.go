@@ -32,10 +32,33 @@ import (
 // 50,000/s. Reported: Redis CPU and commands per event (user scripts and
 // owner writes together), and the owner's own time per event (merging,
 // ranking, encoding; its pipelines' round trips left out).
+//
+// "users_too" keeps the user half in memory as well (weights, log and
+// history computed in the process, as an owner of the partition's users
+// would) and writes each changed user behind at the same windows: its
+// changed weights (ZADD, trimmed past the cap), its new log entries
+// (LPUSH, LTRIM), its meta with the fence (HSET), EXPIRE on keys it
+// writes first. Redis then runs no script at all.
 func BenchmarkItemOwner(b *testing.B) {
-	for _, window := range []int{50000, 250000} {
-		b.Run("window="+strconv.Itoa(window), func(b *testing.B) { benchItemOwner(b, window) })
+	for _, usersToo := range []bool{false, true} {
+		for _, window := range []int{50000, 250000} {
+			name := "window=" + strconv.Itoa(window)
+			if usersToo {
+				name = "users_too/" + name
+			}
+			b.Run(name, func(b *testing.B) { benchItemOwner(b, window, usersToo) })
+		}
 	}
+}
+
+// ownedUser is a user's state in the owner of its partition.
+type ownedUser struct {
+	w       map[string]float64
+	log     []string // items, oldest first, the last 2·user_log_cap
+	entries []any    // log entries of the window, oldest first
+	changed map[string]bool
+	written bool
+	card    int // weights written, a bound on the zset's size
 }
 
 // ownedItem is an item's state in the owner; items are numbered once.
@@ -47,7 +70,7 @@ type ownedItem struct {
 	changed  bool
 }
 
-func benchItemOwner(b *testing.B, window int) {
+func benchItemOwner(b *testing.B, window int, usersToo bool) {
 	const batch = 125
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
@@ -78,6 +101,76 @@ func benchItemOwner(b *testing.B, window int) {
 	var owner time.Duration         // the owner's own work
 	inWindow := 0
 	w := store.NewItemWork(0)
+	owned := map[string]*ownedUser{}
+	var changedUsers []string
+	// applyUsers is the user half in memory: weights, log, history.
+	applyUsers := func(ops []store.Op) {
+		for _, op := range ops {
+			u := owned[op.User]
+			if u == nil {
+				u = &ownedUser{w: map[string]float64{}, changed: map[string]bool{}}
+				owned[op.User] = u
+			}
+			if len(u.changed) == 0 && len(u.entries) == 0 {
+				changedUsers = append(changedUsers, op.User)
+			}
+			d := st.Decay(op.TS)
+			weight := opt.Weights[op.Type] * d
+			_, seen := u.w[op.Item]
+			var hist []string
+			if !seen {
+				for j := len(u.log) - 1; j >= 0 && j >= len(u.log)-opt.UserLogCap && len(hist) < opt.CoocHistory; j-- {
+					if it := u.log[j]; it != op.Item && !slices.Contains(hist, it) {
+						hist = append(hist, it)
+					}
+				}
+			}
+			u.w[op.Item] += weight
+			u.changed[op.Item] = true
+			if u.log = append(u.log, op.Item); len(u.log) > 2*opt.UserLogCap {
+				u.log = u.log[len(u.log)-2*opt.UserLogCap:]
+			}
+			isNew := "0"
+			if !seen {
+				isNew = "1"
+			}
+			u.entries = append(u.entries, strconv.FormatInt(op.Offset, 10)+"|0|"+op.Type.String()+"|"+strconv.FormatInt(op.TS, 10)+"|"+isNew+"|"+op.Item)
+			w.Add(op, weight, d, !seen, hist)
+		}
+	}
+	// writeUsers writes each changed user behind.
+	writeUsers := func(pipe redis.Pipeliner, fence string, exec func(redis.Pipeliner)) {
+		n := 0
+		for _, name := range changedUsers {
+			u := owned[name]
+			z := make([]redis.Z, 0, len(u.changed))
+			for it := range u.changed {
+				z = append(z, redis.Z{Score: u.w[it], Member: it})
+			}
+			pipe.ZAdd(ctx, k.UserWeights(name), z...)
+			if u.card += len(z); u.card > opt.UserItemsCap {
+				pipe.ZRemRangeByRank(ctx, k.UserWeights(name), 0, int64(u.card-opt.UserItemsCap-1))
+				u.card = opt.UserItemsCap
+			}
+			pipe.LPush(ctx, k.UserLog(name), u.entries...)
+			if len(u.log) >= 2*opt.UserLogCap {
+				pipe.LTrim(ctx, k.UserLog(name), 0, int64(2*opt.UserLogCap-1))
+			}
+			pipe.HSet(ctx, k.UserMeta(name), "f:0", fence, "n", len(u.log))
+			if !u.written {
+				pipe.Expire(ctx, k.UserWeights(name), opt.UserTTL)
+				pipe.Expire(ctx, k.UserLog(name), opt.UserTTL)
+				pipe.Expire(ctx, k.UserMeta(name), opt.UserTTL)
+				u.written = true
+			}
+			clear(u.changed)
+			u.entries = u.entries[:0]
+			if n++; n%512 == 0 {
+				exec(pipe)
+			}
+		}
+		changedUsers = changedUsers[:0]
+	}
 
 	exec := func(pipe redis.Pipeliner) { // Redis's time, not the owner's
 		t0 := time.Now()
@@ -136,6 +229,9 @@ func benchItemOwner(b *testing.B, window int) {
 			}
 		}
 		pipe.ZAdd(ctx, k.Trending(), z...)
+		if usersToo {
+			writeUsers(pipe, fence, exec)
+		}
 		exec(pipe)
 		changed = changed[:0]
 		clear(users)
@@ -149,14 +245,19 @@ func benchItemOwner(b *testing.B, window int) {
 			ops[i] = store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS}
 			off++
 		}
-		res, err := st.ApplyUsers(ctx, 0, ops, w)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Applied != len(ops) {
-			b.Fatalf("applied %d of %d events", res.Applied, len(ops))
-		}
 		t0 := time.Now()
+		if usersToo {
+			applyUsers(ops)
+		} else {
+			res, err := st.ApplyUsers(ctx, 0, ops, w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.Applied != len(ops) {
+				b.Fatalf("applied %d of %d events", res.Applied, len(ops))
+			}
+			t0 = time.Now()
+		}
 		for _, op := range ops {
 			users[op.Item] = append(users[op.Item], redis.Z{Score: float64(op.TS), Member: op.User})
 		}
