@@ -159,7 +159,12 @@ func TestPlantedClustersPurchaseAndBurst(t *testing.T) {
 	// of everyone else at that moment: users whose events came early in the
 	// load were scored on a nearly empty store. Request one more refresh of
 	// every warm user through the refresh topic, as an operator's rescore
-	// would, so that (a) judges the model on the whole log.
+	// would, so that (a) judges the model on the whole log: once the last
+	// item window is written too (item state lags the users' by up to
+	// ingest.item_window; on a busy machine a rescore could come first).
+	waitFor(t, 30*time.Second, "the item half of every event written", func() bool {
+		return testutil.ToFloat64(pl.p.Metrics.ItemEvents) == n
+	})
 	rescoreFrom := time.Now().UnixMilli()
 	var reqs []kafka.Message
 	for _, u := range warm {

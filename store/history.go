@@ -87,7 +87,7 @@ func (l *userLog) history(pending []string, from int, exclude string, m, logcap 
 	scanned := 0
 	take := func(it string) bool {
 		scanned++
-		if it != exclude && !l.seen(res, seen, it) {
+		if it != exclude && !contains(res, seen, it) {
 			res = append(res, it)
 			if seen == nil && len(res) > 32 {
 				seen = make(map[string]bool, m)
@@ -113,7 +113,8 @@ func (l *userLog) history(pending []string, from int, exclude string, m, logcap 
 	return res
 }
 
-func (*userLog) seen(res []string, seen map[string]bool, it string) bool {
+// contains reports whether it is in res, through seen when there is one.
+func contains(res []string, seen map[string]bool, it string) bool {
 	if seen != nil {
 		return seen[it]
 	}
