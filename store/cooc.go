@@ -51,9 +51,17 @@ var (
 type coocRow struct {
 	val   map[string]float64
 	order []string
+	// erased is set once an erasure removed an item: order may then hold
+	// an item twice (removed, then met again).
+	erased bool
 }
 
 func newCoocRow() *coocRow { return &coocRow{val: make(map[string]float64)} }
+
+// newCoocRowSized returns an empty row with room for n items.
+func newCoocRowSized(n int) *coocRow {
+	return &coocRow{val: make(map[string]float64, n), order: make([]string, 0, n)}
+}
 
 func (r *coocRow) add(item string, d float64) {
 	v, ok := r.val[item]
@@ -68,7 +76,13 @@ func (r *coocRow) add(item string, d float64) {
 // Blocking the row's readers and writers on it would stop ingest or
 // scoring; the next fold of the row drops it.
 func foldCooc(entries []string) (r *coocRow, bad int, err error) {
-	r = newCoocRow()
+	n := 0 // pairs in the binary entries: room for the row, mostly
+	for _, e := range entries {
+		if b, ok := binaryBody(e); ok {
+			n += max(0, pairs(b))
+		}
+	}
+	r = newCoocRowSized(n)
 	for i, e := range entries {
 		if eerr := r.fold(i, e); eerr != nil {
 			bad++
@@ -87,28 +101,24 @@ func (r *coocRow) fold(i int, e string) error {
 	}
 	switch e[0] {
 	case 's', 'd':
-		b := e[1:]
 		if e[0] == 's' && i != 0 {
 			return errors.New("co-occurrence row entry not first")
 		}
-		if e[0] == 'd' {
-			var ok bool
-			if _, b, ok = strings.Cut(b, "|"); !ok {
-				return fmt.Errorf("malformed co-occurrence entry %.40q", e)
-			}
+		b, ok := binaryBody(e)
+		if !ok {
+			return fmt.Errorf("malformed co-occurrence entry %.40q", e)
 		}
-		var items []Scored
+		// checked whole first, so that a malformed entry adds nothing
+		if pairs(b) < 0 {
+			return errors.New("malformed co-occurrence row entry")
+		}
 		for len(b) > 0 {
-			n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
-			if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
-				return errors.New("malformed co-occurrence row entry")
+			id, v, rest, ok := nextPair(b)
+			if !ok {
+				break // cannot happen: checked above
 			}
-			v := math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[k+int(n) : k+int(n)+8])))
-			items = append(items, Scored{ID: b[k : k+int(n)], Score: v})
-			b = b[k+int(n)+8:]
-		}
-		for _, it := range items {
-			r.add(it.ID, it.Score)
+			r.add(id, v)
+			b = rest
 		}
 	case 'c':
 		_, rest, ok := strings.Cut(e, "|")
@@ -144,6 +154,7 @@ func (r *coocRow) fold(i int, e string) error {
 			}
 			subs = append(subs, Scored{ID: line[:k], Score: amt})
 		}
+		r.erased = true
 		for _, sub := range subs {
 			if cur, ok := r.val[sub.ID]; ok {
 				if v := cur - sub.Score; v <= 1e-9*cur {
@@ -167,7 +178,9 @@ func (r *coocRow) top(n int) []Scored {
 	for _, it := range r.order {
 		if v, ok := r.val[it]; ok {
 			out = append(out, Scored{ID: it, Score: v})
-			delete(r.val, it) // an item met twice (erased, then again) once
+			if r.erased {
+				delete(r.val, it) // an item met twice (erased, then again) once
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Scored) int {
@@ -211,6 +224,43 @@ func deltaEntry(p string, first, last int64, r *coocRow) string {
 		b = appendPair(b, it, r.val[it])
 	}
 	return string(b)
+}
+
+// nextPair decodes the first (id, value) pair of a binary entry's body.
+func nextPair(b string) (id string, v float64, rest string, ok bool) {
+	n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
+	if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
+		return "", 0, b, false
+	}
+	end := k + int(n)
+	return b[k:end], math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[end : end+8]))), b[end+8:], true
+}
+
+// pairs returns the number of pairs in a binary entry's body, or -1
+// when it is malformed.
+func pairs(b string) int {
+	n := 0
+	for len(b) > 0 {
+		var ok bool
+		if _, _, b, ok = nextPair(b); !ok {
+			return -1
+		}
+		n++
+	}
+	return n
+}
+
+// binaryBody returns the pairs of a binary entry: a folded row ('s') or a
+// delta ('d', after its header partition:first-last|).
+func binaryBody(e string) (string, bool) {
+	switch {
+	case strings.HasPrefix(e, "s"):
+		return e[1:], true
+	case strings.HasPrefix(e, "d"):
+		_, b, ok := strings.Cut(e[1:], "|")
+		return b, ok
+	}
+	return "", false
 }
 
 func appendPair(b []byte, id string, v float64) []byte {
