@@ -76,15 +76,19 @@ func (r *coocRow) add(item string, d float64) {
 // Blocking the row's readers and writers on it would stop ingest or
 // scoring; the next fold of the row drops it.
 func foldCooc(entries []string) (r *coocRow, bad int, err error) {
-	n := 0 // pairs in the binary entries: room for the row, mostly
-	for _, e := range entries {
+	// The binary entries' pairs, counted (and checked) once: room for the
+	// row, mostly, and -1 for a malformed entry.
+	np := make([]int, len(entries))
+	n := 0
+	for i, e := range entries {
 		if b, ok := binaryBody(e); ok {
-			n += max(0, pairs(b))
+			np[i] = pairs(b)
+			n += max(0, np[i])
 		}
 	}
 	r = newCoocRowSized(n)
 	for i, e := range entries {
-		if eerr := r.fold(i, e); eerr != nil {
+		if eerr := r.fold(i, e, np[i]); eerr != nil {
 			bad++
 			if err == nil {
 				err = eerr
@@ -94,8 +98,9 @@ func foldCooc(entries []string) (r *coocRow, bad int, err error) {
 	return r, bad, err
 }
 
-// fold applies entry i of a row, or nothing when it is malformed.
-func (r *coocRow) fold(i int, e string) error {
+// fold applies entry i of a row, or nothing when it is malformed; np is
+// the number of pairs of a binary entry, -1 when they are malformed.
+func (r *coocRow) fold(i int, e string, np int) error {
 	if e == "" {
 		return errors.New("empty co-occurrence entry")
 	}
@@ -109,7 +114,7 @@ func (r *coocRow) fold(i int, e string) error {
 			return fmt.Errorf("malformed co-occurrence entry %.40q", e)
 		}
 		// checked whole first, so that a malformed entry adds nothing
-		if pairs(b) < 0 {
+		if np < 0 {
 			return errors.New("malformed co-occurrence row entry")
 		}
 		for len(b) > 0 {

@@ -15,30 +15,30 @@ const (
 	codeAppliedNew = 2  // applied now, and it made its item new for the user
 )
 
-// logEntryItem returns the item of a log entry
-// offset|partition|type|ts|new|item: the rest of the entry after the
-// fifth '|' (an item may hold '|').
-func logEntryItem(e string) string {
-	for k := 0; k < 5; k++ {
+// afterFields returns what follows the first k '|'-separated fields of a
+// log entry offset|partition|type|ts|new|item, or false when it has fewer.
+func afterFields(e string, k int) (string, bool) {
+	for ; k > 0; k-- {
 		i := strings.IndexByte(e, '|')
 		if i < 0 {
-			return ""
+			return "", false
 		}
 		e = e[i+1:]
 	}
-	return e
+	return e, true
+}
+
+// logEntryItem returns the item of a log entry: the rest after the fifth
+// '|' (an item may hold '|').
+func logEntryItem(e string) string {
+	it, _ := afterFields(e, 5)
+	return it
 }
 
 // logEntryNew reports whether a log entry's event made its item new.
 func logEntryNew(e string) bool {
-	for k := 0; k < 4; k++ {
-		i := strings.IndexByte(e, '|')
-		if i < 0 {
-			return false
-		}
-		e = e[i+1:]
-	}
-	return strings.HasPrefix(e, "1|")
+	rest, ok := afterFields(e, 4)
+	return ok && strings.HasPrefix(rest, "1|")
 }
 
 // userLog is one user's stored log as the script returned it (newest
