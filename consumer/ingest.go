@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -97,6 +96,8 @@ func (c *Ingest) Run(ctx context.Context) error {
 	defer r.Close()
 	w := c.opt.Kafka.writer(processorBatch)
 	defer w.Close()
+	pub := &publisher{}
+	defer pub.wait() // after procCtx is cancelled, before the writer closes
 
 	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelProc()
@@ -128,6 +129,9 @@ func (c *Ingest) Run(ctx context.Context) error {
 			return false
 		}
 		c.opt.Metrics.ItemEvents.Add(float64(n))
+		if pub.wait() != nil {
+			return false
+		}
 		cm.commit(procCtx, r, iw.held)
 		iw.held = nil
 		return true
@@ -155,9 +159,13 @@ func (c *Ingest) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := c.process(procCtx, w, msgs, iw); err != nil {
+		out, ndlq, err := c.process(procCtx, msgs, iw)
+		if err != nil || pub.wait() != nil {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
+		}
+		if len(out) > 0 {
+			pub.start(func() error { return c.publish(procCtx, w, out, ndlq) })
 		}
 		for _, m := range LastPerPartition(msgs) {
 			// Until the commit only the position (and what the lag
@@ -225,16 +233,60 @@ func (iw *itemWindow) write(ctx context.Context, st Applier) error {
 
 // process applies a batch's user half and collects its item half in iw,
 // retrying with backoff until it succeeds or ctx ends. Retrying is safe:
-// every write is fenced, and iw does not take an offset twice.
-func (c *Ingest) process(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, iw *itemWindow) error {
+// every write is fenced, and iw does not take an offset twice. It returns
+// the batch's refresh requests and dead letters (ndlq of them), for
+// publish.
+func (c *Ingest) process(ctx context.Context, msgs []kafka.Message, iw *itemWindow) (out []kafka.Message, ndlq int, err error) {
 	start := time.Now()
-	if err := c.retrying(ctx, "applying batch", func() error { return c.processOnce(ctx, w, msgs, iw) }); err != nil {
+	err = c.retrying(ctx, "applying batch", func() error {
+		var err error
+		out, ndlq, err = c.processOnce(ctx, msgs, iw)
 		return err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	c.opt.Metrics.Batches.Inc()
 	c.opt.Metrics.BatchSize.Observe(float64(len(msgs)))
 	c.opt.Metrics.BatchDuration.Observe(time.Since(start).Seconds())
+	return out, ndlq, nil
+}
+
+// publish sends one batch's refresh requests and dead letters, retrying
+// with backoff until Kafka acknowledges them all or ctx ends. A retry may
+// send some of them twice: a refresh request twice only rescores the user
+// twice, and a dead letter carries its source offset.
+func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq int) error {
+	err := c.retrying(ctx, "publishing refresh requests and dead letters", func() error { return w.WriteMessages(ctx, out...) })
+	if err != nil {
+		return err
+	}
+	c.opt.Metrics.DLQWrites.Add(float64(ndlq))
 	return nil
+}
+
+// publisher runs one batch's publish while the ingest loop applies the
+// next batch's user half, whose Redis round trips would otherwise wait for
+// Kafka's acknowledgement (docs/benchmarks.md, 26). At most one publish is
+// in flight: wait returns its result, and the loop calls it before the
+// next publish starts and before any offset is committed, so an offset is
+// still committed only after Kafka acknowledged what its batch published.
+// Only the ingest loop calls start and wait.
+type publisher struct{ done chan error }
+
+func (p *publisher) start(f func() error) {
+	ch := make(chan error, 1)
+	p.done = ch
+	go func() { ch <- f() }()
+}
+
+func (p *publisher) wait() error {
+	if p.done == nil {
+		return nil
+	}
+	err := <-p.done
+	p.done = nil
+	return err
 }
 
 // retrying runs f until it succeeds or ctx ends, with backoff, marking
@@ -266,7 +318,7 @@ func (c *Ingest) retrying(ctx context.Context, what string, f func() error) erro
 	return nil
 }
 
-func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, iw *itemWindow) error {
+func (c *Ingest) processOnce(ctx context.Context, msgs []kafka.Message, iw *itemWindow) ([]kafka.Message, int, error) {
 	ops := make(map[int][]store.Op)
 	var out []kafka.Message
 	counts := make(map[event.Type]int)
@@ -309,7 +361,7 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, 0, err
 	}
 	fenced := 0
 	for i := range parts {
@@ -327,11 +379,6 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 			})
 		}
 	}
-	if len(out) > 0 {
-		if err := w.WriteMessages(ctx, out...); err != nil {
-			return fmt.Errorf("publishing refresh requests and dead letters: %w", err)
-		}
-	}
 	for t, n := range counts {
 		c.opt.Metrics.Events.WithLabelValues(t.String()).Add(float64(n))
 	}
@@ -340,12 +387,11 @@ func (c *Ingest) processOnce(ctx context.Context, w *kafka.Writer, msgs []kafka.
 		c.opt.Metrics.Invalid.WithLabelValues(string(r)).Add(float64(n))
 		ndlq += n
 	}
-	c.opt.Metrics.DLQWrites.Add(float64(ndlq))
 	c.opt.Metrics.Fenced.Add(float64(fenced))
 	for p, ts := range maxTS {
 		c.opt.Metrics.LastEventTS.WithLabelValues(strconv.Itoa(p)).Set(float64(ts) / 1000)
 	}
-	return nil
+	return out, ndlq, nil
 }
 
 // DLQ headers.

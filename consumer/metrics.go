@@ -15,7 +15,7 @@ type Metrics struct {
 	Fenced         prometheus.Counter     // events skipped by fences (replays)
 	Batches        prometheus.Counter     // batches applied
 	BatchSize      prometheus.Histogram   // events per batch
-	BatchDuration  prometheus.Histogram   // seconds to apply and commit a batch
+	BatchDuration  prometheus.Histogram   // seconds to apply a batch's user half
 	ItemEvents     prometheus.Counter     // events whose item half was written (item windows)
 	StoreErrors    prometheus.Counter     // failed batch applications (retried)
 	Commits        *prometheus.CounterVec // by group and result
@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_item_window_events_total", Help: "Events whose item half (item state, trending) was written, once per item window.",
 		}),
 		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "recstream_batch_duration_seconds", Help: "Time to apply, publish refreshes for and commit one ingest batch.",
+			Name: "recstream_batch_duration_seconds", Help: "Time to apply the user half of one ingest batch (its refresh requests are published while the next batch is applied; its item half and commit follow with the item window).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{

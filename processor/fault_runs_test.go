@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
@@ -217,6 +218,120 @@ func TestFaultBrokerFaults(t *testing.T) {
 	}
 	stop()
 	e.checkAgainstReference(t)
+}
+
+// TestFaultRefreshPublishFails makes the broker refuse the refresh topic's
+// produce requests for 3 s mid-stream (error codes and dropped connections):
+// the ingest consumer keeps applying batches but commits nothing while its
+// refresh requests are not acknowledged, reports not ready, and resumes by
+// itself; no user's refresh request is lost and the state equals the
+// reference.
+func TestFaultRefreshPublishFails(t *testing.T) {
+	t.Parallel()
+	reference(t)
+	e := newFaultEnv(t)
+	// The default: every batch's item half written and its offsets
+	// committed at once, so every batch is a chance to commit too early.
+	e.cfg.Ingest.ItemWindow = 0
+	kf := e.kf
+	refresh := e.cfg.Kafka.RefreshTopic
+	var failing atomic.Bool
+	var refused atomic.Int64
+	kf.ControlKey(kmsg.Produce.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		kf.KeepControl()
+		req := r.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(req.Topics) == 0 || req.Topics[0].Topic != refresh {
+			return nil, nil, false
+		}
+		if refused.Add(1)%4 == 0 {
+			return nil, errors.New("dropped"), true // connection closed
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, pp := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = pp.Partition
+				rp.ErrorCode = 7 // REQUEST_TIMED_OUT
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	p, stop := runProcessor(t, e.cfg)
+	e.produceChunks(t, 2, 0, func(i int) {
+		if i != 0 {
+			return
+		}
+		waitFor(t, 60*time.Second, "a sixth of the log committed", func() bool { return e.committedTotal(t) >= faultEvents/6 })
+		failing.Store(true)
+	})
+	start := time.Now()
+	waitFor(t, 10*time.Second, "ingest not ready", func() bool { return !p.Ingest.Ready() })
+	time.Sleep(time.Second)
+	before := e.committedTotal(t)
+	time.Sleep(3*time.Second - time.Since(start))
+	if after := e.committedTotal(t); after != before {
+		t.Errorf("committed %d events while their refresh requests were refused", after-before)
+	}
+	if n, ev := e.committedWithoutRefresh(t); n > 0 {
+		t.Errorf("%d committed events have no refresh request for their user in the topic, the first %s at %d", n, ev.UserID, ev.TS)
+	}
+	failing.Store(false)
+	t.Logf("refresh produce refused %d times; %d of %d events committed before", refused.Load(), before, faultEvents)
+	if before >= faultEvents {
+		t.Error("the whole log was committed before the refusals began; the test checked nothing")
+	}
+	e.waitDone(t, 90*time.Second)
+	if n := testutil.ToFloat64(p.Metrics.StoreErrors); n == 0 {
+		t.Error("no failed publish counted")
+	}
+	stop()
+	got := map[string]bool{}
+	for _, m := range kf.ReadAll(t, refresh, 30*time.Second) {
+		got[string(m.Key)] = true
+	}
+	for _, u := range fixedLog().users {
+		if !got[u] {
+			t.Errorf("no refresh request for user %s", u)
+		}
+	}
+	e.checkAgainstReference(t)
+}
+
+// committedWithoutRefresh counts the events below the ingest group's
+// committed offsets whose user has no refresh request at or after the
+// event's time in the refresh topic, and returns the first of them.
+func (e *faultEnv) committedWithoutRefresh(t *testing.T) (int, event.Event) {
+	t.Helper()
+	newest := map[string]int64{}
+	for _, m := range e.kf.ReadAll(t, e.cfg.Kafka.RefreshTopic, 30*time.Second) {
+		r, err := consumer.DecodeRefresh(m.Value)
+		if err != nil {
+			t.Fatalf("refresh request at %d/%d: %v", m.Partition, m.Offset, err)
+		}
+		newest[r.User] = max(newest[r.User], r.TS)
+	}
+	committed := committedOffsets(e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic)
+	n := 0
+	var first event.Event
+	for p, msgs := range byPartition(fixedLog().msgs, faultPartitions) {
+		for _, m := range msgs[:min(int(committed[p]), len(msgs))] {
+			ev, err := event.Decode(m.Value, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ts, ok := newest[ev.UserID]; !ok || ts < ev.TS {
+				if n == 0 {
+					first = ev
+				}
+				n++
+			}
+		}
+	}
+	return n, first
 }
 
 // dropProxy forwards TCP to Redis; when armed it lets a client's write that
