@@ -55,6 +55,9 @@ func TestFaultCrashSIGKILL(t *testing.T) {
 		t.Logf("SIGKILL at %d committed events (target %d)", e.committedTotal(t), at)
 	}
 	p := run("final run", -1)
+	// When the log was already done, run returns at once; a SIGTERM that
+	// comes before the run has installed its handler kills it outright.
+	time.Sleep(time.Second)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
