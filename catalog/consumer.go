@@ -126,7 +126,7 @@ func (w *CatalogWriter) reader() *kafka.Reader {
 func (w *CatalogWriter) Run(ctx context.Context) error {
 	r := w.reader()
 	defer r.Close()
-	kw := w.opt.Kafka.NewProcessorWriter()
+	kw := w.opt.Kafka.NewWriter()
 	defer kw.Close()
 	for {
 		first, err := r.FetchMessage(ctx)

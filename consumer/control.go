@@ -67,7 +67,7 @@ func NewControl(opt ControlOptions) *Control {
 func (c *Control) Run(ctx context.Context) error {
 	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 16)
 	defer r.Close()
-	w := c.opt.Kafka.writer(processorBatch)
+	w := c.opt.Kafka.NewWriter()
 	defer w.Close()
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -145,7 +145,7 @@ func decodeControl(b []byte) (ControlCommand, error) {
 // PublishRefresh writes refresh requests for users with writer-side
 // settings of k; for callers outside the consumers (recstream forget).
 func (k Kafka) PublishRefresh(ctx context.Context, topic string, users []string) error {
-	w := k.writer(producerBatch)
+	w := k.NewWriter()
 	defer w.Close()
 	now := time.Now().UnixMilli()
 	msgs := make([]kafka.Message, len(users))

@@ -94,7 +94,7 @@ func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
 func (c *Ingest) Run(ctx context.Context) error {
 	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
 	defer r.Close()
-	w := c.opt.Kafka.writer(processorBatch)
+	w := c.opt.Kafka.NewWriter()
 	defer w.Close()
 	pub := &publisher{}
 	defer pub.wait() // after procCtx is cancelled, before the writer closes

@@ -75,24 +75,28 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 	})
 }
 
-// Messages per produce request and partition. kafka-go allocates a slice
-// of BatchSize messages (152 bytes each) for every partition batch it
-// opens, however few messages the batch gets: 10,000 cost 1.5 MB per
-// partition per ingest batch, about a tenth of the ingest process's CPU
-// in zeroing and collecting it. A write with more messages for one
-// partition is sent as several requests.
-const (
-	producerBatch  = 10000 // producers writing large slices (recstream produce, the benchmark)
-	processorBatch = 256   // the processor's own writes: refresh requests, DLQ, control answers
-)
+// writerBatch is the most messages a writer puts in one produce request
+// for one partition; a write with more for a partition goes out as several
+// requests. kafka-go allocates a slice of BatchSize messages (152 bytes
+// each) for every partition batch it opens, however few messages the batch
+// gets, so a large BatchSize costs every small write: 10,000 allocated and
+// zeroed 1.5 MB per partition per write, which made the processor's
+// refresh requests (docs/benchmarks.md, 21) and the rate-limited producers
+// of the demo and the benchmark's freshness phase (27) allocate hundreds of
+// MB/s. Large writes lose nothing measurable with 256.
+const writerBatch = 256
 
-func (k Kafka) writer(batchSize int) *kafka.Writer {
+// NewWriter returns a synchronous, key-hashing writer: the one writer
+// configuration of the processor (refresh requests, dead letters, control
+// answers, catalog writes) and of the producers (recstream produce, the
+// demo, the benchmark).
+func (k Kafka) NewWriter() *kafka.Writer {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(k.Brokers...),
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    batchSize,
+		BatchSize:    writerBatch,
 		BatchBytes:   64 << 20,
 		MaxAttempts:  3,
 	}
@@ -111,13 +115,6 @@ func (k Kafka) writer(batchSize int) *kafka.Writer {
 // WriterMetadataTTL is how long writers trust their cached partition
 // leaders; a write after a leader move fails for at most about this long.
 const WriterMetadataTTL = time.Second
-
-// NewWriter returns a synchronous, key-hashing writer for producers.
-func (k Kafka) NewWriter() *kafka.Writer { return k.writer(producerBatch) }
-
-// NewProcessorWriter returns the writer the processor's consumers use for
-// what they publish per batch (refresh requests, dead letters).
-func (k Kafka) NewProcessorWriter() *kafka.Writer { return k.writer(processorBatch) }
 
 // EnsureTopics creates the topics that do not exist yet.
 func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...string) error {
