@@ -56,8 +56,6 @@ type coocRow struct {
 	erased bool
 }
 
-func newCoocRow() *coocRow { return &coocRow{val: make(map[string]float64)} }
-
 // newCoocRowSized returns an empty row with room for n items.
 func newCoocRowSized(n int) *coocRow {
 	return &coocRow{val: make(map[string]float64, n), order: make([]string, 0, n)}
@@ -215,9 +213,10 @@ func encodeCoocRow(items []Scored) string {
 }
 
 // deltaEntry returns the row entry of partition p's contributions of
-// offsets first..last, summed in r (items in the order first met).
-func deltaEntry(p string, first, last int64, r *coocRow) string {
-	b := make([]byte, 0, 32+len(r.order)*(binary.MaxVarintLen64+16))
+// offsets first..last, summed in c (items numbered in names, in the order
+// first met).
+func deltaEntry(p string, first, last int64, c *coSum, names []string) string {
+	b := make([]byte, 0, 32+len(c.ids)*(binary.MaxVarintLen64+16))
 	b = append(b, 'd')
 	b = append(b, p...)
 	b = append(b, ':')
@@ -225,8 +224,8 @@ func deltaEntry(p string, first, last int64, r *coocRow) string {
 	b = append(b, '-')
 	b = strconv.AppendInt(b, last, 10)
 	b = append(b, '|')
-	for _, it := range r.order {
-		b = appendPair(b, it, r.val[it])
+	for k, id := range c.ids {
+		b = appendPair(b, names[id], c.vals[k])
 	}
 	return string(b)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -18,16 +19,20 @@ func BenchmarkFoldCooc(b *testing.B) {
 		folded[k] = Scored{ID: id(k * 7), Score: float64(200 - k)}
 	}
 	entries := []string{encodeCoocRow(folded)}
+	names := make([]string, 5000)
+	for k := range names {
+		names[k] = id(k)
+	}
 	for e := 0; e < 32; e++ {
-		r := newCoocRow()
+		var c coSum
 		for k := 0; k < 10; k++ {
 			if k%2 == 0 {
-				r.add(id(rng.IntN(200)*7), rng.Float64())
+				c.add(uint32(rng.IntN(200)*7), rng.Float64())
 			} else {
-				r.add(id(2000+rng.IntN(3000)), rng.Float64())
+				c.add(uint32(2000+rng.IntN(3000)), rng.Float64())
 			}
 		}
-		entries = append(entries, deltaEntry("3", int64(e*100), int64(e*100+99), r))
+		entries = append(entries, deltaEntry("3", int64(e*100), int64(e*100+99), &c, names))
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -44,12 +49,13 @@ func BenchmarkFoldCooc(b *testing.B) {
 // An item erased from a row and met again afterwards is ranked once, with
 // what it gained since.
 func TestCoocTopErasedThenMetAgain(t *testing.T) {
+	names := []string{"x", "y"}
 	delta := func(first int64, items map[string]float64, order ...string) string {
-		r := newCoocRow()
+		var c coSum
 		for _, it := range order {
-			r.add(it, items[it])
+			c.add(uint32(slices.Index(names, it)), items[it])
 		}
-		return deltaEntry("0", first, first, r)
+		return deltaEntry("0", first, first, &c, names)
 	}
 	entries := []string{
 		delta(1, map[string]float64{"x": 2, "y": 5}, "x", "y"),
@@ -64,5 +70,44 @@ func TestCoocTopErasedThenMetAgain(t *testing.T) {
 	want := []Scored{{ID: "y", Score: 5}, {ID: "x", Score: 3}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("top = %v, want %v", got, want)
+	}
+}
+
+// coSum gives the sums and first-met order a row by name gives, below and
+// past the size where it switches from scanning to a map.
+func TestCoSumMatchesRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := make([]string, 60)
+	for k := range names {
+		names[k] = "i" + strconv.Itoa(k)
+	}
+	for _, distinct := range []int{1, coSumScan, coSumScan + 1, 60} {
+		var c coSum
+		want := newCoocRowSized(0)
+		for n := 0; n < 400; n++ {
+			id := uint32(rng.IntN(distinct))
+			d := rng.Float64()
+			c.add(id, d)
+			want.add(names[id], d)
+		}
+		got := c.row(names)
+		if !slices.Equal(got.order, want.order) {
+			t.Fatalf("%d items: order %v, want %v", distinct, got.order, want.order)
+		}
+		for it, v := range want.val {
+			if got.val[it] != v {
+				t.Fatalf("%d items: %s = %v, want %v", distinct, it, got.val[it], v)
+			}
+		}
+		// The entry folds back to the same row.
+		back, bad, err := foldCooc([]string{deltaEntry("1", 5, 9, &c, names)})
+		if bad != 0 || err != nil || !slices.Equal(back.order, want.order) {
+			t.Fatalf("%d items: entry folds to %v (%d bad, %v)", distinct, back.order, bad, err)
+		}
+		for it, v := range want.val {
+			if back.val[it] != v {
+				t.Fatalf("%d items: entry gives %s = %v, want %v", distinct, it, back.val[it], v)
+			}
+		}
 	}
 }

@@ -30,8 +30,8 @@ func (w *ItemWork) TakeSums() map[string]OwnedSum {
 	out := make(map[string]OwnedSum, len(order))
 	for it, g := range w.sums(order, nil, touch) {
 		s := OwnedSum{Pop: g.pop, Deg: g.deg}
-		if g.row != nil {
-			s.Row = g.row.val
+		if len(g.co.ids) > 0 {
+			s.Row = g.co.row(w.names).val
 		}
 		out[w.names[it]] = s
 	}

@@ -102,7 +102,7 @@ type itemSum struct {
 	pop, deg    float64
 	maxts       int64
 	users       []userTS // recent users, each once, in the order first met
-	row         *coocRow // nil when no co-occurrence
+	co          coSum    // co-occurrence increments, by item number
 }
 
 type userTS struct {
@@ -120,11 +120,52 @@ func (g *itemSum) addUser(u string, ts int64) {
 	g.users = append(g.users, userTS{u, ts})
 }
 
-func (g *itemSum) addCo(item string, d float64) {
-	if g.row == nil {
-		g.row = newCoocRow()
+// coSum sums an item's co-occurrence increments by item number (ItemWork's
+// numbering), in the order the items are first met, as coocRow does by
+// name. Most sums hold a few items: they are found by a linear scan, and
+// through a map once there are more than coSumScan (a map by name was a
+// tenth of the ingest process's CPU, docs/benchmarks.md 28).
+type coSum struct {
+	ids  []uint32
+	vals []float64
+	at   map[uint32]int32 // index in ids, once len(ids) > coSumScan
+}
+
+const coSumScan = 16
+
+func (c *coSum) add(id uint32, d float64) {
+	if c.at != nil {
+		if k, ok := c.at[id]; ok {
+			c.vals[k] += d
+			return
+		}
+	} else {
+		for k, x := range c.ids {
+			if x == id {
+				c.vals[k] += d
+				return
+			}
+		}
 	}
-	g.row.add(item, d)
+	c.ids = append(c.ids, id)
+	c.vals = append(c.vals, d)
+	if c.at != nil {
+		c.at[id] = int32(len(c.ids) - 1)
+	} else if len(c.ids) > coSumScan {
+		c.at = make(map[uint32]int32, 2*len(c.ids))
+		for k, x := range c.ids {
+			c.at[x] = int32(k)
+		}
+	}
+}
+
+// row returns the sums by name, in the order first met.
+func (c *coSum) row(names []string) *coocRow {
+	r := newCoocRowSized(len(c.ids))
+	for k, id := range c.ids {
+		r.add(names[id], c.vals[k])
+	}
+	return r
 }
 
 // index returns w's items in the order they are first met (each event's
@@ -169,7 +210,7 @@ func (w *ItemWork) sums(items []uint32, after map[uint32]int64, touch [][]int32)
 			}
 			g.last = e.off
 			if e.item != it { // it is in the event's history
-				g.addCo(w.names[e.item], e.decay)
+				g.co.add(e.item, e.decay)
 				continue
 			}
 			g.addUser(e.user, e.ts)
@@ -179,7 +220,7 @@ func (w *ItemWork) sums(items []uint32, after map[uint32]int64, touch [][]int32)
 				g.deg += e.decay
 			}
 			for _, h := range e.hist {
-				g.addCo(w.names[h], e.decay)
+				g.co.add(h, e.decay)
 			}
 		}
 	}
@@ -224,7 +265,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 					return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.trendingArgs(p, w, trendAfter)...)
 				}
 				it := w.names[chunk[k]]
-				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]])...)
+				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
 			})
 			if err != nil {
 				return fmt.Errorf("applying item state: %w", err)
@@ -267,10 +308,10 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 // itemArgs returns item.lua's arguments for an item's sums: the
 // popularity and degree added, the recent users' newest and oldest event
 // times, the row entry and the recent users.
-func (s *Store) itemArgs(p, ttl, now string, g *itemSum) []any {
+func (s *Store) itemArgs(p, ttl, now string, g *itemSum, names []string) []any {
 	entry := ""
-	if g.row != nil && len(g.row.order) > 0 {
-		entry = deltaEntry(p, g.first, g.last, g.row)
+	if len(g.co.ids) > 0 {
+		entry = deltaEntry(p, g.first, g.last, &g.co, names)
 	}
 	num := func(f float64) string {
 		if f == 0 {
