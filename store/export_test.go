@@ -48,3 +48,12 @@ func EncodeRow(items []Scored) string { return encodeCoocRow(items) }
 func (w *ItemWork) Add(op Op, weight, decay float64, isNew bool, hist []string) {
 	w.add(op, weight, decay, isNew, hist)
 }
+
+// row returns the sums by name, in the order first met.
+func (c *coSum) row(names []string) *coocRow {
+	r := newCoocRowSized(len(c.ids))
+	for k, id := range c.ids {
+		r.add(names[id], c.vals[k])
+	}
+	return r
+}

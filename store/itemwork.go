@@ -159,15 +159,6 @@ func (c *coSum) add(id uint32, d float64) {
 	}
 }
 
-// row returns the sums by name, in the order first met.
-func (c *coSum) row(names []string) *coocRow {
-	r := newCoocRowSized(len(c.ids))
-	for k, id := range c.ids {
-		r.add(names[id], c.vals[k])
-	}
-	return r
-}
-
 // index returns w's items in the order they are first met (each event's
 // item, then its history) and, per item, the events that add to it, in
 // offset order.
