@@ -120,11 +120,12 @@ func (g *itemSum) addUser(u string, ts int64) {
 	g.users = append(g.users, userTS{u, ts})
 }
 
-// coSum sums an item's co-occurrence increments by item number (ItemWork's
-// numbering), in the order the items are first met, as coocRow does by
-// name. Most sums hold a few items: they are found by a linear scan, and
-// through a map once there are more than coSumScan (a map by name was a
-// tenth of the ingest process's CPU, docs/benchmarks.md 28).
+// coSum sums values by item number (ItemWork's numbering), in the order
+// the items are first met, as coocRow does by name: an item's
+// co-occurrence increments, and a window's trending weights. Most
+// co-occurrence sums hold a few items: they are found by a linear scan,
+// and through a map once there are more than coSumScan (a map by name was
+// a tenth of the ingest process's CPU, docs/benchmarks.md 28).
 type coSum struct {
 	ids  []uint32
 	vals []float64
@@ -327,8 +328,7 @@ func (s *Store) itemArgs(p, ttl, now string, g *itemSum, names []string) []any {
 // trendingArgs returns trending.lua's arguments for w's events after
 // offset after: their weights summed per item.
 func (s *Store) trendingArgs(p string, w *ItemWork, after int64) []any {
-	sum := make(map[uint32]float64)
-	var order []uint32
+	var sum coSum
 	first, last := int64(-1), int64(-1)
 	for i := range w.evs {
 		e := &w.evs[i]
@@ -339,15 +339,12 @@ func (s *Store) trendingArgs(p string, w *ItemWork, after int64) []any {
 			first = e.off
 		}
 		last = e.off
-		if _, ok := sum[e.item]; !ok {
-			order = append(order, e.item)
-		}
-		sum[e.item] += e.weight
+		sum.add(e.item, e.weight)
 	}
-	args := make([]any, 0, 4+2*len(order))
+	args := make([]any, 0, 4+2*len(sum.ids))
 	args = append(args, p, s.opt.TrendingCap, first, last)
-	for _, it := range order {
-		args = append(args, w.names[it], fmtFloat(sum[it]))
+	for k, it := range sum.ids {
+		args = append(args, w.names[it], fmtFloat(sum.vals[k]))
 	}
 	return args
 }
