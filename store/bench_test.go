@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -395,4 +396,64 @@ func benchApplyPhases(b *testing.B, users int, usersOnly bool, window int) {
 	runApplyBench(b, store.Options{Prefix: "b:"},
 		loadgen.Options{Users: users, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
 		batch, 200000/batch, usersOnly, window)
+}
+
+// BenchmarkUserWeights reads the weights of 64 users per pipeline, as a
+// rescore reads its users' own vectors (all of them, n=200 at the default
+// cap) and its neighbours' (the top 50), with DUMP (the store's way where
+// the server allows it) and with ZREVRANGE WITHSCORES (its fallback,
+// renaming DUMP away); users of 200 weights (a skiplist in Redis) and of
+// 100 (a listpack).
+func BenchmarkUserWeights(b *testing.B) {
+	for _, mode := range []string{"dump", "zrevrange"} {
+		for _, size := range []int{200, 100} {
+			for _, n := range []int{200, 50} {
+				b.Run(fmt.Sprintf("%s/size=%d/n=%d", mode, size, n), func(b *testing.B) { benchUserWeights(b, mode, size, n) })
+			}
+		}
+	}
+}
+
+func benchUserWeights(b *testing.B, mode string, size, n int) {
+	var args []string
+	if mode == "zrevrange" {
+		args = []string{"--rename-command", "DUMP", ""}
+	}
+	srv := redistest.Start(b, args...)
+	rdb := srv.Client(b)
+	ctx := context.Background()
+	st := store.New(rdb, store.Options{})
+	const users, perRead = 2000, 64
+	rng := rand.New(rand.NewPCG(1, 2))
+	pipe := rdb.Pipeline()
+	for u := range users {
+		z := make([]redis.Z, size)
+		for j := range z { // scaled weights as the store keeps them
+			z[j] = redis.Z{Score: rng.Float64() * 1e4, Member: "i" + strconv.Itoa(rng.IntN(50000))}
+		}
+		pipe.ZAdd(ctx, st.Keys().UserWeights("u"+strconv.Itoa(u)), z...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, perRead)
+	k := 0
+	cpu0, _ := redisCost(b, rdb)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range names {
+			names[i] = "u" + strconv.Itoa(k%users)
+			k += 7
+		}
+		if _, err := st.UserVectors(ctx, names, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu1, _ := redisCost(b, rdb)
+	if st.DumpOff() != (mode == "zrevrange") {
+		b.Fatalf("mode %s: DUMP off %v", mode, st.DumpOff())
+	}
+	reads := float64(b.N * perRead)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/reads, "ns/user")
+	b.ReportMetric((cpu1-cpu0)*1e6/reads, "redis-cpu-µs/user")
 }

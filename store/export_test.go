@@ -57,3 +57,10 @@ func (c *coSum) row(names []string) *coocRow {
 	}
 	return r
 }
+
+// DumpOff reports whether user weights are read with ZREVRANGE because DUMP
+// could not be used (dump.go).
+func (s *Store) DumpOff() bool { return s.dumpOff.Load() }
+
+// DecodeZSetDump exposes decodeZSetDump.
+var DecodeZSetDump = decodeZSetDump

@@ -33,22 +33,26 @@ type Profile struct {
 func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]Profile, error) {
 	recent = max(recent, 1)
 	pipe := s.rdb.Pipeline()
-	ws := make([]*redis.ZSliceCmd, len(users))
 	bs := make([]*redis.StringSliceCmd, len(users))
 	ts := make([]*redis.StringCmd, len(users))
 	logs := make([]*redis.StringSliceCmd, len(users))
 	for i, u := range users {
 		logs[i] = pipe.LRange(ctx, s.keys.UserLog(u), 0, int64(recent-1))
-		ws[i] = pipe.ZRevRangeWithScores(ctx, s.keys.UserWeights(u), 0, int64(n-1))
 		bs[i] = pipe.ZRange(ctx, s.keys.UserPurchased(u), 0, -1)
 		ts[i] = pipe.HGet(ctx, s.keys.UserMeta(u), "ts")
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	wr := s.queueWeights(ctx, pipe, users, n)
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return nil, fmt.Errorf("reading profiles: %w", err)
+	}
+	ws, err := wr.result(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("reading profiles: %w", err)
 	}
 	out := make([]Profile, len(users))
 	for i, u := range users {
-		p := Profile{User: u, Items: zs(ws[i].Val())}
+		p := Profile{User: u, Items: ws[i]}
 		if b := bs[i].Val(); len(b) > 0 {
 			p.Purchased = make(map[string]bool, len(b))
 			for _, it := range b {
@@ -70,7 +74,24 @@ func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]
 
 // UserVectors reads the top n weighted items of each user.
 func (s *Store) UserVectors(ctx context.Context, users []string, n int) (map[string][]Scored, error) {
-	return s.zsets(ctx, users, n, s.keys.UserWeights, "reading user vectors")
+	out := make(map[string][]Scored, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	wr := s.queueWeights(ctx, pipe, users, n)
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return nil, fmt.Errorf("reading user vectors: %w", err)
+	}
+	ws, err := wr.result(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading user vectors: %w", err)
+	}
+	for i, u := range users {
+		out[u] = ws[i]
+	}
+	return out, nil
 }
 
 // ItemNeighbours reads the top n co-occurring items of each item (all when
@@ -108,25 +129,6 @@ func (s *Store) ItemUsers(ctx context.Context, items []string, n int) (map[strin
 	}
 	for i, it := range items {
 		out[it] = cmds[i].Val()
-	}
-	return out, nil
-}
-
-func (s *Store) zsets(ctx context.Context, ids []string, n int, key func(string) string, what string) (map[string][]Scored, error) {
-	out := make(map[string][]Scored, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.ZSliceCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.ZRevRangeWithScores(ctx, key(id), 0, int64(n-1))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	for i, id := range ids {
-		out[id] = zs(cmds[i].Val())
 	}
 	return out, nil
 }

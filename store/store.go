@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -95,6 +96,8 @@ type Store struct {
 	trend *redis.Script
 
 	warn *slog.Logger // Logger, rate-limited: warnings a hot key could repeat
+
+	dumpOff atomic.Bool // user weights are read with ZREVRANGE, not DUMP (dump.go)
 
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write
