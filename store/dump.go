@@ -456,6 +456,17 @@ func pipeErr(cmds []redis.Cmder) error {
 	return nil
 }
 
+// dumpUnusable logs why DUMP is off: a warning when an ACL refuses it (the
+// documented ACL allows it), else a note (a server whose payload this
+// decoder does not read, such as Redis before 7.0 or miniredis).
+func (s *Store) dumpUnusable(err error) {
+	if strings.Contains(err.Error(), "NOPERM") {
+		s.opt.Logger.Warn("reading user weights with ZREVRANGE WITHSCORES, which costs Redis more: the ACL user lacks +dump (docs/security.md)", "err", err)
+		return
+	}
+	s.opt.Logger.Info("reading user weights with ZREVRANGE WITHSCORES: this server's DUMP of a sorted set is not one recstream decodes", "err", err)
+}
+
 // result returns the weights read, per user in queueWeights' order, after
 // the pipeline ran. A DUMP reply it cannot decode, or a server error for
 // DUMP, turns DUMP off for this store (with a warning) and reads those users
@@ -488,7 +499,7 @@ func (w *weightsRead) result(ctx context.Context) ([][]Scored, error) {
 		}
 		if err != nil {
 			if w.s.dumpOff.CompareAndSwap(false, true) {
-				w.s.opt.Logger.Warn("reading user weights with ZREVRANGE WITHSCORES from now on: DUMP cannot be used", "err", err)
+				w.s.dumpUnusable(err)
 			}
 			again = append(again, i)
 		}

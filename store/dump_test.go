@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -163,15 +164,33 @@ func TestZSetDumpRejectsDamage(t *testing.T) {
 }
 
 // TestUserWeightsWithoutDump reads user vectors and profiles from a server
-// on which DUMP is renamed away: the store falls back to ZREVRANGE
-// WITHSCORES, with the same answers as a server that has DUMP.
+// on which DUMP is renamed away and as an ACL user without +dump: the store
+// falls back to ZREVRANGE WITHSCORES, with the same answers as a server that
+// has DUMP, and warns only about the ACL.
 func TestUserWeightsWithoutDump(t *testing.T) {
 	ctx := context.Background()
-	read := func(args ...string) (map[string][]store.Scored, []store.Profile, bool) {
+	type result struct {
+		vecs  map[string][]store.Scored
+		profs []store.Profile
+		off   bool
+		log   string
+	}
+	read := func(acl bool, args ...string) result {
 		srv := redistest.Start(t, args...)
-		rdb := redis.NewClient(srv.Options())
+		opts := srv.Options()
+		if acl {
+			admin := redis.NewClient(opts)
+			defer admin.Close()
+			if err := admin.Do(ctx, "ACL", "SETUSER", "nodump", "on", ">pw", "~*", "+@all", "-dump").Err(); err != nil {
+				t.Fatal(err)
+			}
+			opts.Username, opts.Password = "nodump", "pw"
+		}
+		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		st := store.New(rdb, store.Options{Prefix: "t:"})
+		var log strings.Builder
+		logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		st := store.New(rdb, store.Options{Prefix: "t:", Logger: logger})
 		users := []string{"a", "b", "missing"}
 		for k, u := range users[:2] {
 			var zs []redis.Z
@@ -182,25 +201,32 @@ func TestUserWeightsWithoutDump(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		vecs, err := st.UserVectors(ctx, users, 50)
-		if err != nil {
+		var r result
+		var err error
+		if r.vecs, err = st.UserVectors(ctx, users, 50); err != nil {
 			t.Fatal(err)
 		}
-		profs, err := st.Profiles(ctx, users, 200, 10)
-		if err != nil {
+		if r.profs, err = st.Profiles(ctx, users, 200, 10); err != nil {
 			t.Fatal(err)
 		}
-		return vecs, profs, st.DumpOff()
+		r.off, r.log = st.DumpOff(), log.String()
+		return r
 	}
-	vd, pd, offD := read()
-	vz, pz, offZ := read("--rename-command", "DUMP", "")
-	if offD || !offZ {
-		t.Fatalf("DUMP off: %v with DUMP, %v without (want false, true)", offD, offZ)
+	with := read(false)
+	renamed := read(false, "--rename-command", "DUMP", "")
+	denied := read(true)
+	if with.off || !renamed.off || !denied.off {
+		t.Fatalf("DUMP off: %v with DUMP, %v renamed, %v denied (want false, true, true)", with.off, renamed.off, denied.off)
 	}
-	if fmt.Sprint(vd) != fmt.Sprint(vz) || fmt.Sprint(pd) != fmt.Sprint(pz) {
-		t.Fatalf("reads differ:\nDUMP %v\n%v\nZREVRANGE %v\n%v", vd, pd, vz, pz)
+	for _, r := range []result{renamed, denied} {
+		if fmt.Sprint(with.vecs) != fmt.Sprint(r.vecs) || fmt.Sprint(with.profs) != fmt.Sprint(r.profs) {
+			t.Fatalf("reads differ:\nDUMP %v\n%v\nZREVRANGE %v\n%v", with.vecs, with.profs, r.vecs, r.profs)
+		}
 	}
-	if len(vd["a"]) != 50 || len(pd[1].Items) != 200 || vd["missing"] == nil || len(vd["missing"]) != 0 {
-		t.Fatalf("sizes: %d, %d, missing %v", len(vd["a"]), len(pd[1].Items), vd["missing"])
+	if len(with.vecs["a"]) != 50 || len(with.profs[1].Items) != 200 || with.vecs["missing"] == nil || len(with.vecs["missing"]) != 0 {
+		t.Fatalf("sizes: %d, %d, missing %v", len(with.vecs["a"]), len(with.profs[1].Items), with.vecs["missing"])
+	}
+	if with.log != "" || !strings.Contains(renamed.log, "level=INFO") || !strings.Contains(denied.log, "level=WARN") || !strings.Contains(denied.log, "+dump") {
+		t.Fatalf("logs:\nwith DUMP %q\nrenamed %q\ndenied %q", with.log, renamed.log, denied.log)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/recstream/recstream/internal/embedded"
 	"github.com/recstream/recstream/internal/redistest/redisproc"
+	"github.com/recstream/recstream/store"
 )
 
 // script uses every command and Lua feature the store's scripts rely on.
@@ -221,6 +222,33 @@ func TestMiniredisGaps(t *testing.T) {
 	tm := mini.ZRevRangeWithScores(ctx, "r3", 0, -1).Val()
 	if !reflect.DeepEqual(tr, tm) || len(tr) != 2 {
 		t.Errorf("typed WITHSCORES: redis-server %v, miniredis %v", tr, tm)
+	}
+
+	// DUMP of a sorted set: a payload from redis-server, WRONGTYPE from
+	// miniredis (it dumps strings only). The store reads a user's weights
+	// with DUMP and falls back to ZREVRANGE WITHSCORES: the same profile.
+	if _, err := real.Dump(ctx, "r3").Result(); err != nil {
+		t.Errorf("DUMP on redis-server: %v", err)
+	}
+	if _, err := mini.Dump(ctx, "r3").Result(); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("DUMP of a sorted set on miniredis: %v, want WRONGTYPE", err)
+	}
+	var profiles [2][]store.Profile
+	for i, c := range []*redis.Client{real, mini} {
+		st := store.New(c, store.Options{Prefix: "gaps:"})
+		var zs []redis.Z
+		for k := range 200 {
+			zs = append(zs, redis.Z{Score: float64(k*37%101) / 3, Member: "i" + strconv.Itoa(k)})
+		}
+		c.ZAdd(ctx, st.Keys().UserWeights("u"), zs...)
+		p, err := st.Profiles(ctx, []string{"u"}, 200, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles[i] = p
+	}
+	if !reflect.DeepEqual(profiles[0], profiles[1]) || len(profiles[0][0].Items) != 200 {
+		t.Errorf("profiles: redis-server %v, miniredis %v", profiles[0], profiles[1])
 	}
 }
 
