@@ -407,16 +407,23 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	// Candidate neighbours per user: users who share the most seeds.
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	cands := make([][]string, len(profiles))
-	candSet := make(map[string]bool)
+	cands := make([][]int32, len(profiles))
+	var candList []int32 // every user's candidates, once
+	var userNames []string
 	if s.opt.WeightUserKNN > 0 {
 		sc.fitUsers(nb.users.len())
-		names := nb.users.snapshot()
+		userNames = nb.users.snapshot()
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], seedID, itemUsers, names, sc)
+			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], seedID, itemUsers, userNames, sc)
 			for _, v := range cands[k] {
-				candSet[v] = true
+				if !sc.cmark[v] {
+					sc.cmark[v] = true
+					candList = append(candList, v)
+				}
 			}
+		}
+		for _, v := range candList {
+			sc.cmark[v] = false
 		}
 	}
 
@@ -443,9 +450,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}()
 
-	var neigh map[string]*neighbourVector
+	var neigh map[int32]*neighbourVector
 	var degrees map[int32]float64
-	candList := keys(candSet)
 	g, gctx = errgroup.WithContext(ctx)
 	if len(candList) > 0 {
 		g.Go(func() error {
@@ -494,7 +500,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		us := UserScores{Profile: p, items: ci, sc: sc}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], seedID, rows)
-			s.userKNN(&us, userIDs[k], cands[k], neigh)
+			s.userKNN(&us, userIDs[k], cands[k], neigh, userNames)
 			s.easeScores(&us)
 			s.content(&us)
 		}
@@ -508,12 +514,12 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	return out, nil
 }
 
-// readByNumber returns a cache fetch for items by number: it reads the
-// items by name with read and keeps conv of what was found.
-func readByNumber[V, W any](items *table, read func(context.Context, []string, int) (map[string]V, error),
+// readByNumber returns a cache fetch for items (or users) of table t by
+// number: it reads them by name with read and keeps conv of what was found.
+func readByNumber[V, W any](t *table, read func(context.Context, []string, int) (map[string]V, error),
 	conv func(V) W) func(context.Context, []int32, int) (map[int32]W, error) {
 	return func(ctx context.Context, ids []int32, n int) (map[int32]W, error) {
-		names := items.namesOf(ids)
+		names := t.namesOf(ids)
 		got, err := read(ctx, names, n)
 		if err != nil {
 			return nil, err
@@ -554,20 +560,13 @@ func (nb *numbered) readDegrees(st Store) func(context.Context, []int32, int) (m
 	return readByNumber(nb.items, read, func(d float64) float64 { return d })
 }
 
-// readVectors reads neighbour vectors, normalises and numbers them.
-func (s *Scorer) readVectors(nb *numbered) func(context.Context, []string, int) (map[string]*neighbourVector, error) {
-	return func(ctx context.Context, users []string, n int) (map[string]*neighbourVector, error) {
-		got, err := s.st.UserVectors(ctx, users, n)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[string]*neighbourVector, len(got))
-		for v, vec := range got {
-			nv := s.neighbourVector(vec, nb.items)
-			out[v] = &nv
-		}
-		return out, nil
-	}
+// readVectors reads neighbour vectors (users by number), normalises them
+// and numbers their items.
+func (s *Scorer) readVectors(nb *numbered) func(context.Context, []int32, int) (map[int32]*neighbourVector, error) {
+	return readByNumber(nb.users, s.st.UserVectors, func(vec []store.Scored) *neighbourVector {
+		nv := s.neighbourVector(vec, nb.items)
+		return &nv
+	})
 }
 
 // release clears what the user's pass left in the scratch memory and
@@ -703,10 +702,11 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, seedID map[string
 	}
 }
 
-// candidateUsers returns the CandidateUsers users (the user, number self,
-// excepted) who share the most seeds with the user: itemUsers holds each
-// seed's recent users by number (seeds by seedID), names the users' names.
-func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[string]int32, itemUsers map[int32][]int32, names []string, sc *scratch) []string {
+// candidateUsers returns the numbers of the CandidateUsers users (the
+// user, number self, excepted) who share the most seeds with the user, ties
+// by name: itemUsers holds each seed's recent users by number (seeds by
+// seedID), names the users' names.
+func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[string]int32, itemUsers map[int32][]int32, names []string, sc *scratch) []int32 {
 	order := sc.vorder[:0]
 	for _, it := range seeds {
 		for _, v := range itemUsers[seedID[it.ID]] {
@@ -720,12 +720,13 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[str
 		}
 	}
 	type ov struct {
-		id string
-		n  int32
+		id   int32
+		n    int32
+		name string
 	}
 	vs := make([]ov, len(order))
 	for i, v := range order {
-		vs[i] = ov{names[v], sc.shared[v]}
+		vs[i] = ov{v, sc.shared[v], names[v]}
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
@@ -733,9 +734,9 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[str
 		if a.n != b.n {
 			return a.n > b.n
 		}
-		return a.id < b.id
+		return a.name < b.name
 	})
-	out := make([]string, len(vs))
+	out := make([]int32, len(vs))
 	for i, v := range vs {
 		out[i] = v.id
 	}
@@ -799,9 +800,10 @@ func (s *Scorer) neighbourVector(items []store.Scored, t *table) neighbourVector
 	return nv
 }
 
-// userKNN scores the user's neighbours among cands, whose vectors neigh
-// holds; uids are the numbers of the user's items.
-func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []string, neigh map[string]*neighbourVector) {
+// userKNN scores the user's neighbours among cands (users by number, names
+// their names), whose vectors neigh holds; uids are the numbers of the
+// user's items.
+func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, neigh map[int32]*neighbourVector, names []string) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
@@ -871,7 +873,7 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []string, neigh map
 			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
 		}
 		if sim > 0 {
-			nbs = append(nbs, nb{v, sim, vec})
+			nbs = append(nbs, nb{names[v], sim, vec})
 		}
 	}
 	slices.SortFunc(nbs, func(a, b nb) int {
