@@ -467,6 +467,17 @@ func (s *Store) dumpUnusable(err error) {
 	s.opt.Logger.Info("reading user weights with ZREVRANGE WITHSCORES: this server's DUMP of a sorted set is not one recstream decodes", "err", err)
 }
 
+// exec runs pipe, in which the weights were queued, and returns them as
+// result does; an error of another command than DUMP (redis.Nil aside)
+// is returned.
+func (w *weightsRead) exec(ctx context.Context, pipe redis.Pipeliner) ([][]Scored, error) {
+	cmds, _ := pipe.Exec(ctx)
+	if err := pipeErr(cmds); err != nil {
+		return nil, err
+	}
+	return w.result(ctx)
+}
+
 // result returns the weights read, per user in queueWeights' order, after
 // the pipeline ran. A DUMP reply it cannot decode, or a server error for
 // DUMP, turns DUMP off for this store (with a warning) and reads those users

@@ -42,11 +42,7 @@ func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]
 		ts[i] = pipe.HGet(ctx, s.keys.UserMeta(u), "ts")
 	}
 	wr := s.queueWeights(ctx, pipe, users, n)
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
-		return nil, fmt.Errorf("reading profiles: %w", err)
-	}
-	ws, err := wr.result(ctx)
+	ws, err := wr.exec(ctx, pipe)
 	if err != nil {
 		return nil, fmt.Errorf("reading profiles: %w", err)
 	}
@@ -80,11 +76,7 @@ func (s *Store) UserVectors(ctx context.Context, users []string, n int) (map[str
 	}
 	pipe := s.rdb.Pipeline()
 	wr := s.queueWeights(ctx, pipe, users, n)
-	cmds, _ := pipe.Exec(ctx)
-	if err := pipeErr(cmds); err != nil {
-		return nil, fmt.Errorf("reading user vectors: %w", err)
-	}
-	ws, err := wr.result(ctx)
+	ws, err := wr.exec(ctx, pipe)
 	if err != nil {
 		return nil, fmt.Errorf("reading user vectors: %w", err)
 	}
