@@ -227,10 +227,14 @@ func (r *rdbReader) zsetListpack(n int) ([]Scored, error) {
 		return nil, fmt.Errorf("%w: bad listpack header", errDumpFormat)
 	}
 	body := lp[6 : len(lp)-1]
-	entries := 0
-	for b := body; len(b) > 0; entries++ {
-		if _, b, err = lpEntry(b); err != nil {
-			return nil, err
+	// The header counts the entries while they are fewer than 65535.
+	entries := int(binary.LittleEndian.Uint16(lp[4:]))
+	if entries == 65535 {
+		entries = 0
+		for b := body; len(b) > 0; entries++ {
+			if _, b, err = lpEntry(b); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if entries%2 != 0 {
@@ -244,17 +248,24 @@ func (r *rdbReader) zsetListpack(n int) ([]Scored, error) {
 	out := make([]Scored, keep)
 	b := body
 	for i := range total {
-		m, rest, _ := lpEntry(b)
-		s, rest, _ := lpEntry(rest)
-		b = rest
+		var m, sc lpValue
+		if m, b, err = lpEntry(b); err != nil {
+			return nil, err
+		}
+		if sc, b, err = lpEntry(b); err != nil {
+			return nil, err
+		}
 		if i < total-keep {
 			continue
 		}
-		score, err := s.float()
+		score, err := sc.float()
 		if err != nil {
 			return nil, err
 		}
 		out[total-1-i] = Scored{ID: m.string(), Score: score}
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: listpack entries beyond its count", errDumpFormat)
 	}
 	return out, nil
 }
@@ -402,8 +413,12 @@ func lzfDecompress(in []byte, n int) ([]byte, error) {
 		if ref < 0 || len(out)+l > n {
 			return nil, bad
 		}
-		for k := 0; k < l; k++ { // may overlap what it appends
-			out = append(out, out[ref+k])
+		if ref+l <= len(out) {
+			out = append(out, out[ref:ref+l]...)
+		} else { // overlaps what it appends: byte by byte
+			for k := 0; k < l; k++ {
+				out = append(out, out[ref+k])
+			}
 		}
 	}
 	if len(out) != n {
