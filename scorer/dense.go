@@ -191,6 +191,7 @@ type scratch struct {
 	shared []int32 // candidate neighbours: seeds shared with the user
 	vorder []int32 // candidate neighbours in the order first met
 	cmark  []bool  // a candidate neighbour of some user of the call
+	hist   []int32 // candidate neighbours per number of shared seeds
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -2,8 +2,13 @@ package scorer
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/recstream/recstream/store"
 )
 
 // Concurrent callers get one number per name, numbers 0…n-1 with no gaps,
@@ -58,5 +63,67 @@ func TestBitset(t *testing.T) {
 	b.remove(64)
 	if b.has(64) || !b.has(63) {
 		t.Fatal("remove")
+	}
+}
+
+// candidateUsers picks the CandidateUsers users sharing the most seeds,
+// ties by name, as sorting all of them would: random recent-user lists
+// against a brute-force reference, for limits below, at and above the
+// number of users met.
+func TestCandidateUsersMatchesFullSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 300 {
+		nUsers := 1 + rng.IntN(400)
+		names := make([]string, nUsers)
+		for i := range names {
+			// Names out of number order, so that ties test the names.
+			names[i] = fmt.Sprintf("u%05d", rng.IntN(100000)*nUsers+i)
+		}
+		nSeeds := 1 + rng.IntN(30)
+		seeds := make([]store.Scored, nSeeds)
+		seedID := make(map[string]int32, nSeeds)
+		itemUsers := make(map[int32][]int32, nSeeds)
+		for j := range seeds {
+			seeds[j] = store.Scored{ID: fmt.Sprintf("i%d", j), Score: 1}
+			seedID[seeds[j].ID] = int32(j)
+			// Recent users of an item are distinct.
+			for _, v := range rng.Perm(nUsers)[:rng.IntN(min(nUsers, 60)+1)] {
+				itemUsers[int32(j)] = append(itemUsers[int32(j)], int32(v))
+			}
+		}
+		self := int32(rng.IntN(nUsers))
+		k := []int{1, 5, 100, nUsers, nUsers + 3}[trial%5]
+		s := New(nil, Options{CandidateUsers: k})
+		sc := new(scratch)
+		sc.fitUsers(nUsers)
+		got := s.candidateUsers(self, seeds, seedID, itemUsers, names, sc)
+
+		shared := make(map[int32]int)
+		for _, us := range itemUsers {
+			for _, v := range us {
+				if v != self {
+					shared[v]++
+				}
+			}
+		}
+		var want []int32
+		for v := range shared {
+			want = append(want, v)
+		}
+		slices.SortFunc(want, func(a, b int32) int {
+			if shared[a] != shared[b] {
+				return shared[b] - shared[a]
+			}
+			return strings.Compare(names[a], names[b])
+		})
+		want = want[:min(k, len(want))]
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d (k=%d, %d users): got %v, want %v", trial, k, len(shared), got, want)
+		}
+		for v, n := range sc.shared {
+			if n != 0 {
+				t.Fatalf("trial %d: scratch count of user %d left at %d", trial, v, n)
+			}
+		}
 	}
 }

@@ -719,22 +719,56 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[str
 			sc.shared[v]++
 		}
 	}
+	// Ranked by shared seeds, ties by name: all users above the count at
+	// which the CandidateUsers are reached are in, and names are compared
+	// only among the users at that count (most users share one seed, so
+	// ranking them all by name was most of this function's time).
+	k := s.opt.CandidateUsers
+	var top int32
+	for _, v := range order {
+		top = max(top, sc.shared[v])
+	}
+	hist := slices.Grow(sc.hist[:0], int(top)+1)[:top+1]
+	clear(hist)
+	for _, v := range order {
+		hist[sc.shared[v]]++
+	}
+	cut, above := top, 0 // users with more than cut shared seeds: above
+	for cut > 1 && above+int(hist[cut]) < k {
+		above += int(hist[cut])
+		cut--
+	}
+	sc.hist = hist
 	type ov struct {
 		id   int32
 		n    int32
 		name string
 	}
-	vs := make([]ov, len(order))
-	for i, v := range order {
-		vs[i] = ov{v, sc.shared[v], names[v]}
+	vs := make([]ov, above, above+int(hist[cut]))
+	at := vs[above:] // the users at cut, in the same array after those above
+	vs = vs[:0]
+	for _, v := range order {
+		if n := sc.shared[v]; n > cut {
+			vs = append(vs, ov{v, n, names[v]})
+		}
+	}
+	for _, v := range order {
+		if n := sc.shared[v]; n == cut {
+			at = append(at, ov{v, n, names[v]})
+		}
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
-	vs = topK(vs, s.opt.CandidateUsers, func(a, b ov) bool {
+	byName := func(a, b ov) bool { return a.name < b.name }
+	if len(vs)+len(at) > k {
+		at = topK(at, k-len(vs), byName)
+	}
+	vs = append(vs, at...)
+	slices.SortFunc(vs, func(a, b ov) int {
 		if a.n != b.n {
-			return a.n > b.n
+			return cmp.Compare(b.n, a.n)
 		}
-		return a.name < b.name
+		return strings.Compare(a.name, b.name)
 	})
 	out := make([]int32, len(vs))
 	for i, v := range vs {
