@@ -10,46 +10,56 @@ import (
 // vectors, co-occurrence rows, recent users and degrees of items) for a
 // short time, so that the many users of one rescoring batch, and of batches
 // close in time, share one read. The rescored user's own profile is never
-// cached.
-type readCache[K comparable, V any] struct {
+// cached. Entities are cached by their number (numbered's tables), in
+// slices indexed by it: a rescore looks up thousands of them, and a map's
+// hashing was a tenth of the scorer's CPU.
+type readCache[V any] struct {
 	mu    sync.Mutex
 	ttl   time.Duration
-	max   int // entries; the cache is dropped when full
-	n     int // entries read per id
-	m     map[K]cachedRead[V]
-	swept time.Time // when expired entries were last dropped
-}
-
-type cachedRead[V any] struct {
-	v  V
-	at time.Time
+	max   int         // entries; the cache is dropped when full
+	n     int         // entries read per id
+	vals  []V         // by number
+	at    []int64     // when vals[id] was read, Unix ns; 0: no entry
+	held  []int32     // the numbers with an entry
+	swept time.Time   // when expired entries were last dropped
 }
 
 // readCacheMax is the most entries a cache of rows or vectors holds.
 const readCacheMax = 200000
 
-func newReadCache[K comparable, V any](ttl time.Duration, max int) *readCache[K, V] {
-	return &readCache[K, V]{ttl: ttl, max: max, m: make(map[K]cachedRead[V])}
+func newReadCache[V any](ttl time.Duration, max int) *readCache[V] {
+	return &readCache[V]{ttl: ttl, max: max}
 }
 
-// get returns the values of ids, reading the ones missing or expired with
-// fetch (n entries each, for sorted sets); with ttl <= 0 it reads them all.
-func (c *readCache[K, V]) get(ctx context.Context, now time.Time, ids []K, n int,
-	fetch func(context.Context, []K, int) (map[K]V, error)) (map[K]V, error) {
+// get returns the values of ids, in their order (the zero value for those
+// not found), reading the ones missing or expired with fetch (n entries
+// each, for sorted sets); with ttl <= 0 it reads them all.
+func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []int32, n int,
+	fetch func(context.Context, []int32, int) (map[int32]V, error)) ([]V, error) {
+	out := make([]V, len(ids))
 	if c == nil || c.ttl <= 0 {
-		return fetch(ctx, ids, n)
+		got, err := fetch(ctx, ids, n)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range ids {
+			out[i] = got[id]
+		}
+		return out, nil
 	}
-	out := make(map[K]V, len(ids))
-	var miss []K
+	var miss []int32
+	var missAt []int // their places in ids
 	c.mu.Lock()
 	if c.n != n {
-		c.m, c.n = make(map[K]cachedRead[V]), n
+		c.clearLocked()
+		c.n = n
 	}
-	for _, id := range ids {
-		if z, ok := c.m[id]; ok && now.Sub(z.at) < c.ttl {
-			out[id] = z.v
+	for i, id := range ids {
+		if int(id) < len(c.at) && c.at[id] != 0 && now.Sub(time.Unix(0, c.at[id])) < c.ttl {
+			out[i] = c.vals[id]
 		} else {
 			miss = append(miss, id)
+			missAt = append(missAt, i)
 		}
 	}
 	c.mu.Unlock()
@@ -60,25 +70,56 @@ func (c *readCache[K, V]) get(ctx context.Context, now time.Time, ids []K, n int
 	if err != nil {
 		return nil, err
 	}
+	for k, id := range miss {
+		out[missAt[k]] = got[id]
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if now.Sub(c.swept) >= c.ttl {
 		// Expired entries are never served again: drop them once per TTL
 		// instead of keeping them until the cache is full (they were most
 		// of the scorer's heap).
-		for id, z := range c.m {
-			if now.Sub(z.at) >= c.ttl {
-				delete(c.m, id)
+		kept := c.held[:0]
+		var zero V
+		for _, id := range c.held {
+			if now.Sub(time.Unix(0, c.at[id])) >= c.ttl {
+				c.vals[id], c.at[id] = zero, 0
+			} else {
+				kept = append(kept, id)
 			}
 		}
+		c.held = kept
 		c.swept = now
 	}
-	if len(c.m)+len(got) > c.max {
-		c.m = make(map[K]cachedRead[V])
+	if len(c.held)+len(got) > c.max {
+		c.clearLocked()
 	}
 	for id, v := range got {
-		out[id] = v
-		c.m[id] = cachedRead[V]{v: v, at: now}
+		if int(id) >= len(c.at) {
+			m := max(int(id)+1, 2*len(c.at))
+			c.vals = append(c.vals, make([]V, m-len(c.vals))...)
+			c.at = append(c.at, make([]int64, m-len(c.at))...)
+		}
+		if c.at[id] == 0 {
+			c.held = append(c.held, id)
+		}
+		c.vals[id], c.at[id] = v, now.UnixNano()
 	}
-	c.mu.Unlock()
 	return out, nil
+}
+
+// clearLocked drops every entry.
+func (c *readCache[V]) clearLocked() {
+	var zero V
+	for _, id := range c.held {
+		c.vals[id], c.at[id] = zero, 0
+	}
+	c.held = c.held[:0]
+}
+
+// len returns the number of entries held.
+func (c *readCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
 }

@@ -115,18 +115,18 @@ const defaultMaxNumbered = 1 << 18
 // another table's numbers.
 type numbered struct {
 	items, users *table
-	rows         *readCache[int32, []entry]          // co-occurrence rows, by item
-	itemUsers    *readCache[int32, []int32]          // recent users of items, by item
-	vectors      *readCache[int32, *neighbourVector] // neighbour vectors, by user
-	degrees      *readCache[int32, float64]          // item degrees
+	rows         *readCache[[]entry]          // co-occurrence rows, by item
+	itemUsers    *readCache[[]int32]          // recent users of items, by item
+	vectors      *readCache[*neighbourVector] // neighbour vectors, by user
+	degrees      *readCache[float64]          // item degrees
 }
 
 func newNumbered(opt Options) *numbered {
 	return &numbered{items: newTable(), users: newTable(),
-		rows:      newReadCache[int32, []entry](opt.NeighbourTTL, readCacheMax),
-		itemUsers: newReadCache[int32, []int32](opt.NeighbourTTL, readCacheMax),
-		vectors:   newReadCache[int32, *neighbourVector](opt.NeighbourTTL, readCacheMax),
-		degrees:   newReadCache[int32, float64](opt.DegreeTTL, 500000)}
+		rows:      newReadCache[[]entry](opt.NeighbourTTL, readCacheMax),
+		itemUsers: newReadCache[[]int32](opt.NeighbourTTL, readCacheMax),
+		vectors:   newReadCache[*neighbourVector](opt.NeighbourTTL, readCacheMax),
+		degrees:   newReadCache[float64](opt.DegreeTTL, 500000)}
 }
 
 // callItems is one Score call's view of the item table: the names of the
@@ -188,10 +188,11 @@ type scratch struct {
 	dmark []bool    // deg was set
 
 	// by user number
-	shared []int32 // candidate neighbours: seeds shared with the user
-	vorder []int32 // candidate neighbours in the order first met
-	cmark  []bool  // a candidate neighbour of some user of the call
-	hist   []int32 // candidate neighbours per number of shared seeds
+	shared []int32            // candidate neighbours: seeds shared with the user
+	vorder []int32            // candidate neighbours in the order first met
+	cmark  []bool             // a candidate neighbour of some user of the call
+	vecs   []*neighbourVector // the vectors of the call's candidate neighbours
+	hist   []int32            // candidate neighbours per number of shared seeds
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -215,6 +216,7 @@ func (sc *scratch) fitUsers(n int) {
 	if n > len(sc.shared) {
 		sc.shared = append(sc.shared, make([]int32, max(n, 2*len(sc.shared))-len(sc.shared))...)
 		sc.cmark = append(sc.cmark, make([]bool, len(sc.shared)-len(sc.cmark))...)
+		sc.vecs = append(sc.vecs, make([]*neighbourVector, len(sc.shared)-len(sc.vecs))...)
 	}
 }
 

@@ -81,14 +81,13 @@ func TestCandidateUsersMatchesFullSort(t *testing.T) {
 		}
 		nSeeds := 1 + rng.IntN(30)
 		seeds := make([]store.Scored, nSeeds)
-		seedID := make(map[string]int32, nSeeds)
-		itemUsers := make(map[int32][]int32, nSeeds)
+		sd := seedsOf{at: make(map[string]int, nSeeds), users: make([][]int32, nSeeds)}
 		for j := range seeds {
 			seeds[j] = store.Scored{ID: fmt.Sprintf("i%d", j), Score: 1}
-			seedID[seeds[j].ID] = int32(j)
+			sd.at[seeds[j].ID] = j
 			// Recent users of an item are distinct.
 			for _, v := range rng.Perm(nUsers)[:rng.IntN(min(nUsers, 60)+1)] {
-				itemUsers[int32(j)] = append(itemUsers[int32(j)], int32(v))
+				sd.users[j] = append(sd.users[j], int32(v))
 			}
 		}
 		self := int32(rng.IntN(nUsers))
@@ -96,10 +95,10 @@ func TestCandidateUsersMatchesFullSort(t *testing.T) {
 		s := New(nil, Options{CandidateUsers: k})
 		sc := new(scratch)
 		sc.fitUsers(nUsers)
-		got := s.candidateUsers(self, seeds, seedID, itemUsers, names, sc)
+		got := s.candidateUsers(self, seeds, &sd, names, sc)
 
 		shared := make(map[int32]int)
-		for _, us := range itemUsers {
+		for _, us := range sd.users {
 			for _, v := range us {
 				if v != self {
 					shared[v]++

@@ -377,26 +377,24 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	seeds := keys(seedSet)
 	seedIDs := make([]int32, len(seeds))
 	nb.items.number(seeds, seedIDs)
-	seedID := make(map[string]int32, len(seeds))
-	for i, sd := range seeds {
-		seedID[sd] = seedIDs[i]
+	sd := seedsOf{at: make(map[string]int, len(seeds)), ids: seedIDs}
+	for i, name := range seeds {
+		sd.at[name] = i
 	}
 
-	var rows map[int32][]entry
-	var itemUsers map[int32][]int32
 	now := s.opt.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	if s.opt.WeightItemKNN > 0 {
 		g.Go(func() error {
 			var err error
-			rows, err = nb.rows.get(gctx, now, seedIDs, s.opt.ItemNeighbours, nb.readRows(s.st))
+			sd.rows, err = nb.rows.get(gctx, now, seedIDs, s.opt.ItemNeighbours, nb.readRows(s.st))
 			return err
 		})
 	}
 	if s.opt.WeightUserKNN > 0 {
 		g.Go(func() error {
 			var err error
-			itemUsers, err = nb.itemUsers.get(gctx, now, seedIDs, s.opt.UsersPerItem, nb.readItemUsers(s.st))
+			sd.users, err = nb.itemUsers.get(gctx, now, seedIDs, s.opt.UsersPerItem, nb.readItemUsers(s.st))
 			return err
 		})
 	}
@@ -414,7 +412,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		sc.fitUsers(nb.users.len())
 		userNames = nb.users.snapshot()
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], seedID, itemUsers, userNames, sc)
+			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], &sd, userNames, sc)
 			for _, v := range cands[k] {
 				if !sc.cmark[v] {
 					sc.cmark[v] = true
@@ -437,9 +435,9 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 	if s.opt.WeightItemKNN > 0 {
-		for _, id := range seedIDs {
+		for i, id := range seedIDs {
 			mark(id)
-			for _, x := range rows[id] {
+			for _, x := range sd.rows[i] {
 				mark(x.id)
 			}
 		}
@@ -450,8 +448,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}()
 
-	var neigh map[int32]*neighbourVector
-	var degrees map[int32]float64
+	var neigh []*neighbourVector // by candList
+	var degrees []float64        // by degIDs
 	g, gctx = errgroup.WithContext(ctx)
 	if len(candList) > 0 {
 		g.Go(func() error {
@@ -470,9 +468,17 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	for _, id := range degIDs {
-		sc.deg[id] = degrees[id]
+	for i, id := range degIDs {
+		sc.deg[id] = degrees[i]
 	}
+	for i, v := range candList {
+		sc.vecs[v] = neigh[i]
+	}
+	defer func() {
+		for _, v := range candList {
+			sc.vecs[v] = nil
+		}
+	}()
 
 	trendMax := 0.0
 	if len(trending) > 0 {
@@ -499,8 +505,8 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	for k, p := range profiles {
 		us := UserScores{Profile: p, items: ci, sc: sc}
 		if len(p.Items) > 0 {
-			s.itemKNN(&us, userSeeds[k], seedID, rows)
-			s.userKNN(&us, userIDs[k], cands[k], neigh, userNames)
+			s.itemKNN(&us, userSeeds[k], &sd)
+			s.userKNN(&us, userIDs[k], cands[k], userNames)
 			s.easeScores(&us)
 			s.content(&us)
 		}
@@ -512,6 +518,15 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		out[k] = us
 	}
 	return out, nil
+}
+
+// seedsOf is what a Score call read of its seeds, by their place in ids
+// (at gives a seed's place by name).
+type seedsOf struct {
+	at    map[string]int
+	ids   []int32   // the seeds' item numbers
+	rows  [][]entry // co-occurrence rows (item-kNN)
+	users [][]int32 // recent users by number (user-kNN)
 }
 
 // readByNumber returns a cache fetch for items (or users) of table t by
@@ -665,10 +680,9 @@ func (s *Scorer) Seeds(p store.Profile) []store.Scored {
 	return out
 }
 
-// itemKNN scores the items of the seeds' co-occurrence rows (rows, by the
-// seeds' numbers seedID); the scratch holds the degrees of the seeds and of
-// the rows' items.
-func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, seedID map[string]int32, rows map[int32][]entry) {
+// itemKNN scores the items of the seeds' co-occurrence rows (in sd); the
+// scratch holds the degrees of the seeds and of the rows' items.
+func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 	if s.opt.WeightItemKNN <= 0 {
 		return
 	}
@@ -676,10 +690,10 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, seedID map[string
 	best := us.sc.best // the largest single contribution so far, per item
 	for _, seed := range seeds {
 		a := seed.Score
-		sid := seedID[seed.ID]
-		nj := deg[sid]
+		i := sd.at[seed.ID]
+		nj := deg[sd.ids[i]]
 		why := "" // built once per seed, when first needed
-		for _, x := range rows[sid] {
+		for _, x := range sd.rows[i] {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue
@@ -704,12 +718,12 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, seedID map[string
 
 // candidateUsers returns the numbers of the CandidateUsers users (the
 // user, number self, excepted) who share the most seeds with the user, ties
-// by name: itemUsers holds each seed's recent users by number (seeds by
-// seedID), names the users' names.
-func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, seedID map[string]int32, itemUsers map[int32][]int32, names []string, sc *scratch) []int32 {
+// by name: sd holds each seed's recent users by number, names the users'
+// names.
+func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, names []string, sc *scratch) []int32 {
 	order := sc.vorder[:0]
 	for _, it := range seeds {
-		for _, v := range itemUsers[seedID[it.ID]] {
+		for _, v := range sd.users[sd.at[it.ID]] {
 			if v == self {
 				continue
 			}
@@ -835,9 +849,9 @@ func (s *Scorer) neighbourVector(items []store.Scored, t *table) neighbourVector
 }
 
 // userKNN scores the user's neighbours among cands (users by number, names
-// their names), whose vectors neigh holds; uids are the numbers of the
-// user's items.
-func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, neigh map[int32]*neighbourVector, names []string) {
+// their names), whose vectors the scratch holds by user number; uids are
+// the numbers of the user's items.
+func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names []string) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
@@ -876,7 +890,7 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, neigh map[
 	}
 	nbs := make([]nb, 0, len(cands))
 	for _, v := range cands {
-		vec := neigh[v]
+		vec := us.sc.vecs[v]
 		if vec == nil {
 			continue
 		}
