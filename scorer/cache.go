@@ -16,12 +16,12 @@ import (
 type readCache[V any] struct {
 	mu    sync.Mutex
 	ttl   time.Duration
-	max   int         // entries; the cache is dropped when full
-	n     int         // entries read per id
-	vals  []V         // by number
-	at    []int64     // when vals[id] was read, Unix ns; 0: no entry
-	held  []int32     // the numbers with an entry
-	swept time.Time   // when expired entries were last dropped
+	max   int       // entries; the cache is dropped when full
+	n     int       // entries read per id
+	vals  []V       // by number
+	at    []int64   // when vals[id] was read, Unix ns; 0: no entry
+	held  []int32   // the numbers with an entry
+	swept time.Time // when expired entries were last dropped
 }
 
 // readCacheMax is the most entries a cache of rows or vectors holds.
