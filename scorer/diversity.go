@@ -3,6 +3,8 @@ package scorer
 import (
 	"slices"
 	"sort"
+
+	"github.com/recstream/recstream/internal/topk"
 )
 
 // ranked returns up to n of the user's candidates, best first, after the
@@ -60,7 +62,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		m += 3*n + s.opt.NewSlots
 	}
 	if len(us.list) > 2*m {
-		top := topK(slices.Clone(us.list), m, better)
+		top := topk.Best(slices.Clone(us.list), m, better)
 		kept := top[:0]
 		for _, c := range top {
 			if !excluded(c) {
@@ -83,7 +85,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 	}
 	if plain {
-		return topK(cands, n, better)
+		return topk.Best(cands, n, better)
 	}
 	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
 	return markSlots(s.place(cands, fresh, n))

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recstream/recstream/internal/topk"
 	"github.com/recstream/recstream/store"
 )
 
@@ -775,7 +776,7 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 	sc.vorder = order[:0]
 	byName := func(a, b ov) bool { return a.name < b.name }
 	if len(vs)+len(at) > k {
-		at = topK(at, k-len(vs), byName)
+		at = topk.Best(at, k-len(vs), byName)
 	}
 	vs = append(vs, at...)
 	slices.SortFunc(vs, func(a, b ov) int {

@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/internal/topk"
 )
 
 // An item's co-occurrence row is a list of entries ({i:<id>}:co), folded
@@ -186,16 +187,17 @@ func (r *coocRow) top(n int) []Scored {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Scored) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
-	if n > 0 && len(out) > n {
-		out = out[:n]
+	if n <= 0 {
+		n = len(out)
 	}
-	return out
+	// A reader wants the top 50 of rows of 200 and more: a bounded heap,
+	// not a sort of the whole row.
+	return topk.Best(out, n, func(a, b Scored) bool {
+		if c := cmp.Compare(a.Score, b.Score); c != 0 {
+			return c > 0
+		}
+		return a.ID > b.ID
+	})
 }
 
 // encodeCoocRow returns the row entry of the (already ranked) items.

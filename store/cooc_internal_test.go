@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -107,6 +109,37 @@ func TestCoSumMatchesRow(t *testing.T) {
 		for it, v := range want.val {
 			if back.val[it] != v {
 				t.Fatalf("%d items: entry gives %s = %v, want %v", distinct, it, back.val[it], v)
+			}
+		}
+	}
+}
+
+// top(n) is the head of the row in ZREVRANGE's order (value descending,
+// equal values by name descending), for n below, at and past the row's
+// length, ties included.
+func TestCoocRowTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, size := range []int{0, 1, 7, 120, 260} {
+		for _, n := range []int{0, 1, 50, 120, 300} {
+			r := newCoocRowSized(size)
+			for range size {
+				r.add("i"+strconv.Itoa(rng.IntN(1000)), float64(rng.IntN(8))) // many ties
+			}
+			want := make([]Scored, 0, len(r.val))
+			for it, v := range r.val {
+				want = append(want, Scored{ID: it, Score: v})
+			}
+			slices.SortFunc(want, func(a, b Scored) int {
+				if a.Score != b.Score {
+					return cmp.Compare(b.Score, a.Score)
+				}
+				return strings.Compare(b.ID, a.ID)
+			})
+			if n > 0 && len(want) > n {
+				want = want[:n]
+			}
+			if got := r.top(n); !slices.Equal(got, want) {
+				t.Fatalf("%d items, top %d: %v, want %v", size, n, got, want)
 			}
 		}
 	}

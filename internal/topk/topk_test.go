@@ -1,4 +1,4 @@
-package scorer
+package topk
 
 import (
 	"math/rand/v2"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// topK agrees with a full sort for every size and k, ties included.
+// Best agrees with a full sort for every size and k, ties included.
 func TestTopKMatchesSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	type c struct {
@@ -33,7 +33,7 @@ func TestTopKMatchesSort(t *testing.T) {
 				return 1
 			})
 			want = want[:min(k, n)]
-			got := topK(slices.Clone(xs), k, better)
+			got := Best(slices.Clone(xs), k, better)
 			if !slices.Equal(got, want) {
 				t.Fatalf("n=%d k=%d: got %v, want %v", n, k, got, want)
 			}

@@ -1,12 +1,13 @@
-package scorer
+// Package topk selects the k best elements of a slice.
+package topk
 
 import "slices"
 
-// topK returns the k best elements of xs, best first, where better(a, b)
+// Best returns the k best elements of xs, best first, where better(a, b)
 // says a ranks before b (a strict total order). It reorders xs. For k much
 // smaller than len(xs) it keeps a bounded heap instead of sorting
 // everything: O(n log k).
-func topK[T any](xs []T, k int, better func(a, b T) bool) []T {
+func Best[T any](xs []T, k int, better func(a, b T) bool) []T {
 	if k <= 0 {
 		return xs[:0]
 	}
