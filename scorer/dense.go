@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/recstream/recstream/store"
@@ -16,6 +17,7 @@ type table struct {
 	mu    sync.RWMutex
 	ids   map[string]int32
 	names []string
+	keys  []uint64 // sortKey of each name, by number
 }
 
 func newTable() *table { return &table{ids: make(map[string]int32)} }
@@ -55,7 +57,50 @@ func (t *table) numberLocked(name string) int32 {
 	id := int32(len(t.names))
 	t.ids[name] = id
 	t.names = append(t.names, name)
+	t.keys = append(t.keys, sortKey(name))
 	return id
+}
+
+// sortKey is the first 8 bytes of name, big-endian, padded with zeros:
+// names in order have keys in order (a shorter name's padding is the least
+// byte), so two different keys order their names, and only equal keys
+// need the names compared.
+func sortKey(name string) uint64 {
+	var k uint64
+	for i := range 8 {
+		k <<= 8
+		if i < len(name) {
+			k |= uint64(name[i])
+		}
+	}
+	return k
+}
+
+// nameOrder orders numbers by their names: by sortKey, by name when the
+// keys are equal. Ranking users by name compared strings, which was most
+// of the work of picking candidate neighbours.
+type nameOrder struct {
+	names []string
+	keys  []uint64
+}
+
+// compare returns -1, 0 or +1 as the name of a sorts before, with or after
+// the name of b.
+func (o nameOrder) compare(a, b int32) int {
+	if ka, kb := o.keys[a], o.keys[b]; ka != kb {
+		if ka < kb {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(o.names[a], o.names[b])
+}
+
+// order returns the names and sort keys numbered so far, by number.
+func (t *table) order() nameOrder {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return nameOrder{t.names, t.keys}
 }
 
 // id returns name's number, numbering it when it has none.

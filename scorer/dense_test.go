@@ -95,7 +95,11 @@ func TestCandidateUsersMatchesFullSort(t *testing.T) {
 		s := New(nil, Options{CandidateUsers: k})
 		sc := new(scratch)
 		sc.fitUsers(nUsers)
-		got := s.candidateUsers(self, seeds, &sd, names, sc)
+		ord := nameOrder{names: names}
+		for _, n := range names {
+			ord.keys = append(ord.keys, sortKey(n))
+		}
+		got := s.candidateUsers(self, seeds, &sd, ord, sc)
 
 		shared := make(map[int32]int)
 		for _, us := range sd.users {
@@ -122,6 +126,32 @@ func TestCandidateUsersMatchesFullSort(t *testing.T) {
 		for v, n := range sc.shared {
 			if n != 0 {
 				t.Fatalf("trial %d: scratch count of user %d left at %d", trial, v, n)
+			}
+		}
+	}
+}
+
+// nameOrder orders numbers as their names order, whatever the names share:
+// short names, prefixes of each other, the first 8 bytes, bytes past 0x7f.
+func TestNameOrderMatchesStrings(t *testing.T) {
+	names := []string{"", "a", "ab", "abcdefgh", "abcdefghi", "abcdefgha", "abcdefgg", "abcdefgh\x01",
+		"b", "u1", "u10", "u2", "u100000", "u99999", "\xc3\xa9t\xc3\xa9", "z\xff", "z", "zz", "0", "10", "9"}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 300 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = "ab\x00\xff"[rng.IntN(4)]
+		}
+		names = append(names, string(b))
+	}
+	tb := newTable()
+	ids := make([]int32, len(names))
+	tb.number(names, ids)
+	ord := tb.order()
+	for i, a := range names {
+		for j, b := range names {
+			if got, want := ord.compare(ids[i], ids[j]), strings.Compare(a, b); got != want {
+				t.Fatalf("compare(%q, %q) = %d, want %d", a, b, got, want)
 			}
 		}
 	}

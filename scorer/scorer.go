@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,12 +407,12 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	defer scratchPool.Put(sc)
 	cands := make([][]int32, len(profiles))
 	var candList []int32 // every user's candidates, once
-	var userNames []string
+	var userOrder nameOrder
 	if s.opt.WeightUserKNN > 0 {
 		sc.fitUsers(nb.users.len())
-		userNames = nb.users.snapshot()
+		userOrder = nb.users.order()
 		for k, p := range profiles {
-			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], &sd, userNames, sc)
+			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], &sd, userOrder, sc)
 			for _, v := range cands[k] {
 				if !sc.cmark[v] {
 					sc.cmark[v] = true
@@ -507,7 +506,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		us := UserScores{Profile: p, items: ci, sc: sc}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], &sd)
-			s.userKNN(&us, userIDs[k], cands[k], userNames)
+			s.userKNN(&us, userIDs[k], cands[k], userOrder)
 			s.easeScores(&us)
 			s.content(&us)
 		}
@@ -719,9 +718,9 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 
 // candidateUsers returns the numbers of the CandidateUsers users (the
 // user, number self, excepted) who share the most seeds with the user, ties
-// by name: sd holds each seed's recent users by number, names the users'
-// names.
-func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, names []string, sc *scratch) []int32 {
+// by name: sd holds each seed's recent users by number, names orders the
+// users by name.
+func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, names nameOrder, sc *scratch) []int32 {
 	order := sc.vorder[:0]
 	for _, it := range seeds {
 		for _, v := range sd.users[sd.at[it.ID]] {
@@ -755,26 +754,25 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 	}
 	sc.hist = hist
 	type ov struct {
-		id   int32
-		n    int32
-		name string
+		id int32
+		n  int32
 	}
 	vs := make([]ov, above, above+int(hist[cut]))
 	at := vs[above:] // the users at cut, in the same array after those above
 	vs = vs[:0]
 	for _, v := range order {
 		if n := sc.shared[v]; n > cut {
-			vs = append(vs, ov{v, n, names[v]})
+			vs = append(vs, ov{v, n})
 		}
 	}
 	for _, v := range order {
 		if n := sc.shared[v]; n == cut {
-			at = append(at, ov{v, n, names[v]})
+			at = append(at, ov{v, n})
 		}
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
-	byName := func(a, b ov) bool { return a.name < b.name }
+	byName := func(a, b ov) bool { return names.compare(a.id, b.id) < 0 }
 	if len(vs)+len(at) > k {
 		at = topk.Best(at, k-len(vs), byName)
 	}
@@ -783,7 +781,7 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 		if a.n != b.n {
 			return cmp.Compare(b.n, a.n)
 		}
-		return strings.Compare(a.name, b.name)
+		return names.compare(a.id, b.id)
 	})
 	out := make([]int32, len(vs))
 	for i, v := range vs {
@@ -850,9 +848,9 @@ func (s *Scorer) neighbourVector(items []store.Scored, t *table) neighbourVector
 }
 
 // userKNN scores the user's neighbours among cands (users by number, names
-// their names), whose vectors the scratch holds by user number; uids are
-// the numbers of the user's items.
-func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names []string) {
+// orders them by name), whose vectors the scratch holds by user number;
+// uids are the numbers of the user's items.
+func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names nameOrder) {
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
@@ -885,7 +883,7 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names []st
 	}()
 	nu := math.Sqrt(ss)
 	type nb struct {
-		id  string
+		id  int32
 		sim float64
 		vec *neighbourVector
 	}
@@ -922,14 +920,14 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names []st
 			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
 		}
 		if sim > 0 {
-			nbs = append(nbs, nb{names[v], sim, vec})
+			nbs = append(nbs, nb{v, sim, vec})
 		}
 	}
 	slices.SortFunc(nbs, func(a, b nb) int {
 		if a.sim != b.sim {
 			return cmp.Compare(b.sim, a.sim)
 		}
-		return strings.Compare(a.id, b.id)
+		return names.compare(a.id, b.id)
 	})
 	if len(nbs) > s.opt.Neighbours {
 		nbs = nbs[:s.opt.Neighbours]
