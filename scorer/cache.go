@@ -47,6 +47,7 @@ func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []int32, n in
 		}
 		return out, nil
 	}
+	t, ttl := now.UnixNano(), c.ttl.Nanoseconds()
 	var miss []int32
 	var missAt []int // their places in ids
 	c.mu.Lock()
@@ -55,7 +56,7 @@ func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []int32, n in
 		c.n = n
 	}
 	for i, id := range ids {
-		if int(id) < len(c.at) && c.at[id] != 0 && now.Sub(time.Unix(0, c.at[id])) < c.ttl {
+		if int(id) < len(c.at) && c.at[id] != 0 && t-c.at[id] < ttl {
 			out[i] = c.vals[id]
 		} else {
 			miss = append(miss, id)
@@ -82,7 +83,7 @@ func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []int32, n in
 		kept := c.held[:0]
 		var zero V
 		for _, id := range c.held {
-			if now.Sub(time.Unix(0, c.at[id])) >= c.ttl {
+			if t-c.at[id] >= ttl {
 				c.vals[id], c.at[id] = zero, 0
 			} else {
 				kept = append(kept, id)
@@ -103,7 +104,7 @@ func (c *readCache[V]) get(ctx context.Context, now time.Time, ids []int32, n in
 		if c.at[id] == 0 {
 			c.held = append(c.held, id)
 		}
-		c.vals[id], c.at[id] = v, now.UnixNano()
+		c.vals[id], c.at[id] = v, t
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package scorer
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/recstream/recstream/internal/topk"
 )
@@ -26,12 +27,19 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		id := c.Item
 		return us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id)
 	}
-	better := func(a, b *Candidate) bool {
-		if a.Score != b.Score {
-			return a.Score > b.Score
+	// Higher score first, ties by item name.
+	rank := func(a, b *Candidate) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		case a.Score != b.Score: // NaN: neither ranks first
+			return 0
 		}
-		return a.Item < b.Item
+		return strings.Compare(a.Item, b.Item)
 	}
+	better := func(a, b *Candidate) bool { return rank(a, b) < 0 }
 	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
 	plain := !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil)
 	// The new-arrival candidates come from all candidates, ranked by their
@@ -62,7 +70,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		m += 3*n + s.opt.NewSlots
 	}
 	if len(us.list) > 2*m {
-		top := topk.Best(slices.Clone(us.list), m, better)
+		top := topk.Best(slices.Clone(us.list), m, rank)
 		kept := top[:0]
 		for _, c := range top {
 			if !excluded(c) {
@@ -85,7 +93,7 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 	}
 	if plain {
-		return topk.Best(cands, n, better)
+		return topk.Best(cands, n, rank)
 	}
 	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
 	return markSlots(s.place(cands, fresh, n))

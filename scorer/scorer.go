@@ -772,7 +772,7 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
-	byName := func(a, b ov) bool { return names.compare(a.id, b.id) < 0 }
+	byName := func(a, b ov) int { return names.compare(a.id, b.id) }
 	if len(vs)+len(at) > k {
 		at = topk.Best(at, k-len(vs), byName)
 	}

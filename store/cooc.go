@@ -192,11 +192,11 @@ func (r *coocRow) top(n int) []Scored {
 	}
 	// A reader wants the top 50 of rows of 200 and more: a bounded heap,
 	// not a sort of the whole row.
-	return topk.Best(out, n, func(a, b Scored) bool {
-		if c := cmp.Compare(a.Score, b.Score); c != 0 {
-			return c > 0
+	return topk.Best(out, n, func(a, b Scored) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
 		}
-		return a.ID > b.ID
+		return strings.Compare(b.ID, a.ID)
 	})
 }
 

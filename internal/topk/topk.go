@@ -3,22 +3,13 @@ package topk
 
 import "slices"
 
-// Best returns the k best elements of xs, best first, where better(a, b)
-// says a ranks before b (a strict total order). It reorders xs. For k much
-// smaller than len(xs) it keeps a bounded heap instead of sorting
-// everything: O(n log k).
-func Best[T any](xs []T, k int, better func(a, b T) bool) []T {
+// Best returns the k best elements of xs, best first, where cmp(a, b) < 0
+// says a ranks before b (a strict total order, as slices.SortFunc takes
+// it). It reorders xs. For k much smaller than len(xs) it keeps a bounded
+// heap instead of sorting everything: O(n log k).
+func Best[T any](xs []T, k int, cmp func(a, b T) int) []T {
 	if k <= 0 {
 		return xs[:0]
-	}
-	cmp := func(a, b T) int {
-		if better(a, b) {
-			return -1
-		}
-		if better(b, a) {
-			return 1
-		}
-		return 0
 	}
 	if len(xs) <= 2*k {
 		slices.SortFunc(xs, cmp)
@@ -26,7 +17,7 @@ func Best[T any](xs []T, k int, better func(a, b T) bool) []T {
 	}
 	// xs[:k] is a heap whose root is the worst of the k kept.
 	h := xs[:k]
-	worse := func(i, j int) bool { return better(h[j], h[i]) }
+	worse := func(i, j int) bool { return cmp(h[j], h[i]) < 0 }
 	down := func(i int) {
 		for {
 			l := 2*i + 1
@@ -48,7 +39,7 @@ func Best[T any](xs []T, k int, better func(a, b T) bool) []T {
 		down(i)
 	}
 	for _, x := range xs[k:] {
-		if better(x, h[0]) {
+		if cmp(x, h[0]) < 0 {
 			h[0] = x
 			down(0)
 		}

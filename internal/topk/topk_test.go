@@ -33,7 +33,12 @@ func TestTopKMatchesSort(t *testing.T) {
 				return 1
 			})
 			want = want[:min(k, n)]
-			got := Best(slices.Clone(xs), k, better)
+			got := Best(slices.Clone(xs), k, func(a, b c) int {
+				if better(a, b) {
+					return -1
+				}
+				return 1
+			})
 			if !slices.Equal(got, want) {
 				t.Fatalf("n=%d k=%d: got %v, want %v", n, k, got, want)
 			}
