@@ -157,10 +157,11 @@ func (s *Scorer) content(us *UserScores) {
 			cands[it.ID] = it
 		}
 	}
-	for _, c := range us.Candidates() {
-		if _, ok := cands[c.Item]; !ok {
-			if it, ok := cat.Get(c.Item); ok {
-				cands[c.Item] = it
+	for k := range us.len() {
+		item := us.item(k)
+		if _, ok := cands[item]; !ok {
+			if it, ok := cat.Get(item); ok {
+				cands[item] = it
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package scorer
 
 import (
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/recstream/recstream/internal/topk"
@@ -16,6 +15,9 @@ import (
 // candidate over the cap is skipped, not deferred: a list may be shorter
 // than n when the candidates are too concentrated.
 func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Candidate {
+	if us.len() == 0 {
+		return nil
+	}
 	var seen map[string]bool
 	if s.opt.ExcludeSeen {
 		seen = make(map[string]bool, len(us.Profile.Items))
@@ -23,41 +25,57 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 			seen[it.ID] = true
 		}
 	}
-	excluded := func(c *Candidate) bool {
-		id := c.Item
+	rows := us.t.rows
+	excluded := func(k int32) bool {
+		id := us.item(int(k))
 		return us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id)
 	}
-	// Higher score first, ties by item name.
-	rank := func(a, b *Candidate) int {
+	// Higher score first, ties by item name; candidates by place.
+	rank := func(a, b int32) int {
+		x, y := rows[a].score, rows[b].score
 		switch {
-		case a.Score > b.Score:
+		case x > y:
 			return -1
-		case a.Score < b.Score:
+		case x < y:
 			return 1
-		case a.Score != b.Score: // NaN: neither ranks first
+		case x != y: // NaN: neither ranks first
 			return 0
 		}
-		return strings.Compare(a.Item, b.Item)
+		return strings.Compare(us.item(int(a)), us.item(int(b)))
 	}
-	better := func(a, b *Candidate) bool { return rank(a, b) < 0 }
+	cands := func(ks []int32) []*Candidate {
+		out := make([]*Candidate, len(ks))
+		for i, k := range ks {
+			out[i] = us.cand(k)
+		}
+		return out
+	}
 	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
 	plain := !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil)
 	// The new-arrival candidates come from all candidates, ranked by their
 	// new-arrival score, then as the list ranks them.
 	var fresh []*Candidate
 	if slotsOn {
-		for _, c := range us.list {
-			if c.Sources.Of(SourceNew) >= NewMinScore && !excluded(c) {
-				fresh = append(fresh, c)
+		var ks []int32
+		for k := range rows {
+			if r := &rows[k]; r.has&(1<<srcNew) != 0 && r.vals[srcNew] >= NewMinScore && !excluded(int32(k)) {
+				ks = append(ks, int32(k))
 			}
 		}
-		sort.Slice(fresh, func(a, b int) bool {
-			x, y := fresh[a].Sources.Of(SourceNew), fresh[b].Sources.Of(SourceNew)
-			if x != y {
-				return x > y
+		slices.SortFunc(ks, func(a, b int32) int {
+			if x, y := rows[a].vals[srcNew], rows[b].vals[srcNew]; x != y {
+				if x > y {
+					return -1
+				}
+				return 1
 			}
-			return better(fresh[a], fresh[b])
+			return rank(a, b)
 		})
+		fresh = cands(ks)
+	}
+	all := make([]int32, len(rows))
+	for k := range all {
+		all[k] = int32(k)
 	}
 	// Usually the best few times n candidates fill the list, even after
 	// the filters and the diversity cap skip some: rank only those (a
@@ -69,34 +87,34 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 	if !plain {
 		m += 3*n + s.opt.NewSlots
 	}
-	if len(us.list) > 2*m {
-		top := topk.Best(slices.Clone(us.list), m, rank)
+	if len(rows) > 2*m {
+		top := topk.Best(slices.Clone(all), m, rank)
 		kept := top[:0]
-		for _, c := range top {
-			if !excluded(c) {
-				kept = append(kept, c)
+		for _, k := range top {
+			if !excluded(k) {
+				kept = append(kept, k)
 			}
 		}
 		if len(kept) >= n {
 			if plain {
-				return kept[:n]
+				return cands(kept[:n])
 			}
-			if out, slots := s.place(kept, fresh, n); len(out) == n {
+			if out, slots := s.place(cands(kept), fresh, n); len(out) == n {
 				return markSlots(out, slots)
 			}
 		}
 	}
-	cands := make([]*Candidate, 0, len(us.list))
-	for _, c := range us.list {
-		if !excluded(c) {
-			cands = append(cands, c)
+	kept := all[:0]
+	for _, k := range all {
+		if !excluded(k) {
+			kept = append(kept, k)
 		}
 	}
 	if plain {
-		return topk.Best(cands, n, rank)
+		return cands(topk.Best(kept, n, rank))
 	}
-	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
-	return markSlots(s.place(cands, fresh, n))
+	slices.SortFunc(kept, rank)
+	return markSlots(s.place(cands(kept), fresh, n))
 }
 
 // markSlots names the new-arrival source and reason on the slots placed.

@@ -23,7 +23,7 @@ func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 		nc := 1 + rng.IntN(600)
 		for i := range nc {
 			// Coarse scores, so that ties are broken by item.
-			us.list = append(us.list, &Candidate{Item: fmt.Sprintf("i%04d", i), Score: float64(rng.IntN(50))})
+			addCandidate(&us, fmt.Sprintf("i%04d", i), float64(rng.IntN(50)))
 		}
 		unavailable, excl := exclude(rng, &us, trial)
 		n := 1 + rng.IntN(30)
@@ -47,12 +47,13 @@ func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 func exclude(rng *rand.Rand, us *UserScores, trial int) (unavailable map[string]bool, n int) {
 	us.Profile = store.Profile{Purchased: map[string]bool{}}
 	unavailable = map[string]bool{}
-	n = rng.IntN(len(us.list) + 1)
+	all := us.Candidates()
+	n = rng.IntN(len(all) + 1)
 	if trial%2 == 0 {
 		n = rng.IntN(10)
 	}
 	for range n {
-		it := us.list[rng.IntN(len(us.list))].Item
+		it := all[rng.IntN(len(all))].Item
 		if rng.IntN(2) == 0 {
 			us.Profile.Purchased[it] = true
 		} else {
@@ -60,6 +61,17 @@ func exclude(rng *rand.Rand, us *UserScores, trial int) (unavailable map[string]
 		}
 	}
 	return unavailable, n
+}
+
+// addCandidate adds a candidate of item with a blended score to us, as
+// Score leaves it, and returns its row.
+func addCandidate(us *UserScores, item string, score float64) *candRow {
+	if us.t == nil {
+		us.t = new(candTable)
+	}
+	us.names = append(us.names, item)
+	us.t.rows = append(us.t.rows, candRow{id: int32(len(us.names) - 1), score: score, seed: -1, top: -1})
+	return &us.t.rows[len(us.t.rows)-1]
 }
 
 // byScore is the lists' order: score descending, then item.
@@ -93,11 +105,10 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 		for i := range nc {
 			id := fmt.Sprintf("i%04d", i)
 			idx.Put(catalog.Item{ID: id, Category: fmt.Sprintf("c%d", rng.IntN(8)), Available: rng.IntN(20) > 0})
-			c := &Candidate{Item: id, Score: float64(rng.IntN(50))}
+			r := addCandidate(&us, id, float64(rng.IntN(50)))
 			if rng.IntN(10) == 0 {
-				c.Sources = SourceScores{{SourceNew, 0.4 + rng.Float64()/2}}
+				r.vals[srcNew], r.has = 0.4+rng.Float64()/2, 1<<srcNew
 			}
-			us.list = append(us.list, c)
 		}
 		unavailable, excl := exclude(rng, &us, trial)
 		s := New(nil, Options{TopN: 20, MaxPerCategory: 1 + rng.IntN(4), NewSlots: rng.IntN(3), WeightNew: 0.3, Catalog: idx})

@@ -176,96 +176,6 @@ func (s *Scorer) numbered() *numbered {
 // Options returns the effective options.
 func (s *Scorer) Options() Options { return s.opt }
 
-// Candidate is one scored item of a user before filtering.
-type Candidate struct {
-	Item    string
-	Score   float64      // blended score
-	Sources SourceScores // raw score per source
-	Reason  string
-	Source  string // the source that contributed most
-
-	reasons []sourceReason // per source
-	id      int32          // the item's number in the Score call that made it
-}
-
-// SourceScore is one source's score of a candidate.
-type SourceScore struct {
-	Source string
-	Score  float64
-}
-
-// SourceScores are a candidate's scores per source, in the order the
-// sources first scored it (a slice: a candidate has a handful at most, and
-// a map per candidate was the scorer's largest allocation).
-type SourceScores []SourceScore
-
-// Get returns the score of source and whether it scored the candidate.
-func (ss SourceScores) Get(source string) (float64, bool) {
-	for _, x := range ss {
-		if x.Source == source {
-			return x.Score, true
-		}
-	}
-	return 0, false
-}
-
-// Of returns the score of source, 0 when it did not score the candidate.
-func (ss SourceScores) Of(source string) float64 {
-	v, _ := ss.Get(source)
-	return v
-}
-
-func (ss *SourceScores) set(source string, score float64) {
-	for i := range *ss {
-		if (*ss)[i].Source == source {
-			(*ss)[i].Score = score
-			return
-		}
-	}
-	*ss = append(*ss, SourceScore{source, score})
-}
-
-type sourceReason struct{ source, reason string }
-
-func (c *Candidate) reason(source string) string {
-	for _, r := range c.reasons {
-		if r.source == source {
-			return r.reason
-		}
-	}
-	return ""
-}
-
-// UserScores are all of one user's candidates.
-type UserScores struct {
-	Profile     store.Profile
-	Unavailable map[string]bool // items the stored catalog marks unavailable
-
-	list   []*Candidate          // in the order they were first scored
-	byItem map[string]*Candidate // built when Candidate is first asked
-	arenas []*candidateArena     // the candidates' memory
-	arena  *candidateArena       // the one being filled
-	items  *callItems            // while Score runs: the item numbers
-	sc     *scratch              // while Score runs: per-item working memory
-}
-
-// Candidates returns every candidate, in the order they were first scored.
-func (us *UserScores) Candidates() []*Candidate { return us.list }
-
-// Candidate returns the candidate for item, nil when there is none.
-func (us *UserScores) Candidate(item string) *Candidate {
-	if us.byItem == nil {
-		us.byItem = make(map[string]*Candidate, len(us.list))
-		for _, c := range us.list {
-			us.byItem[c.Item] = c
-		}
-	}
-	return us.byItem[item]
-}
-
-// candidateChunk is how many candidates are allocated at once.
-const candidateChunk = 256
-
 // Refresh computes the users' lists and writes them, one SET each.
 func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, error) {
 	lists, err := s.Recommend(ctx, users)
@@ -503,7 +413,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	sc.fit(len(ci.names))
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
-		us := UserScores{Profile: p, items: ci, sc: sc}
+		us := UserScores{Profile: p, items: ci, sc: sc, seeds: userSeeds[k]}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], &sd)
 			s.userKNN(&us, userIDs[k], cands[k], userOrder)
@@ -511,7 +421,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			s.content(&us)
 		}
 		for i, id := range trendIDs {
-			us.candidate(id).note(SourceTrending, trending[i].Score/trendMax, trendWhy[i])
+			us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
 		}
 		us.blend(s.opt)
 		us.release()
@@ -584,63 +494,6 @@ func (s *Scorer) readVectors(nb *numbered) func(context.Context, []int32, int) (
 	})
 }
 
-// release clears what the user's pass left in the scratch memory and
-// detaches it.
-func (us *UserScores) release() {
-	for _, c := range us.list {
-		if c.id >= 0 {
-			us.sc.slot[c.id] = 0
-		}
-	}
-	us.items, us.sc = nil, nil
-}
-
-// blend normalises each source by its maximum for this user, weights and sums
-// them, and names as reason the source that contributed most.
-func (us *UserScores) blend(opt Options) {
-	// A handful of sources: looked up in a small array, not a map, since
-	// this runs for every source of every candidate.
-	type srcWeight struct {
-		source string
-		w, max float64
-	}
-	ws := [...]srcWeight{{source: SourceItemKNN, w: opt.WeightItemKNN}, {source: SourceUserKNN, w: opt.WeightUserKNN},
-		{source: SourceTrending, w: opt.WeightTrending}, {source: SourceEASE, w: opt.WeightEASE},
-		{source: SourceContent, w: opt.WeightContent}, {source: SourceNew, w: opt.WeightNew}}
-	find := func(src string) *srcWeight {
-		for i := range ws {
-			if ws[i].source == src {
-				return &ws[i]
-			}
-		}
-		return nil
-	}
-	all := us.list
-	for _, c := range all {
-		for _, x := range c.Sources {
-			if w := find(x.Source); w != nil && x.Score > w.max {
-				w.max = x.Score
-			}
-		}
-	}
-	for _, c := range all {
-		c.Score = 0
-		best, bestSrc := -1.0, ""
-		for _, sc := range c.Sources {
-			w := find(sc.Source)
-			if w == nil || w.max <= 0 {
-				continue
-			}
-			x := w.w * sc.Score / w.max
-			c.Score += x
-			if x > best {
-				best, bestSrc = x, sc.Source
-			}
-		}
-		c.Source, c.Reason = bestSrc, c.reason(bestSrc)
-	}
-}
-
 // Seeds returns the items a user's item-kNN and neighbour search start
 // from, with their weights: the HistoryItems strongest items (weight
 // relative to the strongest) and the items of the RecentEvents latest
@@ -688,31 +541,30 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 	}
 	deg := us.sc.deg
 	best := us.sc.best // the largest single contribution so far, per item
-	for _, seed := range seeds {
+	for si, seed := range seeds {
 		a := seed.Score
 		i := sd.at[seed.ID]
 		nj := deg[sd.ids[i]]
-		why := "" // built once per seed, when first needed
 		for _, x := range sd.rows[i] {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue
 			}
-			c := us.candidate(x.id)
+			k := us.at(x.id) // before us.t is read: it may make the table
+			r := &us.t.rows[k]
 			contrib := sim * a
-			reason := ""
 			if contrib > best[x.id] {
 				best[x.id] = contrib
-				if why == "" {
-					why = "because you viewed " + seed.ID
-				}
-				reason = why
+				r.seed = int32(si) // the reason: "because you viewed" the seed
 			}
-			c.note(SourceItemKNN, c.Sources.Of(SourceItemKNN)+contrib, reason)
+			r.vals[srcItemKNN] += contrib
+			r.has |= 1 << srcItemKNN
 		}
 	}
-	for _, c := range us.list {
-		best[c.id] = 0
+	if us.t != nil {
+		for _, r := range us.t.rows {
+			best[r.id] = 0
+		}
 	}
 }
 
@@ -947,104 +799,11 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 	}
 	for _, id := range order {
 		if den != 0 {
-			us.candidate(id).note(SourceUserKNN, sc.acc[id]/den, "popular with shoppers like you")
+			us.note(us.at(id), srcUserKNN, sc.acc[id]/den, "")
 		}
 		sc.acc[id], sc.amark[id] = 0, false
 	}
 	sc.order = order[:0]
-}
-
-// setReason sets item's score from source, and the reason when not empty
-// (only while Score runs).
-func (us *UserScores) setReason(item, source string, score float64, reason string) {
-	us.candidate(us.items.id(item)).note(source, score, reason)
-}
-
-// candidate returns the user's candidate for item number id, made when
-// there is none (only while Score runs).
-func (us *UserScores) candidate(id int32) *Candidate {
-	if int(id) >= len(us.sc.slot) {
-		us.sc.fit(max(int(id)+1, len(us.items.names)))
-	}
-	if k := us.sc.slot[id]; k > 0 {
-		return us.list[k-1]
-	}
-	c := us.newCandidate(us.items.names[id], id)
-	us.sc.slot[id] = int32(len(us.list))
-	return c
-}
-
-// Room for the per-source scores and reasons of a candidate before its
-// slices grow: two sources or more score most candidates.
-const (
-	candidateSources = 4
-	candidateReasons = 2
-)
-
-func (us *UserScores) newCandidate(item string, id int32) *Candidate {
-	a := us.arena
-	if a == nil || len(a.cands) == cap(a.cands) {
-		a = arenaPool.Get().(*candidateArena)
-		us.arenas = append(us.arenas, a)
-		us.arena = a
-	}
-	k := len(a.cands)
-	a.cands = append(a.cands, Candidate{Item: item, id: id,
-		Sources: a.srcs[k*candidateSources : k*candidateSources : (k+1)*candidateSources],
-		reasons: a.whys[k*candidateReasons : k*candidateReasons : (k+1)*candidateReasons]})
-	c := &a.cands[k]
-	if us.byItem != nil {
-		us.byItem[item] = c
-	}
-	us.list = append(us.list, c)
-	return c
-}
-
-// candidateArena holds candidateChunk candidates with room for their
-// first per-source scores and reasons: one allocation for many candidates,
-// reused from a pool once their lists are made (Recommend), since a user
-// has thousands and they were most of what the scorer allocated.
-type candidateArena struct {
-	cands []Candidate
-	srcs  []SourceScore
-	whys  []sourceReason
-}
-
-var arenaPool = sync.Pool{New: func() any {
-	return &candidateArena{cands: make([]Candidate, 0, candidateChunk),
-		srcs: make([]SourceScore, candidateChunk*candidateSources),
-		whys: make([]sourceReason, candidateChunk*candidateReasons)}
-}}
-
-// recycle hands the user's candidates back to the pool; us must not be
-// used afterwards.
-func (us *UserScores) recycle() {
-	for _, a := range us.arenas {
-		// What lies beyond the used part is still zero.
-		n := len(a.cands)
-		clear(a.cands)
-		clear(a.srcs[:n*candidateSources])
-		clear(a.whys[:n*candidateReasons])
-		a.cands = a.cands[:0]
-		arenaPool.Put(a)
-	}
-	*us = UserScores{}
-}
-
-// note sets the candidate's score from source and, when reason is not
-// empty, the reason that source gives.
-func (c *Candidate) note(source string, score float64, reason string) {
-	c.Sources.set(source, score)
-	if reason == "" {
-		return
-	}
-	for i := range c.reasons {
-		if c.reasons[i].source == source {
-			c.reasons[i].reason = reason
-			return
-		}
-	}
-	c.reasons = append(c.reasons, sourceReason{source, reason})
 }
 
 func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {

@@ -18,8 +18,7 @@ func BenchmarkTop(b *testing.B) {
 	}
 	for i := 0; i < 2000; i++ {
 		id := "i" + strconv.Itoa(i)
-		c := us.newCandidate(id, -1)
-		c.Score, c.Source, c.Reason = float64((i*7919)%2003), SourceItemKNN, "because you viewed i1"
+		addCandidate(&us, id, float64((i*7919)%2003))
 	}
 	b.ReportAllocs()
 	for b.Loop() {

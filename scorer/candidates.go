@@ -1,0 +1,319 @@
+package scorer
+
+import (
+	"math/bits"
+	"sync"
+
+	"github.com/recstream/recstream/store"
+)
+
+// Candidate is one scored item of a user before filtering.
+type Candidate struct {
+	Item    string
+	Score   float64      // blended score
+	Sources SourceScores // raw score per source
+	Reason  string
+	Source  string // the source that contributed most
+
+	reasons []sourceReason // per source
+}
+
+// SourceScore is one source's score of a candidate.
+type SourceScore struct {
+	Source string
+	Score  float64
+}
+
+// SourceScores are a candidate's scores per source, in the order the
+// sources first scored it.
+type SourceScores []SourceScore
+
+// Get returns the score of source and whether it scored the candidate.
+func (ss SourceScores) Get(source string) (float64, bool) {
+	for _, x := range ss {
+		if x.Source == source {
+			return x.Score, true
+		}
+	}
+	return 0, false
+}
+
+// Of returns the score of source, 0 when it did not score the candidate.
+func (ss SourceScores) Of(source string) float64 {
+	v, _ := ss.Get(source)
+	return v
+}
+
+type sourceReason struct{ source, reason string }
+
+func (c *Candidate) reason(source string) string {
+	for _, r := range c.reasons {
+		if r.source == source {
+			return r.reason
+		}
+	}
+	return ""
+}
+
+// The sources by index, in the order Score applies them: a candidate's
+// per-source scores sit in an array by index, and a Candidate lists them
+// in this order, which is the order they first scored it.
+const (
+	srcItemKNN = iota
+	srcUserKNN
+	srcEASE
+	srcContent
+	srcNew
+	srcTrending
+	numSources
+)
+
+var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceTrending}
+
+// sourceIndex returns the index of a source name, -1 for none.
+func sourceIndex(name string) int {
+	for i, n := range sourceNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// userKNNReason is the reason user-kNN gives every candidate.
+const userKNNReason = "popular with shoppers like you"
+
+// candRow is one candidate of a user while it is scored and ranked. A user
+// has thousands of candidates and only the few that reach the list need a
+// Candidate, so the scoring and ranking work on these rows: no pointers,
+// one slice, reused from a pool (a Candidate with its per-source slices
+// per candidate was a quarter of a rescore's CPU).
+type candRow struct {
+	vals  [numSources]float64 // raw score per source
+	score float64             // blended
+	id    int32               // item number
+	seed  int32               // item-kNN: the user's seed (by place) of the largest single contribution
+	has   uint8               // bit s: source s scored the candidate
+	top   int8                // the source that contributed most, -1 for none
+}
+
+// candTable holds one user's candidates by place: the order they were
+// first scored in.
+type candTable struct {
+	rows []candRow
+	why  [numSources][]string // reasons given as text, by place; sized when first given
+	mat  []*Candidate         // the Candidates made of the rows, by place
+}
+
+var tablePool = sync.Pool{New: func() any { return new(candTable) }}
+
+// UserScores are all of one user's candidates.
+type UserScores struct {
+	Profile     store.Profile
+	Unavailable map[string]bool // items the stored catalog marks unavailable
+
+	t      *candTable
+	seeds  []store.Scored   // the user's seeds: item-kNN's reasons name them
+	names  []string         // item names by number, once Score has returned
+	byItem map[string]int32 // place by item, built when Candidate is first asked
+	list   []*Candidate     // every candidate, built when Candidates is first asked
+	items  *callItems       // while Score runs: the item numbers
+	sc     *scratch         // while Score runs: per-item working memory
+}
+
+// Candidates returns every candidate, in the order they were first scored.
+func (us *UserScores) Candidates() []*Candidate {
+	if us.list == nil && us.t != nil {
+		us.list = make([]*Candidate, len(us.t.rows))
+		for k := range us.t.rows {
+			us.list[k] = us.cand(int32(k))
+		}
+	}
+	return us.list
+}
+
+// Candidate returns the candidate for item, nil when there is none.
+func (us *UserScores) Candidate(item string) *Candidate {
+	if us.t == nil {
+		return nil
+	}
+	if us.byItem == nil {
+		us.byItem = make(map[string]int32, len(us.t.rows))
+		for k, r := range us.t.rows {
+			us.byItem[us.names[r.id]] = int32(k)
+		}
+	}
+	k, ok := us.byItem[item]
+	if !ok {
+		return nil
+	}
+	return us.cand(k)
+}
+
+// cand returns the Candidate of place k (the same one each time).
+func (us *UserScores) cand(k int32) *Candidate {
+	t := us.t
+	if n := len(t.rows); len(t.mat) < n {
+		t.mat = append(t.mat, make([]*Candidate, n-len(t.mat))...)
+	}
+	if c := t.mat[k]; c != nil {
+		return c
+	}
+	r := &t.rows[k]
+	c := &Candidate{Item: us.names[r.id], Score: r.score, Sources: make(SourceScores, 0, bits.OnesCount8(r.has))}
+	for h := r.has; h != 0; h &= h - 1 {
+		s := bits.TrailingZeros8(h)
+		c.Sources = append(c.Sources, SourceScore{sourceNames[s], r.vals[s]})
+		if why := us.reason(k, s); why != "" {
+			c.reasons = append(c.reasons, sourceReason{sourceNames[s], why})
+		}
+	}
+	if r.top >= 0 {
+		c.Source = sourceNames[r.top]
+		c.Reason = c.reason(c.Source)
+	}
+	t.mat[k] = c
+	return c
+}
+
+// reason returns the reason source s gives the candidate at place k.
+func (us *UserScores) reason(k int32, s int) string {
+	switch s {
+	case srcItemKNN:
+		if seed := us.t.rows[k].seed; seed >= 0 {
+			return "because you viewed " + us.seeds[seed].ID
+		}
+		return ""
+	case srcUserKNN:
+		return userKNNReason
+	}
+	if why := us.t.why[s]; int(k) < len(why) {
+		return why[k]
+	}
+	return ""
+}
+
+// item returns the item of place k.
+func (us *UserScores) item(k int) string {
+	if us.items != nil {
+		return us.items.names[us.t.rows[k].id]
+	}
+	return us.names[us.t.rows[k].id]
+}
+
+// len returns the number of candidates.
+func (us *UserScores) len() int {
+	if us.t == nil {
+		return 0
+	}
+	return len(us.t.rows)
+}
+
+// at returns the place of the user's candidate for item number id, made
+// when there is none (only while Score runs).
+func (us *UserScores) at(id int32) int32 {
+	if int(id) >= len(us.sc.slot) {
+		us.sc.fit(max(int(id)+1, len(us.items.names)))
+	}
+	if k := us.sc.slot[id]; k > 0 {
+		return k - 1
+	}
+	if us.t == nil {
+		us.t = tablePool.Get().(*candTable)
+	}
+	us.t.rows = append(us.t.rows, candRow{id: id, seed: -1, top: -1})
+	k := int32(len(us.t.rows))
+	us.sc.slot[id] = k
+	return k - 1
+}
+
+// note sets source s's score of the candidate at place k, and the reason
+// it gives when not empty.
+func (us *UserScores) note(k int32, s int, score float64, reason string) {
+	r := &us.t.rows[k]
+	r.vals[s] = score
+	r.has |= 1 << s
+	if reason == "" {
+		return
+	}
+	why := us.t.why[s]
+	if int(k) >= len(why) {
+		n := len(us.t.rows)
+		if n > cap(why) {
+			why = append(why[:cap(why)], make([]string, n-cap(why))...)
+		}
+		why = why[:n]
+	}
+	why[k] = reason
+	us.t.why[s] = why
+}
+
+// setReason sets item's score from source, and the reason when not empty
+// (only while Score runs).
+func (us *UserScores) setReason(item, source string, score float64, reason string) {
+	us.note(us.at(us.items.id(item)), sourceIndex(source), score, reason)
+}
+
+// blend normalises each source by its maximum for this user, weights and sums
+// them, and names as reason the source that contributed most.
+func (us *UserScores) blend(opt Options) {
+	if us.t == nil {
+		return
+	}
+	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightTrending}
+	var mx [numSources]float64
+	rows := us.t.rows
+	for i := range rows {
+		r := &rows[i]
+		for h := r.has; h != 0; h &= h - 1 {
+			s := bits.TrailingZeros8(h)
+			if r.vals[s] > mx[s] {
+				mx[s] = r.vals[s]
+			}
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		r.score, r.top = 0, -1
+		best := -1.0
+		for h := r.has; h != 0; h &= h - 1 {
+			s := bits.TrailingZeros8(h)
+			if mx[s] <= 0 {
+				continue
+			}
+			x := ws[s] * r.vals[s] / mx[s]
+			r.score += x
+			if x > best {
+				best, r.top = x, int8(s)
+			}
+		}
+	}
+}
+
+// release clears what the user's pass left in the scratch memory and
+// detaches it.
+func (us *UserScores) release() {
+	if us.t != nil {
+		for _, r := range us.t.rows {
+			us.sc.slot[r.id] = 0
+		}
+	}
+	us.names = us.items.names
+	us.items, us.sc = nil, nil
+}
+
+// recycle hands the user's candidate rows back to the pool; us must not be
+// used afterwards (the Candidates made of them stay valid).
+func (us *UserScores) recycle() {
+	if t := us.t; t != nil {
+		t.rows = t.rows[:0]
+		for s := range t.why {
+			clear(t.why[s])
+			t.why[s] = t.why[s][:0]
+		}
+		clear(t.mat)
+		t.mat = t.mat[:0]
+		tablePool.Put(t)
+	}
+	*us = UserScores{}
+}
