@@ -225,8 +225,9 @@ func (s *Scorer) checkAvailability(ctx context.Context, scores []UserScores) err
 	}
 	set := map[string]bool{}
 	for _, us := range scores {
-		for _, c := range s.ranked(us, nil, 2*s.opt.TopN+10) {
-			set[c.Item] = true
+		out, _ := s.rankedPlaces(us, nil, 2*s.opt.TopN+10)
+		for _, k := range out {
+			set[us.item(int(k))] = true
 		}
 	}
 	un, err := as.Unavailable(ctx, keys(set))

@@ -238,6 +238,8 @@ type scratch struct {
 	cmark  []bool             // a candidate neighbour of some user of the call
 	vecs   []*neighbourVector // the vectors of the call's candidate neighbours
 	hist   []int32            // candidate neighbours per number of shared seeds
+
+	touched float64 // user-kNN: what touching the vectors read (kept, so that the reads stay)
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -15,8 +15,22 @@ import (
 // candidate over the cap is skipped, not deferred: a list may be shorter
 // than n when the candidates are too concentrated.
 func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Candidate {
+	out, slots := s.rankedPlaces(us, unavailable, n)
+	cands := func(ks []int32) []*Candidate {
+		cs := make([]*Candidate, len(ks))
+		for i, k := range ks {
+			cs[i] = us.cand(k)
+		}
+		return cs
+	}
+	return markSlots(cands(out), cands(slots))
+}
+
+// rankedPlaces is ranked by place: the list's candidates, and the
+// new-arrival slots among them (placed, not ranked).
+func (s *Scorer) rankedPlaces(us UserScores, unavailable map[string]bool, n int) (out, slots []int32) {
 	if us.len() == 0 {
-		return nil
+		return nil, nil
 	}
 	var seen map[string]bool
 	if s.opt.ExcludeSeen {
@@ -43,26 +57,18 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 		return strings.Compare(us.item(int(a)), us.item(int(b)))
 	}
-	cands := func(ks []int32) []*Candidate {
-		out := make([]*Candidate, len(ks))
-		for i, k := range ks {
-			out[i] = us.cand(k)
-		}
-		return out
-	}
 	slotsOn := s.opt.NewSlots > 0 && s.opt.WeightNew > 0
 	plain := !slotsOn && (s.opt.MaxPerCategory <= 0 || s.opt.Catalog == nil)
 	// The new-arrival candidates come from all candidates, ranked by their
 	// new-arrival score, then as the list ranks them.
-	var fresh []*Candidate
+	var fresh []int32
 	if slotsOn {
-		var ks []int32
 		for k := range rows {
 			if r := &rows[k]; r.has&(1<<srcNew) != 0 && r.vals[srcNew] >= NewMinScore && !excluded(int32(k)) {
-				ks = append(ks, int32(k))
+				fresh = append(fresh, int32(k))
 			}
 		}
-		slices.SortFunc(ks, func(a, b int32) int {
+		slices.SortFunc(fresh, func(a, b int32) int {
 			if x, y := rows[a].vals[srcNew], rows[b].vals[srcNew]; x != y {
 				if x > y {
 					return -1
@@ -71,8 +77,8 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 			}
 			return rank(a, b)
 		})
-		fresh = cands(ks)
 	}
+	item := func(k int32) string { return us.item(int(k)) }
 	all := make([]int32, len(rows))
 	for k := range all {
 		all[k] = int32(k)
@@ -97,10 +103,10 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 		if len(kept) >= n {
 			if plain {
-				return cands(kept[:n])
+				return kept[:n], nil
 			}
-			if out, slots := s.place(cands(kept), fresh, n); len(out) == n {
-				return markSlots(out, slots)
+			if out, slots := place(s, kept, fresh, n, item); len(out) == n {
+				return out, slots
 			}
 		}
 	}
@@ -111,10 +117,10 @@ func (s *Scorer) ranked(us UserScores, unavailable map[string]bool, n int) []*Ca
 		}
 	}
 	if plain {
-		return cands(topk.Best(kept, n, rank))
+		return topk.Best(kept, n, rank), nil
 	}
 	slices.SortFunc(kept, rank)
-	return markSlots(s.place(cands(kept), fresh, n))
+	return place(s, kept, fresh, n, item)
 }
 
 // markSlots names the new-arrival source and reason on the slots placed.
@@ -125,42 +131,43 @@ func markSlots(out, slots []*Candidate) []*Candidate {
 	return out
 }
 
-// place fills up to n places from the ranked candidates: new-arrival
-// slots (from fresh) last, the diversity cap applied. It may return fewer
-// than n when cands run out. slots are the new arrivals placed.
-func (s *Scorer) place(cands, fresh []*Candidate, n int) (out, slots []*Candidate) {
+// place fills up to n places from the ranked candidates (item names
+// them): new-arrival slots (from fresh) last, the diversity cap applied. It
+// may return fewer than n when cands run out. slots are the new arrivals
+// placed.
+func place[C comparable](s *Scorer, cands, fresh []C, n int, item func(C) string) (out, slots []C) {
 	// New-arrival slots: the best new arrivals (raw score >= NewMinScore)
 	// not already ranked high enough move up to the last NewSlots places.
 	if k := s.opt.NewSlots; k > 0 && s.opt.WeightNew > 0 {
-		inTop := map[string]bool{}
+		inTop := map[C]bool{}
 		for i, c := range cands {
 			if i >= n {
 				break
 			}
-			inTop[c.Item] = true
+			inTop[c] = true
 		}
 		for _, c := range fresh {
 			if len(slots) >= k {
 				break
 			}
-			if inTop[c.Item] {
+			if inTop[c] {
 				k-- // already listed on its own merit
 				continue
 			}
 			slots = append(slots, c)
 		}
 	}
-	isSlot := map[string]bool{}
+	isSlot := map[C]bool{}
 	for _, c := range slots {
-		isSlot[c.Item] = true
+		isSlot[c] = true
 	}
 	maxPer := s.opt.MaxPerCategory
 	capped := maxPer > 0 && s.opt.Catalog != nil
 	per := map[string]int{}
-	out = make([]*Candidate, 0, n)
-	take := func(c *Candidate) bool {
+	out = make([]C, 0, n)
+	take := func(c C) bool {
 		if capped {
-			if cat := s.opt.Catalog.Category(c.Item); cat != "" {
+			if cat := s.opt.Catalog.Category(item(c)); cat != "" {
 				if per[cat] >= maxPer {
 					return false
 				}
@@ -180,7 +187,7 @@ func (s *Scorer) place(cands, fresh []*Candidate, n int) (out, slots []*Candidat
 		if len(out) >= n {
 			break
 		}
-		if !isSlot[c.Item] {
+		if !isSlot[c] {
 			take(c)
 		}
 	}

@@ -135,7 +135,7 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 			return byScore(a, b)
 		})
 		slices.SortFunc(all, byScore)
-		want, _ := s.place(all, fresh, n)
+		want, _ := place(s, all, fresh, n, func(c *Candidate) string { return c.Item })
 		got := s.ranked(us, unavailable, n)
 		if !slices.Equal(got, want) {
 			t.Fatalf("trial %d (%d candidates, %d excluded, n %d):\n got %v\nwant %v", trial, nc, excl, n, items(got), items(want))
