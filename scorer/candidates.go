@@ -95,6 +95,7 @@ type candRow struct {
 	seed  int32               // item-kNN: the user's seed (by place) of the largest single contribution
 	has   uint8               // bit s: source s scored the candidate
 	top   int8                // the source that contributed most, -1 for none
+	own   bool                // the item is one of the user's own (ExcludeSeen drops it)
 }
 
 // candTable holds one user's candidates by place: the order they were
@@ -285,6 +286,17 @@ func (us *UserScores) blend(opt Options) {
 			r.score += x
 			if x > best {
 				best, r.top = x, int8(s)
+			}
+		}
+	}
+}
+
+// markOwn marks the candidates among the user's own items (by number).
+func (us *UserScores) markOwn(ids []int32) {
+	for _, id := range ids {
+		if int(id) < len(us.sc.slot) {
+			if k := us.sc.slot[id]; k > 0 {
+				us.t.rows[k-1].own = true
 			}
 		}
 	}

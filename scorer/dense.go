@@ -87,7 +87,12 @@ type nameOrder struct {
 // compare returns -1, 0 or +1 as the name of a sorts before, with or after
 // the name of b.
 func (o nameOrder) compare(a, b int32) int {
-	if ka, kb := o.keys[a], o.keys[b]; ka != kb {
+	return o.compareKeyed(o.keys[a], o.keys[b], a, b)
+}
+
+// compareKeyed is compare with the sort keys of a and b (ka, kb) at hand.
+func (o nameOrder) compareKeyed(ka, kb uint64, a, b int32) int {
+	if ka != kb {
 		if ka < kb {
 			return -1
 		}

@@ -32,17 +32,13 @@ func (s *Scorer) rankedPlaces(us UserScores, unavailable map[string]bool, n int)
 	if us.len() == 0 {
 		return nil, nil
 	}
-	var seen map[string]bool
-	if s.opt.ExcludeSeen {
-		seen = make(map[string]bool, len(us.Profile.Items))
-		for _, it := range us.Profile.Items {
-			seen[it.ID] = true
-		}
-	}
 	rows := us.t.rows
+	// The user's own items (Score marks them) are left out first; the
+	// other filters look items up by name, so only the best few are.
+	seen := func(k int32) bool { return s.opt.ExcludeSeen && rows[k].own }
 	excluded := func(k int32) bool {
 		id := us.item(int(k))
-		return us.Profile.Purchased[id] || seen[id] || unavailable[id] || !s.available(id)
+		return seen(k) || us.Profile.Purchased[id] || unavailable[id] || !s.available(id)
 	}
 	// Higher score first, ties by item name; candidates by place.
 	rank := func(a, b int32) int {
@@ -79,9 +75,11 @@ func (s *Scorer) rankedPlaces(us UserScores, unavailable map[string]bool, n int)
 		})
 	}
 	item := func(k int32) string { return us.item(int(k)) }
-	all := make([]int32, len(rows))
-	for k := range all {
-		all[k] = int32(k)
+	all := make([]int32, 0, len(rows))
+	for k := range rows {
+		if !seen(int32(k)) {
+			all = append(all, int32(k))
+		}
 	}
 	// Usually the best few times n candidates fill the list, even after
 	// the filters and the diversity cap skip some: rank only those (a
@@ -89,11 +87,11 @@ func (s *Scorer) rankedPlaces(us UserScores, unavailable map[string]bool, n int)
 	// best m are then the head of the filtered ranking of all candidates,
 	// so when they fill the list it is the list all of them would give;
 	// otherwise every candidate is filtered and ranked.
-	m := n + len(us.Profile.Purchased) + len(seen) + len(unavailable)
+	m := n + len(us.Profile.Purchased) + len(unavailable)
 	if !plain {
 		m += 3*n + s.opt.NewSlots
 	}
-	if len(rows) > 2*m {
+	if len(all) > 2*m {
 		top := topk.Best(slices.Clone(all), m, rank)
 		kept := top[:0]
 		for _, k := range top {

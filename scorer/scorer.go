@@ -404,7 +404,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	}
 	// The users' own items, numbered for user-kNN.
 	userIDs := make([][]int32, len(profiles))
-	if s.opt.WeightUserKNN > 0 {
+	if s.opt.WeightUserKNN > 0 || s.opt.ExcludeSeen {
 		for k, p := range profiles {
 			userIDs[k] = nb.items.numbers(p.Items)
 		}
@@ -422,6 +422,9 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 		for i, id := range trendIDs {
 			us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
+		}
+		if s.opt.ExcludeSeen {
+			us.markOwn(userIDs[k])
 		}
 		us.blend(s.opt)
 		us.release()
@@ -605,26 +608,29 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 		cut--
 	}
 	sc.hist = hist
+	// Each user with its sort key: compared where the entry is, not looked
+	// up by number in the table's keys (a cache miss per comparison).
 	type ov struct {
-		id int32
-		n  int32
+		id  int32
+		n   int32
+		key uint64
 	}
 	vs := make([]ov, above, above+int(hist[cut]))
 	at := vs[above:] // the users at cut, in the same array after those above
 	vs = vs[:0]
 	for _, v := range order {
 		if n := sc.shared[v]; n > cut {
-			vs = append(vs, ov{v, n})
+			vs = append(vs, ov{v, n, names.keys[v]})
 		}
 	}
 	for _, v := range order {
 		if n := sc.shared[v]; n == cut {
-			at = append(at, ov{v, n})
+			at = append(at, ov{v, n, names.keys[v]})
 		}
 		sc.shared[v] = 0
 	}
 	sc.vorder = order[:0]
-	byName := func(a, b ov) int { return names.compare(a.id, b.id) }
+	byName := func(a, b ov) int { return names.compareKeyed(a.key, b.key, a.id, b.id) }
 	if len(vs)+len(at) > k {
 		at = topk.Best(at, k-len(vs), byName)
 	}
@@ -633,7 +639,7 @@ func (s *Scorer) candidateUsers(self int32, seeds []store.Scored, sd *seedsOf, n
 		if a.n != b.n {
 			return cmp.Compare(b.n, a.n)
 		}
-		return names.compare(a.id, b.id)
+		return byName(a, b)
 	})
 	out := make([]int32, len(vs))
 	for i, v := range vs {
@@ -791,15 +797,12 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 			nbs = append(nbs, nb{v, sim, vec})
 		}
 	}
-	slices.SortFunc(nbs, func(a, b nb) int {
+	nbs = topk.Best(nbs, s.opt.Neighbours, func(a, b nb) int {
 		if a.sim != b.sim {
 			return cmp.Compare(b.sim, a.sim)
 		}
 		return names.compare(a.id, b.id)
 	})
-	if len(nbs) > s.opt.Neighbours {
-		nbs = nbs[:s.opt.Neighbours]
-	}
 	// Σ sim·r per item, in the order the items are first met.
 	var den float64
 	order := sc.order[:0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -283,5 +284,53 @@ func TestNewNumberingKeepsLists(t *testing.T) {
 	}
 	if len(numberings) < 3 {
 		t.Fatalf("%d numberings used; the bound of 10 should have replaced it in every call", len(numberings))
+	}
+}
+
+// With ExcludeSeen a list holds none of the user's own items: it is the
+// list without the option, own items taken out, the best of the rest.
+func TestExcludeSeen(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	long, err := scorer.New(f.st, scorer.Options{TopN: 1000}).Recommend(ctx, f.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := scorer.New(f.st, scorer.Options{TopN: 10, ExcludeSeen: true}).Recommend(ctx, f.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := f.st.Profiles(ctx, f.users, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	for k, p := range profiles {
+		own := map[string]bool{}
+		for _, it := range p.Items {
+			own[it.ID] = true
+		}
+		var want []string
+		for i, it := range long[k].Items {
+			if own[it.Item] {
+				if i < 10 {
+					dropped++
+				}
+				continue
+			}
+			if len(want) < 10 {
+				want = append(want, it.Item)
+			}
+		}
+		var have []string
+		for _, it := range got[k].Items {
+			have = append(have, it.Item)
+		}
+		if !slices.Equal(have, want) {
+			t.Fatalf("user %s: list %v, want %v", p.User, have, want)
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("no own item in any list without ExcludeSeen: the test checks nothing")
 	}
 }
