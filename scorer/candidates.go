@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/recstream/recstream/store"
@@ -239,11 +240,9 @@ func (us *UserScores) note(k int32, s int, score float64, reason string) {
 	}
 	why := us.t.why[s]
 	if int(k) >= len(why) {
+		// Past len the slice is zero: recycle clears what was used.
 		n := len(us.t.rows)
-		if n > cap(why) {
-			why = append(why[:cap(why)], make([]string, n-cap(why))...)
-		}
-		why = why[:n]
+		why = slices.Grow(why, n-len(why))[:n]
 	}
 	why[k] = reason
 	us.t.why[s] = why
