@@ -192,12 +192,111 @@ func (r *coocRow) top(n int) []Scored {
 	}
 	// A reader wants the top 50 of rows of 200 and more: a bounded heap,
 	// not a sort of the whole row.
-	return topk.Best(out, n, func(a, b Scored) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
+	return topk.Best(out, n, byRank)
+}
+
+// byRank orders a row's items as top does: value descending, equal
+// values by name descending (ZREVRANGE's order).
+func byRank(a, b Scored) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+// rowTop returns the n highest items of a row's entries without folding
+// the whole row, when the entries are a folded entry (ranked, as folding
+// writes it) followed by delta entries only, all well formed; ok is false
+// otherwise (erasures, old per-event entries, a malformed or unranked
+// entry, n <= 0), and the row has to be folded. (An item named twice in
+// the folded entry, which folding never writes, is not looked for unless
+// a delta names it.)
+//
+// Contributions only add, so an item no delta names keeps its place in
+// the folded entry: the n highest of the row are among the first n such
+// items and the items the deltas name. Those are summed in the order
+// foldCooc sums them (the folded value first, then each delta in order),
+// so values are the same to the bit, and ranked as top ranks them.
+func rowTop(entries []string, n int) (out []Scored, ok bool) {
+	if n <= 0 || len(entries) == 0 {
+		return nil, false
+	}
+	var folded string
+	deltas := entries
+	if e := entries[0]; e != "" && e[0] == 's' {
+		folded, deltas = e[1:], entries[1:]
+	}
+	// The items the deltas name, each with a slot for its sum, and the
+	// deltas' pairs in order by slot.
+	np := 0
+	bodies := make([]string, len(deltas))
+	for k, e := range deltas {
+		if e == "" || e[0] != 'd' {
+			return nil, false
 		}
-		return strings.Compare(b.ID, a.ID)
-	})
+		b, ok := binaryBody(e)
+		if !ok {
+			return nil, false
+		}
+		p := pairs(b)
+		if p < 0 {
+			return nil, false
+		}
+		bodies[k], np = b, np+p
+	}
+	var at map[string]int32
+	var named []Scored
+	type add struct {
+		slot int32
+		v    float64
+	}
+	adds := make([]add, 0, np)
+	if np > 0 {
+		at = make(map[string]int32, np)
+		named = make([]Scored, 0, np)
+	}
+	for _, b := range bodies {
+		for len(b) > 0 {
+			id, v, rest, _ := nextPair(b) // checked above
+			k, seen := at[id]
+			if !seen {
+				k = int32(len(named))
+				at[id] = k
+				named = append(named, Scored{ID: id})
+			}
+			adds = append(adds, add{k, v})
+			b = rest
+		}
+	}
+	out = make([]Scored, 0, min(n, 256)+len(named))
+	inFolded := make([]bool, len(named))
+	var prev Scored
+	for i := 0; len(folded) > 0; i++ {
+		id, v, rest, ok := nextPair(folded)
+		if !ok {
+			return nil, false
+		}
+		cur := Scored{ID: id, Score: v}
+		if i > 0 && byRank(prev, cur) >= 0 {
+			return nil, false // not ranked: not written by folding
+		}
+		prev = cur
+		if k, isNamed := at[id]; isNamed {
+			if inFolded[k] {
+				return nil, false
+			}
+			inFolded[k] = true
+			named[k].Score = v
+		} else if len(out) < n {
+			out = append(out, cur)
+		}
+		folded = rest
+	}
+	for _, a := range adds {
+		named[a.slot].Score += a.v
+	}
+	out = append(out, named...)
+	return topk.Best(out, n, byRank), true
 }
 
 // encodeCoocRow returns the row entry of the (already ranked) items.
@@ -307,6 +406,16 @@ func (s *Store) readCooc(ctx context.Context, items []string) ([][]string, error
 	return out, nil
 }
 
+// rowTop returns the n highest items of item's row entries (all when
+// n <= 0): without folding the row when rowTop can, else folded, with
+// malformed entries counted and reported as what happened to them.
+func (s *Store) rowTop(item string, entries []string, n int, what string) []Scored {
+	if top, ok := rowTop(entries, n); ok {
+		return top
+	}
+	return s.foldRow(item, entries, what).top(n)
+}
+
 // foldRow folds item's row entries; malformed ones are counted and
 // reported as what happened to them (left out, dropped).
 func (s *Store) foldRow(item string, entries []string, what string) *coocRow {
@@ -367,9 +476,8 @@ func (s *Store) foldChunk(ctx context.Context, items []string) error {
 		if len(es) < 2 {
 			continue // nothing to fold
 		}
-		r := s.foldRow(it, es, "dropped by folding")
 		row := ""
-		if top := r.top(s.opt.CoocCap); len(top) > 0 {
+		if top := s.rowTop(it, es, s.opt.CoocCap, "dropped by folding"); len(top) > 0 {
 			row = encodeCoocRow(top)
 		}
 		folds = append(folds, fold{item: it, n: len(es), first: es[0], last: es[len(es)-1], row: row})

@@ -98,7 +98,7 @@ func (s *Store) ItemNeighbours(ctx context.Context, items []string, n int) (map[
 		return nil, fmt.Errorf("reading co-occurrence: %w", err)
 	}
 	for i, it := range items {
-		out[it] = s.foldRow(it, rows[i], "left out").top(n)
+		out[it] = s.rowTop(it, rows[i], n, "left out")
 	}
 	return out, nil
 }
