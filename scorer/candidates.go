@@ -105,6 +105,28 @@ type candTable struct {
 	rows []candRow
 	why  [numSources][]string // reasons given as text, by place; sized when first given
 	mat  []*Candidate         // the Candidates made of the rows, by place
+
+	// Blocks the Candidates are carved from, a few dozen at a time, not
+	// allocated one by one (with their scores and reasons, three
+	// allocations each). What a block handed out stays with the
+	// Candidates; only its rest is used after the table is recycled.
+	cblk []Candidate
+	sblk []SourceScore
+	rblk []sourceReason
+}
+
+// candChunk is how many Candidates a block holds.
+const candChunk = 32
+
+// carve returns an empty slice with room for n taken from the block blk,
+// which is replaced by one of room for chunk (or n) when too small.
+func carve[T any](blk *[]T, n, chunk int) []T {
+	if cap(*blk)-len(*blk) < n {
+		*blk = make([]T, 0, max(chunk, n))
+	}
+	l := len(*blk)
+	*blk = (*blk)[:l+n]
+	return (*blk)[l : l : l+n]
 }
 
 var tablePool = sync.Pool{New: func() any { return new(candTable) }}
@@ -162,7 +184,10 @@ func (us *UserScores) cand(k int32) *Candidate {
 		return c
 	}
 	r := &t.rows[k]
-	c := &Candidate{Item: us.names[r.id], Score: r.score, Sources: make(SourceScores, 0, bits.OnesCount8(r.has))}
+	n := bits.OnesCount8(r.has)
+	c := &carve(&t.cblk, 1, candChunk)[:1][0]
+	*c = Candidate{Item: us.names[r.id], Score: r.score, Sources: carve(&t.sblk, n, candChunk*2),
+		reasons: carve(&t.rblk, n, candChunk*2)}
 	for h := r.has; h != 0; h &= h - 1 {
 		s := bits.TrailingZeros8(h)
 		c.Sources = append(c.Sources, SourceScore{sourceNames[s], r.vals[s]})
