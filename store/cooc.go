@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -217,10 +219,12 @@ func byRank(a, b Scored) int {
 // items and the items the deltas name. Those are summed in the order
 // foldCooc sums them (the folded value first, then each delta in order),
 // so values are the same to the bit, and ranked as top ranks them.
-func rowTop(entries []string, n int) (out []Scored, ok bool) {
+func rowTop(entries []string, n int) ([]Scored, bool) {
 	if n <= 0 || len(entries) == 0 {
 		return nil, false
 	}
+	w := rowWorkPool.Get().(*rowWork)
+	defer w.put()
 	var folded string
 	deltas := entries
 	if e := entries[0]; e != "" && e[0] == 's' {
@@ -228,48 +232,33 @@ func rowTop(entries []string, n int) (out []Scored, ok bool) {
 	}
 	// The items the deltas name, each with a slot for its sum, and the
 	// deltas' pairs in order by slot.
-	np := 0
-	bodies := make([]string, len(deltas))
-	for k, e := range deltas {
+	for _, e := range deltas {
 		if e == "" || e[0] != 'd' {
 			return nil, false
 		}
 		b, ok := binaryBody(e)
-		if !ok {
+		if !ok || pairs(b) < 0 {
 			return nil, false
 		}
-		p := pairs(b)
-		if p < 0 {
-			return nil, false
-		}
-		bodies[k], np = b, np+p
+		w.bodies = append(w.bodies, b)
 	}
-	var at map[string]int32
-	var named []Scored
-	type add struct {
-		slot int32
-		v    float64
-	}
-	adds := make([]add, 0, np)
-	if np > 0 {
-		at = make(map[string]int32, np)
-		named = make([]Scored, 0, np)
-	}
-	for _, b := range bodies {
+	for _, b := range w.bodies {
 		for len(b) > 0 {
 			id, v, rest, _ := nextPair(b) // checked above
-			k, seen := at[id]
+			k, seen := w.at[id]
 			if !seen {
-				k = int32(len(named))
-				at[id] = k
-				named = append(named, Scored{ID: id})
+				k = int32(len(w.named))
+				w.at[id] = k
+				w.named = append(w.named, Scored{ID: id})
+				w.inFolded = append(w.inFolded, false)
 			}
-			adds = append(adds, add{k, v})
+			w.adds = append(w.adds, rowAdd{k, v})
 			b = rest
 		}
 	}
-	out = make([]Scored, 0, min(n, 256)+len(named))
-	inFolded := make([]bool, len(named))
+	// The first n items of the folded entry the deltas do not name, ranked;
+	// the folded values of those they name.
+	out, named := w.out, w.named
 	var prev Scored
 	for i := 0; len(folded) > 0; i++ {
 		id, v, rest, ok := nextPair(folded)
@@ -281,22 +270,72 @@ func rowTop(entries []string, n int) (out []Scored, ok bool) {
 			return nil, false // not ranked: not written by folding
 		}
 		prev = cur
-		if k, isNamed := at[id]; isNamed {
-			if inFolded[k] {
+		if k, isNamed := w.at[id]; isNamed {
+			if w.inFolded[k] {
 				return nil, false
 			}
-			inFolded[k] = true
+			w.inFolded[k] = true
 			named[k].Score = v
 		} else if len(out) < n {
 			out = append(out, cur)
 		}
 		folded = rest
 	}
-	for _, a := range adds {
+	w.out = out
+	for _, a := range w.adds {
 		named[a.slot].Score += a.v
 	}
-	out = append(out, named...)
-	return topk.Best(out, n, byRank), true
+	// A named item below the n-th of out cannot be in the n highest (n
+	// items of out rank before it), so only the few others are ranked and
+	// merged in.
+	kept := named[:0]
+	for _, x := range named {
+		if len(out) < n || !(x.Score < out[n-1].Score) { // NaN: kept, and ranked
+			kept = append(kept, x)
+		}
+	}
+	slices.SortFunc(kept, byRank)
+	merged := make([]Scored, 0, min(n, len(out)+len(kept)))
+	i, j := 0, 0
+	for len(merged) < cap(merged) {
+		if j == len(kept) || i < len(out) && byRank(out[i], kept[j]) < 0 {
+			merged = append(merged, out[i])
+			i++
+		} else {
+			merged = append(merged, kept[j])
+			j++
+		}
+	}
+	return merged, true
+}
+
+// rowWork is rowTop's working memory, reused: of what it allocates for a
+// row only the answer is not.
+type rowWork struct {
+	at       map[string]int32 // slot of each item the deltas name
+	named    []Scored         // by slot: the item and its sum
+	inFolded []bool           // by slot: met in the folded entry
+	adds     []rowAdd         // the deltas' pairs, in order
+	bodies   []string         // the deltas' pairs, as entries hold them
+	out      []Scored         // the folded entry's first items the deltas do not name
+}
+
+type rowAdd struct {
+	slot int32
+	v    float64
+}
+
+var rowWorkPool = sync.Pool{New: func() any { return &rowWork{at: make(map[string]int32)} }}
+
+// put clears w (it must not keep a read row's strings alive) and returns it
+// to the pool.
+func (w *rowWork) put() {
+	clear(w.at)
+	clear(w.named)
+	clear(w.bodies)
+	clear(w.out)
+	w.named, w.inFolded, w.adds, w.bodies, w.out = w.named[:0], w.inFolded[:0], w.adds[:0], w.bodies[:0], w.out[:0]
+	rowWorkPool.Put(w)
 }
 
 // encodeCoocRow returns the row entry of the (already ranked) items.
