@@ -156,3 +156,31 @@ func TestNameOrderMatchesStrings(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTableNumber numbers 200 names drawn from 200,000 numbered
+// ones, as a scorer numbers a read neighbour vector or row.
+func BenchmarkTableNumber(b *testing.B) {
+	tb := newTable()
+	all := make([]string, 200000)
+	for k := range all {
+		all[k] = fmt.Sprintf("i%d", k)
+	}
+	ids := make([]int32, len(all))
+	tb.number(all, ids)
+	rng := rand.New(rand.NewPCG(1, 2))
+	batches := make([][]string, 1024)
+	for k := range batches {
+		batches[k] = make([]string, 200)
+		for i := range batches[k] {
+			// a copy, as a reply's names are
+			batches[k][i] = strings.Clone(all[rng.IntN(len(all))])
+		}
+	}
+	out := make([]int32, 200)
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		tb.number(batches[k%len(batches)], out)
+		k++
+	}
+}
