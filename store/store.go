@@ -196,10 +196,13 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 	return res, s.ApplyItems(ctx, w)
 }
 
-// ApplyUsers applies the user half of one partition's batch (ops in
-// ascending offset order, fenced per user) and adds its item half to w,
-// which ApplyItems writes. It is safe to call again with any overlapping
-// batch.
+// ApplyUsers applies the user half of one partition's batch (ops in the
+// order consumed, fenced per user) and adds its item half to w, which
+// ApplyItems writes. It is safe to call again with any overlapping batch,
+// and a batch may hold offsets again (a consumer that restarted a
+// partition after a rebalance delivers it again from the committed
+// offset, possibly into the batch it is collecting): each offset's item
+// half is taken once.
 func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *ItemWork) (ApplyResult, error) {
 	res := ApplyResult{Users: make(map[string]int64)}
 	if len(ops) == 0 {
@@ -303,8 +306,9 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	}
 	for i, op := range ops {
 		if op.Offset <= w.last {
-			continue // already in w (a retried batch)
+			continue // already in w (a retried batch, or delivered again within this one)
 		}
+		w.last = op.Offset
 		if !dropped[i] {
 			d := s.Decay(op.TS)
 			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist)
@@ -312,7 +316,6 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			w.count()
 		}
 	}
-	w.last = max(w.last, ops[len(ops)-1].Offset)
 	return res, nil
 }
 

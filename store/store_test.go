@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -346,6 +347,51 @@ func TestItemWindowsMatchReference(t *testing.T) {
 	}
 	if crashes == 0 || partial == 0 {
 		t.Fatalf("%d crashes, %d partial writes: the test exercised too little", crashes, partial)
+	}
+	reference(st, log).check(t, st, rdb)
+}
+
+// A batch that holds offsets again, as a consumer that restarted a
+// partition after a rebalance delivers them (from the committed offset,
+// into the batch it is collecting), counts each event once: users by their
+// fences, items by the item work taking each offset once.
+func TestRedeliveredOffsetsCountOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(3000, 60, 50, 2, 17)
+	rng := rand.New(rand.NewPCG(9, 10))
+	again := 0
+	for _, pl := range log {
+		w := store.NewItemWork(pl.p)
+		committed := 0 // the offset a restarted partition is delivered from
+		for i := 0; i < len(pl.ops); {
+			j := min(i+1+rng.IntN(80), len(pl.ops))
+			batch := slices.Clone(pl.ops[i:j])
+			if rng.IntN(3) == 0 && j > committed {
+				// delivered again from the committed offset, into this batch
+				from := committed + rng.IntN(j-committed)
+				batch = append(batch, pl.ops[from:j]...)
+				again++
+			}
+			if _, err := st.ApplyUsers(ctx, pl.p, batch, w); err != nil {
+				t.Fatal(err)
+			}
+			i = j
+			if rng.IntN(2) == 0 {
+				if err := st.ApplyItems(ctx, w); err != nil {
+					t.Fatal(err)
+				}
+				committed = i
+			}
+		}
+		if err := st.ApplyItems(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again == 0 {
+		t.Fatal("no batch held offsets again: the test checks nothing")
 	}
 	reference(st, log).check(t, st, rdb)
 }
