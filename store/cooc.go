@@ -237,14 +237,17 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 			return nil, false
 		}
 		b, ok := binaryBody(e)
-		if !ok || pairs(b) < 0 {
+		if !ok {
 			return nil, false
 		}
 		w.bodies = append(w.bodies, b)
 	}
 	for _, b := range w.bodies {
 		for len(b) > 0 {
-			id, v, rest, _ := nextPair(b) // checked above
+			id, v, rest, ok := nextPair(b)
+			if !ok {
+				return nil, false // malformed: nothing is answered before the end
+			}
 			k, seen := w.at[id]
 			if !seen {
 				k = int32(len(w.named))
