@@ -125,12 +125,12 @@ const (
 	ReasonBadValue       Reason = "bad_value"
 	ReasonDuplicateField Reason = "duplicate_field"
 	// Impressions only.
-	ReasonMissingItems    Reason = "missing_items"
-	ReasonTooManyItems    Reason = "too_many_items"
-	ReasonBadSources      Reason = "bad_sources"
-	ReasonUnknownVariant  Reason = "unknown_variant"
-	ReasonBadGeneratedAt  Reason = "bad_generated_at"
-	ReasonItemIDNotUsed   Reason = "item_id_not_used"
+	ReasonMissingItems   Reason = "missing_items"
+	ReasonTooManyItems   Reason = "too_many_items"
+	ReasonBadSources     Reason = "bad_sources"
+	ReasonUnknownVariant Reason = "unknown_variant"
+	ReasonBadGeneratedAt Reason = "bad_generated_at"
+	ReasonItemIDNotUsed  Reason = "item_id_not_used"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
