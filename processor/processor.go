@@ -105,7 +105,29 @@ func StoreOptions(c config.Config) store.Options {
 		CoocHistory:  c.Model.CoocHistory,
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
+		Attribution: store.AttributionOptions{
+			Window:              c.Attribution.Window,
+			NoListFallback:      !c.Attribution.ListFallback,
+			ShownCap:            c.Attribution.ShownCap,
+			RefreshOnImpression: c.Attribution.Discount > 0,
+		},
 	}
+}
+
+// VariantNames returns the names of the configured A/B variants, in
+// order (the first is the control); empty, not nil, without variants.
+func VariantNames(c config.Config) []string {
+	specs, _ := config.ParseVariants(c.Scorer.Variants)
+	names := make([]string, 0, len(specs))
+	for _, v := range specs {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+// Decoder returns the event decoder the ingest role runs.
+func Decoder(c config.Config) event.Decoder {
+	return event.Decoder{MaxBytes: c.Ingest.MaxMessageBytes, MaxFuture: c.Ingest.MaxFuture, MaxItems: c.Attribution.MaxItems, Variants: VariantNames(c)}
 }
 
 // ScorerOptions maps the scorer section onto scorer options.
@@ -224,6 +246,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	so := StoreOptions(cfg)
 	so.Logger = log
 	so.CoocMetrics = store.NewCoocMetrics(reg)
+	so.Experiment = store.NewExperimentMetrics(reg, VariantNames(cfg))
 	st := store.New(rdb, so)
 	sco := ScorerOptions(cfg)
 	sco.Logger = log
@@ -296,7 +319,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ItemWindow:       cfg.Ingest.ItemWindow,
 			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
 			ShutdownTimeout:  cfg.Run.ShutdownTimeout,
-			Decoder:          event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
+			Decoder:          Decoder(cfg),
 			Metrics:          m,
 			Logger:           rlog.With("role", "ingest"),
 			UserID:           p.userID(),

@@ -61,7 +61,7 @@ type ForgetOptions struct {
 
 // ForgetResult says what an erasure removed.
 type ForgetResult struct {
-	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list)
+	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list, shown items, attribution log)
 	Events         int64    `json:"events"`          // events the user had applied
 	LoggedEvents   int      `json:"logged_events"`   // of which still in the user log: their contributions were subtracted
 	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
@@ -115,7 +115,8 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	// 1. The user's key group, atomically: read what is needed, delete,
 	// leave the tombstone.
 	v, err := s.evalRetry(ctx, forgetUserScript,
-		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user)},
+		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user),
+			k.UserShownAt(user), k.UserShown(user), k.UserAttribution(user)},
 		now, int64(opt.TombstoneTTL/time.Second))
 	if err != nil {
 		return res, fmt.Errorf("forget: erasing user state: %w", err)

@@ -43,6 +43,8 @@ type Options struct {
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
+	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
+	Experiment   *ExperimentMetrics     // nil: counted but not registered
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger
 }
@@ -82,6 +84,10 @@ func (o *Options) setDefaults() {
 	}
 	if o.CoocMetrics == nil {
 		o.CoocMetrics = NewCoocMetrics(nil)
+	}
+	def(&o.Attribution.ShownCap, 500)
+	if o.Experiment == nil {
+		o.Experiment = NewExperimentMetrics(nil, nil)
 	}
 }
 
@@ -129,7 +135,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript}
+	all := []*redis.Script{s.user, s.item, s.trend, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -158,7 +164,11 @@ type Op struct {
 	User   string
 	Item   string
 	Type   event.Type
-	TS     int64 // unix ms
+	TS     int64   // unix ms
+	Value  float64 // the event's value (a purchase's, for attribution)
+	// Shown is an impression's items, sources and variant (Type
+	// event.Impression).
+	Shown *event.Shown
 }
 
 // ApplyResult says what a batch did.
@@ -216,27 +226,40 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 
 	byUser := make(map[string][]int)
 	var users []string
+	att := s.opt.Attribution
 	for i, op := range ops {
 		if _, ok := byUser[op.User]; !ok {
 			users = append(users, op.User)
 		}
 		byUser[op.User] = append(byUser[op.User], i)
+		if op.Type == event.Impression && !att.RefreshOnImpression {
+			continue // an impression changes no list
+		}
 		if op.TS > res.Users[op.User] {
 			res.Users[op.User] = op.TS
 		}
 	}
 	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
 	now := strconv.FormatInt(s.opt.Now().Unix(), 10) // TTL renewal, see lua/user.lua
+	window, fallback := strconv.FormatInt(att.Window.Milliseconds(), 10), "1"
+	if att.NoListFallback {
+		fallback = "0"
+	}
 	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 7+5*len(idx))
-		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx))
+		args := make([]any, 0, 10+5*len(idx))
+		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx), window, fallback, att.ShownCap)
 		for _, i := range idx {
 			op := ops[i]
+			if op.Type == event.Impression {
+				args = append(args, op.Offset, shownArg(op.Shown), op.Type.String(), op.TS, "0")
+				continue
+			}
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
 		}
-		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u)}, args...)
+		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u),
+			s.keys.UserShownAt(u), s.keys.UserShown(u), s.keys.UserAttribution(u), s.keys.UserList(u)}, args...)
 	})
 	if err != nil {
 		return res, fmt.Errorf("applying user state: %w", err)
@@ -247,6 +270,7 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	type answer struct {
 		isNew bool
 		hist  []string
+		rec   string // what it adds to the experiment counters (experiment.go)
 	}
 	answers := make([]answer, len(ops))
 	kept := make(map[string]bool, len(users))
@@ -257,14 +281,16 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			return res, fmt.Errorf("applying user state: %w", err)
 		}
 		idx := byUser[u]
-		var codes []any
-		if len(reply) == 2 {
+		var codes, recs []any
+		if len(reply) == 4 {
 			codes, _ = reply[0].([]any)
+			recs, _ = reply[2].([]any)
 		}
-		if len(codes) != len(idx) {
+		if len(codes) != len(idx) || len(recs) != len(idx) {
 			return res, fmt.Errorf("applying user state: script answered %d codes for %d events", len(codes), len(idx))
 		}
 		log := newUserLog(toStrings(reply[1]))
+		var attlog []string
 		var pending []string // items of the events this call applied, oldest first
 		for j, i := range idx {
 			op := ops[i]
@@ -280,17 +306,31 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 				continue
 			case codeApplied, codeAppliedNew:
 				res.Applied++
+				a.rec, _ = recs[j].(string)
+				if op.Type == event.Impression {
+					break
+				}
 				if code == codeAppliedNew {
-					a = answer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+					a.isNew, a.hist = true, log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 				}
 				pending = append(pending, op.Item)
 			case codeFenced:
 				res.Fenced++
+				off := strconv.FormatInt(op.Offset, 10)
+				if att.Window > 0 {
+					if attlog == nil {
+						attlog = toStrings(reply[3])
+					}
+					a.rec = findRec(attlog, off, p)
+				}
+				if op.Type == event.Impression {
+					break
+				}
 				// Fenced events come first (offsets ascend): pending is empty.
-				if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
+				if at := log.find(off, p); at < 0 {
 					res.Lost++
 				} else if logEntryNew(log.entries[at]) {
-					a = answer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+					a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 				}
 			default:
 				return res, fmt.Errorf("applying user state: unknown script code %d", code)
@@ -309,7 +349,10 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			continue // already in w (a retried batch, or delivered again within this one)
 		}
 		w.last = op.Offset
-		if !dropped[i] {
+		if adds := expAdds(op, answers[i].rec); adds != nil {
+			w.exp = append(w.exp, expEvent{off: op.Offset, adds: adds})
+		}
+		if !dropped[i] && op.Type != event.Impression {
 			d := s.Decay(op.TS)
 			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist)
 		} else {
