@@ -13,7 +13,7 @@
 // method for ratio metrics, Deng et al. 2018), from Σn², Σn·x and Σx²
 // over users, which the counters keep. Click users and conversion are
 // the shares of exposed users with at least one attributed click and
-// purchase; their difference is tested with the two-proportion z-test
+// purchase (clickers, conversion); their difference is tested with the two-proportion z-test
 // (pooled standard error), their intervals are Wald intervals.
 //
 // # Assumptions
@@ -27,7 +27,7 @@
 // # Metrics
 //
 // Collector exports the report as gauges, by variant and metric (ctr,
-// click_users, conversion): recstream_experiment_rate,
+// clickers, conversion): recstream_experiment_rate,
 // recstream_experiment_rate_ci_low, recstream_experiment_rate_ci_high,
 // recstream_experiment_diff (to the control) and
 // recstream_experiment_p_value (absent for the control).
@@ -210,9 +210,9 @@ type Estimate struct {
 type Row struct {
 	Counts
 	Control    bool     `json:"control"`
-	CTR        Estimate `json:"ctr"`         // clicks per item shown
-	ClickUsers Estimate `json:"click_users"` // exposed users with a click
-	Conversion Estimate `json:"conversion"`  // exposed users with a purchase
+	CTR        Estimate `json:"ctr"`        // clicks per item shown
+	Clickers   Estimate `json:"clickers"`   // share of exposed users with a click
+	Conversion Estimate `json:"conversion"` // exposed users with a purchase
 	// Point estimates.
 	CartRate     float64 `json:"cart_rate"`      // carts per item shown
 	PurchaseRate float64 `json:"purchase_rate"`  // purchases per item shown
@@ -241,7 +241,7 @@ func NewReport(counts []Counts) Report {
 	for i, c := range counts {
 		row := Row{Counts: c, Control: i == 0}
 		row.CTR = ratio(c.Clicks, c.Shown, c.Users, c.X2, c.NX, c.N2)
-		row.ClickUsers = proportion(c.ClickUsers, c.Users)
+		row.Clickers = proportion(c.ClickUsers, c.Users)
 		row.Conversion = proportion(c.BuyUsers, c.Users)
 		row.CartRate = div(c.Carts, c.Shown)
 		row.PurchaseRate = div(c.Purchases, c.Shown)
@@ -251,7 +251,7 @@ func NewReport(counts []Counts) Report {
 		} else if c.Variant != "" {
 			ctl := r.Rows[0]
 			row.CTR.compareWald(ctl.CTR)
-			row.ClickUsers.compareProportions(ctl.ClickUsers)
+			row.Clickers.compareProportions(ctl.Clickers)
 			row.Conversion.compareProportions(ctl.Conversion)
 		}
 		r.Rows = append(r.Rows, row)

@@ -105,7 +105,12 @@ func (x *Experiment) Visit() []event.Event {
 		tr = &UserTruth{Variant: v}
 		x.truth[user] = tr
 	}
-	perm := x.rng.Perm(x.opt.Items)[:x.opt.ListLen]
+	perm := make([]int, 0, x.opt.ListLen)
+	for len(perm) < x.opt.ListLen {
+		if it := x.rng.IntN(x.opt.Items); !contains(perm, it) {
+			perm = append(perm, it)
+		}
+	}
 	shown := &event.Shown{Variant: v}
 	for i, it := range perm {
 		shown.Items = append(shown.Items, ItemID(it))
