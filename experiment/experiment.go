@@ -34,8 +34,10 @@
 package experiment
 
 import (
+	"encoding/json"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -73,6 +75,27 @@ type Cell struct {
 	Clicks    float64 `json:"clicks"`
 	Carts     float64 `json:"carts"`
 	Purchases float64 `json:"purchases"`
+}
+
+// CTR returns Clicks/Shown (NaN without items shown).
+func (c Cell) CTR() float64 { return div(c.Clicks, c.Shown) }
+
+// Keys returns the keys of a by-source or by-position map, positions in
+// numeric order.
+func Keys(m map[string]Cell) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, ea := strconv.Atoi(out[i])
+		b, eb := strconv.Atoi(out[j])
+		if ea == nil && eb == nil {
+			return a < b
+		}
+		return out[i] < out[j]
+	})
+	return out
 }
 
 // FromFields groups the counter fields (<variant>|<name>[|s|<source>|p|
@@ -213,10 +236,10 @@ type Row struct {
 	CTR        Estimate `json:"ctr"`        // clicks per item shown
 	Clickers   Estimate `json:"clickers"`   // share of exposed users with a click
 	Conversion Estimate `json:"conversion"` // exposed users with a purchase
-	// Point estimates.
-	CartRate     float64 `json:"cart_rate"`      // carts per item shown
-	PurchaseRate float64 `json:"purchase_rate"`  // purchases per item shown
-	ValuePerUser float64 `json:"value_per_user"` // purchase value per exposed user
+	// Point estimates (Rate only).
+	CartRate     Estimate `json:"cart_rate"`      // carts per item shown
+	PurchaseRate Estimate `json:"purchase_rate"`  // purchases per item shown
+	ValuePerUser Estimate `json:"value_per_user"` // purchase value per exposed user
 }
 
 // Report is the experiment table.
@@ -243,9 +266,9 @@ func NewReport(counts []Counts) Report {
 		row.CTR = ratio(c.Clicks, c.Shown, c.Users, c.X2, c.NX, c.N2)
 		row.Clickers = proportion(c.ClickUsers, c.Users)
 		row.Conversion = proportion(c.BuyUsers, c.Users)
-		row.CartRate = div(c.Carts, c.Shown)
-		row.PurchaseRate = div(c.Purchases, c.Shown)
-		row.ValuePerUser = div(c.Value, c.Users)
+		row.CartRate = point(div(c.Carts, c.Shown))
+		row.PurchaseRate = point(div(c.Purchases, c.Shown))
+		row.ValuePerUser = point(div(c.Value, c.Users))
 		if i == 0 {
 			r.Control = c.Variant
 		} else if c.Variant != "" {
@@ -264,6 +287,31 @@ func div(a, b float64) float64 {
 		return math.NaN()
 	}
 	return a / b
+}
+
+func point(x float64) Estimate {
+	e := nan()
+	e.Rate = x
+	return e
+}
+
+// MarshalJSON writes NaN (undefined) numbers as null.
+func (e Estimate) MarshalJSON() ([]byte, error) {
+	f := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	return json.Marshal(struct {
+		Rate     *float64 `json:"rate"`
+		Low      *float64 `json:"ci_low"`
+		High     *float64 `json:"ci_high"`
+		Diff     *float64 `json:"diff"`
+		DiffLow  *float64 `json:"diff_ci_low"`
+		DiffHigh *float64 `json:"diff_ci_high"`
+		P        *float64 `json:"p_value"`
+	}{f(e.Rate), f(e.Low), f(e.High), f(e.Diff), f(e.DiffLow), f(e.DiffHigh), f(e.P)})
 }
 
 func nan() Estimate {

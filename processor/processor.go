@@ -24,6 +24,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/experiment"
 	"github.com/recstream/recstream/internal/logx"
 	"github.com/recstream/recstream/privacy"
 	"github.com/recstream/recstream/scorer"
@@ -112,6 +113,16 @@ func StoreOptions(c config.Config) store.Options {
 			RefreshOnImpression: c.Attribution.Discount > 0,
 		},
 	}
+}
+
+// ExperimentReport reads the experiment counters and returns the A/B
+// report, the first configured variant as the control.
+func (p *Processor) ExperimentReport(ctx context.Context) (experiment.Report, error) {
+	fields, err := p.Store.ReadExperiment(ctx)
+	if err != nil {
+		return experiment.Report{}, err
+	}
+	return experiment.NewReport(experiment.FromFields(fields, VariantNames(p.Config))), nil
 }
 
 // VariantNames returns the names of the configured A/B variants, in
@@ -248,6 +259,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	so.CoocMetrics = store.NewCoocMetrics(reg)
 	so.Experiment = store.NewExperimentMetrics(reg, VariantNames(cfg))
 	st := store.New(rdb, so)
+	if cfg.Attribution.Window > 0 {
+		reg.MustRegister(experiment.NewCollector(st.ReadExperiment, VariantNames(cfg)))
+	}
 	sco := ScorerOptions(cfg)
 	sco.Logger = log
 	if d.Now != nil {
@@ -503,10 +517,14 @@ func (p *Processor) Ready(ctx context.Context) error {
 // read API under /api/v1/ (package admin).
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
-	admin.New(admin.Options{
+	ao := admin.Options{
 		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
-	}).Register(mux)
+	}
+	if p.Config.Attribution.Window > 0 {
+		ao.Experiment = p.ExperimentReport
+	}
+	admin.New(ao).Register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
