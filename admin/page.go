@@ -86,7 +86,7 @@ var funcs = template.FuncMap{
 		return v
 	},
 	"keys": experiment.Keys,
-	"inc":   func(i int) int { return i + 1 },
+	"inc":  func(i int) int { return i + 1 },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
