@@ -170,6 +170,8 @@ func ScorerOptions(c config.Config) scorer.Options {
 			NewWindow:  s.NewArrivalWindow,
 		},
 		ExcludeSeen:     s.ExcludeSeen,
+		// Impression discounting; Shown is set where the store exists.
+		ImpressionDiscount: c.Attribution.Discount,
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
@@ -264,6 +266,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	sco := ScorerOptions(cfg)
 	sco.Logger = log
+	sco.Shown = st.ShownCounts
 	if d.Now != nil {
 		sco.Now = d.Now
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -338,4 +339,35 @@ func parseShown(item, v string) (ShownItem, bool) {
 		return ShownItem{}, false
 	}
 	return ShownItem{Item: item, TS: ts, Unseen: n, Done: done, Pos: pos, Via: f[4], Variant: f[5], Source: f[6]}, true
+}
+
+// ShownCounts returns, per user, how many times each item was shown to the
+// user since the user last clicked it (items with a count above 0), for
+// impression discounting: one pipelined HGETALL per call.
+func (s *Store) ShownCounts(ctx context.Context, users []string) ([]map[string]int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(users))
+	for i, u := range users {
+		cmds[i] = pipe.HGetAll(ctx, s.keys.UserShown(u))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading shown items: %w", err)
+	}
+	out := make([]map[string]int, len(users))
+	for i, c := range cmds {
+		for it, v := range c.Val() {
+			if strings.HasPrefix(it, " ") {
+				continue
+			}
+			_, rest, _ := strings.Cut(v, "|")
+			nStr, _, _ := strings.Cut(rest, "|")
+			if n, err := strconv.Atoi(nStr); err == nil && n > 0 {
+				if out[i] == nil {
+					out[i] = map[string]int{}
+				}
+				out[i][it] = n
+			}
+		}
+	}
+	return out, nil
 }
