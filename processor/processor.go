@@ -169,14 +169,14 @@ func ScorerOptions(c config.Config) scorer.Options {
 			PerGroup:   s.ContentCandidates,
 			NewWindow:  s.NewArrivalWindow,
 		},
-		ExcludeSeen:     s.ExcludeSeen,
+		ExcludeSeen: s.ExcludeSeen,
 		// Impression discounting; Shown is set where the store exists.
 		ImpressionDiscount: c.Attribution.Discount,
-		ListTTL:         s.ListTTL,
-		ModelName:       s.ModelName,
-		TrendingRefresh: s.TrendingRefresh,
-		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
-		DegreeTTL:       neighbourTTL(s.NeighbourTTL),
+		ListTTL:            s.ListTTL,
+		ModelName:          s.ModelName,
+		TrendingRefresh:    s.TrendingRefresh,
+		NeighbourTTL:       neighbourTTL(s.NeighbourTTL),
+		DegreeTTL:          neighbourTTL(s.NeighbourTTL),
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
