@@ -169,14 +169,13 @@ func ScorerOptions(c config.Config) scorer.Options {
 			PerGroup:   s.ContentCandidates,
 			NewWindow:  s.NewArrivalWindow,
 		},
-		ExcludeSeen: s.ExcludeSeen,
-		// Impression discounting; Shown is set where the store exists.
-		ImpressionDiscount: c.Attribution.Discount,
+		ExcludeSeen:        s.ExcludeSeen,
 		ListTTL:            s.ListTTL,
 		ModelName:          s.ModelName,
 		TrendingRefresh:    s.TrendingRefresh,
 		NeighbourTTL:       neighbourTTL(s.NeighbourTTL),
 		DegreeTTL:          neighbourTTL(s.NeighbourTTL),
+		ImpressionDiscount: c.Attribution.Discount, // Shown is set where the store exists
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
