@@ -130,12 +130,18 @@ local function impNewest()
   if newestImp == nil then newestImp = tonumber(redis.call('HGET', KEYS[6], ' t') or '-1') end
   return newestImp
 end
+-- listRaw returns the user's current list (JSON), or false.
+local listStr = nil
+local function listRaw()
+  if listStr == nil then listStr = redis.call('GET', KEYS[8]) or false end
+  return listStr
+end
 -- listIndex returns the user's current list as {ets, variant, items =
--- item -> {pos, src}}, or false.
+-- item -> {pos, src}}, or false; it decodes the list once.
 local function listIndex()
   if listIdx == nil then
     listIdx = false
-    local raw = redis.call('GET', KEYS[8])
+    local raw = listRaw()
     if raw then
       local ok, l = pcall(cjson.decode, raw)
       if ok and type(l) == 'table' and type(l.items) == 'table' then
@@ -199,7 +205,9 @@ local function attribute(item, typ, bit, ts)
   local via = nil
   if r and r.ts <= ts and ts - r.ts <= window then
     if math.floor(r.done / bit) % 2 == 0 then via = r.via end
-  elseif fallback and (impNewest() < 0 or ts - impNewest() > window) then
+  elseif fallback and (impNewest() < 0 or ts - impNewest() > window) and listRaw() and
+      (not string.find(item, '^[%w_%.:%-]+$') or string.find(listStr, '"item":"' .. item .. '"', 1, true)) then
+    -- (a plain id that the list's JSON does not hold skips the decoding)
     local l = listIndex()
     local e = l and l.items[item]
     if e and l.ets >= 0 and l.ets <= ts and ts - l.ets <= window then
