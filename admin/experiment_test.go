@@ -98,7 +98,7 @@ func TestPlantedExperimentThroughPipeline(t *testing.T) {
 		c.Value += u.Value
 	}
 	var rep experiment.Report
-	deadline := time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(300 * time.Second)
 	for {
 		rep, err = p.ExperimentReport(ctx)
 		if err == nil && len(rep.Rows) == 2 && rep.Rows[0].Impressions == want["a"].Impressions && rep.Rows[1].Impressions == want["b"].Impressions &&
