@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
@@ -63,5 +65,36 @@ func TestExperimentCommand(t *testing.T) {
 	}
 	if err := cmdExperiment([]string{"extra"}, &out); err == nil {
 		t.Error("an argument was accepted")
+	}
+}
+
+// recstream produce --experiment publishes a planted experiment that the
+// decoder accepts: impressions of the named variants and interactions.
+func TestProduceExperiment(t *testing.T) {
+	kf := kafkatest.Start(t, 2, "events")
+	if err := cmdProduce([]string{"--brokers", strings.Join(kf.Brokers, ","), "--experiment", "--variants", "x,y", "--ctr", "0.2,0.4", "--count", "300", "--format", "json"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := kf.ReadAll(t, "events", 30*time.Second)
+	if len(msgs) != 300 {
+		t.Fatalf("%d messages, want 300", len(msgs))
+	}
+	d := event.Decoder{Variants: []string{"x", "y"}}
+	types := map[event.Type]int{}
+	for _, m := range msgs {
+		ev, err := d.Decode(m.Value, m.Time)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Value, err)
+		}
+		if string(m.Key) != ev.UserID {
+			t.Fatalf("key %q for user %q", m.Key, ev.UserID)
+		}
+		types[ev.Type]++
+	}
+	if types[event.Impression] < 20 || types[event.Click] < 20 {
+		t.Errorf("event types %v", types)
+	}
+	if err := cmdProduce([]string{"--brokers", strings.Join(kf.Brokers, ","), "--experiment", "--variants", "x,y", "--ctr", "0.2"}); err == nil {
+		t.Error("one rate for two variants was accepted")
 	}
 }
