@@ -457,3 +457,32 @@ func TestForgetRemovesAttributionState(t *testing.T) {
 		t.Errorf("%d attribution keys left after the erasure", n)
 	}
 }
+
+// A user whose first call holds only impressions (no weights or log
+// written) still gets TTLs on the weights and log written by a later call
+// before the next renewal, as when both came in one call.
+func TestImpressionFirstKeepsTTLs(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	opt := bigCaps()
+	opt.UserTTL = time.Hour
+	opt.Attribution = store.AttributionOptions{Window: time.Hour}
+	st := store.New(rdb, opt)
+	ctx := context.Background()
+	ts := time.Now().UnixMilli()
+	for i, op := range []store.Op{
+		{User: "u", Type: event.Impression, TS: ts, Shown: &event.Shown{Items: []string{"a"}}},
+		{User: "u", Item: "a", Type: event.Click, TS: ts + 1},
+		{User: "u", Item: "b", Type: event.Purchase, TS: ts + 2},
+	} {
+		op.Offset = int64(i)
+		if _, err := st.Apply(ctx, 0, []store.Op{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := st.Keys()
+	for _, key := range []string{k.UserWeights("u"), k.UserLog("u"), k.UserMeta("u"), k.UserPurchased("u"), k.UserShown("u"), k.UserShownAt("u"), k.UserAttribution("u")} {
+		if d := rdb.TTL(ctx, key).Val(); d <= 0 {
+			t.Errorf("%s: TTL %v", key, d)
+		}
+	}
+}

@@ -323,18 +323,32 @@ if applied > 0 then
     local x = tonumber(meta[4] or '-1')
     local mask = tonumber(meta[5] or '0')
     if x < 0 or now - x >= math.floor(ttl / 64) then
-      redis.call('EXPIRE', KEYS[1], ttl)
-      redis.call('EXPIRE', KEYS[2], ttl)
-      mask = 7 + 8 * redis.call('EXPIRE', KEYS[4], ttl)
+      -- (a call of impressions only writes neither weights nor log)
+      mask = redis.call('EXPIRE', KEYS[1], ttl) + 2 * redis.call('EXPIRE', KEYS[2], ttl) + 4 +
+        8 * redis.call('EXPIRE', KEYS[4], ttl)
       fields[#fields + 1] = 'x'
       fields[#fields + 1] = string.format('%d', now)
       fields[#fields + 1] = 'k'
       fields[#fields + 1] = string.format('%d', mask)
       renewMeta = true
-    elseif bought and mask % 16 < 8 then
-      redis.call('EXPIRE', KEYS[4], ttl)
-      fields[#fields + 1] = 'k'
-      fields[#fields + 1] = string.format('%d', mask + 8)
+    else
+      local add = 0
+      if #pending > 0 and mask % 2 < 1 then
+        redis.call('EXPIRE', KEYS[1], ttl)
+        add = add + 1
+      end
+      if #pending > 0 and mask % 4 < 2 then
+        redis.call('EXPIRE', KEYS[2], ttl)
+        add = add + 2
+      end
+      if bought and mask % 16 < 8 then
+        redis.call('EXPIRE', KEYS[4], ttl)
+        add = add + 8
+      end
+      if add > 0 then
+        fields[#fields + 1] = 'k'
+        fields[#fields + 1] = string.format('%d', mask + add)
+      end
     end
   end
   redis.call('HSET', KEYS[3], unpack(fields))
