@@ -128,8 +128,13 @@ func TestPlantedExperimentThroughPipeline(t *testing.T) {
 	if ratio < 1.7 || ratio > 2.3 || !(b.CTR.P < 0.01) {
 		t.Errorf("B's CTR %.4f is %.2f times A's %.4f with p %v; want about 2 and p < 0.01", b.CTR.Rate, ratio, a.CTR.Rate, b.CTR.P)
 	}
-	if got := testutil.ToFloat64(p.Store.Options().Experiment.Attributed.WithLabelValues("b", "click", "impression")); got != want["b"].Clicks {
-		t.Errorf("recstream_experiment_attributed_total{b,click} = %v, want %v", got, want["b"].Clicks)
+	// The counter moves just after the counters' write is acknowledged.
+	clicks := p.Store.Options().Experiment.Attributed.WithLabelValues("b", "click", "impression")
+	for testutil.ToFloat64(clicks) != want["b"].Clicks {
+		if time.Now().After(deadline) {
+			t.Fatalf("recstream_experiment_attributed_total{b,click} = %v, want %v", testutil.ToFloat64(clicks), want["b"].Clicks)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if n, err := testutil.GatherAndCount(reg, "recstream_experiment_p_value"); err != nil || n != 3 {
 		t.Errorf("p-value gauges: %d, %v", n, err)
