@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -36,6 +37,15 @@ import (
 // a p-value below 0.01, the JSON API serves it, the metrics count it, and
 // the status page in headless Chromium shows the table (when chromium is
 // installed).
+// experimentShot is where the test's screenshot of the status page goes:
+// a temporary file, or $RECSTREAM_EXPERIMENT_SHOT to keep it.
+func experimentShot(t *testing.T) string {
+	if p := os.Getenv("RECSTREAM_EXPERIMENT_SHOT"); p != "" {
+		return p
+	}
+	return t.TempDir() + "/status-page.png"
+}
+
 func TestPlantedExperimentThroughPipeline(t *testing.T) {
 	cfg := config.Default()
 	kf := kafkatest.Start(t, 4, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic)
@@ -167,7 +177,7 @@ func TestPlantedExperimentThroughPipeline(t *testing.T) {
 	}
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--window-size=1400,1500", "--dump-dom", "http://"+addr.String()+"/")
+		"--user-data-dir="+t.TempDir(), "--window-size=1400,2200", "--hide-scrollbars", "--screenshot="+experimentShot(t), "--dump-dom", "http://"+addr.String()+"/#experiment")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cctx, ccancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -86,6 +86,26 @@ var funcs = template.FuncMap{
 		return v
 	},
 	"keys": experiment.Keys,
+	// interval formats [lo, hi] with f ("pct" or "pp"); "–" when undefined.
+	"interval": func(lo, hi float64, f string) string {
+		if math.IsNaN(lo) || math.IsNaN(hi) {
+			return "–"
+		}
+		if f == "pp" {
+			return fmt.Sprintf("%+.2f, %+.2f", 100*lo, 100*hi)
+		}
+		return fmt.Sprintf("%.2f, %.2f", 100*lo, 100*hi)
+	},
+	// positions returns every position any row has, in order.
+	"positions": func(rows []experiment.Row) []string {
+		all := map[string]experiment.Cell{}
+		for _, r := range rows {
+			for k := range r.ByPosition {
+				all[k] = experiment.Cell{}
+			}
+		}
+		return experiment.Keys(all)
+	},
 	"inc":  func(i int) int { return i + 1 },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
