@@ -54,10 +54,10 @@ type Processor struct {
 	// the ingest role runs and the topic is set.
 	Control *consumer.Control
 
-	Catalog       *catalog.Index         // nil unless the score role runs with the catalog enabled
-	CatalogLoader *catalog.Loader        // fills Catalog
-	CatalogWriter *catalog.CatalogWriter // nil unless the ingest role runs with the catalog enabled
-	Variants      *scorer.Variants       // nil without scorer.variants
+	Catalog       *catalog.Index          // nil unless the score role runs with the catalog enabled
+	CatalogLoader *consumer.CatalogLoader // fills Catalog
+	CatalogWriter *consumer.CatalogWriter // nil unless the ingest role runs with the catalog enabled
+	Variants      *scorer.Variants        // nil without scorer.variants
 
 	version  string
 	log      *slog.Logger
@@ -240,14 +240,14 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	k := KafkaOptions(cfg)
 	k.Dialer, k.Transport = dialer, transport
 	k.Logger = rlog.With("role", "kafka")
-	var cm *catalog.Metrics
+	var cm *consumer.CatalogMetrics
 	var idx *catalog.Index
-	var loader *catalog.Loader
+	var loader *consumer.CatalogLoader
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleScore) {
-		cm = catalog.NewMetrics(reg)
+		cm = consumer.NewCatalogMetrics(reg)
 		idx = catalog.NewIndex()
 		sco.Catalog = idx
-		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
+		loader = consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
 	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
@@ -270,18 +270,22 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
 		if cm == nil {
-			cm = catalog.NewMetrics(reg)
+			cm = consumer.NewCatalogMetrics(reg)
 		}
-		p.CatalogWriter = catalog.NewWriter(catalog.WriterOptions{
-			Kafka:        k,
-			Topic:        cfg.Kafka.ItemsTopic,
-			Group:        cfg.Catalog.Group,
-			DLQTopic:     cfg.Kafka.DLQTopic,
-			RefreshTopic: cfg.Kafka.RefreshTopic,
-			ListTTL:      cfg.Scorer.ListTTL,
-			Now:          d.Now,
-			Metrics:      cm,
-			Logger:       rlog.With("role", "catalog-writer"),
+		p.CatalogWriter = consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
+			Kafka:           k,
+			Topic:           cfg.Kafka.ItemsTopic,
+			Group:           cfg.Catalog.Group,
+			DLQTopic:        cfg.Kafka.DLQTopic,
+			RefreshTopic:    cfg.Kafka.RefreshTopic,
+			ListTTL:         cfg.Scorer.ListTTL,
+			BatchMax:        cfg.Ingest.BatchMaxEvents,
+			BatchWait:       cfg.Ingest.BatchMaxWait,
+			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			Now:             d.Now,
+			Metrics:         m,
+			CatalogMetrics:  cm,
+			Logger:          rlog.With("role", "catalog-writer"),
 		}, st)
 	}
 	if cfg.Run.Has(config.RoleIngest) {
@@ -467,6 +471,9 @@ func (p *Processor) Ready(ctx context.Context) error {
 	}
 	if p.Score != nil && !p.Score.Ready() {
 		return errors.New("score: retrying a failed rescore")
+	}
+	if p.CatalogWriter != nil && !p.CatalogWriter.Ready() {
+		return errors.New("catalog writer: retrying a failed batch")
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
