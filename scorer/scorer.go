@@ -182,22 +182,28 @@ func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, err
 	if err != nil {
 		return nil, err
 	}
-	// A user with no state (expired, or erased by store.Forget) gets no
-	// list: the web tier falls back to the trending list.
+	return s.publish(ctx, lists)
+}
+
+// publish writes users' lists with this scorer's list TTL and indexes them
+// by item, and returns the lists written: the one write path of the plain
+// scorer and of the A/B variants. A user with no state (expired, or erased
+// by store.Forget) gets no list: the web tier falls back to the trending
+// list.
+func (s *Scorer) publish(ctx context.Context, lists []store.List) ([]store.List, error) {
 	kept := lists[:0]
 	for _, l := range lists {
 		if l.EventTS != 0 {
 			kept = append(kept, l)
 		}
 	}
-	lists = kept
-	if err := s.st.WriteLists(ctx, lists, s.opt.ListTTL); err != nil {
+	if err := s.st.WriteLists(ctx, kept, s.opt.ListTTL); err != nil {
 		return nil, err
 	}
-	if err := s.indexLists(ctx, lists); err != nil {
+	if err := s.indexLists(ctx, kept); err != nil {
 		return nil, err
 	}
-	return lists, nil
+	return kept, nil
 }
 
 // RefreshTrending writes the anonymous visitors' list.
