@@ -18,7 +18,9 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// Store is what the scorer needs of the state store.
+// Store is what the scorer needs of the state store: the reads of the
+// sources and the list writes. A store that wraps another must pass every
+// method on; nothing is found by type assertion.
 type Store interface {
 	Profiles(ctx context.Context, users []string, n, recent int) ([]store.Profile, error)
 	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
@@ -27,6 +29,17 @@ type Store interface {
 	ItemDegrees(ctx context.Context, items []string) (map[string]float64, error)
 	TopTrending(ctx context.Context, n int) ([]store.Scored, error)
 	WriteLists(ctx context.Context, lists []store.List, ttl time.Duration) error
+	CatalogStore
+}
+
+// CatalogStore is what the scorer needs of the store when it has a
+// catalog (Options.Catalog): the stored availability, the item -> lists
+// index, and the anonymous per-category lists.
+type CatalogStore interface {
+	Unavailable(ctx context.Context, items []string) (map[string]bool, error)
+	IndexListItems(ctx context.Context, lists []store.List, ttl time.Duration) error
+	WriteCategoryLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
+	WriteNewArrivalLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
 }
 
 // Sources of a recommendation.
