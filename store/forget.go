@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/retry"
 )
 
 var (
@@ -399,18 +400,6 @@ func (s *Store) sweepItemIndexes(ctx context.Context, user string) (scanned, rem
 	return scanned, removed, err
 }
 
-// evalRetry runs one script, loading it once if Redis lost it.
-func (s *Store) evalRetry(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
-	v, err := sc.EvalSha(ctx, s.rdb, keys, args...).Result()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := s.LoadScripts(ctx); lerr != nil {
-			return nil, lerr
-		}
-		v, err = sc.EvalSha(ctx, s.rdb, keys, args...).Result()
-	}
-	return v, err
-}
-
 func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -419,15 +408,8 @@ func randomID() string {
 
 // wait waits d (nothing when d <= 0) or until ctx ends.
 func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !retry.Sleep(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }

@@ -129,7 +129,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript}
+	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -341,6 +341,18 @@ func (s *Store) runScripts(ctx context.Context, _ *redis.Script, n int, build fu
 		}
 		return cmds, nil
 	}
+}
+
+// evalRetry runs one script as runScripts runs many: loading the scripts
+// once if Redis lost them.
+func (s *Store) evalRetry(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
+	cmds, err := s.runScripts(ctx, sc, 1, func(pipe redis.Pipeliner, _ int) *redis.Cmd {
+		return sc.EvalSha(ctx, pipe, keys, args...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cmds[0].Result()
 }
 
 func isNoScript(err error, cmds []*redis.Cmd) bool {
