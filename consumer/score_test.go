@@ -38,7 +38,9 @@ func (f *flakyRefresher) Refresh(_ context.Context, users []string) ([]store.Lis
 	return nil, nil
 }
 
-func (f *flakyRefresher) RefreshTrending(context.Context) (store.List, error) { return store.List{}, nil }
+func (f *flakyRefresher) RefreshTrending(context.Context) (store.List, error) {
+	return store.List{}, nil
+}
 
 // The refresh consumer commits requests only after their users' lists are
 // written: while rescoring fails nothing is committed and the role is not
