@@ -87,19 +87,12 @@ type CatalogWriter struct {
 	lag *lagTracker
 }
 
-// NewCatalogWriter returns a catalog writer.
-func NewCatalogWriter(opt CatalogWriterOptions, st CatalogStore) *CatalogWriter {
-	if opt.BatchMax <= 0 {
-		opt.BatchMax = 1000
-	}
-	if opt.BatchWait <= 0 {
-		opt.BatchWait = 20 * time.Millisecond
-	}
-	if opt.ListTTL <= 0 {
-		opt.ListTTL = 7 * 24 * time.Hour
-	}
-	if opt.ShutdownTimeout <= 0 {
-		opt.ShutdownTimeout = 15 * time.Second
+// NewCatalogWriter returns a catalog writer. Its sizes and waits have no
+// defaults here (config holds them): a zero is an error.
+func NewCatalogWriter(opt CatalogWriterOptions, st CatalogStore) (*CatalogWriter, error) {
+	if err := positive("catalog writer", "BatchMax", opt.BatchMax, "BatchWait", opt.BatchWait,
+		"ListTTL", opt.ListTTL, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -114,7 +107,7 @@ func NewCatalogWriter(opt CatalogWriterOptions, st CatalogStore) *CatalogWriter 
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &CatalogWriter{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
-		health: health{role: "catalog", m: opt.Metrics, log: opt.Logger}}
+		health: health{role: "catalog", m: opt.Metrics, log: opt.Logger}}, nil
 }
 
 // Run consumes until ctx ends. A batch in flight when ctx ends is finished

@@ -53,12 +53,15 @@ func TestCatalogWriterRetriesAndCommitsAfterStoring(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := consumer.NewMetrics(reg)
 	cm := consumer.NewCatalogMetrics(reg)
-	w := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
+	w, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond},
 		Topic: items, Group: group, DLQTopic: dlq, RefreshTopic: refresh, ListTTL: time.Hour,
-		BatchWait: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		BatchMax: 100, BatchWait: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		Metrics: m, CatalogMetrics: cm,
 	}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	idx := catalog.NewIndex()
 	loader := consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond}, Topic: items, Metrics: cm,

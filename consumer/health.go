@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -88,4 +89,22 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 		}
 	}()
 	return gctx, cancel
+}
+
+// positive checks name, value pairs (ints and durations) of a consumer's
+// options: each must be above zero.
+func positive(consumer string, pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		bad := false
+		switch v := pairs[i+1].(type) {
+		case int:
+			bad = v <= 0
+		case time.Duration:
+			bad = v <= 0
+		}
+		if bad {
+			return fmt.Errorf("consumer: %s: %s %v: want > 0", consumer, pairs[i], pairs[i+1])
+		}
+	}
+	return nil
 }

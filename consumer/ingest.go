@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -37,7 +38,7 @@ type IngestOptions struct {
 	// committed after that write. 0 writes it with every batch.
 	ItemWindow time.Duration
 	// ItemWindowEvents writes the collected item half early once it holds
-	// this many events (all partitions); 0 means 20 × BatchMaxEvents.
+	// this many events (all partitions).
 	ItemWindowEvents int
 	ShutdownTimeout  time.Duration // how long an in-flight batch may take after shutdown starts
 	Decoder          event.Decoder
@@ -59,19 +60,16 @@ type Ingest struct {
 	lag *lagTracker
 }
 
-// NewIngest returns an ingest consumer writing to st.
-func NewIngest(opt IngestOptions, st Applier) *Ingest {
-	if opt.BatchMaxEvents <= 0 {
-		opt.BatchMaxEvents = 1000
+// NewIngest returns an ingest consumer writing to st. Its sizes and waits
+// have no defaults here (config holds them): a zero is an error.
+func NewIngest(opt IngestOptions, st Applier) (*Ingest, error) {
+	if err := positive("ingest",
+		"BatchMaxEvents", opt.BatchMaxEvents, "ItemWindowEvents", opt.ItemWindowEvents,
+		"BatchMaxWait", opt.BatchMaxWait, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
 	}
-	if opt.BatchMaxWait <= 0 {
-		opt.BatchMaxWait = 20 * time.Millisecond
-	}
-	if opt.ShutdownTimeout <= 0 {
-		opt.ShutdownTimeout = 15 * time.Second
-	}
-	if opt.ItemWindowEvents <= 0 {
-		opt.ItemWindowEvents = 20 * opt.BatchMaxEvents
+	if opt.ItemWindow < 0 {
+		return nil, fmt.Errorf("consumer: ingest: ItemWindow %v: want >= 0", opt.ItemWindow)
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
@@ -80,7 +78,7 @@ func NewIngest(opt IngestOptions, st Applier) *Ingest {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Ingest{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
-		health: health{role: "ingest", m: opt.Metrics, log: opt.Logger, errors: opt.Metrics.StoreErrors}}
+		health: health{role: "ingest", m: opt.Metrics, log: opt.Logger, errors: opt.Metrics.StoreErrors}}, nil
 }
 
 // Lag returns the per-partition lag as last measured.

@@ -86,14 +86,17 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 	app.failUsers.Store(true)
 	reg := prometheus.NewRegistry()
 	m := consumer.NewMetrics(reg)
-	ing := consumer.NewIngest(consumer.IngestOptions{
+	ing, err := consumer.NewIngest(consumer.IngestOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond},
 		Topic: events, DLQTopic: dlq, RefreshTopic: refresh, Group: group,
-		BatchMaxEvents: 16, BatchMaxWait: 10 * time.Millisecond,
+		BatchMaxEvents: 16, BatchMaxWait: 10 * time.Millisecond, ItemWindowEvents: 1000,
 		ShutdownTimeout: 5 * time.Second,
 		Decoder:         event.Decoder{},
 		Metrics:         m,
 	}, app)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"time"
@@ -43,10 +44,15 @@ type Score struct {
 	lag *lagTracker
 }
 
-// NewScore returns a scoring consumer.
-func NewScore(opt ScoreOptions, ref Refresher) *Score {
-	if opt.Debounce <= 0 {
-		opt.Debounce = 100 * time.Millisecond
+// NewScore returns a scoring consumer. Workers and ShutdownTimeout have no
+// defaults here (config holds them): a zero is an error; a zero Debounce
+// scores each fetch at once.
+func NewScore(opt ScoreOptions, ref Refresher) (*Score, error) {
+	if err := positive("score", "Workers", opt.Workers, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
+	}
+	if opt.Debounce < 0 {
+		return nil, fmt.Errorf("consumer: score: Debounce %v: want >= 0", opt.Debounce)
 	}
 	if opt.MaxUsers <= 0 {
 		opt.MaxUsers = 5000
@@ -54,14 +60,8 @@ func NewScore(opt ScoreOptions, ref Refresher) *Score {
 	if opt.ChunkUsers <= 0 {
 		opt.ChunkUsers = 64
 	}
-	if opt.Workers <= 0 {
-		opt.Workers = 8
-	}
 	if opt.TrendingEvery <= 0 {
 		opt.TrendingEvery = 5 * time.Second
-	}
-	if opt.ShutdownTimeout <= 0 {
-		opt.ShutdownTimeout = 15 * time.Second
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -73,7 +73,7 @@ func NewScore(opt ScoreOptions, ref Refresher) *Score {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Score{opt: opt, ref: ref, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
-		health: health{role: "score", m: opt.Metrics, log: opt.Logger}}
+		health: health{role: "score", m: opt.Metrics, log: opt.Logger}}, nil
 }
 
 // Lag returns the per-partition lag of the refresh topic.

@@ -53,11 +53,14 @@ func TestScoreCommitsOnlyAfterRescoring(t *testing.T) {
 	ref.fail.Store(true)
 	reg := prometheus.NewRegistry()
 	m := consumer.NewMetrics(reg)
-	sc := consumer.NewScore(consumer.ScoreOptions{
+	sc, err := consumer.NewScore(consumer.ScoreOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond},
 		Topic: topic, Group: group, Debounce: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		Metrics: m,
+		Workers: 2, Metrics: m,
 	}, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

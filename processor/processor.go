@@ -117,7 +117,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		CandidateUsers: s.CandidateUsers,
 		HistoryItems:   s.HistoryItems,
 		RecentEvents:   s.RecentEvents,
-		RecencyBoost:   recencyBoost(s.RecencyBoost),
+		RecencyBoost:   s.RecencyBoost,
 		UserItems:      c.Model.UserItemsCap,
 		UserSimilarity: s.UserSimilarity,
 		ItemSimilarity: s.ItemSimilarity,
@@ -140,22 +140,14 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
-		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
-		DegreeTTL:       neighbourTTL(s.NeighbourTTL),
+		NeighbourTTL:    s.NeighbourTTL,
+		DegreeTTL:       s.NeighbourTTL,
 	}
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
-}
-
-// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
-func neighbourTTL(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // EASEOptions maps the scorer section onto the EASE model's options.
@@ -166,14 +158,6 @@ func EASEOptions(c config.Config) scorer.EASEOptions {
 		UserItems: c.Model.UserItemsCap,
 		Interval:  c.Scorer.EASERefresh,
 	}
-}
-
-// recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
-func recencyBoost(b float64) float64 {
-	if b == 0 {
-		return -1
-	}
-	return b
 }
 
 // KafkaOptions maps the kafka section onto the consumers' shared settings.
@@ -272,7 +256,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		if cm == nil {
 			cm = consumer.NewCatalogMetrics(reg)
 		}
-		p.CatalogWriter = consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
+		cw, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
 			Kafka:           k,
 			Topic:           cfg.Kafka.ItemsTopic,
 			Group:           cfg.Catalog.Group,
@@ -287,9 +271,13 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			CatalogMetrics:  cm,
 			Logger:          rlog.With("role", "catalog-writer"),
 		}, st)
+		if err != nil {
+			return nil, err
+		}
+		p.CatalogWriter = cw
 	}
 	if cfg.Run.Has(config.RoleIngest) {
-		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
+		ing, err := consumer.NewIngest(consumer.IngestOptions{
 			Kafka:            k,
 			Topic:            cfg.Kafka.EventsTopic,
 			DLQTopic:         cfg.Kafka.DLQTopic,
@@ -305,6 +293,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Logger:           rlog.With("role", "ingest"),
 			UserID:           p.userID(),
 		}, st)
+		if err != nil {
+			return nil, err
+		}
+		p.Ingest = ing
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
 		if cfg.Kafka.ControlTopic != "" {
 			p.Control = consumer.NewControl(consumer.ControlOptions{
@@ -318,7 +310,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		}
 	}
 	if cfg.Run.Has(config.RoleScore) {
-		p.Score = consumer.NewScore(consumer.ScoreOptions{
+		sc, err := consumer.NewScore(consumer.ScoreOptions{
 			Kafka:           k,
 			Topic:           cfg.Kafka.RefreshTopic,
 			Group:           cfg.Kafka.ScoreGroup,
@@ -328,6 +320,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Metrics:         m,
 			Logger:          rlog.With("role", "score"),
 		}, refresher)
+		if err != nil {
+			return nil, err
+		}
+		p.Score = sc
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{

@@ -57,7 +57,7 @@ type Options struct {
 	UsersPerItem    int     // user-kNN: recent users read per history item
 	HistoryItems    int     // the user's strongest items used as seeds
 	RecentEvents    int     // latest events whose items are seeds too
-	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); <0 disables
+	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); 0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
 	ItemNeighbours  int     // item-kNN: co-occurring items read per seed
@@ -80,13 +80,13 @@ type Options struct {
 	ModelName       string
 	TrendingSize    int           // trending items read
 	TrendingRefresh time.Duration // how long the trending read is reused
-	DegreeTTL       time.Duration // how long item degrees are cached; < 0: not cached
+	DegreeTTL       time.Duration // how long item degrees are cached; 0: not cached
 	Now             func() time.Time
 	Logger          *slog.Logger
 
 	// NeighbourTTL is how long other entities' reads (neighbour vectors,
 	// co-occurrence rows, recent users of items) are reused across users
-	// and batches; the rescored user's own profile is always read. <0
+	// and batches; the rescored user's own profile is always read. 0
 	// disables the reuse.
 	NeighbourTTL time.Duration
 }
@@ -107,12 +107,6 @@ func (o *Options) setDefaults() {
 	def(&o.ItemNeighbours, 50)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
-	if o.RecencyBoost == 0 {
-		o.RecencyBoost = 2
-	}
-	if o.RecencyBoost < 0 {
-		o.RecencyBoost = 0
-	}
 	if o.UserSimilarity == "" {
 		o.UserSimilarity = "cosine"
 	}
@@ -131,12 +125,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.TrendingRefresh <= 0 {
 		o.TrendingRefresh = time.Second
-	}
-	if o.DegreeTTL == 0 {
-		o.DegreeTTL = 10 * time.Second
-	}
-	if o.NeighbourTTL == 0 {
-		o.NeighbourTTL = 5 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
