@@ -124,23 +124,10 @@ func (w *CatalogWriter) Run(ctx context.Context) error {
 	cm := &committer{group: w.opt.Group, m: w.opt.Metrics, log: w.opt.Logger, lag: w.lag}
 	bt := startBatches(ctx, r, w.opt.BatchMax, w.opt.BatchWait, w.opt.Logger, "catalog records")
 	defer bt.stop()
-	for {
-		msgs, ok := bt.next(ctx, cm.retryAfter())
-		if !ok {
-			return nil
-		}
-		if msgs == nil {
-			cm.retry(procCtx, r)
-			continue
-		}
-		if err := w.retry(procCtx, "storing catalog batch", func() error { return w.process(procCtx, kw, msgs) }); err != nil {
-			return nil // only a shutdown that ran out of time ends processing
-		}
-		cm.commit(procCtx, r, msgs)
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	consume(ctx, procCtx, r, bt, cm, func(msgs []kafka.Message) error {
+		return w.retry(procCtx, "storing catalog batch", func() error { return w.process(procCtx, kw, msgs) })
+	})
+	return nil
 }
 
 func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []kafka.Message) error {

@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,18 +65,7 @@ func TestCatalogWriterRetriesAndCommitsAfterStoring(t *testing.T) {
 	loader := consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond}, Topic: items, Metrics: cm,
 	}, idx)
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{w.Run, loader.Run} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(rctx); err != nil {
-				t.Errorf("catalog: %v", err)
-			}
-		}()
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	run(t, "catalog", w.Run, loader.Run)
 
 	kf.Produce(t, items,
 		kafka.Message{Key: []byte("i1"), Value: []byte(`{"item_id":"i1","category":"a/b","available":true}`)},
@@ -85,27 +73,14 @@ func TestCatalogWriterRetriesAndCommitsAfterStoring(t *testing.T) {
 		kafka.Message{Key: []byte("i3"), Value: []byte(`{"item_id":"i3","price":-1}`)},
 		kafka.Message{Key: []byte("i2"), Value: []byte(`{"item_id":"i2","category":"a/c","available":false}`)},
 	)
-	_, high := kf.Offsets(t, items)
 
 	waitFor(t, "catalog write retries", func() bool { return st.errors.Load() >= 3 })
-	for p, off := range kf.Committed(t, group, items) {
-		if off > 0 {
-			t.Fatalf("partition %d committed up to %d while the store fails", p, off)
-		}
-	}
+	nothingCommitted(t, kf, group, items, "store failing")
 	if w.Ready() || testutil.ToFloat64(m.Ready.WithLabelValues("catalog")) != 0 {
 		t.Fatal("catalog writer reports ready while the store fails")
 	}
 	st.fail.Store(false)
-	waitFor(t, "every record committed", func() bool {
-		c := kf.Committed(t, group, items)
-		for p, h := range high {
-			if c[p] != h {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommitted(t, kf, group, items)
 	if !w.Ready() || testutil.ToFloat64(m.Ready.WithLabelValues("catalog")) != 1 {
 		t.Fatal("catalog writer not ready after the store recovered")
 	}

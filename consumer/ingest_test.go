@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,19 +55,6 @@ func storeOptions(prefix string) store.Options {
 	return store.Options{Prefix: prefix, UserItemsCap: 1000, UserLogCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 1000, TrendingCap: 1000}
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline (the machine may be loaded).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // The ingest consumer commits a batch only after both halves are stored:
 // while the user half fails, and then while the item half fails, nothing is
 // committed, the role is not ready and the batch is retried; once the store
@@ -97,16 +82,7 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := ing.Run(rctx); err != nil {
-			t.Errorf("ingest: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	run(t, "ingest", ing.Run)
 
 	gen := loadgen.New(loadgen.Options{Users: 12, Items: 20, Seed: 5, Start: time.Now().Add(-time.Hour), Step: time.Second})
 	var msgs []kafka.Message
@@ -122,21 +98,16 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 		}
 	}
 	kf.Produce(t, events, msgs...)
-	_, high := kf.Offsets(t, events)
 
-	nothingCommitted := func(phase string) {
+	notCommitted := func(phase string) {
 		t.Helper()
-		for p, off := range kf.Committed(t, group, events) {
-			if off > 0 {
-				t.Fatalf("%s: partition %d committed up to %d", phase, p, off)
-			}
-		}
+		nothingCommitted(t, kf, group, events, phase)
 		if ing.Ready() || testutil.ToFloat64(m.Ready.WithLabelValues("ingest")) != 0 {
 			t.Fatalf("%s: ingest reports ready", phase)
 		}
 	}
 	waitFor(t, "retries of the failing user half", func() bool { return app.userErrors.Load() >= 3 })
-	nothingCommitted("user half failing")
+	notCommitted("user half failing")
 	if n := testutil.ToFloat64(m.StoreErrors); n < 3 {
 		t.Fatalf("recstream_batch_errors_total %v after %d failures", n, app.userErrors.Load())
 	}
@@ -144,18 +115,10 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 	app.failItems.Store(true)
 	app.failUsers.Store(false)
 	waitFor(t, "retries of the failing item half", func() bool { return app.itemErrors.Load() >= 3 })
-	nothingCommitted("item half failing")
+	notCommitted("item half failing")
 
 	app.failItems.Store(false)
-	waitFor(t, "every offset committed", func() bool {
-		c := kf.Committed(t, group, events)
-		for p, h := range high {
-			if c[p] != h {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommitted(t, kf, group, events)
 	if !ing.Ready() || testutil.ToFloat64(m.Ready.WithLabelValues("ingest")) != 1 {
 		t.Fatal("ingest not ready after the store recovered")
 	}
@@ -233,13 +196,4 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 	if !reflect.DeepEqual(refreshed, users) {
 		t.Fatalf("refresh requests for %v, users %v", keys(refreshed), us)
 	}
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/recstream/recstream/store"
@@ -106,15 +107,7 @@ func (s *Score) Run(ctx context.Context) error {
 		cm := &committer{group: s.opt.Group, m: s.opt.Metrics, log: s.opt.Logger, lag: s.lag}
 		bt := startBatches(ctx, r, s.opt.MaxUsers, s.opt.Debounce, s.opt.Logger, "refresh requests")
 		defer bt.stop()
-		for {
-			msgs, ok := bt.next(ctx, cm.retryAfter())
-			if !ok {
-				return nil
-			}
-			if msgs == nil {
-				cm.retry(procCtx, r)
-				continue
-			}
+		consume(ctx, procCtx, r, bt, cm, func(msgs []kafka.Message) error {
 			reqs := make([]RefreshRequest, 0, len(msgs))
 			for _, m := range msgs {
 				req, err := DecodeRefresh(m.Value)
@@ -126,14 +119,12 @@ func (s *Score) Run(ctx context.Context) error {
 			}
 			s.opt.Metrics.RefreshPending.Set(float64(len(reqs)))
 			if err := s.refresh(procCtx, reqs); err != nil {
-				return nil
+				return err
 			}
 			s.opt.Metrics.RefreshPending.Set(0)
-			cm.commit(procCtx, r, msgs)
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
+			return nil
+		})
+		return nil
 	})
 	return g.Wait()
 }

@@ -61,16 +61,7 @@ func TestScoreCommitsOnlyAfterRescoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := sc.Run(ctx); err != nil {
-			t.Errorf("score: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	run(t, "score", sc.Run)
 
 	var msgs []kafka.Message
 	users := map[string]bool{}
@@ -80,27 +71,14 @@ func TestScoreCommitsOnlyAfterRescoring(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Key: []byte(u), Value: consumer.EncodeRefresh(consumer.RefreshRequest{User: u, TS: time.Now().UnixMilli()})})
 	}
 	kf.Produce(t, topic, msgs...)
-	_, high := kf.Offsets(t, topic)
 
 	waitFor(t, "rescoring retries", func() bool { return ref.errors.Load() >= 3 })
-	for p, off := range kf.Committed(t, group, topic) {
-		if off > 0 {
-			t.Fatalf("partition %d committed up to %d while rescoring fails", p, off)
-		}
-	}
+	nothingCommitted(t, kf, group, topic, "rescoring failing")
 	if sc.Ready() || testutil.ToFloat64(m.Ready.WithLabelValues("score")) != 0 {
 		t.Fatal("score reports ready while rescoring fails")
 	}
 	ref.fail.Store(false)
-	waitFor(t, "every request committed", func() bool {
-		c := kf.Committed(t, group, topic)
-		for p, h := range high {
-			if c[p] != h {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommitted(t, kf, group, topic)
 	if !sc.Ready() {
 		t.Fatal("score not ready after rescoring recovered")
 	}
