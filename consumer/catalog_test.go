@@ -65,7 +65,6 @@ func TestCatalogWriterRetriesAndCommitsAfterStoring(t *testing.T) {
 	loader := consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{
 		Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond}, Topic: items, Metrics: cm,
 	}, idx)
-	run(t, "catalog", w.Run, loader.Run)
 
 	kf.Produce(t, items,
 		kafka.Message{Key: []byte("i1"), Value: []byte(`{"item_id":"i1","category":"a/b","available":true}`)},
@@ -73,6 +72,9 @@ func TestCatalogWriterRetriesAndCommitsAfterStoring(t *testing.T) {
 		kafka.Message{Key: []byte("i3"), Value: []byte(`{"item_id":"i3","price":-1}`)},
 		kafka.Message{Key: []byte("i2"), Value: []byte(`{"item_id":"i2","category":"a/c","available":false}`)},
 	)
+	// Produced before the consumers start: the broker answers the producer
+	// without a group join in flight.
+	run(t, "catalog", w.Run, loader.Run)
 
 	waitFor(t, "catalog write retries", func() bool { return st.errors.Load() >= 3 })
 	nothingCommitted(t, kf, group, items, "store failing")

@@ -61,7 +61,6 @@ func TestScoreCommitsOnlyAfterRescoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, "score", sc.Run)
 
 	var msgs []kafka.Message
 	users := map[string]bool{}
@@ -71,6 +70,9 @@ func TestScoreCommitsOnlyAfterRescoring(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Key: []byte(u), Value: consumer.EncodeRefresh(consumer.RefreshRequest{User: u, TS: time.Now().UnixMilli()})})
 	}
 	kf.Produce(t, topic, msgs...)
+	// Produced before the consumer starts: the broker answers the producer
+	// without a group join in flight.
+	run(t, "score", sc.Run)
 
 	waitFor(t, "rescoring retries", func() bool { return ref.errors.Load() >= 3 })
 	nothingCommitted(t, kf, group, topic, "rescoring failing")
