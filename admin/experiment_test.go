@@ -138,13 +138,18 @@ func TestPlantedExperimentThroughPipeline(t *testing.T) {
 	if ratio < 1.7 || ratio > 2.3 || !(b.CTR.P < 0.01) {
 		t.Errorf("B's CTR %.4f is %.2f times A's %.4f with p %v; want about 2 and p < 0.01", b.CTR.Rate, ratio, a.CTR.Rate, b.CTR.P)
 	}
-	// The counter moves just after the counters' write is acknowledged.
-	clicks := p.Store.Options().Experiment.Attributed.WithLabelValues("b", "click", "impression")
-	for testutil.ToFloat64(clicks) != want["b"].Clicks {
-		if time.Now().After(deadline) {
-			t.Fatalf("recstream_experiment_attributed_total{b,click} = %v, want %v", testutil.ToFloat64(clicks), want["b"].Clicks)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// The counters, exported from Redis at each scrape.
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
+# HELP recstream_experiment_impressions_total Impression events counted for the experiment, by A/B variant (none: lists without a variant).
+# TYPE recstream_experiment_impressions_total counter
+recstream_experiment_impressions_total{variant="a"} %v
+recstream_experiment_impressions_total{variant="b"} %v
+recstream_experiment_impressions_total{variant="none"} 0
+`, want["a"].Impressions, want["b"].Impressions)), "recstream_experiment_impressions_total"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "recstream_experiment_attributed_total"); err != nil || n != 18 {
+		t.Errorf("attributed series: %d, %v (want 3 variants × 3 types × 2 vias)", n, err)
 	}
 	if n, err := testutil.GatherAndCount(reg, "recstream_experiment_p_value"); err != nil || n != 3 {
 		t.Errorf("p-value gauges: %d, %v", n, err)

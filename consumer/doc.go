@@ -75,7 +75,7 @@
 //
 //	recstream_variant_lists_total{variant}                 counter    lists written per A/B variant (package scorer)
 //	recstream_variant_items_total{variant,source}          counter    listed items per variant and source
-//	recstream_experiment_impressions_total{variant}        counter    impressions counted for the experiment (package store)
+//	recstream_experiment_impressions_total{variant}        counter    impressions counted for the experiment (package experiment, read from Redis)
 //	recstream_experiment_shown_items_total{variant}        counter    items shown in them
 //	recstream_experiment_attributed_total{variant,type,via} counter   attributed clicks, carts, purchases
 //	recstream_experiment_purchase_value_total{variant,via} counter    value of attributed purchases

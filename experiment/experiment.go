@@ -26,8 +26,13 @@
 //
 // # Metrics
 //
-// Collector exports the report as gauges, by variant and metric (ctr,
-// clickers, conversion): recstream_experiment_rate,
+// Collector exports, read from Redis at each scrape, the counters by
+// variant (recstream_experiment_impressions_total,
+// recstream_experiment_shown_items_total,
+// recstream_experiment_attributed_total{type,via},
+// recstream_experiment_purchase_value_total{via}; every configured variant
+// and "none" from zero) and the report as gauges, by variant and metric
+// (ctr, clickers, conversion): recstream_experiment_rate,
 // recstream_experiment_rate_ci_low, recstream_experiment_rate_ci_high,
 // recstream_experiment_diff (to the control) and
 // recstream_experiment_p_value (absent for the control).

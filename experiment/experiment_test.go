@@ -192,6 +192,13 @@ func TestCollector(t *testing.T) {
 	if n, _ := testutil.GatherAndCount(reg, "recstream_experiment_rate"); n != 6 {
 		t.Errorf("rate series: %d", n)
 	}
+	// The counters, every configured variant and "none" from zero.
+	if n, _ := testutil.GatherAndCount(reg, "recstream_experiment_impressions_total"); n != 3 {
+		t.Errorf("impression series: %d", n)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "recstream_experiment_attributed_total"); n != 18 {
+		t.Errorf("attributed series: %d", n)
+	}
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
 		if mf.GetName() != "recstream_experiment_p_value" {

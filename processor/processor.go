@@ -242,7 +242,6 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	so := StoreOptions(cfg)
 	so.Logger = log
 	so.CoocMetrics = store.NewCoocMetrics(reg)
-	so.Experiment = store.NewExperimentMetrics(reg, VariantNames(cfg))
 	st := store.New(rdb, so)
 	if cfg.Attribution.Window > 0 {
 		reg.MustRegister(experiment.NewCollector(st.ReadExperiment, VariantNames(cfg)))

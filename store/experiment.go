@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/event"
@@ -62,62 +61,6 @@ type AttributionOptions struct {
 	// RefreshOnImpression asks for the user's list to be rescored after an
 	// impression (impression discounting needs it).
 	RefreshOnImpression bool
-}
-
-// ExperimentMetrics counts what the experiment counters gained, once per
-// event across processes (counted when the fenced script applied it).
-type ExperimentMetrics struct {
-	Impressions *prometheus.CounterVec // variant
-	Shown       *prometheus.CounterVec // variant
-	Attributed  *prometheus.CounterVec // variant, type, via
-	Value       *prometheus.CounterVec // variant, via
-}
-
-// VariantLabel is the metric label of variant name v ("none" for the
-// lists without a variant).
-func VariantLabel(v string) string {
-	if v == "" {
-		return "none"
-	}
-	return v
-}
-
-// NewExperimentMetrics registers the experiment counters on reg (nil: not
-// registered), every series of variants (and "none") at zero.
-func NewExperimentMetrics(reg prometheus.Registerer, variants []string) *ExperimentMetrics {
-	m := &ExperimentMetrics{
-		Impressions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_experiment_impressions_total",
-			Help: "Impression events (lists shown) counted for the experiment, by A/B variant.",
-		}, []string{"variant"}),
-		Shown: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_experiment_shown_items_total",
-			Help: "Items shown in counted impressions, by A/B variant.",
-		}, []string{"variant"}),
-		Attributed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_experiment_attributed_total",
-			Help: "Clicks, carts and purchases attributed to a shown list, by A/B variant, event type and via (impression or list).",
-		}, []string{"variant", "type", "via"}),
-		Value: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "recstream_experiment_purchase_value_total",
-			Help: "Value of attributed purchases, by A/B variant and via (impression or list).",
-		}, []string{"variant", "via"}),
-	}
-	for _, v := range append([]string{""}, variants...) {
-		l := VariantLabel(v)
-		m.Impressions.WithLabelValues(l)
-		m.Shown.WithLabelValues(l)
-		for _, via := range []string{"impression", "list"} {
-			m.Value.WithLabelValues(l, via)
-			for _, t := range []event.Type{event.Click, event.AddToCart, event.Purchase} {
-				m.Attributed.WithLabelValues(l, t.String(), via)
-			}
-		}
-	}
-	if reg != nil {
-		reg.MustRegister(m.Impressions, m.Shown, m.Attributed, m.Value)
-	}
-	return m
 }
 
 // shownArg is the user script's item argument of an impression: variant,
@@ -211,9 +154,9 @@ func findRec(attlog []string, off, p string) string {
 
 // experimentArgs returns experiment.lua's arguments for w's events after
 // offset after: their increments summed per field, in the order first met.
-func (w *ItemWork) experimentArgs(p string, after int64) (args []any, sums map[string]float64) {
+func (w *ItemWork) experimentArgs(p string, after int64) []any {
 	first, last := int64(-1), int64(-1)
-	sums = make(map[string]float64)
+	sums := make(map[string]float64)
 	var order []string
 	for _, e := range w.exp {
 		if e.off <= after {
@@ -233,42 +176,12 @@ func (w *ItemWork) experimentArgs(p string, after int64) (args []any, sums map[s
 			sums[a.field] += a.val
 		}
 	}
-	args = make([]any, 0, 3+2*len(order))
+	args := make([]any, 0, 3+2*len(order))
 	args = append(args, p, first, last)
 	for _, f := range order {
 		args = append(args, f, fmtFloat(sums[f]))
 	}
-	return args, sums
-}
-
-// count adds what the experiment script applied to the metrics.
-func (m *ExperimentMetrics) count(sums map[string]float64) {
-	if m == nil {
-		return
-	}
-	for f, v := range sums {
-		variant, rest, _ := strings.Cut(f, "|")
-		l := VariantLabel(variant)
-		switch rest {
-		case "imp":
-			m.Impressions.WithLabelValues(l).Add(v)
-		case "shown":
-			m.Shown.WithLabelValues(l).Add(v)
-		case "value":
-			m.Value.WithLabelValues(l, "impression").Add(v)
-		case "value|l":
-			m.Value.WithLabelValues(l, "list").Add(v)
-		default:
-			for _, t := range []event.Type{event.Click, event.AddToCart, event.Purchase} {
-				switch rest {
-				case t.String():
-					m.Attributed.WithLabelValues(l, rest, "impression").Add(v)
-				case t.String() + "|l":
-					m.Attributed.WithLabelValues(l, t.String(), "list").Add(v)
-				}
-			}
-		}
-	}
+	return args
 }
 
 // ReadExperiment returns the experiment counters: field -> value (see the

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/event"
@@ -275,7 +274,6 @@ func attrReference(log []partitioned, lists map[string]store.List, window time.D
 func attrStore(t *testing.T, rdb redis.UniversalClient) *store.Store {
 	opt := bigCaps()
 	opt.Attribution = store.AttributionOptions{Window: attrWindow}
-	opt.Experiment = store.NewExperimentMetrics(nil, []string{"a", "b"})
 	return store.New(rdb, opt)
 }
 
@@ -321,15 +319,6 @@ func checkAttribution(t *testing.T, st *store.Store, log []partitioned, lists ma
 	}
 	if clicks < 50 || imps < 100 {
 		t.Fatalf("the log attributes too little to test: %v clicks, %v impressions", clicks, imps)
-	}
-	m := st.Options().Experiment
-	var mImps, mClicks float64
-	for _, v := range []string{"a", "b", "none"} {
-		mImps += testutil.ToFloat64(m.Impressions.WithLabelValues(v))
-		mClicks += testutil.ToFloat64(m.Attributed.WithLabelValues(v, "click", "impression"))
-	}
-	if mImps != imps || mClicks != clicks {
-		t.Errorf("metrics: %v impressions, %v clicks; want %v, %v", mImps, mClicks, imps, clicks)
 	}
 	return want
 }

@@ -258,7 +258,6 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 				trendAt = n
 				n++
 			}
-			var expSums map[string]float64
 			if withExp {
 				expAt = n
 				n++
@@ -268,9 +267,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 				case trendAt:
 					return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.trendingArgs(p, w, trendAfter)...)
 				case expAt:
-					var args []any
-					args, expSums = w.experimentArgs(p, expAfter)
-					return experimentScript.EvalSha(ctx, pipe, []string{s.keys.Experiment(), s.keys.ExperimentFence()}, args...)
+					return experimentScript.EvalSha(ctx, pipe, []string{s.keys.Experiment(), s.keys.ExperimentFence()}, w.experimentArgs(p, expAfter)...)
 				}
 				it := w.names[chunk[k]]
 				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
@@ -289,9 +286,6 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 					trendAfter = val
 					continue
 				case expAt:
-					if status == 1 {
-						s.opt.Experiment.count(expSums)
-					}
 					exp = status == 2
 					expAfter = val
 					continue

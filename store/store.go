@@ -44,7 +44,6 @@ type Options struct {
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
-	Experiment   *ExperimentMetrics     // nil: counted but not registered
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger
 }
@@ -86,9 +85,6 @@ func (o *Options) setDefaults() {
 		o.CoocMetrics = NewCoocMetrics(nil)
 	}
 	def(&o.Attribution.ShownCap, 500)
-	if o.Experiment == nil {
-		o.Experiment = NewExperimentMetrics(nil, nil)
-	}
 }
 
 // Store is recstream's Redis state: the fenced write path used by the ingest
