@@ -106,7 +106,7 @@ var funcs = template.FuncMap{
 		}
 		return experiment.Keys(all)
 	},
-	"inc":  func(i int) int { return i + 1 },
+	"inc": func(i int) int { return i + 1 },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "never"

@@ -19,10 +19,10 @@ type Collector struct {
 	attributed  *prometheus.Desc
 	value       *prometheus.Desc
 	rate        *prometheus.Desc
-	low      *prometheus.Desc
-	high     *prometheus.Desc
-	diff     *prometheus.Desc
-	p        *prometheus.Desc
+	low         *prometheus.Desc
+	high        *prometheus.Desc
+	diff        *prometheus.Desc
+	p           *prometheus.Desc
 }
 
 // NewCollector returns a collector reading the counters with read;
@@ -35,11 +35,11 @@ func NewCollector(read func(context.Context) (map[string]float64, error), varian
 		shown:       prometheus.NewDesc("recstream_experiment_shown_items_total", "Items shown in counted impressions, by A/B variant.", []string{"variant"}, nil),
 		attributed:  prometheus.NewDesc("recstream_experiment_attributed_total", "Clicks, carts and purchases attributed to a shown item (via impression) or to the user's current list (via list), by A/B variant.", []string{"variant", "type", "via"}, nil),
 		value:       prometheus.NewDesc("recstream_experiment_purchase_value_total", "Value of attributed purchases, by A/B variant and via.", []string{"variant", "via"}, nil),
-		rate: prometheus.NewDesc("recstream_experiment_rate", "Experiment rate by A/B variant: ctr (attributed clicks per item shown), clickers and conversion (shares of exposed users with an attributed click, purchase).", l, nil),
-		low:  prometheus.NewDesc("recstream_experiment_rate_ci_low", "Lower end of the rate's 95% confidence interval.", l, nil),
-		high: prometheus.NewDesc("recstream_experiment_rate_ci_high", "Upper end of the rate's 95% confidence interval.", l, nil),
-		diff: prometheus.NewDesc("recstream_experiment_diff", "Rate minus the control variant's rate.", l, nil),
-		p:    prometheus.NewDesc("recstream_experiment_p_value", "Two-sided p-value of the difference to the control (fixed horizon: read it once, at the planned end).", l, nil),
+		rate:        prometheus.NewDesc("recstream_experiment_rate", "Experiment rate by A/B variant: ctr (attributed clicks per item shown), clickers and conversion (shares of exposed users with an attributed click, purchase).", l, nil),
+		low:         prometheus.NewDesc("recstream_experiment_rate_ci_low", "Lower end of the rate's 95% confidence interval.", l, nil),
+		high:        prometheus.NewDesc("recstream_experiment_rate_ci_high", "Upper end of the rate's 95% confidence interval.", l, nil),
+		diff:        prometheus.NewDesc("recstream_experiment_diff", "Rate minus the control variant's rate.", l, nil),
+		p:           prometheus.NewDesc("recstream_experiment_p_value", "Two-sided p-value of the difference to the control (fixed horizon: read it once, at the planned end).", l, nil),
 	}
 }
 
