@@ -241,7 +241,7 @@ func (p *mpParser) parse(f *fields) *InvalidError {
 		}
 		// Key: a str (or bin) naming a known field; anything else, including
 		// non-string keys, is an unknown field and is skipped with its value.
-		var k uint8
+		var k uint16
 		c := p.b[p.pos]
 		p.pos++
 		if c&0xe0 == 0xa0 { // fixstr fast path
@@ -279,12 +279,15 @@ func (p *mpParser) parse(f *fields) *InvalidError {
 }
 
 // field decodes the value of known field k.
-func (p *mpParser) field(f *fields, k uint8) *InvalidError {
+func (p *mpParser) field(f *fields, k uint16) *InvalidError {
 	if p.pos >= len(p.b) {
 		return p.truncated()
 	}
 	c := p.b[p.pos]
 	p.pos++
+	if isList(k) && (c&0xf0 == 0x90 || c == 0xdc || c == 0xdd) {
+		return p.list(f, k, c)
+	}
 	switch {
 	case c <= 0x7f:
 		f.setInt(k, int64(c))
@@ -356,6 +359,41 @@ func (p *mpParser) field(f *fields, k uint8) *InvalidError {
 	return nil
 }
 
+// list decodes the array of strings of field k, whose code c has been
+// consumed. An element that is not a str or bin is skipped (bounded) and
+// reported as a wrong field type.
+func (p *mpParser) list(f *fields, k uint16, c byte) *InvalidError {
+	n, _, _, err := p.containerLen(c)
+	if err != nil {
+		return err
+	}
+	if err := p.checkCount(n, false); err != nil {
+		return err
+	}
+	f.listed(k)
+	for ; n > 0; n-- {
+		if p.pos >= len(p.b) {
+			return p.truncated()
+		}
+		c := p.b[p.pos]
+		p.pos++
+		s, ok, err := p.strBytes(c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			f.appendString(k, s)
+			continue
+		}
+		p.pos--
+		if err := p.skip(3); err != nil {
+			return err
+		}
+		f.wrongType(k, "an array holding "+mpTypeName(c))
+	}
+	return nil
+}
+
 // Field keys with their msgpack fixstr headers.
 const (
 	mpKeyUser    = "\xa7user_id"
@@ -364,6 +402,10 @@ const (
 	mpKeyTS      = "\xa2ts"
 	mpKeyValue   = "\xa5value"
 	mpKeySession = "\xaasession_id"
+	mpKeyItems   = "\xa5items"
+	mpKeySources = "\xa7sources"
+	mpKeyVariant = "\xa7variant"
+	mpKeyGenAt   = "\xacgenerated_at"
 )
 
 // Encode returns e as a msgpack map with the wire field names. user_id,
@@ -381,6 +423,25 @@ func Encode(e Event) ([]byte, error) {
 	name := e.Type.String()
 	size := 1 + len(mpKeyUser) + 5 + len(e.UserID) + len(mpKeyItem) + 5 + len(e.ItemID) + len(mpKeyType) + 1 + len(name)
 	n := 3
+	m := e.Shown
+	if e.Type == Impression {
+		size += 64 + len(m.Variant)
+		for _, s := range m.Items {
+			size += 5 + len(s)
+		}
+		for _, s := range m.Sources {
+			size += 5 + len(s)
+		}
+		if len(m.Sources) > 0 {
+			n++
+		}
+		if m.Variant != "" {
+			n++
+		}
+		if m.GeneratedAt != 0 {
+			n++
+		}
+	}
 	if e.TS != 0 {
 		n++
 		size += len(mpKeyTS) + 9
@@ -397,8 +458,21 @@ func Encode(e Event) ([]byte, error) {
 	b = append(b, 0x80|byte(n))
 	b = append(b, mpKeyUser...)
 	b = mpAppendStr(b, e.UserID)
-	b = append(b, mpKeyItem...)
-	b = mpAppendStr(b, e.ItemID)
+	if e.Type != Impression {
+		b = append(b, mpKeyItem...)
+		b = mpAppendStr(b, e.ItemID)
+	} else {
+		b = mpAppendList(append(b, mpKeyItems...), m.Items)
+		if len(m.Sources) > 0 {
+			b = mpAppendList(append(b, mpKeySources...), m.Sources)
+		}
+		if m.Variant != "" {
+			b = mpAppendStr(append(b, mpKeyVariant...), m.Variant)
+		}
+		if m.GeneratedAt != 0 {
+			b = mpAppendInt(append(b, mpKeyGenAt...), m.GeneratedAt)
+		}
+	}
 	b = append(b, mpKeyType...)
 	b = mpAppendStr(b, name)
 	if e.TS != 0 {
@@ -422,8 +496,10 @@ func (e *Event) encodable() *InvalidError {
 	switch {
 	case e.Type == 0:
 		return invalid(ReasonMissingType, "type is not set")
-	case e.Type > Purchase:
+	case e.Type > Impression:
 		return invalid(ReasonUnknownType, "type "+strconv.Itoa(int(e.Type))+" is not a known event type")
+	case e.Type == Impression && e.Shown == nil:
+		return invalid(ReasonMissingItems, "an impression needs Shown set")
 	case math.IsNaN(e.Value) || math.IsInf(e.Value, 0):
 		return invalid(ReasonBadValue, "value is not finite")
 	case !utf8.ValidString(e.UserID):
@@ -435,7 +511,30 @@ func (e *Event) encodable() *InvalidError {
 	case uint64(len(e.UserID)) > math.MaxUint32, uint64(len(e.ItemID)) > math.MaxUint32, uint64(len(e.SessionID)) > math.MaxUint32:
 		return invalid(ReasonIDTooLong, "an ID is longer than 4 GiB")
 	}
+	if e.Type == Impression {
+		for _, l := range [][]string{e.Shown.Items, e.Shown.Sources, {e.Shown.Variant}} {
+			for _, s := range l {
+				if !utf8.ValidString(s) || uint64(len(s)) > math.MaxUint32 {
+					return invalid(ReasonBadItemID, "an impression string is not valid UTF-8 or longer than 4 GiB")
+				}
+			}
+		}
+	}
 	return nil
+}
+
+func mpAppendList(b []byte, l []string) []byte {
+	if len(l) < 16 {
+		b = append(b, 0x90|byte(len(l)))
+	} else if len(l) <= math.MaxUint16 {
+		b = binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(len(l)))
+	} else {
+		b = binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(len(l)))
+	}
+	for _, s := range l {
+		b = mpAppendStr(b, s)
+	}
+	return b
 }
 
 func mpAppendStr(b []byte, s string) []byte {
