@@ -245,7 +245,7 @@ func (p *mpParser) field(f *fields, k uint16) *InvalidError {
 	case isBytesCode(c):
 		s, err := p.bytes()
 		if err == nil {
-			f.setString(k, s)
+			f.setString(k, string(s))
 		}
 		return err
 	case c == msgpcode.Nil: // same as absent
@@ -303,7 +303,7 @@ func (p *mpParser) list(f *fields, k uint16, c byte) *InvalidError {
 			if err != nil {
 				return err
 			}
-			f.appendString(k, s)
+			f.appendString(k, string(s))
 			continue
 		}
 		if err := p.skip(3); err != nil {
