@@ -69,15 +69,14 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 	var err *InvalidError
 	switch c := b[i]; {
 	case c == '{':
-		p := jsonParser{b: b}
+		p := jsonParser{b: b, pos: i}
 		err = p.parse(&f)
 	case c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n':
 		// A JSON value other than an object. Its first byte is also a
 		// msgpack positive fixint, so this is not_object either way.
 		return Event{}, invalid(ReasonNotObject, "top-level JSON value is not an object")
 	default:
-		p := mpParser{b: b}
-		err = p.parse(&f)
+		err = decodeMsgpack(b, &f)
 	}
 	if err == nil {
 		err = f.err
@@ -261,6 +260,18 @@ func (f *fields) setString(k uint16, s string) {
 	default:
 		f.wrongType(k, "a string")
 	}
+}
+
+// setBytes is setString for a value sliced from the message; a type name
+// is matched without allocating.
+func (f *fields) setBytes(k uint16, s []byte) {
+	if k == fType {
+		if t, ok := typeFromName(string(s)); ok {
+			f.ev.Type = t
+			return
+		}
+	}
+	f.setString(k, string(s))
 }
 
 func (f *fields) setInt(k uint16, v int64) {

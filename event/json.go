@@ -1,189 +1,374 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// jsonParser reads one top-level object with encoding/json's streaming
-// Decoder (Token), so it accepts exactly what encoding/json accepts. It
-// counts container nesting itself and rejects a container deeper than
-// MaxDepth as soon as it opens, before its contents are read.
+// jsonParser is a strict RFC 8259 scanner for one top-level object. It
+// accepts exactly the documents encoding/json's Valid accepts (checked by
+// FuzzDecode), never recurses deeper than MaxDepth+1, and does not allocate
+// except for the decoded field strings (and for keys or values that contain
+// escape sequences).
 //
-// Unlike encoding/json's strings, decoded strings keep invalid UTF-8 and
-// lone surrogate escapes (a lone surrogate as its 3-byte WTF-8 form)
-// instead of replacing them with U+FFFD, so ID validation rejects them
-// instead of silently mapping distinct raw IDs to the same string.
+// Unlike encoding/json it does not replace invalid UTF-8 or lone surrogate
+// escapes with U+FFFD: such bytes are kept (a lone surrogate as its 3-byte
+// WTF-8 form), so ID validation rejects them instead of silently mapping
+// distinct raw IDs to the same string.
 type jsonParser struct {
-	b    []byte
-	r    bytes.Reader
-	d    *json.Decoder
-	prev int64 // offset in b where the last token's text (with separators) began
+	b   []byte
+	pos int
+}
+
+func (p *jsonParser) errAt(what string) *InvalidError {
+	if p.pos >= len(p.b) {
+		return p.truncated()
+	}
+	return invalid(ReasonMalformed, "json: "+what+" at byte "+strconv.Itoa(p.pos)+", found "+strconv.QuoteRune(rune(p.b[p.pos])))
 }
 
 func (p *jsonParser) truncated() *InvalidError {
 	return invalid(ReasonMalformed, "json: unexpected end of data after "+strconv.Itoa(len(p.b))+" bytes")
 }
 
-// token reads the next token: a json.Delim, string, json.Number, bool or
-// nil.
-func (p *jsonParser) token() (json.Token, *InvalidError) {
-	p.prev = p.d.InputOffset()
-	t, err := p.d.Token()
-	if err == nil {
-		return t, nil
+func (p *jsonParser) ws() {
+	for p.pos < len(p.b) && isSpace(p.b[p.pos]) {
+		p.pos++
 	}
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return nil, invalid(ReasonMalformed, "json: "+se.Error()+" at byte "+strconv.FormatInt(se.Offset, 10))
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, p.truncated()
-	}
-	return nil, invalid(ReasonMalformed, "json: "+err.Error())
 }
 
-// str returns the string token t, just read, keeping invalid UTF-8 and
-// lone surrogates where encoding/json put U+FFFD.
-func (p *jsonParser) str(t string) string {
-	if !strings.ContainsRune(t, utf8.RuneError) {
-		return t
+// expect consumes byte c, after optional white space.
+func (p *jsonParser) expect(c byte, what string) *InvalidError {
+	p.ws()
+	if p.pos < len(p.b) && p.b[p.pos] == c {
+		p.pos++
+		return nil
 	}
-	raw := p.b[p.prev:p.d.InputOffset()]
-	raw = raw[bytes.IndexByte(raw, '"')+1 : len(raw)-1]
-	return string(unescape(raw))
+	return p.errAt("expected " + what)
 }
 
-// parse reads the top-level object; its '{' is the first non-space byte.
+// parse reads the top-level object; p.b[p.pos] is '{'.
 func (p *jsonParser) parse(f *fields) *InvalidError {
-	p.r.Reset(p.b)
-	p.d = json.NewDecoder(&p.r)
-	p.d.UseNumber()
-	if _, err := p.token(); err != nil { // '{'
-		return err
-	}
-	for p.d.More() {
-		t, err := p.token()
-		if err != nil {
-			return err
+	p.pos++
+	p.ws()
+	if p.pos < len(p.b) && p.b[p.pos] == '}' {
+		p.pos++
+	} else {
+		for {
+			p.ws()
+			if p.pos >= len(p.b) || p.b[p.pos] != '"' {
+				return p.errAt("expected an object key")
+			}
+			key, escaped, err := p.str()
+			if err != nil {
+				return err
+			}
+			if escaped {
+				key = unescape(key)
+			}
+			if err := p.expect(':', "':'"); err != nil {
+				return err
+			}
+			p.ws()
+			if k := fieldOf(key); k == 0 || !f.begin(k) {
+				err = p.skipValue(2)
+			} else {
+				err = p.field(f, k)
+			}
+			if err != nil {
+				return err
+			}
+			p.ws()
+			if p.pos >= len(p.b) {
+				return p.truncated()
+			}
+			if p.b[p.pos] == '}' {
+				p.pos++
+				break
+			}
+			if p.b[p.pos] != ',' {
+				return p.errAt("expected ',' or '}'")
+			}
+			p.pos++
 		}
-		key, _ := t.(string) // Token returns keys as strings
-		if k := fieldOf([]byte(key)); k == 0 || !f.begin(k) {
-			err = p.skipValue(2)
-		} else {
-			err = p.field(f, k)
-		}
-		if err != nil {
-			return err
-		}
 	}
-	if _, err := p.token(); err != nil { // '}'
-		return err
-	}
-	rest := int(p.d.InputOffset())
-	for rest < len(p.b) && isSpace(p.b[rest]) {
-		rest++
-	}
-	if rest < len(p.b) {
-		return invalid(ReasonTrailingData, strconv.Itoa(len(p.b)-rest)+" bytes after the JSON object, starting at byte "+strconv.Itoa(rest))
+	p.ws()
+	if p.pos < len(p.b) {
+		return invalid(ReasonTrailingData, strconv.Itoa(len(p.b)-p.pos)+" bytes after the JSON object, starting at byte "+strconv.Itoa(p.pos))
 	}
 	return nil
 }
 
-// field decodes the value of known field k.
+// field decodes the value of known field k at p.pos.
 func (p *jsonParser) field(f *fields, k uint16) *InvalidError {
-	t, err := p.token()
-	if err != nil {
-		return err
+	if p.pos >= len(p.b) {
+		return p.truncated()
 	}
-	switch v := t.(type) {
-	case string:
-		f.setString(k, p.str(v))
-	case json.Number:
-		f.setNumber(k, string(v), !strings.ContainsAny(string(v), ".eE"))
-	case nil: // null: same as absent
-	case bool:
-		f.wrongType(k, "a boolean")
-	case json.Delim: // '{' or '['
-		if v == '[' && isList(k) {
-			return p.list(f, k)
-		}
-		if err := p.skipRest(v, 2); err != nil {
+	if isList(k) && p.b[p.pos] == '[' {
+		return p.list(f, k)
+	}
+	switch c := p.b[p.pos]; {
+	case c == '"':
+		s, escaped, err := p.str()
+		if err != nil {
 			return err
 		}
-		if v == '{' {
+		if escaped && k != fTS && k != fValue {
+			s = unescape(s)
+		}
+		f.setBytes(k, s)
+	case c == '-' || (c >= '0' && c <= '9'):
+		num, integer, err := p.number()
+		if err != nil {
+			return err
+		}
+		f.setNumber(k, string(num), integer)
+	case c == 'n': // null: same as absent
+		return p.literal("null")
+	case c == 't' || c == 'f':
+		if err := p.skipValue(2); err != nil {
+			return err
+		}
+		f.wrongType(k, "a boolean")
+	case c == '{' || c == '[':
+		if err := p.skipValue(2); err != nil {
+			return err
+		}
+		if c == '{' {
 			f.wrongType(k, "an object")
 		} else {
 			f.wrongType(k, "an array")
 		}
+	default:
+		return p.errAt("expected a value")
 	}
 	return nil
 }
 
-// list decodes the array of strings of field k, whose '[' has been read.
-// An element that is not a string is skipped (bounded) and reported as a
+// list decodes the array of strings of field k at p.pos ('['). An
+// element that is not a string is skipped (bounded) and reported as a
 // wrong field type.
 func (p *jsonParser) list(f *fields, k uint16) *InvalidError {
+	p.pos++
 	f.listed(k)
-	for p.d.More() {
-		t, err := p.token()
-		if err != nil {
-			return err
+	p.ws()
+	if p.pos < len(p.b) && p.b[p.pos] == ']' {
+		p.pos++
+		return nil
+	}
+	for {
+		p.ws()
+		if p.pos >= len(p.b) {
+			return p.truncated()
 		}
-		switch v := t.(type) {
-		case string:
-			f.appendString(k, p.str(v))
-			continue
-		case json.Delim:
-			if err := p.skipRest(v, 3); err != nil {
+		if p.b[p.pos] == '"' {
+			s, escaped, err := p.str()
+			if err != nil {
 				return err
 			}
+			if escaped {
+				s = unescape(s)
+			}
+			f.appendString(k, string(s))
+		} else {
+			if err := p.skipValue(3); err != nil {
+				return err
+			}
+			f.wrongType(k, "an array holding something else")
 		}
-		f.wrongType(k, "an array holding something else")
+		p.ws()
+		if p.pos >= len(p.b) {
+			return p.truncated()
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return nil
+		default:
+			return p.errAt("expected ',' or ']'")
+		}
 	}
-	_, err := p.token() // ']'
-	return err
 }
 
 // skipValue consumes one value. depth is the nesting level the value sits
 // at (the top-level object is level 1); a container deeper than MaxDepth is
-// rejected with ReasonTooDeep before its contents are read.
+// rejected with ReasonTooDeep before its contents are looked at.
 func (p *jsonParser) skipValue(depth int) *InvalidError {
-	t, err := p.token()
-	if err != nil {
+	if p.pos >= len(p.b) {
+		return p.truncated()
+	}
+	c := p.b[p.pos]
+	switch {
+	case c == '"':
+		_, _, err := p.str()
 		return err
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, _, err := p.number()
+		return err
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c != '{' && c != '[':
+		return p.errAt("expected a value")
 	}
-	if d, ok := t.(json.Delim); ok {
-		if depth > MaxDepth {
-			return invalid(ReasonTooDeep, "json: containers nested more than "+strconv.Itoa(MaxDepth)+" levels deep at byte "+strconv.FormatInt(p.d.InputOffset()-1, 10))
-		}
-		return p.skipRest(d, depth)
+	if depth > MaxDepth {
+		return invalid(ReasonTooDeep, "json: containers nested more than "+strconv.Itoa(MaxDepth)+" levels deep at byte "+strconv.Itoa(p.pos))
 	}
-	return nil
-}
-
-// skipRest consumes the rest of the container at level depth whose opening
-// delimiter open has been read.
-func (p *jsonParser) skipRest(open json.Delim, depth int) *InvalidError {
-	for p.d.More() {
-		if open == '{' {
-			if _, err := p.token(); err != nil { // key
+	isObj := c == '{'
+	end := byte(']')
+	if isObj {
+		end = '}'
+	}
+	p.pos++
+	p.ws()
+	if p.pos < len(p.b) && p.b[p.pos] == end {
+		p.pos++
+		return nil
+	}
+	for {
+		p.ws()
+		if isObj {
+			if p.pos >= len(p.b) || p.b[p.pos] != '"' {
+				return p.errAt("expected an object key")
+			}
+			if _, _, err := p.str(); err != nil {
 				return err
 			}
+			if err := p.expect(':', "':'"); err != nil {
+				return err
+			}
+			p.ws()
 		}
 		if err := p.skipValue(depth + 1); err != nil {
 			return err
 		}
+		p.ws()
+		if p.pos >= len(p.b) {
+			return p.truncated()
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case end:
+			p.pos++
+			return nil
+		default:
+			return p.errAt("expected ',' or '" + string(end) + "'")
+		}
 	}
-	_, err := p.token() // the closing delimiter
-	return err
+}
+
+func (p *jsonParser) literal(lit string) *InvalidError {
+	rest := p.b[p.pos:]
+	if len(rest) >= len(lit) && string(rest[:len(lit)]) == lit {
+		p.pos += len(lit)
+		return nil
+	}
+	for i := 0; i < len(lit) && i < len(rest); i++ {
+		if rest[i] != lit[i] {
+			p.pos += i
+			return p.errAt("invalid literal")
+		}
+	}
+	return p.truncated()
+}
+
+// str scans a string starting at the opening quote and returns its raw
+// contents (between the quotes) and whether they contain escapes.
+func (p *jsonParser) str() (s []byte, escaped bool, err *InvalidError) {
+	p.pos++
+	start := p.pos
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		switch {
+		case c == '"':
+			s = p.b[start:p.pos]
+			p.pos++
+			return s, escaped, nil
+		case c == '\\':
+			escaped = true
+			p.pos++
+			if p.pos >= len(p.b) {
+				return nil, false, p.truncated()
+			}
+			switch p.b[p.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.pos++
+			case 'u':
+				p.pos++
+				for i := 0; i < 4; i++ {
+					if p.pos >= len(p.b) {
+						return nil, false, p.truncated()
+					}
+					if unhex(p.b[p.pos]) < 0 {
+						return nil, false, p.errAt("invalid \\u escape")
+					}
+					p.pos++
+				}
+			default:
+				return nil, false, p.errAt("invalid escape")
+			}
+		case c < 0x20:
+			return nil, false, p.errAt("control character in string")
+		default:
+			p.pos++
+		}
+	}
+	return nil, false, p.truncated()
+}
+
+// number scans a number and reports whether it has neither a fraction nor
+// an exponent.
+func (p *jsonParser) number() (num []byte, integer bool, err *InvalidError) {
+	start := p.pos
+	if p.b[p.pos] == '-' {
+		p.pos++
+	}
+	if p.pos >= len(p.b) {
+		return nil, false, p.truncated()
+	}
+	switch c := p.b[p.pos]; {
+	case c == '0':
+		p.pos++
+	case c >= '1' && c <= '9':
+		p.digits()
+	default:
+		return nil, false, p.errAt("invalid number")
+	}
+	integer = true
+	if p.pos < len(p.b) && p.b[p.pos] == '.' {
+		integer = false
+		p.pos++
+		if p.digits() == 0 {
+			return nil, false, p.errAt("expected a digit after '.'")
+		}
+	}
+	if p.pos < len(p.b) && (p.b[p.pos] == 'e' || p.b[p.pos] == 'E') {
+		integer = false
+		p.pos++
+		if p.pos < len(p.b) && (p.b[p.pos] == '+' || p.b[p.pos] == '-') {
+			p.pos++
+		}
+		if p.digits() == 0 {
+			return nil, false, p.errAt("expected a digit in exponent")
+		}
+	}
+	return p.b[start:p.pos], integer, nil
+}
+
+func (p *jsonParser) digits() int {
+	start := p.pos
+	for p.pos < len(p.b) && p.b[p.pos] >= '0' && p.b[p.pos] <= '9' {
+		p.pos++
+	}
+	return p.pos - start
 }
 
 func unhex(c byte) rune {
@@ -202,8 +387,7 @@ func hex4(s []byte) rune {
 	return unhex(s[0])<<12 | unhex(s[1])<<8 | unhex(s[2])<<4 | unhex(s[3])
 }
 
-// unescape decodes the contents (between the quotes) of a string token
-// encoding/json has already validated.
+// unescape decodes the contents of a string that str already validated.
 func unescape(s []byte) []byte {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -180,14 +181,27 @@ func mpTypeName(c byte) string {
 	return "an extension value"
 }
 
+// mpParsers holds parsers with their Decoder set up to read their reader,
+// so that a message costs no allocation for them.
+var mpParsers = sync.Pool{New: func() any {
+	p := &mpParser{}
+	p.d = msgpack.NewDecoder(&p.r)
+	return p
+}}
+
+// decodeMsgpack parses the msgpack message b (not empty) into f.
+func decodeMsgpack(b []byte, f *fields) *InvalidError {
+	p := mpParsers.Get().(*mpParser)
+	p.b = b
+	p.r.Reset(b)
+	err := p.parse(f)
+	p.b = nil
+	p.r.Reset(nil)
+	mpParsers.Put(p)
+	return err
+}
+
 func (p *mpParser) parse(f *fields) *InvalidError {
-	p.r.Reset(p.b)
-	p.d = msgpack.GetDecoder()
-	p.d.Reset(&p.r)
-	defer func() {
-		p.d.Reset(nil)
-		msgpack.PutDecoder(p.d)
-	}()
 	c := p.b[0]
 	if !isMapCode(c) {
 		if c == 0xc1 {
@@ -245,7 +259,7 @@ func (p *mpParser) field(f *fields, k uint16) *InvalidError {
 	case isBytesCode(c):
 		s, err := p.bytes()
 		if err == nil {
-			f.setString(k, string(s))
+			f.setBytes(k, s)
 		}
 		return err
 	case c == msgpcode.Nil: // same as absent
