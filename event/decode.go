@@ -89,6 +89,9 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 		f.ev.TS = kafkaTS.UnixMilli()
 	}
 	if f.ev.Type == Impression {
+		if len(f.sources) == 0 {
+			f.sources = nil // "sources":[] is the same as no sources
+		}
 		f.imp.Items, f.imp.Sources = f.items, f.sources
 		f.ev.Shown = &f.imp
 	}
