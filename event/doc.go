@@ -92,8 +92,8 @@
 //     Decoder.MaxItems; bad_item_id or id_too_long for an item, per
 //     ValidateID; bad_sources when sources is given with another length
 //     than items or holds a name that is not 1 to MaxSourceLen bytes of
-//     a-z, 0-9 and _; unknown_variant when variant is not one of
-//     Decoder.Variants. These run after user_id's checks and before ts's;
+//     a-z, 0-9 and _; unknown_variant when variant is not valid
+//     UTF-8 or not one of Decoder.Variants. These run after user_id's checks and before ts's;
 //     last of all, bad_generated_at when generated_at is outside the range
 //     ts may take.
 //
