@@ -76,8 +76,7 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 		// msgpack positive fixint, so this is not_object either way.
 		return Event{}, invalid(ReasonNotObject, "top-level JSON value is not an object")
 	default:
-		p := mpParser{b: b}
-		err = p.parse(&f)
+		err = decodeMsgpack(b, &f)
 	}
 	if err == nil {
 		err = f.err
@@ -90,6 +89,9 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 		f.ev.TS = kafkaTS.UnixMilli()
 	}
 	if f.ev.Type == Impression {
+		if len(f.sources) == 0 {
+			f.sources = nil // "sources":[] is the same as no sources
+		}
 		f.imp.Items, f.imp.Sources = f.items, f.sources
 		f.ev.Shown = &f.imp
 	}
@@ -188,11 +190,11 @@ type fields struct {
 func isList(k uint16) bool { return k == fItems || k == fSources }
 
 // appendString adds one element of the array field k.
-func (f *fields) appendString(k uint16, s []byte) {
+func (f *fields) appendString(k uint16, s string) {
 	if k == fItems {
-		f.items = append(f.items, string(s))
+		f.items = append(f.items, s)
 	} else {
-		f.sources = append(f.sources, string(s))
+		f.sources = append(f.sources, s)
 	}
 }
 
@@ -238,29 +240,41 @@ func (f *fields) wrongType(k uint16, got string) {
 }
 
 // setString stores a string-valued field (user_id, item_id, session_id, type).
-func (f *fields) setString(k uint16, s []byte) {
+func (f *fields) setString(k uint16, s string) {
 	switch k {
 	case fVariant:
-		f.imp.Variant = string(s)
+		f.imp.Variant = s
 	case fUser:
-		f.ev.UserID = string(s)
+		f.ev.UserID = s
 	case fItem:
-		f.ev.ItemID = string(s)
+		f.ev.ItemID = s
 	case fSession:
-		f.ev.SessionID = string(s)
+		f.ev.SessionID = s
 	case fType:
 		if len(s) == 0 {
 			return // reported as missing_type
 		}
-		t, ok := typeFromName(string(s))
+		t, ok := typeFromName(s)
 		if !ok {
-			f.fail(ReasonUnknownType, "type "+quoteTrunc(string(s))+" "+typeNames)
+			f.fail(ReasonUnknownType, "type "+quoteTrunc(s)+" "+typeNames)
 			return
 		}
 		f.ev.Type = t
 	default:
 		f.wrongType(k, "a string")
 	}
+}
+
+// setBytes is setString for a value sliced from the message; a type name
+// is matched without allocating.
+func (f *fields) setBytes(k uint16, s []byte) {
+	if k == fType {
+		if t, ok := typeFromName(string(s)); ok {
+			f.ev.Type = t
+			return
+		}
+	}
+	f.setString(k, string(s))
 }
 
 func (f *fields) setInt(k uint16, v int64) {
@@ -317,8 +331,9 @@ func (f *fields) setFloat(k uint16, v float64) {
 	}
 }
 
-// setNumber stores a JSON number given as its (grammatically valid) text.
-func (f *fields) setNumber(k uint16, num []byte, integer bool) {
+// setNumber stores a JSON number given as its (grammatically valid) text;
+// integer is true when it has neither a fraction nor an exponent.
+func (f *fields) setNumber(k uint16, num string, integer bool) {
 	if k != fTS && k != fValue && k != fGeneratedAt {
 		f.wrongType(k, "a number")
 		return
@@ -329,7 +344,7 @@ func (f *fields) setNumber(k uint16, num []byte, integer bool) {
 			return
 		}
 		if k == fTS || k == fGeneratedAt {
-			if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+			if v, err := strconv.ParseInt(num, 10, 64); err == nil {
 				f.setInt(k, v)
 			} else if num[0] == '-' { // out of range
 				f.setInt(k, math.MinInt64)
@@ -341,12 +356,12 @@ func (f *fields) setNumber(k uint16, num []byte, integer bool) {
 	}
 	// A grammatically valid JSON number always parses; out-of-range values
 	// come back as ±Inf (or 0 on underflow) together with ErrRange.
-	v, _ := strconv.ParseFloat(string(num), 64)
+	v, _ := strconv.ParseFloat(num, 64)
 	f.setFloat(k, v)
 }
 
 // parseSmallInt parses an optional '-' followed by at most 18 digits.
-func parseSmallInt(b []byte) (int64, bool) {
+func parseSmallInt(b string) (int64, bool) {
 	neg := false
 	if len(b) > 0 && b[0] == '-' {
 		neg = true
@@ -356,7 +371,8 @@ func parseSmallInt(b []byte) (int64, bool) {
 		return 0, false
 	}
 	var v int64
-	for _, c := range b {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}

@@ -33,6 +33,11 @@
 // JSON value starts with a byte that is a msgpack positive fixint, so a JSON
 // array or scalar is reported as not_object, never misparsed.
 //
+// msgpack is read with github.com/vmihailenco/msgpack/v5's streaming
+// Decoder; JSON with the package's own scanner, which accepts exactly the
+// documents encoding/json accepts (docs/benchmarks.md has why it is not
+// encoding/json's Decoder).
+//
 // JSON must be RFC 8259 and UTF-8; white space may surround the object. In
 // JSON, ts may also be written as a number with an integral value, such as
 // 1.7e12 or 1700000000000.0.
@@ -87,8 +92,8 @@
 //     Decoder.MaxItems; bad_item_id or id_too_long for an item, per
 //     ValidateID; bad_sources when sources is given with another length
 //     than items or holds a name that is not 1 to MaxSourceLen bytes of
-//     a-z, 0-9 and _; unknown_variant when variant is not one of
-//     Decoder.Variants. These run after user_id's checks and before ts's;
+//     a-z, 0-9 and _; unknown_variant when variant is not valid
+//     UTF-8 or not one of Decoder.Variants. These run after user_id's checks and before ts's;
 //     last of all, bad_generated_at when generated_at is outside the range
 //     ts may take.
 //

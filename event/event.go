@@ -357,6 +357,9 @@ func (m *Shown) validate(d Decoder) *InvalidError {
 			}
 		}
 	}
+	if !utf8.ValidString(m.Variant) {
+		return invalid(ReasonUnknownVariant, "variant is not valid UTF-8")
+	}
 	if m.Variant != "" && d.Variants != nil {
 		known := false
 		for _, v := range d.Variants {

@@ -129,6 +129,15 @@ func TestImpressionReasons(t *testing.T) {
 	if _, err := nov.Decode(js(`,"items":["a"],"variant":"b"`), testKafkaTS); event.ReasonOf(err) != event.ReasonUnknownVariant {
 		t.Errorf("variant without configured variants: %v", err)
 	}
+	// Unchecked variants (Variants nil) must still be valid UTF-8, so that
+	// every accepted impression can be encoded again.
+	if _, err := testDecoder().Decode(mp(kv{"items", mpArr(mpStr("a"))}, kv{"variant", mpStr("\xe3")}), testKafkaTS); event.ReasonOf(err) != event.ReasonUnknownVariant {
+		t.Errorf("variant not UTF-8: %v", err)
+	}
+	// "sources":[] is no sources.
+	if ev, err := testDecoder().Decode(js(`,"items":["a"],"sources":[]`), testKafkaTS); err != nil || ev.Shown.Sources != nil {
+		t.Errorf("empty sources: %v, %#v", err, ev.Shown)
+	}
 	if _, err := nov.Decode(js(`,"items":["a"]`), testKafkaTS); err != nil {
 		t.Errorf("impression without variant: %v", err)
 	}

@@ -118,13 +118,13 @@ func (p *jsonParser) field(f *fields, k uint16) *InvalidError {
 		if escaped && k != fTS && k != fValue {
 			s = unescape(s)
 		}
-		f.setString(k, s)
+		f.setBytes(k, s)
 	case c == '-' || (c >= '0' && c <= '9'):
 		num, integer, err := p.number()
 		if err != nil {
 			return err
 		}
-		f.setNumber(k, num, integer)
+		f.setNumber(k, string(num), integer)
 	case c == 'n': // null: same as absent
 		return p.literal("null")
 	case c == 't' || c == 'f':
@@ -171,7 +171,7 @@ func (p *jsonParser) list(f *fields, k uint16) *InvalidError {
 			if escaped {
 				s = unescape(s)
 			}
-			f.appendString(k, s)
+			f.appendString(k, string(s))
 		} else {
 			if err := p.skipValue(3); err != nil {
 				return err
