@@ -119,6 +119,7 @@ func (w *CatalogWriter) reader() *kafka.Reader {
 		CommitInterval: 0, StartOffset: kafka.FirstOffset, SessionTimeout: st, RebalanceTimeout: st,
 		HeartbeatInterval: st / 4, JoinGroupBackoff: 200 * time.Millisecond,
 		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+		ErrorLogger: k.ErrorLogger(w.opt.Group),
 	})
 }
 
@@ -339,6 +340,7 @@ func (l *Loader) follow(ctx context.Context, partition int, pending *atomic.Int6
 		Brokers: k.Brokers, Topic: l.opt.Topic, Partition: partition, Dialer: k.Dialer,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: mw, ReadBatchTimeout: mw + time.Second,
 		StartOffset: kafka.FirstOffset, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+		ErrorLogger: k.ErrorLogger(l.opt.Topic),
 	})
 	defer r.Close()
 	done := false

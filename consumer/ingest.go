@@ -80,6 +80,7 @@ func NewIngest(opt IngestOptions, st Applier) *Ingest {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	opt.Metrics.initGroup(opt.Group)
 	return &Ingest{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics)}
 }
 
@@ -116,7 +117,6 @@ func (c *Ingest) Run(ctx context.Context) error {
 	}()
 
 	c.ready.Store(true)
-	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait, c.opt.Logger, "events")
 	defer bt.stop()
@@ -305,7 +305,6 @@ func (c *Ingest) retrying(ctx context.Context, what string, f func() error) erro
 		if c.ready.Swap(false) {
 			c.opt.Logger.Warn(what+" failed; retrying until it succeeds", "err", err)
 		}
-		c.opt.Metrics.Ready.WithLabelValues("ingest").Set(0)
 		if !sleep(ctx, backoff) {
 			return ctx.Err()
 		}
@@ -314,7 +313,6 @@ func (c *Ingest) retrying(ctx context.Context, what string, f func() error) erro
 	if !c.ready.Swap(true) {
 		c.opt.Logger.Info(what + " succeeded; recovered")
 	}
-	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
 	return nil
 }
 

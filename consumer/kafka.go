@@ -27,16 +27,17 @@ type Kafka struct {
 	Logger *slog.Logger
 }
 
-// errorLogger adapts Logger to kafka-go's ErrorLogger.
-func (k Kafka) errorLogger(group string) kafka.Logger {
+// ErrorLogger adapts Logger to kafka-go's ErrorLogger for the reader or
+// writer named name (a consumer group or a topic): kafka-go passes printf
+// templates with their arguments, which are formatted here. Every reader
+// and writer of recstream is built with it; nil when Logger is nil.
+func (k Kafka) ErrorLogger(name string) kafka.Logger {
 	if k.Logger == nil {
 		return nil
 	}
-	l := k.Logger.With("kafka_group", group)
-	return kafka.LoggerFunc(func(msg string, args ...any) {
-		// The format is the message (rate limiting groups by it); the
-		// formatted text is an attribute.
-		l.Warn("kafka-go: "+msg, "detail", fmt.Sprintf(msg, args...))
+	l := k.Logger.With("kafka_client", name)
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		l.Warn("kafka-go: " + fmt.Sprintf(format, args...))
 	})
 }
 
@@ -71,7 +72,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
-		ErrorLogger:       k.errorLogger(group),
+		ErrorLogger:       k.ErrorLogger(group),
 	})
 }
 
@@ -99,6 +100,7 @@ func (k Kafka) NewWriter() *kafka.Writer {
 		BatchSize:    writerBatch,
 		BatchBytes:   64 << 20,
 		MaxAttempts:  3,
+		ErrorLogger:  k.ErrorLogger("writer"),
 	}
 	if k.Transport != nil {
 		w.Transport = k.Transport

@@ -415,11 +415,15 @@ func (m *LagMonitor) Snapshot() LagSnapshot {
 	return s
 }
 
-// Check is the readiness check: nil when the broker answered a poll within
-// the last three intervals and every watched group has partitions assigned.
-func (m *LagMonitor) Check() error {
+// Broker is the readiness check's broker part: nil when the broker answered
+// a poll within the last three intervals.
+func (m *LagMonitor) Broker() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.broker()
+}
+
+func (m *LagMonitor) broker() error {
 	now := m.opt.Now()
 	switch {
 	case !m.polled:
@@ -429,10 +433,44 @@ func (m *LagMonitor) Check() error {
 	case now.Sub(m.lastOK) > 3*m.opt.Interval:
 		return fmt.Errorf("broker: no answer for %s: %w", now.Sub(m.lastOK).Round(time.Second), m.lastErr)
 	}
+	return nil
+}
+
+// CheckGroup is the readiness check of one watched group: nil when the
+// broker answers and the group has partitions of its topic assigned.
+func (m *LagMonitor) CheckGroup(group string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.broker(); err != nil {
+		return err
+	}
 	for _, g := range m.snap.Groups {
-		if g.Assigned == 0 {
-			return fmt.Errorf("group %s: no partitions of %s assigned (state %q, %d members)", g.Group, g.Topic, g.State, g.Members)
+		if g.Group == group {
+			return g.check()
 		}
+	}
+	return nil
+}
+
+// Check is the readiness check: nil when the broker answered a poll within
+// the last three intervals and every watched group has partitions assigned.
+func (m *LagMonitor) Check() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.broker(); err != nil {
+		return err
+	}
+	for _, g := range m.snap.Groups {
+		if err := g.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g GroupStatus) check() error {
+	if g.Assigned == 0 {
+		return fmt.Errorf("group %s: no partitions of %s assigned (state %q, %d members)", g.Group, g.Topic, g.State, g.Members)
 	}
 	return nil
 }

@@ -73,6 +73,7 @@ func NewScore(opt ScoreOptions, ref Refresher) *Score {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	opt.Metrics.initGroup(opt.Group)
 	return &Score{opt: opt, ref: ref, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics)}
 }
 
@@ -116,7 +117,6 @@ func (s *Score) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		s.ready.Store(true)
-		s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
 		cm := &committer{group: s.opt.Group, m: s.opt.Metrics, log: s.opt.Logger, lag: s.lag}
 		bt := startBatches(ctx, r, s.opt.MaxUsers, s.opt.Debounce, s.opt.Logger, "refresh requests")
 		defer bt.stop()
@@ -178,7 +178,6 @@ func (s *Score) refresh(ctx context.Context, reqs []RefreshRequest) error {
 		if s.ready.Swap(false) {
 			s.opt.Logger.Warn("rescoring failed; retrying until it succeeds", "err", err)
 		}
-		s.opt.Metrics.Ready.WithLabelValues("score").Set(0)
 		if !sleep(ctx, backoff) {
 			return ctx.Err()
 		}
@@ -187,7 +186,6 @@ func (s *Score) refresh(ctx context.Context, reqs []RefreshRequest) error {
 	if !s.ready.Swap(true) {
 		s.opt.Logger.Info("rescoring recovered")
 	}
-	s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
 	now := s.opt.Now()
 	for _, r := range reqs {
 		if r.TS > 0 {

@@ -539,3 +539,88 @@ func TestProfilesLoad(t *testing.T) {
 		}
 	}
 }
+
+// documentedMetrics returns the metric tables of docs/operations.md: name
+// to type and labels.
+func documentedMetrics(t *testing.T) map[string][2]string {
+	t.Helper()
+	b, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `(recstream_[a-z_]+)` \\| ([a-z]+) \\|([^|]*)\\|")
+	out := make(map[string][2]string)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			out[m[1]] = [2]string{m[2], strings.TrimSpace(m[3])}
+		}
+	}
+	return out
+}
+
+// TestMetricsAtZero checks that every metric docs/operations.md lists is
+// exported before anything happened (no Redis, no broker, nothing run),
+// with every labelled counter's series at zero, so that dashboards show 0
+// instead of no data and rate() sees the first increment. The exceptions
+// are the values only a broker poll or an observation can give: gauges
+// per partition, the group gauges polled from the broker, and histograms
+// by label.
+func TestMetricsAtZero(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.Listen = ""
+	cfg.Scorer.Variants = []string{"a:50", "b:50"}
+	reg := prometheus.NewRegistry()
+	p, err := processor.New(cfg, processor.Deps{Registerer: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Redis.Close()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := make(map[string]int)
+	for _, f := range fams {
+		series[f.GetName()] = len(f.GetMetric())
+	}
+	polled := map[string]bool{"recstream_consumer_group_members": true, "recstream_consumer_group_assigned_partitions": true}
+	docs := documentedMetrics(t)
+	if len(docs) < 30 {
+		t.Fatalf("only %d metrics in the tables of docs/operations.md", len(docs))
+	}
+	for name, d := range docs {
+		typ, labels := d[0], d[1]
+		switch {
+		case name == "recstream_build_info": // registered by the command
+		case typ == "gauge" && (strings.Contains(labels, "partition") || polled[name]):
+		case typ == "histogram" && labels != "":
+		default:
+			if series[name] == 0 {
+				t.Errorf("%s (%s, labels %q) is not exported before anything happened", name, typ, labels)
+			}
+		}
+	}
+	for _, want := range []string{
+		`recstream_redis_errors_total{command="evalsha"}`,
+		`recstream_rebalances_total{group="recstream-ingest"}`,
+		`recstream_commits_total{group="recstream-score",result="error"}`,
+		`recstream_ready{role="score"}`,
+	} {
+		var b strings.Builder
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				b.WriteString(f.GetName() + "{")
+				for i, l := range m.GetLabel() {
+					if i > 0 {
+						b.WriteString(",")
+					}
+					b.WriteString(l.GetName() + "=" + strconv.Quote(l.GetValue()))
+				}
+				b.WriteString("}\n")
+			}
+		}
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("%s is not exported at zero", want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,9 @@ type Processor struct {
 	admin    net.Listener
 	kafka    consumer.Kafka
 	pseudo   privacy.Pseudonymizer
+
+	startPhase   atomic.Pointer[string] // what start-up waits for; "" once the roles run
+	scoreStarted atomic.Bool            // the score role consumes (the catalog is loaded)
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
@@ -247,6 +251,9 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		cm = catalog.NewMetrics(reg)
 		idx = catalog.NewIndex()
 		sco.Catalog = idx
+		for _, r := range []string{"ok", "invalid"} {
+			cm.Records.WithLabelValues("index", r)
+		}
 		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
@@ -271,6 +278,12 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
 		if cm == nil {
 			cm = catalog.NewMetrics(reg)
+		}
+		for _, r := range []string{"ok", "invalid", "fenced"} {
+			cm.Records.WithLabelValues("writer", r)
+		}
+		for _, r := range catalog.Reasons {
+			cm.Invalid.WithLabelValues(string(r))
 		}
 		p.CatalogWriter = catalog.NewWriter(catalog.WriterOptions{
 			Kafka:        k,
@@ -334,6 +347,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		Registerer: reg,
 		Logger:     rlog.With("role", "lag"),
 	})
+	p.setPhase("not running")
+	for _, r := range cfg.Run.Roles {
+		m.Ready.WithLabelValues(r).Set(0)
+	}
 	return p, nil
 }
 
@@ -350,54 +367,25 @@ func (p *Processor) Listen() (net.Addr, error) {
 	return ln.Addr(), nil
 }
 
-// Run connects, creates missing topics when configured, and runs the roles
-// and the admin server until ctx ends.
+// ErrShutdownTimeout is returned by Run when the roles did not stop within
+// run.shutdown_timeout after ctx ended; what was still running is abandoned
+// (an unfinished batch is replayed by the partition's next owner and
+// fenced).
+var ErrShutdownTimeout = errors.New("shutdown did not finish within run.shutdown_timeout")
+
+// Run serves the admin server and polls readiness and lag from the start,
+// whatever is down; waits for Redis and the broker (creating missing topics
+// when configured); then runs the roles until ctx ends. After ctx ends it
+// returns within run.shutdown_timeout.
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.Redis.Close()
-	if err := p.waitRedis(ctx); err != nil {
-		return err
-	}
-	if err := p.checkKafka(ctx); err != nil {
-		return err
-	}
-	if p.Config.Kafka.CreateTopics {
-		c := p.Config.Kafka
-		topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
-		if c.ControlTopic != "" {
-			topics = append(topics, c.ControlTopic)
-		}
-		if err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...); err != nil {
-			return err
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.Lag.Run(gctx) })
-	if p.Ingest != nil {
-		g.Go(func() error { return p.Ingest.Run(gctx) })
-	}
-	if p.Score != nil {
-		g.Go(func() error {
-			p.waitCatalog(gctx)
-			return p.Score.Run(gctx)
-		})
-	}
-	if p.CatalogLoader != nil {
-		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
-	}
-	if p.CatalogWriter != nil {
-		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
-	}
-	if p.EASE != nil {
-		g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
-	}
-	if p.Control != nil {
-		g.Go(func() error { return p.Control.Run(gctx) })
-	}
 	if p.admin == nil && p.Config.Admin.Listen != "" {
 		if _, err := p.Listen(); err != nil {
 			return err
 		}
 	}
+	p.setPhase("waiting for redis")
+	g, gctx := errgroup.WithContext(ctx)
 	if p.admin != nil {
 		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
@@ -413,7 +401,102 @@ func (p *Processor) Run(ctx context.Context) error {
 			return srv.Shutdown(sctx)
 		})
 	}
+	g.Go(func() error { return p.Lag.Run(gctx) })
+	g.Go(func() error { p.trackReadiness(gctx); return nil })
+	g.Go(func() error {
+		if err := p.waitRedis(gctx); err != nil {
+			return err
+		}
+		p.setPhase("waiting for the broker")
+		if err := p.waitKafka(gctx); err != nil {
+			return err
+		}
+		p.setPhase("")
+		return p.runRoles(gctx)
+	})
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(p.Config.Run.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		p.log.Error("shutdown did not finish in time; exiting with the rest unfinished", "shutdown_timeout", p.Config.Run.ShutdownTimeout)
+		return ErrShutdownTimeout
+	}
+}
+
+// runRoles runs the consumers, the catalog and EASE until ctx ends.
+func (p *Processor) runRoles(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if p.Ingest != nil {
+		g.Go(func() error { return p.Ingest.Run(gctx) })
+	}
+	if p.Score != nil {
+		g.Go(func() error {
+			p.waitCatalog(gctx)
+			p.scoreStarted.Store(true)
+			return p.Score.Run(gctx)
+		})
+	}
+	if p.CatalogLoader != nil {
+		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
+	}
+	if p.CatalogWriter != nil {
+		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
+	}
+	if p.EASE != nil {
+		g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
+	}
+	if p.Control != nil {
+		g.Go(func() error { return p.Control.Run(gctx) })
+	}
 	return g.Wait()
+}
+
+// waitKafka checks the broker (an authentication or TLS failure ends
+// start-up) and, with kafka.create_topics, creates the missing topics,
+// retrying while the broker cannot be reached.
+func (p *Processor) waitKafka(ctx context.Context) error {
+	if err := p.checkKafka(ctx); err != nil {
+		return err
+	}
+	c := p.Config.Kafka
+	if !c.CreateTopics {
+		return nil
+	}
+	topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
+	if c.ControlTopic != "" {
+		topics = append(topics, c.ControlTopic)
+	}
+	backoff := 500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err)
+		}
+		if isAuthError(err) {
+			return fmt.Errorf("%w: creating topics: %v", ErrKafkaAuth, err)
+		}
+		if attempt == 0 {
+			p.log.Warn("waiting for kafka to create the topics", "brokers", c.Brokers, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // waitCatalog waits until the catalog index has read the items topic up
@@ -458,22 +541,110 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether every role runs healthy (no outage: not retrying a
-// failed batch), Redis answers, the broker answered the last lag poll and
-// every role's group has partitions assigned (see consumer.LagMonitor.Check).
+// readyPingTimeout bounds the readiness check's Redis PING, so that a probe
+// answers within Kubernetes' default probe timeout (1 s) also when Redis
+// does not answer at all.
+const readyPingTimeout = 500 * time.Millisecond
+
+// Ready reports whether the process is ready, or the reason it is not,
+// root causes first: Redis does not answer a PING; the broker did not
+// answer the lag poller (consumer.LagMonitor.Broker); start-up still waits
+// for Redis or the broker; a role is loading the catalog or retrying a
+// failed batch; a role's group has no partition assigned
+// (consumer.LagMonitor.Check).
 func (p *Processor) Ready(ctx context.Context) error {
-	if p.Ingest != nil && !p.Ingest.Ready() {
-		return errors.New("ingest: retrying a failed batch")
-	}
-	if p.Score != nil && !p.Score.Ready() {
-		return errors.New("score: retrying a failed rescore")
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	_, err := p.readiness(ctx)
+	return err
+}
+
+// readiness returns the first reason the process is not ready and each
+// running role's own: the shared causes (Redis, the broker, start-up)
+// apply to every role.
+func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
+	roles := make(map[string]error, 2)
+	var shared error
+	cctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
 	defer cancel()
 	if err := p.Store.Ping(cctx); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		shared = fmt.Errorf("redis: unreachable: %w", err)
+	} else if err := p.Lag.Broker(); err != nil {
+		shared = err
+	} else if ph := p.phase(); ph != "" {
+		shared = fmt.Errorf("starting: %s", ph)
 	}
-	return p.Lag.Check()
+	first := shared
+	role := func(name string, err error) {
+		if err == nil {
+			err = shared
+		}
+		roles[name] = err
+		if first == nil {
+			first = err
+		}
+	}
+	if p.Ingest != nil {
+		var err error
+		if !p.Ingest.Ready() {
+			err = errors.New("ingest: retrying a failed batch")
+		}
+		role(config.RoleIngest, err)
+	}
+	if p.Score != nil {
+		var err error
+		switch {
+		case !p.scoreStarted.Load():
+			err = errors.New("score: loading the catalog")
+		case !p.Score.Ready():
+			err = errors.New("score: retrying a failed rescore")
+		}
+		role(config.RoleScore, err)
+	}
+	if first != nil {
+		return roles, first
+	}
+	// Group assignment last: it follows from everything above.
+	if p.Ingest != nil {
+		roles[config.RoleIngest] = p.Lag.CheckGroup(p.Config.Kafka.IngestGroup)
+	}
+	if p.Score != nil {
+		roles[config.RoleScore] = p.Lag.CheckGroup(p.Config.Kafka.ScoreGroup)
+	}
+	return roles, p.Lag.Check()
+}
+
+// trackReadiness sets recstream_ready{role} for every running role from
+// readiness once a second until ctx ends.
+func (p *Processor) trackReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		roles, _ := p.readiness(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		for r, err := range roles {
+			v := 1.0
+			if err != nil {
+				v = 0
+			}
+			p.Metrics.Ready.WithLabelValues(r).Set(v)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Processor) setPhase(s string) { p.startPhase.Store(&s) }
+
+// phase is what start-up waits for; "" once the roles run.
+func (p *Processor) phase() string {
+	if s := p.startPhase.Load(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // Handler serves /metrics, /healthz, /readyz, the status page at / and the
