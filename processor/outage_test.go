@@ -136,4 +136,3 @@ func TestShutdownWithBrokerDown(t *testing.T) {
 		t.Fatalf("Run did not return %s after the shutdown began (run.shutdown_timeout %s)", time.Since(start).Round(time.Millisecond), cfg.Run.ShutdownTimeout)
 	}
 }
-

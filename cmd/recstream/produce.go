@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +19,7 @@ import (
 )
 
 func cmdProduce(args []string) error {
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
+	fs := newFlagSet("produce")
 	brokers := fs.String("brokers", "localhost:9092", "comma-separated broker addresses")
 	topic := fs.String("topic", "events", "topic to publish to")
 	synthetic := fs.Bool("synthetic", false, "publish synthetic events instead of reading JSON lines from stdin")
@@ -34,14 +33,14 @@ func cmdProduce(args []string) error {
 	catalogFile := fs.String("catalog", "", "publish the catalog in this JSON-lines file (one item record a line) to --items-topic, then exit")
 	syntheticCatalog := fs.Bool("synthetic-catalog", false, "publish a catalog consistent with the synthetic clusters (--items, --clusters) to --items-topic, then exit")
 	itemsTopic := fs.String("items-topic", "items", "catalog topic")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *catalogFile != "" || *syntheticCatalog {
 		return produceCatalog(*brokers, *itemsTopic, *catalogFile, *items, *clusters, *seed)
 	}
 	if *format != "msgpack" && *format != "json" {
-		return fmt.Errorf("--format: want msgpack or json, got %q", *format)
+		return usagef("--format: want msgpack or json, got %q", *format)
 	}
 	ctx, stop := signalContext()
 	defer stop()
