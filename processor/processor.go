@@ -340,12 +340,13 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
-		Kafka:      k,
-		Watches:    watches,
-		Interval:   cfg.Admin.LagInterval,
-		Metrics:    m,
-		Registerer: reg,
-		Logger:     rlog.With("role", "lag"),
+		Kafka:        k,
+		Watches:      watches,
+		Interval:     cfg.Admin.LagInterval,
+		LagThreshold: cfg.Admin.LagThreshold,
+		Metrics:      m,
+		Registerer:   reg,
+		Logger:       rlog.With("role", "lag"),
 	})
 	p.setPhase("not running")
 	for _, r := range cfg.Run.Roles {
@@ -654,6 +655,10 @@ func (p *Processor) Handler() http.Handler {
 	admin.New(admin.Options{
 		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
+		Auth: admin.UserAuth{
+			Token: p.Config.Admin.Token, Username: p.Config.Admin.Username, Password: p.Config.Admin.Password,
+			Anonymous: p.Config.Admin.AnonymousUserLookup,
+		},
 	}).Register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

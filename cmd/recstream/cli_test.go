@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"gopkg.in/yaml.v3"
 
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/internal/kafkatest"
@@ -142,5 +144,61 @@ func TestDemoEvents(t *testing.T) {
 	}
 	if n := published() - 1200; n < 100 || n > 260 {
 		t.Fatalf("--warmup 0 --rate 100 for 2 s: %d events published, want about 200", n)
+	}
+}
+
+// The commands docker-compose.yml and the Kubernetes manifests give the
+// image are command lines this binary accepts: the subcommand exists and
+// every flag is defined with a valid value (checked by running each with
+// --help appended, which exits 0 only when everything before it parsed).
+func TestDeployCommandsParse(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+			Build   struct {
+				Dockerfile string `yaml:"dockerfile"`
+			} `yaml:"build"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string][]string{}
+	for name, s := range compose.Services {
+		if s.Build.Dockerfile == "deploy/Dockerfile" {
+			lines["docker-compose.yml "+name] = s.Command
+		}
+	}
+	for _, f := range []string{"ingest.yaml", "score.yaml"} {
+		b, err := os.ReadFile("../../deploy/k8s/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^\s*args: (\[.*\])`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("deploy/k8s/%s: no args", f)
+		}
+		var args []string
+		if err := yaml.Unmarshal(m[1], &args); err != nil {
+			t.Fatal(err)
+		}
+		lines["deploy/k8s/"+f] = args
+	}
+	if len(lines) < 5 {
+		t.Fatalf("only %d command lines found: %v", len(lines), lines)
+	}
+	for where, args := range lines {
+		if len(args) == 0 {
+			t.Errorf("%s: no command", where)
+			continue
+		}
+		code, _, errOut := recstream(t, append(append([]string(nil), args...), "--help")...)
+		if code != 0 {
+			t.Errorf("%s: recstream %s: exit %d\n%s", where, strings.Join(args, " "), code, errOut)
+		}
 	}
 }

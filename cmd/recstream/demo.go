@@ -69,6 +69,7 @@ func cmdDemo(args []string) error {
 	cfg.Kafka.CreateTopics = false
 	cfg.Redis.Addrs = []string{rd.Addr}
 	cfg.Admin.Listen = *admin
+	cfg.Admin.AnonymousUserLookup = true // the demo's own data, on 127.0.0.1 by default
 	cfg.Scorer.Debounce = 50 * time.Millisecond
 	cfg.Scorer.ExcludeSeen = false
 	logLevel := "warn"
