@@ -70,7 +70,7 @@ func TestAdminAnswersDuringOutage(t *testing.T) {
 		code       int
 	}{
 		{"/healthz", "ok", 200},
-		{"/readyz", "not ready: redis: unreachable", 503},
+		{"/readyz", "not ready: redis: unreachable: dial tcp", 503},
 		{"/metrics", `recstream_ready{role="score"} 0`, 200},
 		{"/metrics", `recstream_ready{role="ingest"} 0`, 200},
 		{"/", "redis: unreachable", 200},

@@ -69,6 +69,44 @@ type Processor struct {
 
 	startPhase   atomic.Pointer[string] // what start-up waits for; "" once the roles run
 	scoreStarted atomic.Bool            // the score role consumes (the catalog is loaded)
+	dialErr      *dialErrors
+}
+
+// dialErrors is a go-redis hook that remembers the last failed dial to
+// Redis until a dial succeeds. go-redis retries a refused dial for about
+// 2 s before a command fails, longer than a readiness probe waits, so the
+// probe names this error instead of its own timeout.
+type dialErrors struct{ last atomic.Pointer[dialError] }
+
+type dialError struct {
+	err error
+	at  time.Time
+}
+
+func (d *dialErrors) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			d.last.Store(&dialError{err, time.Now()})
+		} else {
+			d.last.Store(nil)
+		}
+		return c, err
+	}
+}
+
+func (d *dialErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (d *dialErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// recent returns the last failed dial if it happened within d of now.
+func (d *dialErrors) recent(now time.Time, within time.Duration) error {
+	if e := d.last.Load(); e != nil && now.Sub(e.at) <= within {
+		return e.err
+	}
+	return nil
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
@@ -222,6 +260,8 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	m := consumer.NewMetrics(reg)
 	rdb := NewRedis(cfg.Redis)
 	store.NewRedisMetrics(reg).InstrumentClient(rdb)
+	dialErr := &dialErrors{}
+	rdb.AddHook(dialErr)
 	// Repeated warnings (a broker or Redis outage retried in a loop) are
 	// written once per interval with a count of the suppressed ones.
 	rlog := slog.New(logx.RateLimit(log.Handler(), 10*time.Second))
@@ -257,7 +297,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader, dialErr: dialErr}
 	var watches []consumer.LagWatch
 	var refresher consumer.Refresher = sc
 	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
@@ -567,6 +607,9 @@ func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
 	cctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
 	defer cancel()
 	if err := p.Store.Ping(cctx); err != nil {
+		if d := p.dialErr.recent(time.Now(), 10*time.Second); d != nil {
+			err = d
+		}
 		shared = fmt.Errorf("redis: unreachable: %w", err)
 	} else if err := p.Lag.Broker(); err != nil {
 		shared = err
