@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/recstream/recstream/internal/logx"
 )
 
 // Kafka holds what every reader and writer of recstream shares.
@@ -29,15 +31,17 @@ type Kafka struct {
 
 // ErrorLogger adapts Logger to kafka-go's ErrorLogger for the reader or
 // writer named name (a consumer group or a topic): kafka-go passes printf
-// templates with their arguments, which are formatted here. Every reader
-// and writer of recstream is built with it; nil when Logger is nil.
+// templates with their arguments, which are formatted here; the template
+// goes along (logx.Template), so that a rate-limited Logger counts one
+// complaint about every partition as one message. Every reader and writer
+// of recstream is built with it; nil when Logger is nil.
 func (k Kafka) ErrorLogger(name string) kafka.Logger {
 	if k.Logger == nil {
 		return nil
 	}
 	l := k.Logger.With("kafka_client", name)
 	return kafka.LoggerFunc(func(format string, args ...any) {
-		l.Warn("kafka-go: " + fmt.Sprintf(format, args...))
+		l.Warn("kafka-go: "+fmt.Sprintf(format, args...), logx.Template(format))
 	})
 }
 
