@@ -672,9 +672,12 @@ func TestMetricsAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	series := make(map[string]int)
+	total := 0
 	for _, f := range fams {
 		series[f.GetName()] = len(f.GetMetric())
+		total += len(f.GetMetric())
 	}
+	t.Logf("%d series before anything happened", total)
 	polled := map[string]bool{"recstream_consumer_group_members": true, "recstream_consumer_group_assigned_partitions": true}
 	docs := documentedMetrics(t)
 	if len(docs) < 30 {

@@ -76,6 +76,7 @@ func TestAdminAnswersDuringOutage(t *testing.T) {
 		{"/", "redis: unreachable", 200},
 	} {
 		code, body, took := probe(t, addr, c.path)
+		t.Logf("GET %s with Redis and Kafka down: %d in %s", c.path, code, took.Round(time.Millisecond))
 		if code != c.code || !strings.Contains(body, c.want) || took > time.Second {
 			t.Errorf("GET %s with Redis and Kafka down: %d in %s, want %d with %q:\n%.300s", c.path, code, took.Round(time.Millisecond), c.code, c.want, body)
 		}

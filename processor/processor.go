@@ -70,6 +70,12 @@ type Processor struct {
 	startPhase   atomic.Pointer[string] // what start-up waits for; "" once the roles run
 	scoreStarted atomic.Bool            // the score role consumes (the catalog is loaded)
 	dialErr      *dialErrors
+	lastReady    atomic.Pointer[readyResult] // trackReadiness's last result
+}
+
+type readyResult struct {
+	err error
+	at  time.Time
 }
 
 // dialErrors is a go-redis hook that remembers the last failed dial to
@@ -101,9 +107,9 @@ func (d *dialErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return next
 }
 
-// recent returns the last failed dial if it happened within d of now.
-func (d *dialErrors) recent(now time.Time, within time.Duration) error {
-	if e := d.last.Load(); e != nil && now.Sub(e.at) <= within {
+// since returns the last failed dial if it happened at or after t.
+func (d *dialErrors) since(t time.Time) error {
+	if e := d.last.Load(); e != nil && !e.at.Before(t) {
 		return e.err
 	}
 	return nil
@@ -604,12 +610,7 @@ func (p *Processor) Ready(ctx context.Context) error {
 func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
 	roles := make(map[string]error, 2)
 	var shared error
-	cctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
-	defer cancel()
-	if err := p.Store.Ping(cctx); err != nil {
-		if d := p.dialErr.recent(time.Now(), 10*time.Second); d != nil {
-			err = d
-		}
+	if err := p.pingRedis(ctx); err != nil {
 		shared = fmt.Errorf("redis: unreachable: %w", err)
 	} else if err := p.Lag.Broker(); err != nil {
 		shared = err
@@ -656,16 +657,18 @@ func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
 	return roles, p.Lag.Check()
 }
 
-// trackReadiness sets recstream_ready{role} for every running role from
-// readiness once a second until ctx ends.
+// trackReadiness evaluates readiness once a second until ctx ends: it keeps
+// the result for /readyz and the status page and sets
+// recstream_ready{role} for every running role.
 func (p *Processor) trackReadiness(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		roles, _ := p.readiness(ctx)
+		roles, err := p.readiness(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		p.lastReady.Store(&readyResult{err, time.Now()})
 		for r, err := range roles {
 			v := 1.0
 			if err != nil {
@@ -677,6 +680,42 @@ func (p *Processor) trackReadiness(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// cachedReady is Ready as trackReadiness last evaluated it, so that a probe
+// answers at once whatever is down; evaluated now when that result is
+// missing or older than 3 s.
+func (p *Processor) cachedReady(ctx context.Context) error {
+	if r := p.lastReady.Load(); r != nil && time.Since(r.at) < 3*time.Second {
+		return r.err
+	}
+	return p.Ready(ctx)
+}
+
+// pingRedis sends a PING with readyPingTimeout. It returns early with the
+// dial error when a dial fails meanwhile: go-redis would retry it for
+// longer than the timeout and then report only the timeout.
+func (p *Processor) pingRedis(ctx context.Context) error {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Store.Ping(cctx) }()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if d := p.dialErr.since(start); err != nil && d != nil {
+				return d
+			}
+			return err
+		case <-t.C:
+			if d := p.dialErr.since(start); d != nil {
+				return d
+			}
 		}
 	}
 }
@@ -696,7 +735,7 @@ func (p *Processor) phase() string {
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
 	admin.New(admin.Options{
-		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
+		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.cachedReady,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
 		Auth: admin.UserAuth{
 			Token: p.Config.Admin.Token, Username: p.Config.Admin.Username, Password: p.Config.Admin.Password,
@@ -708,7 +747,7 @@ func (p *Processor) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := p.Ready(r.Context()); err != nil {
+		if err := p.cachedReady(r.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
