@@ -36,6 +36,9 @@ func cmdProduce(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (events come from stdin or --synthetic)", fs.Arg(0))
+	}
 	if *catalogFile != "" || *syntheticCatalog {
 		return produceCatalog(*brokers, *itemsTopic, *catalogFile, *items, *clusters, *seed)
 	}
