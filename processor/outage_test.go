@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/recstream/recstream/config"
+	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/processor"
@@ -135,5 +137,43 @@ func TestShutdownWithBrokerDown(t *testing.T) {
 		}
 	case <-time.After(cfg.Run.ShutdownTimeout + time.Second):
 		t.Fatalf("Run did not return %s after the shutdown began (run.shutdown_timeout %s)", time.Since(start).Round(time.Millisecond), cfg.Run.ShutdownTimeout)
+	}
+}
+
+// With Redis down and a batch retried, a shutdown gives up the batch in
+// time and ends cleanly within run.shutdown_timeout.
+func TestShutdownWithRedisDown(t *testing.T) {
+	cfg0 := config.Default()
+	kf := kafkatest.Start(t, 2, cfg0.Kafka.EventsTopic, cfg0.Kafka.DLQTopic, cfg0.Kafka.RefreshTopic, cfg0.Kafka.ItemsTopic)
+	rs := redistest.Start(t)
+	cfg := testConfig(kf.Brokers, rs.Addr)
+	cfg.Run.ShutdownTimeout = 3 * time.Second
+	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	pl := &pipeline{t: t, kf: kf, p: p, cfg: cfg}
+	pl.produce(event.Event{UserID: "u1", ItemID: "i1", Type: event.Click, TS: time.Now().UnixMilli()})
+	waitFor(t, 60*time.Second, "the first event consumed", func() bool { return pl.consumed() == 1 })
+	rs.Stop(t)
+	pl.produce(event.Event{UserID: "u2", ItemID: "i1", Type: event.Click, TS: time.Now().UnixMilli()})
+	waitFor(t, 30*time.Second, "a batch retried", func() bool { return !p.Ingest.Ready() })
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("shutdown with a batch retried against a stopped Redis took %s: %v", took.Round(time.Millisecond), err)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+		if took > cfg.Run.ShutdownTimeout {
+			t.Errorf("shutdown took %s, run.shutdown_timeout %s", took, cfg.Run.ShutdownTimeout)
+		}
+	case <-time.After(cfg.Run.ShutdownTimeout + time.Second):
+		t.Fatalf("Run did not return %s after the shutdown began", time.Since(start).Round(time.Millisecond))
 	}
 }

@@ -354,7 +354,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			BatchMaxWait:     cfg.Ingest.BatchMaxWait,
 			ItemWindow:       cfg.Ingest.ItemWindow,
 			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
-			ShutdownTimeout:  cfg.Run.ShutdownTimeout,
+			ShutdownTimeout:  batchShutdown(cfg.Run.ShutdownTimeout),
 			Decoder:          event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
 			Metrics:          m,
 			Logger:           rlog.With("role", "ingest"),
@@ -379,7 +379,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Group:           cfg.Kafka.ScoreGroup,
 			Debounce:        cfg.Scorer.Debounce,
 			Workers:         cfg.Scorer.Workers,
-			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
 			Metrics:         m,
 			Logger:          rlog.With("role", "score"),
 		}, refresher)
@@ -412,6 +412,14 @@ func (p *Processor) Listen() (net.Addr, error) {
 	}
 	p.admin = ln
 	return ln.Addr(), nil
+}
+
+// batchShutdown is how long the consumers may finish their batch in flight
+// after the signal: run.shutdown_timeout less a tenth (at most 2 s) left
+// for closing the readers and leaving the groups, so that Run ends
+// cleanly within run.shutdown_timeout.
+func batchShutdown(d time.Duration) time.Duration {
+	return d - min(d/10, 2*time.Second)
 }
 
 // ErrShutdownTimeout is returned by Run when the roles did not stop within
