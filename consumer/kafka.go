@@ -29,23 +29,26 @@ type Kafka struct {
 	Logger *slog.Logger
 }
 
-// ErrorLogger adapts Logger to kafka-go's ErrorLogger for the reader or
-// writer named name (a consumer group or a topic): kafka-go passes printf
-// templates with their arguments, which are formatted here; the template
-// goes along (logx.Template), so that a rate-limited Logger counts one
-// complaint about every partition as one message. Every reader and writer
-// of recstream is built with it; nil when Logger is nil.
-func (k Kafka) ErrorLogger(name string) kafka.Logger {
+// errorLogger adapts Logger, with attrs, to kafka-go's ErrorLogger.
+// kafka-go passes printf templates with their arguments, which are
+// formatted here; the template goes along (logx.Template), so that a
+// rate-limited Logger counts one complaint about every partition as one
+// message. Every reader and writer of recstream is built with it; nil when
+// Logger is nil.
+func (k Kafka) errorLogger(attrs ...any) kafka.Logger {
 	if k.Logger == nil {
 		return nil
 	}
-	l := k.Logger.With("kafka_client", name)
+	l := k.Logger.With(attrs...)
 	return kafka.LoggerFunc(func(format string, args ...any) {
 		l.Warn("kafka-go: "+fmt.Sprintf(format, args...), logx.Template(format))
 	})
 }
 
-func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
+// readerConfig is the one reader configuration of recstream's consumers:
+// synchronous commits only, read from the first offset when the group has
+// none, kafka-go's errors logged.
+func (k Kafka) readerConfig(topic, group string, queue int) kafka.ReaderConfig {
 	st := k.SessionTimeout
 	if st <= 0 {
 		st = 10 * time.Second
@@ -58,7 +61,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 	if mw <= 0 {
 		mw = 200 * time.Millisecond
 	}
-	return kafka.NewReader(kafka.ReaderConfig{
+	return kafka.ReaderConfig{
 		Brokers:           k.Brokers,
 		GroupID:           group,
 		Topic:             topic,
@@ -76,8 +79,22 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
-		ErrorLogger:       k.ErrorLogger(group),
-	})
+		ErrorLogger:       k.errorLogger("kafka_group", group),
+	}
+}
+
+// reader reads topic in consumer group group.
+func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
+	return kafka.NewReader(k.readerConfig(topic, group, queue))
+}
+
+// partitionReader reads one partition of topic from its first offset,
+// without a consumer group (nothing is committed).
+func (k Kafka) partitionReader(topic string, partition, queue int) *kafka.Reader {
+	c := k.readerConfig(topic, "", queue)
+	c.Partition = partition
+	c.ErrorLogger = k.errorLogger("kafka_topic", topic, "kafka_partition", partition)
+	return kafka.NewReader(c)
 }
 
 // writerBatch is the most messages a writer puts in one produce request
@@ -104,7 +121,7 @@ func (k Kafka) NewWriter() *kafka.Writer {
 		BatchSize:    writerBatch,
 		BatchBytes:   64 << 20,
 		MaxAttempts:  3,
-		ErrorLogger:  k.ErrorLogger("writer"),
+		ErrorLogger:  k.errorLogger("kafka_client", "writer"),
 	}
 	if k.Transport != nil {
 		w.Transport = k.Transport

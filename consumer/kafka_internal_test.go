@@ -53,7 +53,7 @@ func TestKafkaGoLogsFormatted(t *testing.T) {
 	for _, line := range lines {
 		var rec struct {
 			Msg    string `json:"msg"`
-			Client string `json:"kafka_client"`
+			Client string `json:"kafka_group"`
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
