@@ -418,11 +418,11 @@ func (p *Processor) Listen() (net.Addr, error) {
 }
 
 // batchShutdown is how long the consumers may finish their batch in flight
-// after the signal: run.shutdown_timeout less a tenth (at most 2 s) left
-// for closing the readers and leaving the groups, so that Run ends
-// cleanly within run.shutdown_timeout.
+// after the signal: run.shutdown_timeout less what closing the readers and
+// leaving the groups needs (a fifth, at least 0.5 s and at most 2 s, never
+// more than half), so that Run ends cleanly within run.shutdown_timeout.
 func batchShutdown(d time.Duration) time.Duration {
-	return d - min(d/10, 2*time.Second)
+	return d - min(max(d/5, 500*time.Millisecond), 2*time.Second, d/2)
 }
 
 // ErrShutdownTimeout is returned by Run when the roles did not stop within
@@ -454,9 +454,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 		g.Go(func() error {
 			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			// Requests in flight get a moment; a connection opened without a
+			// request yet (a scraper's) would hold Shutdown for 5 s.
+			sctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
-			return srv.Shutdown(sctx)
+			if err := srv.Shutdown(sctx); err != nil {
+				return srv.Close()
+			}
+			return nil
 		})
 	}
 	g.Go(func() error { return p.Lag.Run(gctx) })
