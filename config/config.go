@@ -248,7 +248,11 @@ type ModelConfig struct {
 	ItemUsersCap int    `yaml:"item_users_cap"`
 	CoocCap      int    `yaml:"cooc_cap"`
 	CoocHistory  int    `yaml:"cooc_history"`
-	TrendingCap  int    `yaml:"trending_cap"`
+	// NextWindow is how many of the user's latest distinct earlier items
+	// each event adds a transition from (next-item rows); 0 keeps none.
+	NextWindow  int `yaml:"next_window"`
+	NextCap     int `yaml:"next_cap"`
+	TrendingCap int `yaml:"trending_cap"`
 	// UserTTL expires idle per-user state; 0 never expires it.
 	UserTTL time.Duration `yaml:"user_ttl"`
 }
@@ -264,6 +268,8 @@ func (s *ModelConfig) SetDefaults() {
 		ItemUsersCap: 200,
 		CoocCap:      200,
 		CoocHistory:  20,
+		NextWindow:   3,
+		NextCap:      100,
 		TrendingCap:  10000,
 		UserTTL:      720 * time.Hour,
 	}
@@ -290,6 +296,9 @@ type ScorerWeights struct {
 	NewArrivals float64 `yaml:"new_arrivals"`
 	// EASE is the weight of the background-refreshed EASE item model.
 	EASE float64 `yaml:"ease"`
+	// NextItem weighs the items users moved to after the user's latest
+	// items (needs model.next_window > 0).
+	NextItem float64 `yaml:"next_item"`
 }
 
 // ScorerConfig configures the score role (refresh topic -> per-user lists).
@@ -358,7 +367,7 @@ func (s *ScorerConfig) SetDefaults() {
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3, NextItem: 1.0},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,

@@ -103,9 +103,20 @@ func StoreOptions(c config.Config) store.Options {
 		ItemUsersCap: c.Model.ItemUsersCap,
 		CoocCap:      c.Model.CoocCap,
 		CoocHistory:  c.Model.CoocHistory,
+		NextWindow:   nextWindow(c.Model.NextWindow),
+		NextCap:      c.Model.NextCap,
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
 	}
+}
+
+// nextWindow maps model.next_window (0: no transitions kept) onto
+// store.Options.NextWindow (0: the default, < 0: none).
+func nextWindow(w int) int {
+	if w == 0 {
+		return -1
+	}
+	return w
 }
 
 // ScorerOptions maps the scorer section onto scorer options.
@@ -128,6 +139,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightEASE:     s.Weights.EASE,
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
+		WeightNext:     s.Weights.NextItem,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{

@@ -139,15 +139,18 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	// item new added decay to the item's degree and, with each of the
 	// user's distinct earlier items still in the log (at most
 	// CoocHistory), decay to both co-occurrence rows.
+	// Each event also added its transitions from the user's NextWindow
+	// latest distinct earlier items (next.go).
 	type itemFix struct {
 		deg, pop float64
 		co       map[string]float64
+		next     map[string]float64
 	}
 	fix := map[string]*itemFix{}
 	get := func(it string) *itemFix {
 		f := fix[it]
 		if f == nil {
-			f = &itemFix{co: map[string]float64{}}
+			f = &itemFix{co: map[string]float64{}, next: map[string]float64{}}
 			fix[it] = f
 		}
 		return f
@@ -169,6 +172,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 		d := s.Decay(e.TS)
 		it := get(e.Item)
 		it.pop += weights[e.Type] * d
+		s.forgetNext(entries[i:], weights[e.Type]*d, func(from, to string, v float64) { get(from).next[to] += v })
 		if !e.New {
 			continue
 		}
@@ -226,8 +230,17 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			if len(others) > 0 {
 				entry = erasureEntry(erasure, others, f.co)
 			}
-			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry}
-			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)
+			next := ""
+			if len(f.next) > 0 {
+				to := make([]string, 0, len(f.next))
+				for o := range f.next {
+					to = append(to, o)
+				}
+				sort.Strings(to)
+				next = erasureEntry(erasure, to, f.next)
+			}
+			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry, next}
+			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure), k.ItemNext(it)}, args...)
 		})
 		if err != nil {
 			return res, fmt.Errorf("forget: correcting items: %w", err)

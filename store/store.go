@@ -39,7 +39,9 @@ type Options struct {
 	ItemUsersCap int                    // recent users kept per item
 	CoocCap      int                    // co-occurring items kept per item
 	CoocHistory  int                    // earlier items a new item co-occurs with
-	CoocFold     int                    // entries after which a co-occurrence row is folded (cooc.go)
+	CoocFold     int                    // entries after which a co-occurrence or next-item row is folded (cooc.go)
+	NextWindow   int                    // earlier distinct items an event's transitions come from (next.go); <0: none kept
+	NextCap      int                    // names kept per next-item row when folded
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
@@ -73,6 +75,8 @@ func (o *Options) setDefaults() {
 	def(&o.CoocCap, 200)
 	def(&o.CoocHistory, 20)
 	def(&o.CoocFold, 32)
+	def(&o.NextWindow, 3)
+	def(&o.NextCap, 100)
 	def(&o.TrendingCap, 10000)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -230,11 +234,14 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 7+5*len(idx))
+		args := make([]any, 0, 8+5*len(idx))
 		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx))
 		for _, i := range idx {
 			op := ops[i]
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
+		}
+		if s.opt.NextWindow > 0 {
+			args = append(args, "1") // every applied event's history (next.go)
 		}
 		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u)}, args...)
 	})
@@ -247,6 +254,7 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	type answer struct {
 		isNew bool
 		hist  []string
+		prev  []string // the earlier items its transitions come from (next.go)
 	}
 	answers := make([]answer, len(ops))
 	kept := make(map[string]bool, len(users))
@@ -283,14 +291,22 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 				if code == codeAppliedNew {
 					a = answer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
 				}
+				a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
+					return log.history(pending, 0, op.Item, m, s.opt.UserLogCap)
+				})
 				pending = append(pending, op.Item)
 			case codeFenced:
 				res.Fenced++
 				// Fenced events come first (offsets ascend): pending is empty.
 				if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
 					res.Lost++
-				} else if logEntryNew(log.entries[at]) {
-					a = answer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+				} else {
+					if logEntryNew(log.entries[at]) {
+						a = answer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+					}
+					a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
+						return log.history(nil, at+1, op.Item, m, s.opt.UserLogCap)
+					})
 				}
 			default:
 				return res, fmt.Errorf("applying user state: unknown script code %d", code)
@@ -311,7 +327,7 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 		w.last = op.Offset
 		if !dropped[i] {
 			d := s.Decay(op.TS)
-			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist)
+			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist, answers[i].prev)
 		} else {
 			w.count()
 		}
