@@ -31,11 +31,13 @@ const (
 	modelBatchUserKNN = "batch-user-knn"
 	modelBatchItemKNN = "batch-item-knn"
 	modelBatchEASE    = "ease-batch"
+	modelNextItem     = "next-item"
+	modelBatchNext    = "batch-next-item"
 	modelContent      = "content"        // needs item attributes
 	modelHybridCont   = "hybrid-content" // hybrid plus content; needs item attributes
 )
 
-var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE}
+var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelNextItem, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE, modelBatchNext}
 
 // evalProfile are the settings eval applies over the production defaults
 // before the user's --config and --set: the replayed logs are years old
@@ -419,7 +421,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // batchPairs are the incremental models and their batch references.
-var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}}
+var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}, {modelNextItem, modelBatchNext}}
 
 // writeBatchComparison prints, for each incremental model evaluated beside
 // its batch reference, the difference of their metrics: 0 where the
@@ -524,6 +526,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	only := func(u, i, t, x float64) scorer.Options {
 		o := base
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending, o.WeightEASE = u, i, t, x
+		o.WeightNext = 0
 		return o
 	}
 	var out []eval.Model
@@ -538,9 +541,16 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 1, 0, 0))
 		case modelEASE:
 			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 0, 0, 1))
+		case modelNextItem:
+			if cfg.Model.NextWindow == 0 {
+				return nil, fmt.Errorf("%s: model.next_window is 0 (no transitions kept)", n)
+			}
+			o := only(0, 0, 0, 0)
+			o.WeightNext = 1
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelHybrid:
 			o := base
-			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightNext == 0 {
 				return nil, errors.New("hybrid: every blend weight is 0")
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
@@ -563,6 +573,9 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			m = eval.NewBatchItemKNN(eval.ItemKNNConfig{Similarity: cfg.Scorer.ItemSimilarity, Shrink: cfg.Scorer.Shrinkage})
 		case modelBatchEASE:
 			m = eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
+		case modelBatchNext:
+			m = eval.NewBatchNextItem(eval.NextItemConfig{Window: cfg.Model.NextWindow, LogCap: cfg.Model.UserLogCap,
+				Recent: cfg.Scorer.RecentEvents, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
 		case "":
 			continue
 		default:
