@@ -17,6 +17,7 @@ import (
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/embedded"
+	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/scorer"
 )
@@ -60,6 +61,7 @@ type evalFlags struct {
 	svg, redis, configPath                      string
 	sets                                        multiFlag
 	partitions, batch                           int
+	syntheticSeq                                int
 	windows, stride, warmup                     int
 	fullPath, tune, quiet, skipRepeats          bool
 	easeLambda                                  float64
@@ -80,6 +82,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl, csv (generic, see --csv-columns); empty guesses from the file name")
 	fs.StringVar(&f.data, "data", "", "interaction log")
+	fs.IntVar(&f.syntheticSeq, "synthetic-seq", 0, "evaluate on a generated sparse sequential log of this many users (loadgen.Sequence: 5-10 events each, long-tail items, planted next items) instead of --data")
 	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
 	fs.StringVar(&f.test, "test", "", "ncf: X.test.rating")
 	fs.StringVar(&f.negatives, "negatives", "99", "sampled negatives per user (loo), or the ncf X.test.negative file")
@@ -165,11 +168,21 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 			format = guessFormat(f.data)
 		}
 	}
-	if format != "ncf" && f.data == "" {
+	if f.syntheticSeq > 0 {
+		if f.data != "" || f.train != "" {
+			return nil, errors.New("--synthetic-seq generates the log: no --data or --train")
+		}
+		format = "synthetic-seq"
+	} else if f.syntheticSeq < 0 {
+		return nil, errors.New("--synthetic-seq must be a number of users")
+	}
+	if format != "ncf" && format != "synthetic-seq" && f.data == "" {
 		return nil, errors.New("--data is required")
 	}
 	var err error
 	switch format {
+	case "synthetic-seq":
+		d.all = syntheticSequence(f.syntheticSeq)
 	case "movielens":
 		d.all, err = openLoad(f.data, eval.LoadMovieLens)
 	case "movielens-csv":
@@ -672,4 +685,15 @@ func (f *evalFlags) csvMapping() (eval.CSVMapping, error) {
 		m.Attrs = nil
 	}
 	return m, nil
+}
+
+// syntheticSequence is the log of `recstream eval --synthetic-seq N`: the
+// sparse sequential log of loadgen.Sequence for N users (seed 1).
+func syntheticSequence(users int) []eval.Interaction {
+	evs := loadgen.NewSequence(loadgen.SequenceOptions{Users: users, Seed: 1}).Events()
+	out := make([]eval.Interaction, len(evs))
+	for i, e := range evs {
+		out[i] = eval.Interaction{User: e.UserID, Item: e.ItemID, Type: e.Type.String(), TS: e.TS, Value: 1}
+	}
+	return out
 }
