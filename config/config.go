@@ -269,7 +269,7 @@ func (s *ModelConfig) SetDefaults() {
 		CoocCap:      200,
 		CoocHistory:  20,
 		NextWindow:   3,
-		NextCap:      100,
+		NextCap:      300,
 		TrendingCap:  10000,
 		UserTTL:      720 * time.Hour,
 	}

@@ -58,7 +58,7 @@ type Options struct {
 	WeightContent   float64 // content-based source (needs Catalog)
 	WeightNew       float64 // new-arrivals source (needs Catalog)
 	WeightNext      float64 // next-item source (next.go)
-	NextItems       int     // next-item: transitions read per latest item
+	NextItems       int     // next-item: transitions read per latest item (default 300: whole rows at the default model.next_cap)
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
@@ -95,7 +95,7 @@ func (o *Options) setDefaults() {
 	def(&o.UserItems, 200)
 	def(&o.NeighbourItems, 50)
 	def(&o.ItemNeighbours, 50)
-	def(&o.NextItems, 50)
+	def(&o.NextItems, 300)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
 	if o.RecencyBoost == 0 {

@@ -76,7 +76,7 @@ func (o *Options) setDefaults() {
 	def(&o.CoocHistory, 20)
 	def(&o.CoocFold, 32)
 	def(&o.NextWindow, 3)
-	def(&o.NextCap, 100)
+	def(&o.NextCap, 300)
 	def(&o.TrendingCap, 10000)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
