@@ -18,8 +18,10 @@ type NextItemConfig struct {
 	// (model.user_log_cap; default 64).
 	LogCap int
 	// Recent is how many of the user's latest events give the items scored
-	// from (scorer.recent_events; default 10).
+	// from (scorer.recent_events; default 10), and Seeds how many of their
+	// distinct items, newest first (model.next_window; default 3).
 	Recent int
+	Seeds  int
 	// Weights are the event type weights (model.weights; nil:
 	// DefaultWeights); a type missing from the map weighs 1.
 	Weights map[string]float64
@@ -40,8 +42,8 @@ type NextItemConfig struct {
 //
 //	score(u, j) = Σ_p 1/(p+1) · T(r_p → j) / max_j' T(r_p → j')
 //
-// over the distinct items r_0 (newest), r_1, … of the user's Recent latest
-// events. Plain maps, no caps, no fences.
+// over the Seeds first distinct items r_0 (newest), r_1, … of the user's
+// Recent latest events. Plain maps, no caps, no fences.
 type BatchNextItem struct {
 	cfg     NextItemConfig
 	itemIdx map[string]int32
@@ -61,6 +63,9 @@ func NewBatchNextItem(cfg NextItemConfig) *BatchNextItem {
 	}
 	if cfg.Recent <= 0 {
 		cfg.Recent = 10
+	}
+	if cfg.Seeds <= 0 {
+		cfg.Seeds = 3
 	}
 	if cfg.Weights == nil {
 		cfg.Weights = DefaultWeights()
@@ -131,7 +136,7 @@ func (m *BatchNextItem) Fit(ctx context.Context, train []Interaction) error {
 	m.seeds = make(map[string][]int32, len(logs))
 	for u, log := range logs {
 		var s []int32
-		for k := len(log) - 1; k >= 0 && k >= len(log)-m.cfg.Recent; k-- {
+		for k := len(log) - 1; k >= 0 && k >= len(log)-m.cfg.Recent && len(s) < m.cfg.Seeds; k-- {
 			if !slices.Contains(s, log[k]) {
 				s = append(s, log[k])
 			}

@@ -140,6 +140,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
 		WeightNext:     s.Weights.NextItem,
+		NextSeeds:      c.Model.NextWindow,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{

@@ -35,8 +35,11 @@ func (nb *numbered) readNext(st Store) func(context.Context, []int32, int) (map[
 }
 
 // nextSeeds returns the items the next-item source starts from: the
-// distinct items of the user's latest events, newest first.
-func nextSeeds(p store.Profile) []string { return p.Recent }
+// NextSeeds latest distinct items of the user (among the items of the
+// RecentEvents latest events), newest first.
+func (s *Scorer) nextSeeds(p store.Profile) []string {
+	return p.Recent[:min(len(p.Recent), s.opt.NextSeeds)]
+}
 
 // nextItem scores the items users moved to after the user's latest items:
 //

@@ -59,6 +59,7 @@ type Options struct {
 	WeightNew       float64 // new-arrivals source (needs Catalog)
 	WeightNext      float64 // next-item source (next.go)
 	NextItems       int     // next-item: transitions read per latest item (default 300: whole rows at the default model.next_cap)
+	NextSeeds       int     // next-item: the user's latest distinct items read (default 3; processor: model.next_window)
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
@@ -96,6 +97,7 @@ func (o *Options) setDefaults() {
 	def(&o.NeighbourItems, 50)
 	def(&o.ItemNeighbours, 50)
 	def(&o.NextItems, 300)
+	def(&o.NextSeeds, 3)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
 	if o.RecencyBoost == 0 {
@@ -302,7 +304,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if s.opt.WeightNext > 0 {
 		set := make(map[string]bool)
 		for _, p := range profiles {
-			for _, it := range nextSeeds(p) {
+			for _, it := range s.nextSeeds(p) {
 				set[it] = true
 			}
 		}
@@ -448,7 +450,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			s.userKNN(&us, userIDs[k], cands[k], userOrder)
 			s.easeScores(&us)
 			s.content(&us)
-			s.nextItem(&us, nextSeeds(p), nextAt, nextRows)
+			s.nextItem(&us, s.nextSeeds(p), nextAt, nextRows)
 		}
 		for i, id := range trendIDs {
 			us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
