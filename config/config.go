@@ -310,6 +310,9 @@ type ScorerConfig struct {
 	// RecentEvents is how many of the user's latest events seed the kNN
 	// sources besides the strongest items.
 	RecentEvents int `yaml:"recent_events"`
+	// NextItems is how many of the strongest transitions of each of the
+	// user's latest items the next-item source reads.
+	NextItems int `yaml:"next_items"`
 	// RecencyBoost multiplies the seed weight of the latest item by
 	// 1+boost (0.7 less per step back); 0 disables it.
 	RecencyBoost   float64       `yaml:"recency_boost"`
@@ -363,6 +366,7 @@ func (s *ScorerConfig) SetDefaults() {
 		CandidateUsers:  100,
 		HistoryItems:    20,
 		RecentEvents:    10,
+		NextItems:       300,
 		RecencyBoost:    2,
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,

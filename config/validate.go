@@ -215,6 +215,7 @@ func (s ScorerConfig) Validate() error {
 	}
 	p.minInt("scorer.history_items", s.HistoryItems, 1)
 	p.minInt("scorer.recent_events", s.RecentEvents, 0)
+	p.minInt("scorer.next_items", s.NextItems, 1)
 	p.nonNegFloat("scorer.recency_boost", s.RecencyBoost)
 	p.oneOf("scorer.user_similarity", s.UserSimilarity, SimilarityCosine, SimilarityPearson)
 	p.oneOf("scorer.item_similarity", s.ItemSimilarity, SimilarityCosine, SimilarityJaccard, SimilarityLift)

@@ -19,7 +19,7 @@ type NextItemConfig struct {
 	LogCap int
 	// Recent is how many of the user's latest events give the items scored
 	// from (scorer.recent_events; default 10), and Seeds how many of their
-	// distinct items, newest first (model.next_window; default 3).
+	// distinct items, newest first (default 10: all).
 	Recent int
 	Seeds  int
 	// Weights are the event type weights (model.weights; nil:
@@ -65,7 +65,7 @@ func NewBatchNextItem(cfg NextItemConfig) *BatchNextItem {
 		cfg.Recent = 10
 	}
 	if cfg.Seeds <= 0 {
-		cfg.Seeds = 3
+		cfg.Seeds = 10
 	}
 	if cfg.Weights == nil {
 		cfg.Weights = DefaultWeights()

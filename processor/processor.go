@@ -140,7 +140,8 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
 		WeightNext:     s.Weights.NextItem,
-		NextSeeds:      c.Model.NextWindow,
+		NextSeeds:      s.RecentEvents,
+		NextItems:      s.NextItems,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{

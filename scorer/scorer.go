@@ -59,7 +59,7 @@ type Options struct {
 	WeightNew       float64 // new-arrivals source (needs Catalog)
 	WeightNext      float64 // next-item source (next.go)
 	NextItems       int     // next-item: transitions read per latest item (default 300: whole rows at the default model.next_cap)
-	NextSeeds       int     // next-item: the user's latest distinct items read (default 3; processor: model.next_window)
+	NextSeeds       int     // next-item: the user's latest distinct items read (default 10; processor: scorer.recent_events)
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
@@ -97,7 +97,7 @@ func (o *Options) setDefaults() {
 	def(&o.NeighbourItems, 50)
 	def(&o.ItemNeighbours, 50)
 	def(&o.NextItems, 300)
-	def(&o.NextSeeds, 3)
+	def(&o.NextSeeds, 10)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
 	if o.RecencyBoost == 0 {

@@ -588,7 +588,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			m = eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
 		case modelBatchNext:
 			m = eval.NewBatchNextItem(eval.NextItemConfig{Window: cfg.Model.NextWindow, LogCap: cfg.Model.UserLogCap,
-				Recent: cfg.Scorer.RecentEvents, Seeds: cfg.Model.NextWindow, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
+				Recent: cfg.Scorer.RecentEvents, Seeds: cfg.Scorer.RecentEvents, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
 		case "":
 			continue
 		default:
