@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -317,6 +318,26 @@ func (us *UserScores) blend(opt Options) {
 			if x > best {
 				best, r.top = x, int8(s)
 			}
+		}
+	}
+}
+
+// discount multiplies the blended score of each candidate shown k times
+// since its last click (shown: item -> k) by factor^k.
+func (us *UserScores) discount(t *table, shown map[string]int, factor float64) {
+	if us.t == nil {
+		return
+	}
+	for item, k := range shown {
+		if k <= 0 {
+			continue
+		}
+		id := t.lookup(item)
+		if id < 0 || int(id) >= len(us.sc.slot) {
+			continue
+		}
+		if slot := us.sc.slot[id]; slot > 0 {
+			us.t.rows[slot-1].score *= math.Pow(factor, float64(k))
 		}
 	}
 }
