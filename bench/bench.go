@@ -841,7 +841,7 @@ func measureMemory(ctx context.Context, admin *redis.Client, cfg config.Config, 
 		return err
 	}
 	ib, err := groupBytes(ctx, admin, iids, func(it string) []string {
-		return []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it)}
+		return []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.ItemNext(it)}
 	})
 	if err != nil {
 		return err

@@ -252,7 +252,11 @@ type ModelConfig struct {
 	ItemUsersCap int    `yaml:"item_users_cap"`
 	CoocCap      int    `yaml:"cooc_cap"`
 	CoocHistory  int    `yaml:"cooc_history"`
-	TrendingCap  int    `yaml:"trending_cap"`
+	// NextWindow is how many of the user's latest distinct earlier items
+	// each event adds a transition from (next-item rows); 0 keeps none.
+	NextWindow  int `yaml:"next_window"`
+	NextCap     int `yaml:"next_cap"`
+	TrendingCap int `yaml:"trending_cap"`
 	// UserTTL expires idle per-user state; 0 never expires it.
 	UserTTL time.Duration `yaml:"user_ttl"`
 }
@@ -268,6 +272,8 @@ func (s *ModelConfig) SetDefaults() {
 		ItemUsersCap: 200,
 		CoocCap:      200,
 		CoocHistory:  20,
+		NextWindow:   3,
+		NextCap:      300,
 		TrendingCap:  10000,
 		UserTTL:      720 * time.Hour,
 	}
@@ -294,6 +300,9 @@ type ScorerWeights struct {
 	NewArrivals float64 `yaml:"new_arrivals"`
 	// EASE is the weight of the background-refreshed EASE item model.
 	EASE float64 `yaml:"ease"`
+	// NextItem weighs the items users moved to after the user's latest
+	// items (needs model.next_window > 0).
+	NextItem float64 `yaml:"next_item"`
 }
 
 // ScorerConfig configures the score role (refresh topic -> per-user lists).
@@ -305,6 +314,9 @@ type ScorerConfig struct {
 	// RecentEvents is how many of the user's latest events seed the kNN
 	// sources besides the strongest items.
 	RecentEvents int `yaml:"recent_events"`
+	// NextItems is how many of the strongest transitions of each of the
+	// user's latest items the next-item source reads.
+	NextItems int `yaml:"next_items"`
 	// RecencyBoost multiplies the seed weight of the latest item by
 	// 1+boost (0.7 less per step back); 0 disables it.
 	RecencyBoost   float64       `yaml:"recency_boost"`
@@ -358,11 +370,12 @@ func (s *ScorerConfig) SetDefaults() {
 		CandidateUsers:  100,
 		HistoryItems:    20,
 		RecentEvents:    10,
+		NextItems:       300,
 		RecencyBoost:    2,
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3, NextItem: 1.0},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,

@@ -228,6 +228,7 @@ func TestBadFiles(t *testing.T) {
 		"user_ttl_subsecond.yaml":               {"model.user_ttl"},
 		"candidate_users_below_neighbours.yaml": {"scorer.candidate_users", "scorer.neighbours (50)"},
 		"top_n_zero.yaml":                       {"scorer.top_n"},
+		"next_window_over_log_cap.yaml":         {"model.next_window", "model.user_log_cap (4)"},
 		"model_name_empty.yaml":                 {"scorer.model_name: must not be empty"},
 		"admin_listen_bad.yaml":                 {"admin.listen", "9464"},
 	}

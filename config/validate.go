@@ -195,6 +195,10 @@ func (s ModelConfig) Validate() error {
 	if p.minInt("model.cooc_history", s.CoocHistory, 1) && s.CoocHistory > s.UserLogCap {
 		p.add("model.cooc_history", "must be at most model.user_log_cap (%d), got %d", s.UserLogCap, s.CoocHistory)
 	}
+	if p.minInt("model.next_window", s.NextWindow, 0) && s.NextWindow > s.UserLogCap {
+		p.add("model.next_window", "must be at most model.user_log_cap (%d), got %d", s.UserLogCap, s.NextWindow)
+	}
+	p.minInt("model.next_cap", s.NextCap, 1)
 	p.minInt("model.trending_cap", s.TrendingCap, 1)
 	if s.UserTTL < 0 || (s.UserTTL > 0 && s.UserTTL < time.Second) {
 		p.add("model.user_ttl", "must be 0 (never expire) or at least 1s, got %v", s.UserTTL)
@@ -212,6 +216,7 @@ func (s ScorerConfig) Validate() error {
 	}
 	p.minInt("scorer.history_items", s.HistoryItems, 1)
 	p.minInt("scorer.recent_events", s.RecentEvents, 0)
+	p.minInt("scorer.next_items", s.NextItems, 1)
 	p.nonNegFloat("scorer.recency_boost", s.RecencyBoost)
 	p.oneOf("scorer.user_similarity", s.UserSimilarity, SimilarityCosine, SimilarityPearson)
 	p.oneOf("scorer.item_similarity", s.ItemSimilarity, SimilarityCosine, SimilarityJaccard, SimilarityLift)
@@ -223,7 +228,8 @@ func (s ScorerConfig) Validate() error {
 	okE := p.nonNegFloat("scorer.weights.ease", w.EASE)
 	okC := p.nonNegFloat("scorer.weights.content", w.Content)
 	okN := p.nonNegFloat("scorer.weights.new_arrivals", w.NewArrivals)
-	if okU && okI && okT && okE && okC && okN && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals > 0) {
+	okX := p.nonNegFloat("scorer.weights.next_item", w.NextItem)
+	if okU && okI && okT && okE && okC && okN && okX && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals+w.NextItem > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)

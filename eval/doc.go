@@ -75,8 +75,10 @@
 // event, per-type implicit weights ([DefaultWeights]) or the rating. They are
 // plain computations meant to be obviously right, not fast; the tests check
 // them against hand-computed similarities and, for EASE, against an
-// independent matrix inversion. The kNN models leave items without evidence
-// (score 0) out of their TopK lists.
+// independent matrix inversion. [BatchNextItem] recomputes the next-item
+// source's directed transitions (sequential rules with event weights and
+// decay) from the whole log with plain maps. The kNN and next-item models
+// leave items without evidence (score 0) out of their TopK lists.
 //
 // # Production models
 //
@@ -102,7 +104,9 @@
 // recency boost, co-occurrence over the whole history, all neighbours, no
 // decay), the production user-kNN, item-kNN and EASE scores equal
 // [BatchUserKNN], [BatchItemKNN] and [EASE] (binary) exactly; the tests
-// check it.
+// check it. The production next-item source equals [BatchNextItem] where
+// its row cap does not bind, in every batching and partitioning
+// (TestNextItemIncrementalEqualsBatch).
 //
 // # Output
 //

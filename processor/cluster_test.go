@@ -129,9 +129,10 @@ func dumpState(t *testing.T, nodes []*redis.Client, prefix string) map[string]st
 				if v.strs, err = c.LRange(ctx, k, 0, -1).Result(); err != nil {
 					t.Fatal(err)
 				}
-				if strings.HasSuffix(k, "}:cl") {
-					// A co-occurrence row: its entries' order and folding
-					// depend on batch timing, what they sum to does not.
+				if strings.HasSuffix(k, "}:cl") || strings.HasSuffix(k, "}:nx") {
+					// A co-occurrence or next-item row: its entries' order
+					// and folding depend on batch timing, what they sum to
+					// does not.
 					if v.floats, err = store.CoocEntries(v.strs); err != nil {
 						t.Fatal(err)
 					}

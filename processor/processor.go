@@ -152,6 +152,8 @@ func StoreOptions(c config.Config) store.Options {
 		ItemUsersCap: c.Model.ItemUsersCap,
 		CoocCap:      c.Model.CoocCap,
 		CoocHistory:  c.Model.CoocHistory,
+		NextWindow:   nextWindow(c.Model.NextWindow),
+		NextCap:      c.Model.NextCap,
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
 		Attribution: store.AttributionOptions{
@@ -161,6 +163,15 @@ func StoreOptions(c config.Config) store.Options {
 			RefreshOnImpression: c.Attribution.Discount > 0,
 		},
 	}
+}
+
+// nextWindow maps model.next_window (0: no transitions kept) onto
+// store.Options.NextWindow (0: the default, < 0: none).
+func nextWindow(w int) int {
+	if w == 0 {
+		return -1
+	}
+	return w
 }
 
 // ExperimentReport reads the experiment counters and returns the A/B
@@ -209,6 +220,9 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightEASE:     s.Weights.EASE,
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
+		WeightNext:     s.Weights.NextItem,
+		NextSeeds:      s.RecentEvents,
+		NextItems:      s.NextItems,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{

@@ -165,7 +165,12 @@ func TestPlantedClustersPurchaseAndBurst(t *testing.T) {
 		return true
 	})
 
-	// (a) at least 90% of each warm user's top-10 come from their own cluster.
+	// (a) at least 95% of the warm users' top-10 items come from their own
+	// cluster, and at least 70% of every one's: the next-item source
+	// follows the user's latest items, and a tenth of the generator's
+	// events leave the user's cluster, so a user whose latest events did
+	// gets their successors too (at most a third of the list at the
+	// default blend; 90% for every user held before the source).
 	worst, total, own := 1.0, 0, 0
 	for _, u := range warm {
 		l, _ := pl.list(u)
@@ -187,8 +192,8 @@ func TestPlantedClustersPurchaseAndBurst(t *testing.T) {
 		worst = min(worst, float64(in)/float64(len(top)))
 	}
 	t.Logf("%d warm users: %.3f of top-10 items in the user's own cluster, worst user %.2f", len(warm), float64(own)/float64(total), worst)
-	if worst < 0.9 {
-		t.Errorf("a warm user has only %.0f%% of the top-10 in their own cluster, want >= 90%%", worst*100)
+	if mean := float64(own) / float64(total); mean < 0.95 || worst < 0.7 {
+		t.Errorf("%.1f%% of the warm users' top-10 in their own cluster (want >= 95%%), worst user %.0f%% (want >= 70%%)", mean*100, worst*100)
 	}
 
 	// (b) a purchase removes that item from the user's list within 2 s.

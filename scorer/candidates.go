@@ -66,11 +66,12 @@ const (
 	srcEASE
 	srcContent
 	srcNew
+	srcNext
 	srcTrending
 	numSources
 )
 
-var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceTrending}
+var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceNextItem, SourceTrending}
 
 // sourceIndex returns the index of a source name, -1 for none.
 func sourceIndex(name string) int {
@@ -98,6 +99,8 @@ type candRow struct {
 	has   uint8               // bit s: source s scored the candidate
 	top   int8                // the source that contributed most, -1 for none
 	own   bool                // the item is one of the user's own (ExcludeSeen drops it)
+	nseed int8                // next-item: the user's latest item (by place) of the largest single contribution
+	nbuy  bool                // next-item: the transitions from that item were mostly purchases
 }
 
 // candTable holds one user's candidates by place: the order they were
@@ -137,13 +140,14 @@ type UserScores struct {
 	Profile     store.Profile
 	Unavailable map[string]bool // items the stored catalog marks unavailable
 
-	t      *candTable
-	seeds  []store.Scored   // the user's seeds: item-kNN's reasons name them
-	names  []string         // item names by number, once Score has returned
-	byItem map[string]int32 // place by item, built when Candidate is first asked
-	list   []*Candidate     // every candidate, built when Candidates is first asked
-	items  *callItems       // while Score runs: the item numbers
-	sc     *scratch         // while Score runs: per-item working memory
+	t         *candTable
+	seeds     []store.Scored   // the user's seeds: item-kNN's reasons name them
+	nextSeeds []string         // the user's latest items: next-item's reasons name them
+	names     []string         // item names by number, once Score has returned
+	byItem    map[string]int32 // place by item, built when Candidate is first asked
+	list      []*Candidate     // every candidate, built when Candidates is first asked
+	items     *callItems       // while Score runs: the item numbers
+	sc        *scratch         // while Score runs: per-item working memory
 }
 
 // Candidates returns every candidate, in the order they were first scored.
@@ -214,6 +218,8 @@ func (us *UserScores) reason(k int32, s int) string {
 		return ""
 	case srcUserKNN:
 		return userKNNReason
+	case srcNext:
+		return us.nextReason(k)
 	}
 	if why := us.t.why[s]; int(k) < len(why) {
 		return why[k]
@@ -249,7 +255,7 @@ func (us *UserScores) at(id int32) int32 {
 	if us.t == nil {
 		us.t = tablePool.Get().(*candTable)
 	}
-	us.t.rows = append(us.t.rows, candRow{id: id, seed: -1, top: -1})
+	us.t.rows = append(us.t.rows, candRow{id: id, seed: -1, top: -1, nseed: -1})
 	k := int32(len(us.t.rows))
 	us.sc.slot[id] = k
 	return k - 1
@@ -286,7 +292,7 @@ func (us *UserScores) blend(opt Options) {
 	if us.t == nil {
 		return
 	}
-	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightTrending}
+	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightNext, opt.WeightTrending}
 	var mx [numSources]float64
 	rows := us.t.rows
 	for i := range rows {

@@ -169,6 +169,7 @@ type numbered struct {
 	itemUsers    *readCache[[]int32]          // recent users of items, by item
 	vectors      *readCache[*neighbourVector] // neighbour vectors, by user
 	degrees      *readCache[float64]          // item degrees
+	next         *readCache[[]nextEntry]      // next-item rows, by item
 }
 
 func newNumbered(opt Options) *numbered {
@@ -176,7 +177,8 @@ func newNumbered(opt Options) *numbered {
 		rows:      newReadCache[[]entry](opt.NeighbourTTL, readCacheMax),
 		itemUsers: newReadCache[[]int32](opt.NeighbourTTL, readCacheMax),
 		vectors:   newReadCache[*neighbourVector](opt.NeighbourTTL, readCacheMax),
-		degrees:   newReadCache[float64](opt.DegreeTTL, 500000)}
+		degrees:   newReadCache[float64](opt.DegreeTTL, 500000),
+		next:      newReadCache[[]nextEntry](opt.NeighbourTTL, readCacheMax)}
 }
 
 // callItems is one Score call's view of the item table: the names of the

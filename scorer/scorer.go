@@ -28,6 +28,7 @@ type Store interface {
 	ItemUsers(ctx context.Context, items []string, n int) (map[string][]string, error)
 	ItemDegrees(ctx context.Context, items []string) (map[string]float64, error)
 	TopTrending(ctx context.Context, n int) ([]store.Scored, error)
+	NextItems(ctx context.Context, items []string, n int) (map[string][]store.Next, error)
 	WriteLists(ctx context.Context, lists []store.List, ttl time.Duration) error
 	CatalogStore
 }
@@ -69,6 +70,9 @@ type Options struct {
 	WeightTrending  float64
 	WeightContent   float64 // content-based source (needs Catalog)
 	WeightNew       float64 // new-arrivals source (needs Catalog)
+	WeightNext      float64 // next-item source (next.go)
+	NextItems       int     // next-item: transitions read per latest item (default 300: whole rows at the default model.next_cap)
+	NextSeeds       int     // next-item: the user's latest distinct items read (default 10; processor: scorer.recent_events)
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
@@ -111,6 +115,8 @@ func (o *Options) setDefaults() {
 	def(&o.UserItems, 200)
 	def(&o.NeighbourItems, 50)
 	def(&o.ItemNeighbours, 50)
+	def(&o.NextItems, 300)
+	def(&o.NextSeeds, 10)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
 	if o.UserSimilarity == "" {
@@ -120,7 +126,7 @@ func (o *Options) setDefaults() {
 		o.ItemSimilarity = "cosine"
 	}
 	o.Content.setDefaults()
-	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 {
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 && o.WeightNext == 0 {
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
 	}
 	if o.ListTTL <= 0 {
@@ -304,6 +310,24 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	for i, name := range seeds {
 		sd.at[name] = i
 	}
+	// The next-item source's seeds: each user's latest items.
+	var nextIDs []int32
+	var nextRows [][]nextEntry
+	nextAt := map[string]int{}
+	if s.opt.WeightNext > 0 {
+		set := make(map[string]bool)
+		for _, p := range profiles {
+			for _, it := range s.nextSeeds(p) {
+				set[it] = true
+			}
+		}
+		names := keys(set)
+		nextIDs = make([]int32, len(names))
+		nb.items.number(names, nextIDs)
+		for i, name := range names {
+			nextAt[name] = i
+		}
+	}
 
 	now := s.opt.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -318,6 +342,13 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		g.Go(func() error {
 			var err error
 			sd.users, err = nb.itemUsers.get(gctx, now, seedIDs, s.opt.UsersPerItem, nb.readItemUsers(s.st))
+			return err
+		})
+	}
+	if len(nextIDs) > 0 {
+		g.Go(func() error {
+			var err error
+			nextRows, err = nb.next.get(gctx, now, nextIDs, s.opt.NextItems, nb.readNext(s.st))
 			return err
 		})
 	}
@@ -438,6 +469,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 			s.userKNN(&us, userIDs[k], cands[k], userOrder)
 			s.easeScores(&us)
 			s.content(&us)
+			s.nextItem(&us, s.nextSeeds(p), nextAt, nextRows)
 		}
 		for i, id := range trendIDs {
 			us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])

@@ -433,10 +433,16 @@ func CoocEntries(entries []string) (map[string]float64, error) {
 // readCooc reads the entries of the co-occurrence rows of items, one
 // pipelined LRANGE each.
 func (s *Store) readCooc(ctx context.Context, items []string) ([][]string, error) {
+	return s.readRows(ctx, s.keys.ItemCooc, items)
+}
+
+// readRows reads the entries of the rows (co-occurrence or next-item, by
+// key) of items, one pipelined LRANGE each.
+func (s *Store) readRows(ctx context.Context, key func(string) string, items []string) ([][]string, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(items))
 	for i, it := range items {
-		cmds[i] = pipe.LRange(ctx, s.keys.ItemCooc(it), 0, -1)
+		cmds[i] = pipe.LRange(ctx, key(it), 0, -1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -488,20 +494,21 @@ func erasureEntry(erasure string, items []string, amount map[string]float64) str
 // as that process wrote it.
 func (s *Store) FoldCooc(ctx context.Context, items []string) error {
 	for start := 0; start < len(items); start += itemChunk {
-		if err := s.foldChunk(ctx, items[start:min(start+itemChunk, len(items))]); err != nil {
+		if err := s.foldChunk(ctx, s.keys.ItemCooc, s.opt.CoocCap, items[start:min(start+itemChunk, len(items))]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// foldChunk folds the rows of one chunk of items: the rows read, folded
-// and written at once.
-func (s *Store) foldChunk(ctx context.Context, items []string) error {
+// foldChunk folds the rows (co-occurrence or next-item, by key) of one
+// chunk of items, each trimmed to its cap highest names: the rows read,
+// folded and written at once.
+func (s *Store) foldChunk(ctx context.Context, key func(string) string, cap int, items []string) error {
 	if len(items) == 0 {
 		return nil
 	}
-	reads, err := s.readCooc(ctx, items)
+	reads, err := s.readRows(ctx, key, items)
 	if err != nil {
 		return fmt.Errorf("folding co-occurrence: %w", err)
 	}
@@ -519,7 +526,7 @@ func (s *Store) foldChunk(ctx context.Context, items []string) error {
 			continue // nothing to fold
 		}
 		row := ""
-		if top := s.rowTop(it, es, s.opt.CoocCap, "dropped by folding"); len(top) > 0 {
+		if top := s.rowTop(it, es, cap, "dropped by folding"); len(top) > 0 {
 			row = encodeCoocRow(top)
 		}
 		folds = append(folds, fold{item: it, n: len(es), first: es[0], last: es[len(es)-1], row: row})
@@ -532,7 +539,7 @@ func (s *Store) foldChunk(ctx context.Context, items []string) error {
 	}
 	cmds, err := s.runScripts(ctx, coocFoldScript, len(folds), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		f := folds[k]
-		return coocFoldScript.EvalSha(ctx, pipe, []string{s.keys.ItemCooc(f.item)}, f.n, f.first, f.last, f.row)
+		return coocFoldScript.EvalSha(ctx, pipe, []string{key(f.item)}, f.n, f.first, f.last, f.row)
 	})
 	if err != nil {
 		return fmt.Errorf("folding co-occurrence: %w", err)

@@ -46,7 +46,7 @@ func EncodeRow(items []Scored) string { return encodeCoocRow(items) }
 // Add adds an event's item half to w as ApplyUsers would, for the
 // item-owner benchmark's in-memory user half.
 func (w *ItemWork) Add(op Op, weight, decay float64, isNew bool, hist []string) {
-	w.add(op, weight, decay, isNew, hist)
+	w.add(op, weight, decay, isNew, hist, nil)
 }
 
 // row returns the sums by name, in the order first met.

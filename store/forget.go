@@ -198,10 +198,12 @@ func (s *Store) eraseUser(ctx context.Context, user string, now int64, tombstone
 }
 
 // itemFix is what an erased user's logged events added to one item: to its
-// degree, its popularity (and trending), and its co-occurrence row.
+// degree, its popularity (and trending), its co-occurrence row and its
+// next-item row.
 type itemFix struct {
 	deg, pop float64
 	co       map[string]float64
+	next     map[string]float64
 }
 
 // itemFixes are the corrections of an erasure, by item.
@@ -210,7 +212,7 @@ type itemFixes map[string]*itemFix
 func (f itemFixes) of(it string) *itemFix {
 	x := f[it]
 	if x == nil {
-		x = &itemFix{co: map[string]float64{}}
+		x = &itemFix{co: map[string]float64{}, next: map[string]float64{}}
 		f[it] = x
 	}
 	return x
@@ -231,7 +233,8 @@ func (f itemFixes) items() []string {
 // weight (lua/trending.lua adds the same term); an event that made its
 // item new added decay to the item's degree and, with each of the user's
 // distinct earlier items still in the log (at most CoocHistory), decay to
-// both co-occurrence rows.
+// both co-occurrence rows. Each event also added its transitions from the
+// user's NextWindow latest distinct earlier items (next.go).
 func (s *Store) contributions(log []string) itemFixes {
 	fix := itemFixes{}
 	entries := make([]LoggedEvent, 0, len(log))
@@ -251,6 +254,7 @@ func (s *Store) contributions(log []string) itemFixes {
 		d := s.Decay(e.TS)
 		it := fix.of(e.Item)
 		it.pop += weights[e.Type] * d
+		s.forgetNext(entries[i:], weights[e.Type]*d, func(from, to string, v float64) { fix.of(from).next[to] += v })
 		if !e.New {
 			continue
 		}
@@ -272,8 +276,8 @@ func (s *Store) contributions(log []string) itemFixes {
 }
 
 // correctItems runs the item script on each item's key group: the user
-// leaves the recent-user index, and the degree, popularity and
-// co-occurrence sums are subtracted, once per erasure (guard key).
+// leaves the recent-user index, and the degree, popularity,
+// co-occurrence and transition sums are subtracted, once per erasure (guard key).
 func (s *Store) correctItems(ctx context.Context, user, erasure string, order []string, fix itemFixes, guardTTL int64, res *ForgetResult) error {
 	k := s.keys
 	for start := 0; start < len(order); start += 500 {
@@ -290,8 +294,17 @@ func (s *Store) correctItems(ctx context.Context, user, erasure string, order []
 			if len(others) > 0 {
 				entry = erasureEntry(erasure, others, f.co)
 			}
-			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry}
-			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)
+			next := ""
+			if len(f.next) > 0 {
+				to := make([]string, 0, len(f.next))
+				for o := range f.next {
+					to = append(to, o)
+				}
+				sort.Strings(to)
+				next = erasureEntry(erasure, to, f.next)
+			}
+			args := []any{user, fmtFloat(f.deg), fmtFloat(f.pop), guardTTL, entry, next}
+			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure), k.ItemNext(it)}, args...)
 		})
 		if err != nil {
 			return fmt.Errorf("forget: correcting items: %w", err)

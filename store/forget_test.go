@@ -17,7 +17,7 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// itemState reads every item's recent users, co-occurrence row, degree and
+// itemState reads every item's recent users, co-occurrence and next-item rows, degree and
 // popularity, and the trending zset, under a store's prefix, dropping zero
 // entries, so that "never there" and "subtracted to zero" compare equal.
 func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string) map[string]map[string]float64 {
@@ -47,6 +47,14 @@ func itemState(t *testing.T, rdb *redis.Client, st *store.Store, items []string)
 		}
 		for _, z := range rows[it] {
 			put(it+":co", z.ID, z.Score)
+		}
+		next, err := st.NextItems(ctx, []string{it}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, z := range next[it] {
+			put(it+":nx", z.ID, z.Score)
+			put(it+":nx", z.ID+" bought", z.Bought)
 		}
 		for f, s := range rdb.HGetAll(ctx, k.ItemMeta(it)).Val() {
 			if f == "n" || f == "pop" {

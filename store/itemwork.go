@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/event"
 )
 
 // itemChunk bounds the item scripts sent in one pipeline, so that a large
@@ -35,7 +38,9 @@ type ItemWork struct {
 
 // workEvent is one applied event's item half: its item gains the user,
 // weight (popularity, trending) and, when it made the (user, item) pair
-// new, decay (degree) and decay with each of hist in both rows.
+// new, decay (degree) and decay with each of hist in both rows; each of
+// prev (the user's distinct earlier items, newest first, next.go) gains a
+// transition to it in its next-item row.
 type workEvent struct {
 	off    int64
 	ts     int64
@@ -43,8 +48,11 @@ type workEvent struct {
 	decay  float64
 	user   string
 	item   uint32
+	bought uint32 // the item's purchase name (next.go), when the event is a purchase
 	isNew  bool
+	isBuy  bool
 	hist   []uint32
+	prev   []uint32
 }
 
 // NewItemWork returns an empty ItemWork for partition.
@@ -77,16 +85,27 @@ func (w *ItemWork) count() {
 	w.events++
 }
 
-func (w *ItemWork) add(op Op, weight, decay float64, isNew bool, hist []string) {
+func (w *ItemWork) add(op Op, weight, decay float64, isNew bool, hist, prev []string) {
 	w.count()
 	e := workEvent{off: op.Offset, ts: op.TS, weight: weight, decay: decay, user: op.User, item: w.id(op.Item), isNew: isNew}
-	if len(hist) > 0 {
-		e.hist = make([]uint32, len(hist))
-		for i, h := range hist {
-			e.hist[i] = w.id(h)
-		}
+	e.hist = w.numbers(hist)
+	e.prev = w.numbers(prev)
+	if len(prev) > 0 && op.Type == event.Purchase {
+		e.isBuy, e.bought = true, w.id(boughtName(op.Item))
 	}
 	w.evs = append(w.evs, e)
+}
+
+// numbers returns the numbers of items (nil for none).
+func (w *ItemWork) numbers(items []string) []uint32 {
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]uint32, len(items))
+	for i, it := range items {
+		out[i] = w.id(it)
+	}
+	return out
 }
 
 func (w *ItemWork) reset() {
@@ -105,6 +124,7 @@ type itemSum struct {
 	maxts       int64
 	users       []userTS // recent users, each once, in the order first met
 	co          coSum    // co-occurrence increments, by item number
+	next        coSum    // next-item transition increments, by item number
 }
 
 type userTS struct {
@@ -175,9 +195,15 @@ func (w *ItemWork) index() (order []uint32, touch [][]int32) {
 		touch[it] = append(touch[it], int32(i))
 	}
 	for i := range w.evs {
-		met(w.evs[i].item, i)
-		for _, h := range w.evs[i].hist {
+		e := &w.evs[i]
+		met(e.item, i)
+		for _, h := range e.hist {
 			met(h, i)
+		}
+		for _, h := range e.prev {
+			if !slices.Contains(e.hist, h) {
+				met(h, i) // each item once per event
+			}
 		}
 	}
 	return order, touch
@@ -203,8 +229,17 @@ func (w *ItemWork) sums(items []uint32, after map[uint32]int64, touch [][]int32)
 				out[it] = g
 			}
 			g.last = e.off
-			if e.item != it { // it is in the event's history
-				g.co.add(e.item, e.decay)
+			if e.item != it { // it is in the event's history, its prev or both
+				if slices.Contains(e.hist, it) {
+					g.co.add(e.item, e.decay)
+				}
+				if k := slices.Index(e.prev, it); k >= 0 {
+					v := e.weight * closeness(k)
+					g.next.add(e.item, v)
+					if e.isBuy {
+						g.next.add(e.bought, v)
+					}
+				}
 				continue
 			}
 			g.addUser(e.user, e.ts)
@@ -241,6 +276,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 	// once); a job that answers a fence inside its offsets is sent again
 	// with the sums past it.
 	rowLen := make(map[uint32]int64, len(order))
+	nextLen := make(map[uint32]int64)
 	trendAfter, expAfter := int64(-1), int64(-1)
 	todo, after, trend, exp := order, map[uint32]int64(nil), len(w.evs) > 0, len(w.exp) > 0
 	for len(todo) > 0 || trend || exp {
@@ -270,13 +306,13 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 					return experimentScript.EvalSha(ctx, pipe, []string{s.keys.Experiment(), s.keys.ExperimentFence()}, w.experimentArgs(p, expAfter)...)
 				}
 				it := w.names[chunk[k]]
-				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
+				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it), s.keys.ItemNext(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
 			})
 			if err != nil {
 				return fmt.Errorf("applying item state: %w", err)
 			}
 			for k, c := range cmds {
-				status, val, err := fencedAnswer(c)
+				status, val, val2, err := fencedAnswer(c)
 				if err != nil {
 					return fmt.Errorf("applying item state: %w", err)
 				}
@@ -293,6 +329,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 				switch status {
 				case 1:
 					rowLen[chunk[k]] = val
+					nextLen[chunk[k]] = val2
 				case 2:
 					again[chunk[k]] = val
 					next = append(next, chunk[k])
@@ -302,13 +339,19 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 		todo, after = next, again
 	}
 	// Rows whose lists this made long are folded now (cooc.go).
-	var fold []string
+	var fold, foldNext []string
 	for _, it := range order {
 		if rowLen[it] > int64(s.opt.CoocFold) {
 			fold = append(fold, w.names[it])
 		}
+		if nextLen[it] > int64(s.opt.CoocFold) {
+			foldNext = append(foldNext, w.names[it])
+		}
 	}
 	if err := s.FoldCooc(ctx, fold); err != nil {
+		return err
+	}
+	if err := s.FoldNext(ctx, foldNext); err != nil {
 		return err
 	}
 	w.reset()
@@ -317,11 +360,14 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 
 // itemArgs returns item.lua's arguments for an item's sums: the
 // popularity and degree added, the recent users' newest and oldest event
-// times, the row entry and the recent users.
+// times, the row entry, the next-item row entry and the recent users.
 func (s *Store) itemArgs(p, ttl, now string, g *itemSum, names []string) []any {
-	entry := ""
+	entry, next := "", ""
 	if len(g.co.ids) > 0 {
 		entry = deltaEntry(p, g.first, g.last, &g.co, names)
+	}
+	if len(g.next.ids) > 0 {
+		next = deltaEntry(p, g.first, g.last, &g.next, names)
 	}
 	num := func(f float64) string {
 		if f == 0 {
@@ -335,8 +381,8 @@ func (s *Store) itemArgs(p, ttl, now string, g *itemSum, names []string) []any {
 			mints = u.ts
 		}
 	}
-	args := make([]any, 0, 11+2*len(g.users))
-	args = append(args, p, s.opt.ItemUsersCap, ttl, now, g.first, g.last, num(g.pop), num(g.deg), g.maxts, mints, entry)
+	args := make([]any, 0, 12+2*len(g.users))
+	args = append(args, p, s.opt.ItemUsersCap, ttl, now, g.first, g.last, num(g.pop), num(g.deg), g.maxts, mints, entry, next)
 	for _, u := range g.users {
 		args = append(args, u.ts, u.user)
 	}
@@ -368,19 +414,24 @@ func (s *Store) trendingArgs(p string, w *ItemWork, after int64) []any {
 }
 
 // fencedAnswer reads item.lua's or trending.lua's answer: a status and a
-// row length or fence.
-func fencedAnswer(c *redis.Cmd) (status, val int64, err error) {
+// row length or fence, and item.lua's next-item row length (0 for none).
+func fencedAnswer(c *redis.Cmd) (status, val, val2 int64, err error) {
 	v, err := c.Slice()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	if len(v) != 2 {
-		return 0, 0, errors.New("malformed script answer")
+	if len(v) != 2 && len(v) != 3 {
+		return 0, 0, 0, errors.New("malformed script answer")
 	}
 	status, ok1 := v[0].(int64)
 	val, ok2 := v[1].(int64)
 	if !ok1 || !ok2 {
-		return 0, 0, errors.New("malformed script answer")
+		return 0, 0, 0, errors.New("malformed script answer")
 	}
-	return status, val, nil
+	if len(v) == 3 {
+		if val2, ok2 = v[2].(int64); !ok2 {
+			return 0, 0, 0, errors.New("malformed script answer")
+		}
+	}
+	return status, val, val2, nil
 }

@@ -39,7 +39,9 @@ type Options struct {
 	ItemUsersCap int                    // recent users kept per item
 	CoocCap      int                    // co-occurring items kept per item
 	CoocHistory  int                    // earlier items a new item co-occurs with
-	CoocFold     int                    // entries after which a co-occurrence row is folded (cooc.go)
+	CoocFold     int                    // entries after which a co-occurrence or next-item row is folded (cooc.go)
+	NextWindow   int                    // earlier distinct items an event's transitions come from (next.go); <0: none kept
+	NextCap      int                    // names kept per next-item row when folded
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
@@ -74,6 +76,8 @@ func (o *Options) setDefaults() {
 	def(&o.CoocCap, 200)
 	def(&o.CoocHistory, 20)
 	def(&o.CoocFold, 32)
+	def(&o.NextWindow, 3)
+	def(&o.NextCap, 300)
 	def(&o.TrendingCap, 10000)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -274,7 +278,7 @@ func (s *Store) runUserScripts(ctx context.Context, p string, ops []Op, users []
 	return s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 10+5*len(idx))
+		args := make([]any, 0, 11+5*len(idx))
 		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx), window, fallback, att.ShownCap)
 		for _, i := range idx {
 			op := ops[i]
@@ -284,18 +288,23 @@ func (s *Store) runUserScripts(ctx context.Context, p string, ops []Op, users []
 			}
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
 		}
+		if s.opt.NextWindow > 0 {
+			args = append(args, "1") // every applied event's history (next.go)
+		}
 		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u),
 			s.keys.UserShownAt(u), s.keys.UserShown(u), s.keys.UserAttribution(u), s.keys.UserList(u)}, args...)
 	})
 }
 
 // userAnswer is what the item half needs of one event: whether it made
-// its item new for the user, with the user's earlier items then, or
-// whether it was dropped (its user erased after its time); and what it
-// adds to the experiment counters (experiment.go).
+// its item new for the user, with the user's earlier items then, the
+// earlier items its transitions come from (next.go), or whether it was
+// dropped (its user erased after its time); and what it adds to the
+// experiment counters (experiment.go).
 type userAnswer struct {
 	isNew   bool
 	hist    []string
+	prev    []string
 	dropped bool
 	rec     string
 }
@@ -342,6 +351,9 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 			if code == codeAppliedNew {
 				a.isNew, a.hist = true, log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 			}
+			a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
+				return log.history(pending, 0, op.Item, m, s.opt.UserLogCap)
+			})
 			pending = append(pending, op.Item)
 		case codeFenced:
 			res.Fenced++
@@ -358,8 +370,13 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 			// Fenced events come first (offsets ascend): pending is empty.
 			if at := log.find(off, p); at < 0 {
 				res.Lost++
-			} else if logEntryNew(log.entries[at]) {
-				a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
+			} else {
+				if logEntryNew(log.entries[at]) {
+					a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
+				}
+				a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
+					return log.history(nil, at+1, op.Item, m, s.opt.UserLogCap)
+				})
 			}
 		default:
 			return false, fmt.Errorf("unknown script code %d", code)
@@ -385,7 +402,7 @@ func (s *Store) addItemHalf(w *ItemWork, ops []Op, answers []userAnswer) {
 		}
 		if a := answers[i]; !a.dropped && op.Type != event.Impression {
 			d := s.Decay(op.TS)
-			w.add(op, s.opt.Weights[op.Type]*d, d, a.isNew, a.hist)
+			w.add(op, s.opt.Weights[op.Type]*d, d, a.isNew, a.hist, a.prev)
 		} else {
 			w.count()
 		}

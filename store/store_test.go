@@ -31,6 +31,7 @@ type refModel struct {
 	itemPop   map[string]float64
 	itemN     map[string]float64
 	cooc      map[string]map[string]float64
+	next      map[string]map[string]float64 // item -> next item -> transition weight; "<item> bought" its purchase part
 	trending  map[string]float64
 	decay     func(int64) float64
 }
@@ -39,7 +40,7 @@ func newRef(opt store.Options, decay func(int64) float64) *refModel {
 	return &refModel{opt: opt, decay: decay,
 		userW: map[string]map[string]float64{}, userLog: map[string][]string{}, purchased: map[string]map[string]int64{},
 		itemUsers: map[string]map[string]int64{}, itemPop: map[string]float64{}, itemN: map[string]float64{},
-		cooc: map[string]map[string]float64{}, trending: map[string]float64{}}
+		cooc: map[string]map[string]float64{}, next: map[string]map[string]float64{}, trending: map[string]float64{}}
 }
 
 func addf(m map[string]map[string]float64, a, b string, x float64) {
@@ -67,6 +68,22 @@ func (r *refModel) apply(op store.Op) {
 	r.itemPop[op.Item] += w
 	r.trending[op.Item] += w
 	log := r.userLog[op.User]
+	// transitions: from the distinct other items among the user's last
+	// user_log_cap events, newest first, at most next_window, weighted
+	// 1/distance
+	met := map[string]bool{}
+	for k := len(log) - 1; k >= 0 && k >= len(log)-r.opt.UserLogCap && len(met) < r.opt.NextWindow; k-- {
+		j := log[k]
+		if j == op.Item || met[j] {
+			continue
+		}
+		met[j] = true
+		v := w / float64(len(met))
+		addf(r.next, j, op.Item, v)
+		if op.Type == event.Purchase {
+			addf(r.next, j, op.Item+" bought", v)
+		}
+	}
 	if !seen {
 		// the distinct other items among the user's last user_log_cap
 		// events, newest first, at most cooc_history
@@ -110,6 +127,24 @@ func coocMap(t *testing.T, st *store.Store, item string) map[string]float64 {
 	out := map[string]float64{}
 	for _, z := range rows[item] {
 		out[z.ID] = z.Score
+	}
+	return out
+}
+
+// nextMap reads item's next-item row as the scorer does (folded), with
+// the purchase parts under "<item> bought".
+func nextMap(t *testing.T, st *store.Store, item string) map[string]float64 {
+	t.Helper()
+	rows, err := st.NextItems(context.Background(), []string{item}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, z := range rows[item] {
+		out[z.ID] = z.Score
+		if z.Bought > 0 {
+			out[z.ID+" bought"] = z.Bought
+		}
 	}
 	return out
 }
@@ -165,6 +200,7 @@ func (r *refModel) check(t *testing.T, st *store.Store, rdb *redis.Client) {
 			t.Errorf("item %s: pop %v n %v, want %v %v", it, pop, n, r.itemPop[it], r.itemN[it])
 		}
 		compareMap(t, "cooc "+it, coocMap(t, st, it), r.cooc[it])
+		compareMap(t, "next "+it, nextMap(t, st, it), r.next[it])
 	}
 	compareMap(t, "trending", zmap(t, rdb, k.Trending()), r.trending)
 }
@@ -195,7 +231,7 @@ func genLog(n, users, items, nparts int, seed uint64) []partitioned {
 }
 
 func bigCaps() store.Options {
-	return store.Options{Prefix: "t:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 8, TrendingCap: 100000}
+	return store.Options{Prefix: "t:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 8, NextCap: 100000, TrendingCap: 100000}
 }
 
 func reference(st *store.Store, log []partitioned) *refModel {

@@ -16,6 +16,7 @@ import (
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/embedded"
+	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/scorer"
 )
@@ -30,11 +31,13 @@ const (
 	modelBatchUserKNN = "batch-user-knn"
 	modelBatchItemKNN = "batch-item-knn"
 	modelBatchEASE    = "ease-batch"
+	modelNextItem     = "next-item"
+	modelBatchNext    = "batch-next-item"
 	modelContent      = "content"        // needs item attributes
 	modelHybridCont   = "hybrid-content" // hybrid plus content; needs item attributes
 )
 
-var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE}
+var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelNextItem, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE, modelBatchNext}
 
 // evalProfile are the settings eval applies over the production defaults
 // before the user's --config and --set: the replayed logs are years old
@@ -57,6 +60,7 @@ type evalFlags struct {
 	svg, redis, configPath                      string
 	sets                                        multiFlag
 	partitions, batch                           int
+	syntheticSeq                                int
 	windows, stride, warmup                     int
 	fullPath, tune, quiet, skipRepeats          bool
 	impressions                                 bool
@@ -77,6 +81,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs := newFlagSet("eval")
 	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl, csv (generic, see --csv-columns); empty guesses from the file name")
 	fs.StringVar(&f.data, "data", "", "interaction log")
+	fs.IntVar(&f.syntheticSeq, "synthetic-seq", 0, "evaluate on a generated sparse sequential log of this many users (loadgen.Sequence: 5-10 events each, long-tail items, planted next items) instead of --data")
 	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
 	fs.StringVar(&f.test, "test", "", "ncf: X.test.rating")
 	fs.StringVar(&f.negatives, "negatives", "99", "sampled negatives per user (loo), or the ncf X.test.negative file")
@@ -163,11 +168,21 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 			format = guessFormat(f.data)
 		}
 	}
-	if format != "ncf" && f.data == "" {
+	if f.syntheticSeq > 0 {
+		if f.data != "" || f.train != "" {
+			return nil, errors.New("--synthetic-seq generates the log: no --data or --train")
+		}
+		format = "synthetic-seq"
+	} else if f.syntheticSeq < 0 {
+		return nil, errors.New("--synthetic-seq must be a number of users")
+	}
+	if format != "ncf" && format != "synthetic-seq" && f.data == "" {
 		return nil, errors.New("--data is required")
 	}
 	var err error
 	switch format {
+	case "synthetic-seq":
+		d.all = syntheticSequence(f.syntheticSeq)
 	case "movielens":
 		d.all, err = openLoad(f.data, eval.LoadMovieLens)
 	case "movielens-csv":
@@ -419,7 +434,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // batchPairs are the incremental models and their batch references.
-var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}}
+var batchPairs = [][2]string{{modelUserKNN, modelBatchUserKNN}, {modelItemKNN, modelBatchItemKNN}, {modelEASE, modelBatchEASE}, {modelNextItem, modelBatchNext}}
 
 // writeBatchComparison prints, for each incremental model evaluated beside
 // its batch reference, the difference of their metrics: 0 where the
@@ -524,6 +539,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	only := func(u, i, t, x float64) scorer.Options {
 		o := base
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending, o.WeightEASE = u, i, t, x
+		o.WeightNext = 0
 		return o
 	}
 	var out []eval.Model
@@ -538,9 +554,16 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 1, 0, 0))
 		case modelEASE:
 			m = eval.NewIncremental(n+suffix, getReplay(), only(0, 0, 0, 1))
+		case modelNextItem:
+			if cfg.Model.NextWindow == 0 {
+				return nil, fmt.Errorf("%s: model.next_window is 0 (no transitions kept)", n)
+			}
+			o := only(0, 0, 0, 0)
+			o.WeightNext = 1
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelHybrid:
 			o := base
-			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 {
+			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightNext == 0 {
 				return nil, errors.New("hybrid: every blend weight is 0")
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
@@ -563,6 +586,9 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			m = eval.NewBatchItemKNN(eval.ItemKNNConfig{Similarity: cfg.Scorer.ItemSimilarity, Shrink: cfg.Scorer.Shrinkage})
 		case modelBatchEASE:
 			m = eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
+		case modelBatchNext:
+			m = eval.NewBatchNextItem(eval.NextItemConfig{Window: cfg.Model.NextWindow, LogCap: cfg.Model.UserLogCap,
+				Recent: cfg.Scorer.RecentEvents, Seeds: cfg.Scorer.RecentEvents, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
 		case "":
 			continue
 		default:
@@ -659,4 +685,15 @@ func (f *evalFlags) csvMapping() (eval.CSVMapping, error) {
 		m.Attrs = nil
 	}
 	return m, nil
+}
+
+// syntheticSequence is the log of `recstream eval --synthetic-seq N`: the
+// sparse sequential log of loadgen.Sequence for N users (seed 1).
+func syntheticSequence(users int) []eval.Interaction {
+	evs := loadgen.NewSequence(loadgen.SequenceOptions{Users: users, Seed: 1}).Events()
+	out := make([]eval.Interaction, len(evs))
+	for i, e := range evs {
+		out[i] = eval.Interaction{User: e.UserID, Item: e.ItemID, Type: e.Type.String(), TS: e.TS, Value: 1}
+	}
+	return out
 }

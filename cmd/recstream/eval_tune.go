@@ -81,12 +81,52 @@ func tuneStages() []tuneStage {
 			}})
 		}
 	}
+	var next []tuneChange
+	for _, w := range []float64{0, 0.5, 1, 2} {
+		next = append(next, tuneChange{fmt.Sprintf("scorer.weights.next_item=%g", w), func(c *config.Config) { c.Scorer.Weights.NextItem = w }})
+	}
 	return []tuneStage{
 		{"item-kNN", modelItemKNN, item},
 		{"user-kNN", modelUserKNN, user},
 		{"EASE", modelEASE, ease},
 		{"blend", modelHybrid, blend},
+		{"next", modelHybrid, next},
 	}
+}
+
+// nextWindows are the transition windows (model.next_window) --tune
+// validates the next-item source with, each over its own replay (the
+// window changes the stored state, the other stages the scorer only).
+var nextWindows = []int{1, 2, 3, 5}
+
+// tuneWindow chooses model.next_window: the next-item source alone on the
+// validation split, one replay per window.
+func tuneWindow(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, tc eval.TuneConfig, stderr io.Writer) (config.Config, string, error) {
+	var factories []func() eval.Model
+	var descs []string
+	for _, w := range nextWindows {
+		c := cfg
+		c.Model.NextWindow = w
+		if err := c.Validate(); err != nil {
+			return cfg, "", fmt.Errorf("tuning next-item window: model.next_window=%d: %w", w, err)
+		}
+		opt := processor.ScorerOptions(c)
+		opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightNext = 0, 0, 0, 0, 0, 0, 1
+		desc := fmt.Sprintf("model.next_window=%d", w)
+		descs = append(descs, desc)
+		replay := e.newReplay(c, nil)
+		factories = append(factories, func() eval.Model { return eval.NewIncremental(modelNextItem+" "+desc, replay, opt) })
+	}
+	tr, err := eval.Tune(ctx, train, factories, tc)
+	if err != nil {
+		return cfg, "", fmt.Errorf("tuning next-item window: %w", err)
+	}
+	for _, r := range tr.Results {
+		fmt.Fprintf(stderr, "tune %-8s %s %s %.4f\n", "window", r.Model, tr.Metric, r.Metrics[tr.Metric])
+	}
+	cfg.Model.NextWindow = nextWindows[tr.Best]
+	fmt.Fprintf(stderr, "tune %-8s chose %s (validation %s %.4f)\n", "window", descs[tr.Best], tr.Metric, tr.Score)
+	return cfg, descs[tr.Best], nil
 }
 
 // tuneConfig searches the stages on a validation split carved from train
@@ -94,10 +134,18 @@ func tuneStages() []tuneStage {
 // returns the configuration with the best value of each stage.
 func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer) (config.Config, error) {
 	tc := eval.TuneConfig{Config: eval.Config{Ks: []int{10}, Seed: f.seed, Ties: ties, NoLists: true, Progress: progress}, Metric: f.metric}
-	// One replay of the validation training part serves every candidate
-	// (the stages change scorer settings only).
-	replay := e.newReplay(cfg, nil)
 	var chosen []string
+	if cfg.Model.NextWindow > 0 {
+		var desc string
+		var err error
+		if cfg, desc, err = tuneWindow(ctx, e, cfg, train, tc, stderr); err != nil {
+			return cfg, err
+		}
+		chosen = append(chosen, desc)
+	}
+	// One replay of the validation training part serves every candidate
+	// of the other stages (they change scorer settings only).
+	replay := e.newReplay(cfg, nil)
 	for _, st := range tuneStages() {
 		var factories []func() eval.Model
 		for _, ch := range st.change {
@@ -107,6 +155,9 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 				return cfg, fmt.Errorf("tuning %s: %s: %w", st.name, ch.desc, err)
 			}
 			opt := processor.ScorerOptions(c)
+			if st.model != modelHybrid {
+				opt.WeightNext = 0
+			}
 			switch st.model {
 			case modelItemKNN:
 				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 0, 1, 0, 0

@@ -1,10 +1,11 @@
 -- Removes one erased user's contribution from one item, once.
 -- KEYS: 1 recent users zset, 2 co-occurrence row (a list, store/cooc.go),
 --       3 meta hash, 4 guard key (one per erasure and item; makes a resend
---       harmless)
+--       harmless), 5 next-item row (a list, store/next.go)
 -- ARGV: 1 user, 2 degree to subtract, 3 popularity to subtract,
 --       4 guard ttl seconds, 5 the erasure's row entry ('' for none): the
---       counts to subtract, folded by the row's readers
+--       counts to subtract, folded by the row's readers, 6 the erasure's
+--       next-item row entry ('' for none)
 -- Counts never go below zero: the degree and popularity stop at zero, and
 -- a co-occurrence entry at or below a rounding residue of its former value
 -- is removed when the row is folded.
@@ -22,6 +23,9 @@ local changed = 0
 if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RPUSH', KEYS[2], ARGV[5])
   changed = 1
+end
+if ARGV[6] and ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('RPUSH', KEYS[5], ARGV[6])
 end
 for _, f in ipairs({{'n', 2}, {'pop', 3}}) do
   local d = tonumber(ARGV[f[2]])

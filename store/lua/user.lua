@@ -10,12 +10,15 @@
 --       9 list fallback (1/0), 10 shown cap, then 5 per event:
 --       offset, item, type, ts, weight (all strings; offsets ascending);
 --       an impression's item is its variant, then source and item per
---       item shown, '\n'-joined (ids never hold control characters)
+--       item shown, '\n'-joined (ids never hold control characters);
+--       then '1' when every applied event needs its history (next-item
+--       transitions, store/next.go), else '0' or nothing
 -- Returns {codes, log, recs, attlog}: one code per event, 1 applied now, 2 applied now
 -- and made its item new for the user, 0 applied before (fenced); and the
 -- stored log as it was before this call (newest first): all of it when an
 -- event was fenced (its entry may be anywhere in it), else its newest
--- log_cap entries when an event made an item new, else empty. The
+-- log_cap entries when an event made an item new (or was applied, when
+-- every applied event needs its history), else empty. The
 -- processor answers each new item's history and each fenced event from
 -- these (store/history.go): the interpreter's time is the scarce one.
 -- Code -2: dropped, the user was erased (meta field gone = erasure time,
@@ -294,7 +297,7 @@ end
 local log = {}
 if fenced then
   log = redis.call('LRANGE', KEYS[2], 0, -1)
-elseif newItems > 0 then
+elseif newItems > 0 or (applied > 0 and ARGV[E + 5 * n] == '1') then
   log = redis.call('LRANGE', KEYS[2], 0, logcap - 1)
 end
 if applied > 0 then
