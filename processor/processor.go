@@ -128,6 +128,10 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightEASE:     s.Weights.EASE,
 		WeightContent:  s.Weights.Content,
 		WeightNew:      s.Weights.NewArrivals,
+		WeightPopular:  s.Weights.Popular,
+		ItemNeighbours: itemNeighbours(s.ItemNeighbours),
+		UsersPerItem:   s.UsersPerItem,
+		NeighbourItems: s.NeighbourItems,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{
@@ -143,11 +147,20 @@ func ScorerOptions(c config.Config) scorer.Options {
 		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
 		DegreeTTL:       neighbourTTL(s.NeighbourTTL),
 	}
+	o.ItemNeighbourBudget = s.ItemNeighbourBudget
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
+}
+
+// itemNeighbours maps the config's 0 (whole rows) onto the scorer's -1.
+func itemNeighbours(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
@@ -480,8 +493,12 @@ func (p *Processor) Ready(ctx context.Context) error {
 // read API under /api/v1/ (package admin).
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
+	var ranker admin.Ranker = p.Scorer
+	if p.Variants != nil {
+		ranker = p.Variants
+	}
 	admin.New(admin.Options{
-		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
+		Store: p.Store, Ranker: ranker, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
 	}).Register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))

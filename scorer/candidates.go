@@ -66,10 +66,11 @@ const (
 	srcContent
 	srcNew
 	srcTrending
+	srcPopular
 	numSources
 )
 
-var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceTrending}
+var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceTrending, SourcePopular}
 
 // sourceIndex returns the index of a source name, -1 for none.
 func sourceIndex(name string) int {
@@ -79,6 +80,28 @@ func sourceIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// because is the reason an item the user interacted with gives: it names
+// the interaction, "bought" for an item the user bought, else the
+// strongest type of the user's recent events on it; an item known only
+// from the user's weights (older than the recent events) is named
+// without a verb.
+func because(p store.Profile, item string) string {
+	if p.Purchased[item] {
+		return "because you bought " + item
+	}
+	switch p.Acted[item] {
+	case "purchase":
+		return "because you bought " + item
+	case "add_to_cart":
+		return "because you added " + item + " to your cart"
+	case "click":
+		return "because you clicked " + item
+	case "browse":
+		return "because you viewed " + item
+	}
+	return "similar to " + item
 }
 
 // userKNNReason is the reason user-kNN gives every candidate.
@@ -138,6 +161,7 @@ type UserScores struct {
 
 	t      *candTable
 	seeds  []store.Scored   // the user's seeds: item-kNN's reasons name them
+	cat    Catalog          // the popular source's reasons name the item's category
 	names  []string         // item names by number, once Score has returned
 	byItem map[string]int32 // place by item, built when Candidate is first asked
 	list   []*Candidate     // every candidate, built when Candidates is first asked
@@ -208,11 +232,18 @@ func (us *UserScores) reason(k int32, s int) string {
 	switch s {
 	case srcItemKNN:
 		if seed := us.t.rows[k].seed; seed >= 0 {
-			return "because you viewed " + us.seeds[seed].ID
+			return because(us.Profile, us.seeds[seed].ID)
 		}
 		return ""
 	case srcUserKNN:
 		return userKNNReason
+	case srcPopular:
+		if us.cat != nil {
+			if c := us.cat.Category(us.item(int(k))); c != "" {
+				return "popular in " + c
+			}
+		}
+		return "popular"
 	}
 	if why := us.t.why[s]; int(k) < len(why) {
 		return why[k]
@@ -285,7 +316,7 @@ func (us *UserScores) blend(opt Options) {
 	if us.t == nil {
 		return
 	}
-	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightTrending}
+	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightTrending, opt.WeightPopular}
 	var mx [numSources]float64
 	rows := us.t.rows
 	for i := range rows {
