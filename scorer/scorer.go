@@ -550,7 +550,7 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 		us.release()
 		out[k] = us
 	}
-	if s.opt.WeightPopular > 0 {
+	if s.opt.WeightPopular > 0 || s.contentOn() {
 		// The degrees of the candidates no earlier read covered (user-kNN's,
 		// content's), one more round for the whole call.
 		from := len(degIDs)
@@ -573,6 +573,7 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 		}
 		for k := range out {
 			s.popular(&out[k], sc.deg)
+			s.contentPopularity(&out[k], sc.deg)
 		}
 	}
 	for k := range out {
@@ -592,8 +593,11 @@ func (s *Scorer) popular(us *UserScores, deg []float64) {
 	}
 	cat := s.opt.Catalog
 	var share map[string]float64
-	if cat != nil && len(us.Profile.Items) > 0 {
+	if s.opt.WeightPopular > 0 && cat != nil && len(us.Profile.Items) > 0 {
 		share = categoryShares(cat, us.Profile.Items)
+	}
+	if s.opt.WeightPopular <= 0 {
+		return
 	}
 	for k := range us.t.rows {
 		r := &us.t.rows[k]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/processor"
@@ -52,9 +53,11 @@ func combine(cs ...tuneChange) tuneChange {
 }
 
 // tuneStages is the search: item-kNN similarity, shrinkage and recency
-// boost; user-kNN neighbours; EASE λ; then the blend weights of the hybrid.
-// Each stage keeps the best value found so far of the earlier ones.
-func tuneStages() []tuneStage {
+// boost; item-kNN depth; user-kNN neighbours; EASE λ; the blend weights of
+// the hybrid; the popular prior's weight; and with item attributes the
+// content weight. Each stage keeps the best value found so far of the
+// earlier ones.
+func tuneStages(withContent bool) []tuneStage {
 	var item []tuneChange
 	for _, sim := range []string{config.SimilarityCosine, config.SimilarityJaccard} {
 		for _, sh := range []float64{0, 20} {
@@ -62,6 +65,12 @@ func tuneStages() []tuneStage {
 				item = append(item, combine(setSim(sim), setShrink(sh), setBoost(b)))
 			}
 		}
+	}
+	var depth []tuneChange
+	for _, d := range [][2]int{{50, 0}, {50, 1000}, {100, 2000}, {0, 0}} {
+		depth = append(depth, tuneChange{fmt.Sprintf("scorer.item_neighbours=%d scorer.item_neighbour_budget=%d", d[0], d[1]), func(c *config.Config) {
+			c.Scorer.ItemNeighbours, c.Scorer.ItemNeighbourBudget = d[0], d[1]
+		}})
 	}
 	var user []tuneChange
 	for _, k := range []int{30, 100} {
@@ -81,12 +90,26 @@ func tuneStages() []tuneStage {
 			}})
 		}
 	}
-	return []tuneStage{
+	var popular []tuneChange
+	for _, w := range []float64{0, 0.01, 0.05, 0.2} {
+		popular = append(popular, tuneChange{fmt.Sprintf("scorer.weights.popular=%g", w), func(c *config.Config) { c.Scorer.Weights.Popular = w }})
+	}
+	stages := []tuneStage{
 		{"item-kNN", modelItemKNN, item},
+		{"depth", modelItemKNN, depth},
 		{"user-kNN", modelUserKNN, user},
 		{"EASE", modelEASE, ease},
 		{"blend", modelHybrid, blend},
+		{"popular", modelHybrid, popular},
 	}
+	if withContent {
+		var content []tuneChange
+		for _, w := range []float64{0, 0.1, 0.25, 0.5, 1} {
+			content = append(content, tuneChange{fmt.Sprintf("scorer.weights.content=%g", w), func(c *config.Config) { c.Scorer.Weights.Content = w }})
+		}
+		stages = append(stages, tuneStage{"content", modelHybridCont, content})
+	}
+	return stages
 }
 
 // tuneConfig searches the stages on a validation split carved from train
@@ -98,7 +121,11 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 	// (the stages change scorer settings only).
 	replay := e.newReplay(cfg, nil)
 	var chosen []string
-	for _, st := range tuneStages() {
+	var idx *catalog.Index
+	if len(e.attrs) > 0 {
+		idx = catalogFromAttrs(e.attrs)
+	}
+	for _, st := range tuneStages(idx != nil && idx.Len() > 0) {
 		var factories []func() eval.Model
 		for _, ch := range st.change {
 			c := cfg
@@ -114,6 +141,11 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 1, 0, 0, 0
 			case modelEASE:
 				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 0, 0, 0, 1
+			case modelHybridCont:
+				opt.Catalog, opt.WeightNew = idx, 0
+			}
+			if st.model != modelHybridCont {
+				opt.WeightContent = 0
 			}
 			if opt.WeightEASE > 0 {
 				opt.EASE = scorer.NewEASE(processor.EASEOptions(c))
