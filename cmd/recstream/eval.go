@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -356,6 +357,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return errors.New("--tune needs --protocol loo or full")
 		}
 		tuned, err := tuneConfig(ctx, env, cfg, split.Train, f, ties, progress, stderr)
+		if err != nil {
+			return err
+		}
+		cfg = tuned
+	} else if split != nil && slices.Contains(names, modelHybridCont) && len(env.attrs) > 0 {
+		// The content weight of the hybrid is chosen on a validation
+		// split carved from the training part, as --tune does.
+		tuned, err := tuneStagesOn(ctx, env, cfg, split.Train, f, ties, progress, stderr, []tuneStage{contentStage()})
 		if err != nil {
 			return err
 		}

@@ -103,19 +103,30 @@ func tuneStages(withContent bool) []tuneStage {
 		{"popular", modelHybrid, popular},
 	}
 	if withContent {
-		var content []tuneChange
-		for _, w := range []float64{0, 0.1, 0.25, 0.5, 1} {
-			content = append(content, tuneChange{fmt.Sprintf("scorer.weights.content=%g", w), func(c *config.Config) { c.Scorer.Weights.Content = w }})
-		}
-		stages = append(stages, tuneStage{"content", modelHybridCont, content})
+		stages = append(stages, contentStage())
 	}
 	return stages
+}
+
+// contentStage searches the content weight of the hybrid: 0 keeps the
+// hybrid as it is, so adding content cannot lower its validation score.
+func contentStage() tuneStage {
+	var content []tuneChange
+	for _, w := range []float64{0, 0.01, 0.05, 0.25, 1} {
+		content = append(content, tuneChange{fmt.Sprintf("scorer.weights.content=%g", w), func(c *config.Config) { c.Scorer.Weights.Content = w }})
+	}
+	return tuneStage{"content", modelHybridCont, content}
 }
 
 // tuneConfig searches the stages on a validation split carved from train
 // (each user's latest training interaction), never the test split, and
 // returns the configuration with the best value of each stage.
 func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer) (config.Config, error) {
+	return tuneStagesOn(ctx, e, cfg, train, f, ties, progress, stderr, tuneStages(len(e.attrs) > 0 && catalogFromAttrs(e.attrs).Len() > 0))
+}
+
+// tuneStagesOn runs the given stages of the search (tuneConfig).
+func tuneStagesOn(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer, stages []tuneStage) (config.Config, error) {
 	tc := eval.TuneConfig{Config: eval.Config{Ks: []int{10}, Seed: f.seed, Ties: ties, NoLists: true, Progress: progress}, Metric: f.metric}
 	// One replay of the validation training part serves every candidate
 	// (the stages change scorer settings only).
@@ -125,7 +136,7 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 	if len(e.attrs) > 0 {
 		idx = catalogFromAttrs(e.attrs)
 	}
-	for _, st := range tuneStages(idx != nil && idx.Len() > 0) {
+	for _, st := range stages {
 		var factories []func() eval.Model
 		for _, ch := range st.change {
 			c := cfg
