@@ -257,10 +257,12 @@ func NewIncremental(name string, replay *Replay, opt scorer.Options) *Incrementa
 	if opt.EASE == nil {
 		opt.EASE = replay.cfg.EASE
 	}
-	// The trending read is reused for at most TrendingRefresh of wall
-	// time; in a replay the state changes between calls.
-	opt.TrendingRefresh = time.Nanosecond
-	opt.DegreeTTL = time.Nanosecond
+	// A scorer is made anew whenever the replayed state changes (every
+	// Observe, every Fit), so the reads it reuses (trending, degrees, rows,
+	// vectors) are of the current state for its whole life.
+	opt.TrendingRefresh = 24 * time.Hour
+	opt.DegreeTTL = 24 * time.Hour
+	opt.NeighbourTTL = 24 * time.Hour
 	return &Incremental{name: name, replay: replay, opt: opt}
 }
 

@@ -551,14 +551,20 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 		out[k] = us
 	}
 	if s.opt.WeightPopular > 0 || s.contentOn() {
-		// The degrees of the candidates no earlier read covered (user-kNN's,
-		// content's), one more round for the whole call.
+		// The degrees of the content candidates no earlier read covered,
+		// one more round for the whole call. The popular prior scores the
+		// candidates whose degree the call read: item-kNN's, content's,
+		// the trending items and the items to rank (reading the degree of
+		// every user-kNN candidate too would double a rescore's commands).
 		from := len(degIDs)
-		for k := range out {
-			if t := out[k].t; t != nil {
-				sc.fit(len(out[k].names))
-				for _, r := range t.rows {
-					mark(r.id)
+		if s.contentOn() {
+			for k := range out {
+				if t := out[k].t; t != nil {
+					for _, r := range t.rows {
+						if r.has&(1<<srcContent) != 0 {
+							mark(r.id)
+						}
+					}
 				}
 			}
 		}
