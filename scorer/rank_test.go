@@ -201,3 +201,68 @@ func TestReasonsNameTheInteraction(t *testing.T) {
 		}
 	}
 }
+
+// The item-kNN depth: item_neighbours items of each seed's row at least,
+// and a user with few seeds reads deeper, up to the budget shared among
+// the seeds; a negative depth reads whole rows.
+func TestItemNeighbourDepth(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, store.Options{Prefix: "n:"})
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	var ops []store.Op
+	add := func(user, item string) {
+		ops = append(ops, store.Op{Offset: int64(len(ops)), User: user, Item: item, Type: event.Browse, TS: start + int64(len(ops))*1000})
+	}
+	// a1's row holds b1..b8 and a2, a2's row c1..c8 and a1 ("two" viewed
+	// both last: a2 heads a1's row and a1 heads a2's, forward decay
+	// weighing later co-occurrence more). Counted: the b and c candidates.
+	for k := 1; k <= 8; k++ {
+		for _, p := range []string{"a", "c"} {
+			u := fmt.Sprintf("o%s%d", p, k)
+			seed := map[string]string{"a": "a1", "c": "a2"}[p]
+			add(u, seed)
+			add(u, fmt.Sprintf("%s%d", map[string]string{"a": "b", "c": "c"}[p], k))
+		}
+	}
+	add("one", "a1")
+	add("two", "a1")
+	add("two", "a2")
+	if _, err := st.Apply(ctx, 0, ops); err != nil {
+		t.Fatal(err)
+	}
+	count := func(user string, n, budget int) int {
+		sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, ItemNeighbours: n, ItemNeighbourBudget: budget, NeighbourTTL: -1, DegreeTTL: -1})
+		us, err := sc.Score(ctx, []string{user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := 0
+		for _, x := range us[0].Candidates() {
+			if _, ok := x.Sources.Get(scorer.SourceItemKNN); ok && (strings.HasPrefix(x.Item, "b") || strings.HasPrefix(x.Item, "c")) {
+				c++
+			}
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		user      string
+		n, budget int
+		want      int
+	}{
+		{"one", 2, 0, 1},   // depth 2: a2 and the strongest b
+		{"one", 2, 6, 5},   // one seed: the budget of 6
+		{"one", 2, 100, 8}, // the whole row
+		{"two", 2, 6, 4},   // two seeds: 3 each
+		{"two", 4, 6, 6},   // item_neighbours is the floor
+		{"two", -1, 0, 16}, // whole rows
+	} {
+		if got := count(tt.user, tt.n, tt.budget); got != tt.want {
+			t.Errorf("%s, item_neighbours %d, budget %d: %d co-occurring candidates, want %d", tt.user, tt.n, tt.budget, got, tt.want)
+		}
+	}
+}
