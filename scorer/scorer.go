@@ -588,11 +588,12 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 	return out, nil
 }
 
-// popular scores every candidate of the user with its prior: the item's
-// decayed popularity (its degree, the decayed count of its distinct
-// users), times 1 + the share of the user's weight in the item's category
-// when the catalog has one, so popular items of the user's categories
-// come first among the items no personal source proposes.
+// popular scores the user's candidates whose degree deg holds (0 for the
+// others) with their prior: the item's decayed popularity (its degree, the
+// decayed count of its distinct users), times 1 + the share of the user's
+// weight in the item's category when the catalog has one, so popular
+// items of the user's categories come first among the items no personal
+// source proposes.
 func (s *Scorer) popular(us *UserScores, deg []float64) {
 	if us.t == nil {
 		return
