@@ -273,7 +273,8 @@ func (s *Scorer) top(us UserScores) []store.ListItem {
 }
 
 // Score computes every candidate of each user with its per-source scores.
-// It reads the store in three pipelined rounds for the whole batch.
+// It reads the store in three pipelined rounds for the whole batch (a
+// fourth for the popularity of candidates whose degree was not read yet).
 func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error) {
 	return s.score(ctx, users, nil)
 }
@@ -549,13 +550,36 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 		us.release()
 		out[k] = us
 	}
-	if s.opt.WeightPopular > 0 {
-		// The popular prior scores the candidates whose degree the call
-		// read: item-kNN's, the trending items and the items to rank
-		// (reading the degree of every other candidate too would double a
-		// rescore's commands).
+	if s.opt.WeightPopular > 0 || s.contentOn() {
+		// The degrees of the content candidates no earlier read covered,
+		// one more round for the whole call. The popular prior scores the
+		// candidates whose degree the call read: item-kNN's, content's,
+		// the trending items and the items to rank (reading the degree of
+		// every user-kNN candidate too would double a rescore's commands).
+		from := len(degIDs)
+		if s.contentOn() {
+			for k := range out {
+				if t := out[k].t; t != nil {
+					for _, r := range t.rows {
+						if r.has&(1<<srcContent) != 0 {
+							mark(r.id)
+						}
+					}
+				}
+			}
+		}
+		if more := degIDs[from:]; len(more) > 0 {
+			got, err := nb.degrees.get(ctx, now, more, 0, nb.readDegrees(s.st))
+			if err != nil {
+				return nil, err
+			}
+			for i, id := range more {
+				sc.deg[id] = got[i]
+			}
+		}
 		for k := range out {
 			s.popular(&out[k], sc.deg)
+			s.contentPopularity(&out[k], sc.deg)
 		}
 	}
 	for k := range out {
