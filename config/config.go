@@ -377,7 +377,7 @@ func (s *ScorerConfig) SetDefaults() {
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3, Popular: 0.01},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.05, NewArrivals: 0.3, Popular: 0.01},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,
