@@ -3,14 +3,12 @@ package admin_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/processortest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
@@ -53,24 +52,8 @@ func TestStatusPageInChromium(t *testing.T) {
 	cfg.Scorer.ExcludeSeen = false
 	cfg.Run.ShutdownTimeout = time.Second
 	reg := prometheus.NewRegistry()
-	p, err := processor.New(cfg, processor.Deps{Registerer: reg, Gatherer: reg, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := p.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("processor: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	p, addr, _ := processortest.Run(t, cfg, processor.Deps{Registerer: reg, Gatherer: reg, Version: "test"})
+	ctx := context.Background()
 
 	gen := loadgen.New(loadgen.Options{Users: 60, Items: 80, Clusters: 4, Seed: 7})
 	msgs := make([]kafka.Message, 0, 1510)

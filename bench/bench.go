@@ -222,7 +222,6 @@ const (
 // Run runs every phase and returns the measurements.
 func Run(ctx context.Context, opt Options) (*Result, error) {
 	opt.setDefaults()
-	log := opt.Logger
 	res := &Result{Machine: Machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version()}}
 
 	base := config.Default()
@@ -251,113 +250,20 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if res.Machine.ScriptCallsCounted, err = scriptCallsCounted(ctx, admin); err != nil {
 		return nil, err
 	}
-
-	cfg := base
-	cfg.Kafka.Brokers = kf.Brokers
-	cfg.Kafka.CreateTopics = false
-	cfg.Kafka.MaxWait = 50 * time.Millisecond
-	cfg.Redis.Addrs = []string{rs.Addr}
-	cfg.Admin.Listen = ""
-	cfg.Log.Level = "warn"
-	// The rescore phase calls the scorer directly, without the score
-	// consumer's retries: give a loaded machine time rather than fail.
-	cfg.Redis.ReadTimeout = max(cfg.Redis.ReadTimeout, 30*time.Second)
-	cfg.Redis.WriteTimeout = max(cfg.Redis.WriteTimeout, 30*time.Second)
-	if err := cfg.Validate(); err != nil {
+	cfg, err := benchConfig(base, kf.Brokers, rs.Addr)
+	if err != nil {
 		return nil, err
 	}
 	res.Params = Params{Users: opt.Users, Items: opt.Items, Events: opt.Events, Rate: opt.Rate, DurationS: opt.Duration.Seconds(),
 		Partitions: opt.Partitions, RescoreUsers: opt.RescoreUsers, BatchMaxEvents: cfg.Ingest.BatchMaxEvents,
 		ScorerWorkers: cfg.Scorer.Workers, ChunkUsers: chunkUsers, Quick: opt.Quick}
 
-	prof := profiler{dir: opt.ProfileDir}
-	empty, err := takeSnapshot(ctx, admin, nil)
-	if err != nil {
-		return nil, err
-	}
-
-	// Phase 1: ingest.
-	opt.Progress("producing")
-	gen := loadgen.New(loadgen.Options{Users: opt.Users, Items: opt.Items, Clusters: 10, Seed: opt.Seed,
-		Start: time.Now().Add(-time.Duration(opt.Events) * time.Millisecond).Add(-time.Minute), Step: time.Millisecond})
-	if err := produceN(ctx, kf.Brokers, cfg.Kafka.EventsTopic, gen, opt.Events); err != nil {
-		return nil, err
-	}
-	opt.Progress("kafka-only pass")
-	kcpu, err := fetchOnly(ctx, kf.Brokers, cfg.Kafka.EventsTopic, opt.Events)
-	if err != nil {
-		return nil, err
-	}
-	res.Ingest.KafkaOnlyCPUUsPerEvent = kcpu * 1e6 / float64(opt.Events)
-	opt.Progress("ingest")
-	if err := prof.start("ingest"); err != nil {
-		return nil, err
-	}
-	if err := runIngest(ctx, cfg, admin, opt.Events, &res.Ingest); err != nil {
-		return nil, err
-	}
-	prof.stop()
-	afterIngest, err := takeSnapshot(ctx, admin, nil)
-	if err != nil {
-		return nil, err
-	}
-
-	// Phase 4 (part): memory of the state the ingest phase built.
-	opt.Progress("memory")
-	if err := measureMemory(ctx, admin, cfg, &res.Memory, &res.Ingest); err != nil {
-		return nil, err
-	}
-	res.Memory.UsedMemoryDelta = afterIngest.memory - empty.memory
-	if res.Ingest.Users > 0 {
-		res.Memory.PerUserAll = float64(res.Memory.UsedMemoryDelta) / float64(res.Ingest.Users)
-		res.Memory.EventsPerUser = float64(opt.Events) / float64(res.Ingest.Users)
-	}
-
-	// Phase 2: rescoring.
-	opt.Progress("rescore")
-	if err := prof.start("rescore"); err != nil {
-		return nil, err
-	}
-	if err := runRescore(ctx, cfg, admin, opt.RescoreUsers, &res.Rescore); err != nil {
-		return nil, err
-	}
-	prof.stop()
-	if err := measureLists(ctx, admin, cfg, opt.RescoreUsers, &res.Memory); err != nil {
-		return nil, err
-	}
-
-	// Phase 3: freshness at a fixed offered load.
-	opt.Progress("freshness")
-	if err := prof.start("freshness"); err != nil {
-		return nil, err
-	}
-	live := cfg
-	live.Kafka.EventsTopic = liveEvents
-	live.Kafka.RefreshTopic = liveRefresh
-	live.Kafka.IngestGroup = "bench-live-ingest"
-	live.Kafka.ScoreGroup = "bench-live-score"
-	if err := runFreshness(ctx, live, admin, opt, &res.Freshness); err != nil {
-		return nil, err
-	}
-	prof.stop()
-
-	res.Memory.ProcessPeakRSSBytes = procStatus("VmHWM")
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.Memory.ProcessHeapBytes = int64(ms.HeapInuse)
-	if err := prof.heap(); err != nil {
-		return nil, err
-	}
-
-	// Phase 4 (part): the processor alone, in its own process.
-	if opt.ProcessorBinary != "" {
-		opt.Progress("processor RSS")
-		res.Memory.Processor = &ProcessorRSS{}
-		if err := runProcessorRSS(ctx, opt.ProcessorBinary, cfg, opt.Events, res.Memory.Processor); err != nil {
+	b := &benchRun{opt: opt, cfg: cfg, admin: admin, brokers: kf.Brokers, res: res, prof: profiler{dir: opt.ProfileDir}}
+	for _, phase := range []func(context.Context) error{b.ingest, b.rescore, b.freshness, b.processMemory, b.processorRSS} {
+		if err := phase(ctx); err != nil {
 			return nil, err
 		}
 	}
-
 	// Phase 5: the yardstick.
 	opt.Progress("redis-benchmark")
 	res.HSET = redisBenchmark(ctx, rs.Addr, opt.HSETRequests)
@@ -365,8 +271,132 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		res.HSET.IngestRatio = res.Ingest.EventsPerSec / res.HSET.OpsPerSec
 		res.HSET.RescoreRatio = res.Rescore.UsersPerSec / res.HSET.OpsPerSec
 	}
-	log.Info("bench done")
+	opt.Logger.Info("bench done")
 	return res, nil
+}
+
+// benchConfig is the processor configuration the phases run with: base on
+// the benchmark's broker and Redis.
+func benchConfig(base config.Config, brokers []string, redisAddr string) (config.Config, error) {
+	cfg := base
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.CreateTopics = false
+	cfg.Kafka.MaxWait = 50 * time.Millisecond
+	cfg.Redis.Addrs = []string{redisAddr}
+	cfg.Admin.Listen = ""
+	cfg.Log.Level = "warn"
+	// The rescore phase calls the scorer directly, without the score
+	// consumer's retries: give a loaded machine time rather than fail.
+	cfg.Redis.ReadTimeout = max(cfg.Redis.ReadTimeout, 30*time.Second)
+	cfg.Redis.WriteTimeout = max(cfg.Redis.WriteTimeout, 30*time.Second)
+	return cfg, cfg.Validate()
+}
+
+// benchRun is one benchmark run: its phases fill res in order.
+type benchRun struct {
+	opt     Options
+	cfg     config.Config
+	admin   *redis.Client
+	brokers []string
+	res     *Result
+	prof    profiler
+}
+
+// ingest is phase 1 (ingest throughput) and the part of phase 4 that
+// measures the memory of the state it built.
+func (b *benchRun) ingest(ctx context.Context) error {
+	opt, cfg, res := b.opt, b.cfg, b.res
+	empty, err := takeSnapshot(ctx, b.admin, nil)
+	if err != nil {
+		return err
+	}
+	opt.Progress("producing")
+	gen := loadgen.New(loadgen.Options{Users: opt.Users, Items: opt.Items, Clusters: 10, Seed: opt.Seed,
+		Start: time.Now().Add(-time.Duration(opt.Events) * time.Millisecond).Add(-time.Minute), Step: time.Millisecond})
+	if err := produceN(ctx, b.brokers, cfg.Kafka.EventsTopic, gen, opt.Events); err != nil {
+		return err
+	}
+	opt.Progress("kafka-only pass")
+	kcpu, err := fetchOnly(ctx, b.brokers, cfg.Kafka.EventsTopic, opt.Events)
+	if err != nil {
+		return err
+	}
+	res.Ingest.KafkaOnlyCPUUsPerEvent = kcpu * 1e6 / float64(opt.Events)
+	opt.Progress("ingest")
+	if err := b.prof.start("ingest"); err != nil {
+		return err
+	}
+	if err := runIngest(ctx, cfg, b.admin, opt.Events, &res.Ingest); err != nil {
+		return err
+	}
+	b.prof.stop()
+	afterIngest, err := takeSnapshot(ctx, b.admin, nil)
+	if err != nil {
+		return err
+	}
+	opt.Progress("memory")
+	if err := measureMemory(ctx, b.admin, cfg, &res.Memory, &res.Ingest); err != nil {
+		return err
+	}
+	res.Memory.UsedMemoryDelta = afterIngest.memory - empty.memory
+	if res.Ingest.Users > 0 {
+		res.Memory.PerUserAll = float64(res.Memory.UsedMemoryDelta) / float64(res.Ingest.Users)
+		res.Memory.EventsPerUser = float64(opt.Events) / float64(res.Ingest.Users)
+	}
+	return nil
+}
+
+// rescore is phase 2: rescoring throughput, then the size of the lists.
+func (b *benchRun) rescore(ctx context.Context) error {
+	b.opt.Progress("rescore")
+	if err := b.prof.start("rescore"); err != nil {
+		return err
+	}
+	if err := runRescore(ctx, b.cfg, b.admin, b.opt.RescoreUsers, &b.res.Rescore); err != nil {
+		return err
+	}
+	b.prof.stop()
+	return measureLists(ctx, b.admin, b.cfg, b.opt.RescoreUsers, &b.res.Memory)
+}
+
+// freshness is phase 3: freshness at a fixed offered load, on topics and
+// groups of its own.
+func (b *benchRun) freshness(ctx context.Context) error {
+	b.opt.Progress("freshness")
+	if err := b.prof.start("freshness"); err != nil {
+		return err
+	}
+	live := b.cfg
+	live.Kafka.EventsTopic = liveEvents
+	live.Kafka.RefreshTopic = liveRefresh
+	live.Kafka.IngestGroup = "bench-live-ingest"
+	live.Kafka.ScoreGroup = "bench-live-score"
+	if err := runFreshness(ctx, live, b.admin, b.opt, &b.res.Freshness); err != nil {
+		return err
+	}
+	b.prof.stop()
+	return nil
+}
+
+// processMemory records this process's peak RSS and heap after the
+// phases (part of phase 4).
+func (b *benchRun) processMemory(context.Context) error {
+	b.res.Memory.ProcessPeakRSSBytes = procStatus("VmHWM")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.res.Memory.ProcessHeapBytes = int64(ms.HeapInuse)
+	return b.prof.heap()
+}
+
+// processorRSS is the part of phase 4 that runs the processor alone, in
+// its own process (only with Options.ProcessorBinary).
+func (b *benchRun) processorRSS(ctx context.Context) error {
+	if b.opt.ProcessorBinary == "" {
+		return nil
+	}
+	b.opt.Progress("processor RSS")
+	b.res.Memory.Processor = &ProcessorRSS{}
+	return runProcessorRSS(ctx, b.opt.ProcessorBinary, b.cfg, b.opt.Events, b.res.Memory.Processor)
 }
 
 // produceN publishes n generated events (msgpack, keyed by user).

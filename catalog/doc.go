@@ -1,7 +1,7 @@
 // Package catalog is recstream's item catalog: the record schema of the
 // compacted items topic (key item_id, one JSON record per item), its
-// validation, the in-memory index that each scoring process keeps, and the
-// two consumers of the topic.
+// validation, and the in-memory index that each scoring process keeps. The
+// package is pure: the two consumers of the topic live in package consumer.
 //
 // # Records
 //
@@ -19,19 +19,11 @@
 //
 // # Consumers
 //
-// CatalogWriter (ingest role, one consumer group) stores each record in
-// Redis, fenced per source partition, sends invalid records to the DLQ,
-// and, when an item becomes unavailable, publishes a refresh request for
-// every user whose list held it. Loader (score role, no group) reads every
-// partition from the beginning into an Index and follows the topic.
-//
-// # Metrics
-//
-//   - recstream_catalog_records_total{role,result}: records consumed by the
-//     writer or the index loader, result ok, invalid or fenced
-//   - recstream_catalog_invalid_total{reason}: invalid records sent to the DLQ
-//   - recstream_catalog_items: items in this process's index
-//   - recstream_catalog_withdrawn_total: items that became unavailable
-//   - recstream_catalog_refresh_requests_total: refresh requests published
-//     for lists that held a withdrawn item
+// consumer.CatalogWriter (ingest role, one consumer group) stores each
+// record in Redis, fenced per source partition, sends invalid records to
+// the DLQ, and, when an item becomes unavailable, publishes a refresh
+// request for every user whose list held it. consumer.CatalogLoader (score
+// role, no group) reads every partition from the beginning into an Index
+// and follows the topic. Their metrics (recstream_catalog_*) are listed in
+// package consumer.
 package catalog

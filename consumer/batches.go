@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/recstream/recstream/internal/retry"
 )
 
 // batches collects a reader's next batch in its own goroutine while the
@@ -20,6 +22,9 @@ type batches struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 }
+
+// fetchRetryWait is how long a consumer waits after a failed fetch.
+const fetchRetryWait = 200 * time.Millisecond
 
 // startBatches starts collecting batches of at most max messages, each
 // closed maxWait after its first message. It stops when ctx ends or stop
@@ -36,7 +41,7 @@ func startBatches(ctx context.Context, r *kafka.Reader, max int, maxWait time.Du
 					return
 				}
 				log.Warn("fetching "+what, "err", err)
-				if !sleep(ctx, 200*time.Millisecond) {
+				if !retry.Sleep(ctx, fetchRetryWait) {
 					return
 				}
 				continue

@@ -61,6 +61,31 @@ func (c *committer) retry(ctx context.Context, r *kafka.Reader) bool {
 	return true
 }
 
+// consume hands each collected batch to handle (which retries until it
+// succeeds) and commits the batch once handle returned nil; with a commit
+// pending and no batch coming it retries the commit alone. It returns when
+// ctx ends, or when handle fails: only when procCtx, ctx's shutdown grace,
+// ran out.
+func consume(ctx, procCtx context.Context, r *kafka.Reader, bt *batches, cm *committer, handle func([]kafka.Message) error) {
+	for {
+		msgs, ok := bt.next(ctx, cm.retryAfter())
+		if !ok {
+			return
+		}
+		if msgs == nil {
+			cm.retry(procCtx, r)
+			continue
+		}
+		if err := handle(msgs); err != nil {
+			return
+		}
+		cm.commit(procCtx, r, msgs)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
 // LastPerPartition returns the message with the highest offset of each
 // partition: what a commit of msgs needs.
 func LastPerPartition(msgs []kafka.Message) []kafka.Message {

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/retry"
 )
 
 // ControlCommand is one message of the control topic (JSON):
@@ -76,12 +77,12 @@ func (c *Control) Run(ctx context.Context) error {
 				return nil
 			}
 			c.opt.Logger.Warn("fetching control commands", "err", err)
-			if !sleep(ctx, 200*time.Millisecond) {
+			if !retry.Sleep(ctx, fetchRetryWait) {
 				return nil
 			}
 			continue
 		}
-		backoff := 100 * time.Millisecond
+		b := retry.Backoff{Min: retryMin, Max: retryMax}
 		for {
 			err := c.handle(ctx, w, m)
 			if err == nil {
@@ -91,10 +92,9 @@ func (c *Control) Run(ctx context.Context) error {
 				return nil
 			}
 			c.opt.Logger.Warn("control command failed; retrying", "offset", m.Offset, "err", err)
-			if !sleep(ctx, backoff) {
+			if !b.Wait(ctx) {
 				return nil
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 		if err := r.CommitMessages(ctx, m); err != nil && ctx.Err() == nil {
 			c.opt.Logger.Warn("committing control command; it will be replayed (erasure is idempotent)", "err", err)

@@ -1,7 +1,11 @@
 // Package consumer is recstream's Kafka side: the ingest consumer (decode,
 // validate, dead-letter, micro-batch, apply to the store, publish refresh
-// requests, commit), the refresh consumer that drives the scorer, and the
-// lag poller that measures both groups from the broker.
+// requests, commit), the refresh consumer that drives the scorer, the
+// control consumer (erasure requests), the catalog writer and the catalog
+// index loader of the items topic, and the lag poller that measures the
+// groups from the broker. Every consumer that commits uses one reader
+// configuration, one batch collector (batches.go), one committer
+// (commit.go) and one retry with readiness (health.go).
 //
 // # Offsets
 //
@@ -55,14 +59,20 @@
 //	recstream_rescore_duration_seconds                     histogram  rescoring and writing one batch of users
 //	recstream_lists_written_total                          counter    per-user lists written
 //	recstream_freshness_seconds                            histogram  event time to the user's list written
-//	recstream_ready{role}                                  gauge      1 unless the role is retrying a failed batch
+//	recstream_ready{role}                                  gauge      1 unless the role (ingest, score, catalog) is retrying a failed batch
 //	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
 //	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
-//	recstream_catalog_records_total{role,result}           counter    catalog records consumed (package catalog)
+//
+// Catalog consumers (CatalogMetrics, registered only with the catalog enabled):
+//
+//	recstream_catalog_records_total{role,result}           counter    catalog records consumed by the writer or the index loader
 //	recstream_catalog_invalid_total{reason}                counter    invalid catalog records sent to the DLQ
 //	recstream_catalog_items                                gauge      items in the in-memory catalog index
 //	recstream_catalog_withdrawn_total                      counter    items that became unavailable
 //	recstream_catalog_refresh_requests_total               counter    refreshes requested for lists holding a withdrawn item
+//
+// Scorer:
+//
 //	recstream_variant_lists_total{variant}                 counter    lists written per A/B variant (package scorer)
 //	recstream_variant_items_total{variant,source}          counter    listed items per variant and source
 //

@@ -2,11 +2,11 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -38,7 +38,7 @@ type IngestOptions struct {
 	// committed after that write. 0 writes it with every batch.
 	ItemWindow time.Duration
 	// ItemWindowEvents writes the collected item half early once it holds
-	// this many events (all partitions); 0 means 20 × BatchMaxEvents.
+	// this many events (all partitions).
 	ItemWindowEvents int
 	ShutdownTimeout  time.Duration // how long an in-flight batch may take after shutdown starts
 	Decoder          event.Decoder
@@ -54,25 +54,22 @@ type IngestOptions struct {
 // invalid ones to the DLQ, publishes refresh requests and commits offsets
 // only after all of that is acknowledged.
 type Ingest struct {
-	opt   IngestOptions
-	st    Applier
-	ready atomic.Bool
-	lag   *lagTracker
+	opt IngestOptions
+	st  Applier
+	health
+	lag *lagTracker
 }
 
-// NewIngest returns an ingest consumer writing to st.
-func NewIngest(opt IngestOptions, st Applier) *Ingest {
-	if opt.BatchMaxEvents <= 0 {
-		opt.BatchMaxEvents = 1000
+// NewIngest returns an ingest consumer writing to st. Its sizes and waits
+// have no defaults here (config holds them): a zero is an error.
+func NewIngest(opt IngestOptions, st Applier) (*Ingest, error) {
+	if err := positive("ingest",
+		"BatchMaxEvents", opt.BatchMaxEvents, "ItemWindowEvents", opt.ItemWindowEvents,
+		"BatchMaxWait", opt.BatchMaxWait, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
 	}
-	if opt.BatchMaxWait <= 0 {
-		opt.BatchMaxWait = 20 * time.Millisecond
-	}
-	if opt.ShutdownTimeout <= 0 {
-		opt.ShutdownTimeout = 15 * time.Second
-	}
-	if opt.ItemWindowEvents <= 0 {
-		opt.ItemWindowEvents = 20 * opt.BatchMaxEvents
+	if opt.ItemWindow < 0 {
+		return nil, fmt.Errorf("consumer: ingest: ItemWindow %v: want >= 0", opt.ItemWindow)
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
@@ -80,11 +77,9 @@ func NewIngest(opt IngestOptions, st Applier) *Ingest {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingest{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics)}
+	return &Ingest{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
+		health: health{role: "ingest", m: opt.Metrics, log: opt.Logger, errors: opt.Metrics.StoreErrors}}, nil
 }
-
-// Ready reports whether the last batch went through (false while retrying).
-func (c *Ingest) Ready() bool { return c.ready.Load() }
 
 // Lag returns the per-partition lag as last measured.
 func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
@@ -99,24 +94,10 @@ func (c *Ingest) Run(ctx context.Context) error {
 	pub := &publisher{}
 	defer pub.wait() // after procCtx is cancelled, before the writer closes
 
-	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
+	procCtx, cancelProc := graceContext(ctx, c.opt.ShutdownTimeout)
 	defer cancelProc()
-	go func() {
-		select {
-		case <-ctx.Done():
-			t := time.NewTimer(c.opt.ShutdownTimeout)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				cancelProc()
-			case <-procCtx.Done():
-			}
-		case <-procCtx.Done():
-		}
-	}()
 
-	c.ready.Store(true)
-	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
+	c.start()
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait, c.opt.Logger, "events")
 	defer bt.stop()
@@ -125,7 +106,7 @@ func (c *Ingest) Run(ctx context.Context) error {
 	// it belongs to; it reports false when a shutdown ran out of time.
 	writeItems := func() bool {
 		n := iw.events()
-		if err := c.retrying(procCtx, "writing item state", func() error { return iw.write(procCtx, c.st) }); err != nil {
+		if err := c.retry(procCtx, "writing item state", func() error { return iw.write(procCtx, c.st) }); err != nil {
 			return false
 		}
 		c.opt.Metrics.ItemEvents.Add(float64(n))
@@ -238,7 +219,7 @@ func (iw *itemWindow) write(ctx context.Context, st Applier) error {
 // publish.
 func (c *Ingest) process(ctx context.Context, msgs []kafka.Message, iw *itemWindow) (out []kafka.Message, ndlq int, err error) {
 	start := time.Now()
-	err = c.retrying(ctx, "applying batch", func() error {
+	err = c.retry(ctx, "applying batch", func() error {
 		var err error
 		out, ndlq, err = c.processOnce(ctx, msgs, iw)
 		return err
@@ -257,7 +238,7 @@ func (c *Ingest) process(ctx context.Context, msgs []kafka.Message, iw *itemWind
 // send some of them twice: a refresh request twice only rescores the user
 // twice, and a dead letter carries its source offset.
 func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq int) error {
-	err := c.retrying(ctx, "publishing refresh requests and dead letters", func() error { return w.WriteMessages(ctx, out...) })
+	err := c.retry(ctx, "publishing refresh requests and dead letters", func() error { return w.WriteMessages(ctx, out...) })
 	if err != nil {
 		return err
 	}
@@ -287,35 +268,6 @@ func (p *publisher) wait() error {
 	err := <-p.done
 	p.done = nil
 	return err
-}
-
-// retrying runs f until it succeeds or ctx ends, with backoff, marking
-// the role not ready meanwhile.
-func (c *Ingest) retrying(ctx context.Context, what string, f func() error) error {
-	backoff := 50 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		c.opt.Metrics.StoreErrors.Inc()
-		if c.ready.Swap(false) {
-			c.opt.Logger.Warn(what+" failed; retrying until it succeeds", "err", err)
-		}
-		c.opt.Metrics.Ready.WithLabelValues("ingest").Set(0)
-		if !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, 2*time.Second)
-	}
-	if !c.ready.Swap(true) {
-		c.opt.Logger.Info(what + " succeeded; recovered")
-	}
-	c.opt.Metrics.Ready.WithLabelValues("ingest").Set(1)
-	return nil
 }
 
 func (c *Ingest) processOnce(ctx context.Context, msgs []kafka.Message, iw *itemWindow) ([]kafka.Message, int, error) {
@@ -435,17 +387,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // PartitionLag is one partition's lag.

@@ -27,12 +27,12 @@ type Kafka struct {
 	Logger *slog.Logger
 }
 
-// errorLogger adapts Logger to kafka-go's ErrorLogger.
-func (k Kafka) errorLogger(group string) kafka.Logger {
+// errorLogger adapts Logger, with attrs, to kafka-go's ErrorLogger.
+func (k Kafka) errorLogger(attrs ...any) kafka.Logger {
 	if k.Logger == nil {
 		return nil
 	}
-	l := k.Logger.With("kafka_group", group)
+	l := k.Logger.With(attrs...)
 	return kafka.LoggerFunc(func(msg string, args ...any) {
 		// The format is the message (rate limiting groups by it); the
 		// formatted text is an attribute.
@@ -40,7 +40,10 @@ func (k Kafka) errorLogger(group string) kafka.Logger {
 	})
 }
 
-func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
+// readerConfig is the one reader configuration of recstream's consumers:
+// synchronous commits only, read from the first offset when the group has
+// none, kafka-go's errors logged.
+func (k Kafka) readerConfig(topic, group string, queue int) kafka.ReaderConfig {
 	st := k.SessionTimeout
 	if st <= 0 {
 		st = 10 * time.Second
@@ -53,7 +56,7 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 	if mw <= 0 {
 		mw = 200 * time.Millisecond
 	}
-	return kafka.NewReader(kafka.ReaderConfig{
+	return kafka.ReaderConfig{
 		Brokers:           k.Brokers,
 		GroupID:           group,
 		Topic:             topic,
@@ -71,8 +74,22 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
-		ErrorLogger:       k.errorLogger(group),
-	})
+		ErrorLogger:       k.errorLogger("kafka_group", group),
+	}
+}
+
+// reader reads topic in consumer group group.
+func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
+	return kafka.NewReader(k.readerConfig(topic, group, queue))
+}
+
+// partitionReader reads one partition of topic from its first offset,
+// without a consumer group (nothing is committed).
+func (k Kafka) partitionReader(topic string, partition, queue int) *kafka.Reader {
+	c := k.readerConfig(topic, "", queue)
+	c.Partition = partition
+	c.ErrorLogger = k.errorLogger("kafka_topic", topic, "kafka_partition", partition)
+	return kafka.NewReader(c)
 }
 
 // writerBatch is the most messages a writer puts in one produce request

@@ -2,11 +2,12 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
-	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/recstream/recstream/store"
@@ -38,16 +39,21 @@ type ScoreOptions struct {
 // window, rescores the users and commits the requests once their lists are
 // written: a pending refresh survives a crash.
 type Score struct {
-	opt   ScoreOptions
-	ref   Refresher
-	ready atomic.Bool
-	lag   *lagTracker
+	opt ScoreOptions
+	ref Refresher
+	health
+	lag *lagTracker
 }
 
-// NewScore returns a scoring consumer.
-func NewScore(opt ScoreOptions, ref Refresher) *Score {
-	if opt.Debounce <= 0 {
-		opt.Debounce = 100 * time.Millisecond
+// NewScore returns a scoring consumer. Workers and ShutdownTimeout have no
+// defaults here (config holds them): a zero is an error; a zero Debounce
+// scores each fetch at once.
+func NewScore(opt ScoreOptions, ref Refresher) (*Score, error) {
+	if err := positive("score", "Workers", opt.Workers, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
+	}
+	if opt.Debounce < 0 {
+		return nil, fmt.Errorf("consumer: score: Debounce %v: want >= 0", opt.Debounce)
 	}
 	if opt.MaxUsers <= 0 {
 		opt.MaxUsers = 5000
@@ -55,14 +61,8 @@ func NewScore(opt ScoreOptions, ref Refresher) *Score {
 	if opt.ChunkUsers <= 0 {
 		opt.ChunkUsers = 64
 	}
-	if opt.Workers <= 0 {
-		opt.Workers = 8
-	}
 	if opt.TrendingEvery <= 0 {
 		opt.TrendingEvery = 5 * time.Second
-	}
-	if opt.ShutdownTimeout <= 0 {
-		opt.ShutdownTimeout = 15 * time.Second
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -73,11 +73,9 @@ func NewScore(opt ScoreOptions, ref Refresher) *Score {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Score{opt: opt, ref: ref, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics)}
+	return &Score{opt: opt, ref: ref, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
+		health: health{role: "score", m: opt.Metrics, log: opt.Logger}}, nil
 }
-
-// Ready reports whether the last rescore went through.
-func (s *Score) Ready() bool { return s.ready.Load() }
 
 // Lag returns the per-partition lag of the refresh topic.
 func (s *Score) Lag() map[int]PartitionLag { return s.lag.snapshot() }
@@ -86,18 +84,8 @@ func (s *Score) Lag() map[int]PartitionLag { return s.lag.snapshot() }
 func (s *Score) Run(ctx context.Context) error {
 	r := s.opt.Kafka.reader(s.opt.Topic, s.opt.Group, 2*s.opt.MaxUsers)
 	defer r.Close()
-	procCtx, cancelProc := context.WithCancel(context.WithoutCancel(ctx))
+	procCtx, cancelProc := graceContext(ctx, s.opt.ShutdownTimeout)
 	defer cancelProc()
-	go func() {
-		<-ctx.Done()
-		t := time.NewTimer(s.opt.ShutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelProc()
-		case <-procCtx.Done():
-		}
-	}()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -115,20 +103,11 @@ func (s *Score) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error {
-		s.ready.Store(true)
-		s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
+		s.start()
 		cm := &committer{group: s.opt.Group, m: s.opt.Metrics, log: s.opt.Logger, lag: s.lag}
 		bt := startBatches(ctx, r, s.opt.MaxUsers, s.opt.Debounce, s.opt.Logger, "refresh requests")
 		defer bt.stop()
-		for {
-			msgs, ok := bt.next(ctx, cm.retryAfter())
-			if !ok {
-				return nil
-			}
-			if msgs == nil {
-				cm.retry(procCtx, r)
-				continue
-			}
+		consume(ctx, procCtx, r, bt, cm, func(msgs []kafka.Message) error {
 			reqs := make([]RefreshRequest, 0, len(msgs))
 			for _, m := range msgs {
 				req, err := DecodeRefresh(m.Value)
@@ -140,14 +119,12 @@ func (s *Score) Run(ctx context.Context) error {
 			}
 			s.opt.Metrics.RefreshPending.Set(float64(len(reqs)))
 			if err := s.refresh(procCtx, reqs); err != nil {
-				return nil
+				return err
 			}
 			s.opt.Metrics.RefreshPending.Set(0)
-			cm.commit(procCtx, r, msgs)
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
+			return nil
+		})
+		return nil
 	})
 	return g.Wait()
 }
@@ -164,30 +141,17 @@ func (s *Score) refresh(ctx context.Context, reqs []RefreshRequest) error {
 		}
 	}
 	sort.Strings(users)
-	backoff := 50 * time.Millisecond
-	for {
+	err := s.retry(ctx, "rescoring", func() error {
 		start := time.Now()
-		err := s.refreshOnce(ctx, users)
-		if err == nil {
-			s.opt.Metrics.RefreshBatches.Observe(time.Since(start).Seconds())
-			break
+		if err := s.refreshOnce(ctx, users); err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if s.ready.Swap(false) {
-			s.opt.Logger.Warn("rescoring failed; retrying until it succeeds", "err", err)
-		}
-		s.opt.Metrics.Ready.WithLabelValues("score").Set(0)
-		if !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, 2*time.Second)
+		s.opt.Metrics.RefreshBatches.Observe(time.Since(start).Seconds())
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if !s.ready.Swap(true) {
-		s.opt.Logger.Info("rescoring recovered")
-	}
-	s.opt.Metrics.Ready.WithLabelValues("score").Set(1)
 	now := s.opt.Now()
 	for _, r := range reqs {
 		if r.TS > 0 {

@@ -1,9 +1,7 @@
 package deploy_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/processortest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/processor"
 )
@@ -50,24 +49,7 @@ func TestPrometheusReadsLag(t *testing.T) {
 	cfg.Scorer.Debounce = 10 * time.Millisecond
 	cfg.Run.ShutdownTimeout = time.Second
 	reg := prometheus.NewRegistry()
-	p, err := processor.New(cfg, processor.Deps{Registerer: reg, Gatherer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := p.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("processor: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	_, addr, _ := processortest.Run(t, cfg, processor.Deps{Registerer: reg, Gatherer: reg})
 
 	prom := startPrometheus(t, promBin, addr.String())
 

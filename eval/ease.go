@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"gonum.org/v1/gonum/mat"
+	"github.com/recstream/recstream/internal/ease"
 )
 
 // EASEConfig configures EASE.
@@ -27,8 +27,7 @@ type EASEConfig struct {
 //	P = (XᵀX + λI)⁻¹,  B = I − P·diagMat(1/diag(P))
 //
 // i.e. B_ij = −P_ij/P_jj off the diagonal and B_ii = 0, and
-// score(u,·) = x_u·B. P comes from a Cholesky factorisation of the
-// symmetric positive definite Gram matrix (gonum/mat).
+// score(u,·) = x_u·B, solved by internal/ease as the production model is.
 type EASE struct {
 	cfg   EASEConfig
 	m     *matrix
@@ -95,35 +94,9 @@ func (e *EASE) Fit(ctx context.Context, train []Interaction) error {
 			}
 		}
 	}
-	for i := range n {
-		g[i*n+i] += e.cfg.Lambda
-	}
-	var ch mat.Cholesky
-	if ok := ch.Factorize(mat.NewSymDense(n, g)); !ok {
-		return errors.New("ease: XᵀX + λI is not positive definite (λ = 0 with a singular Gram matrix?)")
-	}
-	if err := ctx.Err(); err != nil {
+	b, err := ease.Solve(ctx, g, n, e.cfg.Lambda)
+	if err != nil {
 		return err
-	}
-	g = nil
-	var p mat.SymDense
-	if err := ch.InverseTo(&p); err != nil {
-		return fmt.Errorf("ease: invert Gram matrix: %w", err)
-	}
-	raw := p.RawSymmetric() // upper triangle valid
-	at := func(i, j int) float64 {
-		if i > j {
-			i, j = j, i
-		}
-		return raw.Data[i*raw.Stride+j]
-	}
-	b := make([]float64, n*n)
-	for i := range n {
-		for j := range n {
-			if i != j {
-				b[i*n+j] = -at(i, j) / at(j, j)
-			}
-		}
 	}
 	e.m, e.b = m, b
 	return nil

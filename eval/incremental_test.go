@@ -83,7 +83,7 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 		Partitions: 2, BatchSize: 100, EASE: ease,
 	})
 	opt := scorer.Options{
-		Neighbours: big, CandidateUsers: big, UsersPerItem: big, HistoryItems: big, RecencyBoost: -1,
+		Neighbours: big, CandidateUsers: big, UsersPerItem: big, HistoryItems: big,
 		UserItems: big, NeighbourItems: big, ItemNeighbours: big, WeightUserKNN: 1, WeightItemKNN: 1, WeightEASE: 1,
 		EASE: ease,
 	}

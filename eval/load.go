@@ -153,6 +153,58 @@ func LoadCSV(r io.Reader, m CSVMapping) ([]Interaction, map[string]map[string]st
 			header[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 		}
 	}
+	cols, err := csvColumnsOf(header, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	var attrs map[string]map[string]string
+	if len(cols.attrs) > 0 {
+		attrs = map[string]map[string]string{}
+	}
+	var out []Interaction
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read csv: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		it, keep, err := cols.interaction(rec, m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("csv line %d: %w", line, err)
+		}
+		if !keep {
+			continue
+		}
+		cols.addAttrs(attrs, it.Item, rec)
+		out = append(out, it)
+	}
+	return out, attrs, nil
+}
+
+// csvColumns are the column indexes a CSVMapping names in one file (-1:
+// absent), with the defaults that stand in for absent columns.
+type csvColumns struct {
+	user, item, ts, typ, value int
+	attrs                      []csvAttr
+	need                       int    // the highest column read
+	defType                    string // the type without a type column
+	unit                       string // of integer timestamps
+}
+
+type csvAttr struct {
+	name string
+	col  int
+}
+
+// csvColumnsOf resolves m's columns against header (nil: columns by
+// index only).
+func csvColumnsOf(header []string, m CSVMapping) (csvColumns, error) {
 	col := func(what, spec string) (int, error) {
 		if spec == "" {
 			return -1, nil
@@ -171,114 +223,91 @@ func LoadCSV(r io.Reader, m CSVMapping) ([]Interaction, map[string]map[string]st
 		}
 		return i, nil
 	}
-	var (
-		cu, ci, ct, cb, cv int
-		err                error
-	)
-	if cu, err = col("user", m.User); err != nil {
-		return nil, nil, err
+	c := csvColumns{defType: m.DefaultType, unit: m.TSUnit}
+	for _, f := range []struct {
+		what, spec string
+		to         *int
+	}{{"user", m.User, &c.user}, {"item", m.Item, &c.item}, {"ts", m.TS, &c.ts}, {"type", m.Type, &c.typ}, {"value", m.Value, &c.value}} {
+		i, err := col(f.what, f.spec)
+		if err != nil {
+			return c, err
+		}
+		*f.to = i
 	}
-	if ci, err = col("item", m.Item); err != nil {
-		return nil, nil, err
-	}
-	if ct, err = col("ts", m.TS); err != nil {
-		return nil, nil, err
-	}
-	if cb, err = col("type", m.Type); err != nil {
-		return nil, nil, err
-	}
-	if cv, err = col("value", m.Value); err != nil {
-		return nil, nil, err
-	}
-	type attrCol struct {
-		name string
-		col  int
-	}
-	var acols []attrCol
 	for name, spec := range m.Attrs {
-		c, err := col("attr "+name, spec)
+		i, err := col("attr "+name, spec)
 		if err != nil {
-			return nil, nil, err
+			return c, err
 		}
-		acols = append(acols, attrCol{name, c})
+		c.attrs = append(c.attrs, csvAttr{name, i})
 	}
-	need := max(cu, ci, ct, cb, cv)
-	for _, a := range acols {
-		need = max(need, a.col)
+	c.need = max(c.user, c.item, c.ts, c.typ, c.value)
+	for _, a := range c.attrs {
+		c.need = max(c.need, a.col)
 	}
-	defType := m.DefaultType
-	if defType == "" {
-		defType = TypeClick
+	if c.defType == "" {
+		c.defType = TypeClick
 	}
-	unit := m.TSUnit
-	if unit == "" {
-		unit = "s"
+	if c.unit == "" {
+		c.unit = "s"
 	}
-	var attrs map[string]map[string]string
-	if len(acols) > 0 {
-		attrs = map[string]map[string]string{}
+	return c, nil
+}
+
+// interaction reads one row; keep is false for a row whose behaviour m
+// skips.
+func (c csvColumns) interaction(rec []string, m CSVMapping) (it Interaction, keep bool, err error) {
+	if len(rec) <= c.need {
+		return it, false, fmt.Errorf("%d fields, need %d", len(rec), c.need+1)
 	}
-	var out []Interaction
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	it = Interaction{User: strings.TrimSpace(rec[c.user]), Item: strings.TrimSpace(rec[c.item]), Type: c.defType, Value: 1}
+	if it.User == "" || it.Item == "" {
+		return it, false, errors.New("empty user or item")
+	}
+	if c.typ >= 0 {
+		raw := strings.TrimSpace(rec[c.typ])
+		it.Type = raw
+		if m.TypeMap != nil {
+			t, ok := m.TypeMap[raw]
+			if !ok {
+				if m.SkipUnmapped {
+					return it, false, nil
+				}
+				return it, false, fmt.Errorf("behaviour %q not in type map", raw)
+			}
+			it.Type = t
 		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read csv: %w", err)
+	}
+	if c.ts >= 0 {
+		if it.TS, err = parseTS(strings.TrimSpace(rec[c.ts]), c.unit); err != nil {
+			return it, false, err
 		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+	}
+	if c.value >= 0 {
+		if it.Value, err = strconv.ParseFloat(strings.TrimSpace(rec[c.value]), 64); err != nil {
+			return it, false, fmt.Errorf("value: %w", err)
+		}
+	}
+	return it, true, nil
+}
+
+// addAttrs keeps, for item, the first non-empty value of each attribute
+// column of rec.
+func (c csvColumns) addAttrs(attrs map[string]map[string]string, item string, rec []string) {
+	for _, a := range c.attrs {
+		v := strings.TrimSpace(rec[a.col])
+		if v == "" {
 			continue
 		}
-		if len(rec) <= need {
-			return nil, nil, fmt.Errorf("csv line %d: %d fields, need %d", line, len(rec), need+1)
+		am := attrs[item]
+		if am == nil {
+			am = map[string]string{}
+			attrs[item] = am
 		}
-		it := Interaction{User: strings.TrimSpace(rec[cu]), Item: strings.TrimSpace(rec[ci]), Type: defType, Value: 1}
-		if it.User == "" || it.Item == "" {
-			return nil, nil, fmt.Errorf("csv line %d: empty user or item", line)
+		if _, ok := am[a.name]; !ok {
+			am[a.name] = v
 		}
-		if cb >= 0 {
-			raw := strings.TrimSpace(rec[cb])
-			it.Type = raw
-			if m.TypeMap != nil {
-				t, ok := m.TypeMap[raw]
-				if !ok {
-					if m.SkipUnmapped {
-						continue
-					}
-					return nil, nil, fmt.Errorf("csv line %d: behaviour %q not in type map", line, raw)
-				}
-				it.Type = t
-			}
-		}
-		if ct >= 0 {
-			if it.TS, err = parseTS(strings.TrimSpace(rec[ct]), unit); err != nil {
-				return nil, nil, fmt.Errorf("csv line %d: %w", line, err)
-			}
-		}
-		if cv >= 0 {
-			if it.Value, err = strconv.ParseFloat(strings.TrimSpace(rec[cv]), 64); err != nil {
-				return nil, nil, fmt.Errorf("csv line %d: value: %w", line, err)
-			}
-		}
-		for _, a := range acols {
-			v := strings.TrimSpace(rec[a.col])
-			if v == "" {
-				continue
-			}
-			am := attrs[it.Item]
-			if am == nil {
-				am = map[string]string{}
-				attrs[it.Item] = am
-			}
-			if _, ok := am[a.name]; !ok {
-				am[a.name] = v
-			}
-		}
-		out = append(out, it)
 	}
-	return out, attrs, nil
 }
 
 // parseTS parses an integer timestamp in unit ("s" or "ms"), a decimal

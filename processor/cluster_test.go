@@ -2,13 +2,11 @@ package processor_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/processortest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
@@ -30,22 +29,7 @@ import (
 // returned function stops it earlier.
 func runProcessor(t *testing.T, cfg config.Config) (*processor.Processor, func()) {
 	t.Helper()
-	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("processor: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(stop)
+	p, _, stop := processortest.Run(t, cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
 	return p, stop
 }
 

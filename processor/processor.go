@@ -54,10 +54,10 @@ type Processor struct {
 	// the ingest role runs and the topic is set.
 	Control *consumer.Control
 
-	Catalog       *catalog.Index         // nil unless the score role runs with the catalog enabled
-	CatalogLoader *catalog.Loader        // fills Catalog
-	CatalogWriter *catalog.CatalogWriter // nil unless the ingest role runs with the catalog enabled
-	Variants      *scorer.Variants       // nil without scorer.variants
+	Catalog       *catalog.Index          // nil unless the score role runs with the catalog enabled
+	CatalogLoader *consumer.CatalogLoader // fills Catalog
+	CatalogWriter *consumer.CatalogWriter // nil unless the ingest role runs with the catalog enabled
+	Variants      *scorer.Variants        // nil without scorer.variants
 
 	version  string
 	log      *slog.Logger
@@ -117,7 +117,7 @@ func ScorerOptions(c config.Config) scorer.Options {
 		CandidateUsers: s.CandidateUsers,
 		HistoryItems:   s.HistoryItems,
 		RecentEvents:   s.RecentEvents,
-		RecencyBoost:   recencyBoost(s.RecencyBoost),
+		RecencyBoost:   s.RecencyBoost,
 		UserItems:      c.Model.UserItemsCap,
 		UserSimilarity: s.UserSimilarity,
 		ItemSimilarity: s.ItemSimilarity,
@@ -144,8 +144,8 @@ func ScorerOptions(c config.Config) scorer.Options {
 		ListTTL:         s.ListTTL,
 		ModelName:       s.ModelName,
 		TrendingRefresh: s.TrendingRefresh,
-		NeighbourTTL:    neighbourTTL(s.NeighbourTTL),
-		DegreeTTL:       neighbourTTL(s.NeighbourTTL),
+		NeighbourTTL:    s.NeighbourTTL,
+		DegreeTTL:       s.NeighbourTTL,
 	}
 	o.ItemNeighbourBudget = s.ItemNeighbourBudget
 	// Retention: a user's list never outlives the user's state.
@@ -163,14 +163,6 @@ func itemNeighbours(n int) int {
 	return n
 }
 
-// neighbourTTL maps the config's 0 (no reuse) onto the scorer's -1.
-func neighbourTTL(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // EASEOptions maps the scorer section onto the EASE model's options.
 func EASEOptions(c config.Config) scorer.EASEOptions {
 	return scorer.EASEOptions{
@@ -179,14 +171,6 @@ func EASEOptions(c config.Config) scorer.EASEOptions {
 		UserItems: c.Model.UserItemsCap,
 		Interval:  c.Scorer.EASERefresh,
 	}
-}
-
-// recencyBoost maps the config's 0 (disabled) onto the scorer's -1.
-func recencyBoost(b float64) float64 {
-	if b == 0 {
-		return -1
-	}
-	return b
 }
 
 // KafkaOptions maps the kafka section onto the consumers' shared settings.
@@ -253,14 +237,14 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	k := KafkaOptions(cfg)
 	k.Dialer, k.Transport = dialer, transport
 	k.Logger = rlog.With("role", "kafka")
-	var cm *catalog.Metrics
+	var cm *consumer.CatalogMetrics
 	var idx *catalog.Index
-	var loader *catalog.Loader
+	var loader *consumer.CatalogLoader
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleScore) {
-		cm = catalog.NewMetrics(reg)
+		cm = consumer.NewCatalogMetrics(reg)
 		idx = catalog.NewIndex()
 		sco.Catalog = idx
-		loader = catalog.NewLoader(catalog.LoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
+		loader = consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
 	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
@@ -283,22 +267,30 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
 		if cm == nil {
-			cm = catalog.NewMetrics(reg)
+			cm = consumer.NewCatalogMetrics(reg)
 		}
-		p.CatalogWriter = catalog.NewWriter(catalog.WriterOptions{
-			Kafka:        k,
-			Topic:        cfg.Kafka.ItemsTopic,
-			Group:        cfg.Catalog.Group,
-			DLQTopic:     cfg.Kafka.DLQTopic,
-			RefreshTopic: cfg.Kafka.RefreshTopic,
-			ListTTL:      cfg.Scorer.ListTTL,
-			Now:          d.Now,
-			Metrics:      cm,
-			Logger:       rlog.With("role", "catalog-writer"),
+		cw, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
+			Kafka:           k,
+			Topic:           cfg.Kafka.ItemsTopic,
+			Group:           cfg.Catalog.Group,
+			DLQTopic:        cfg.Kafka.DLQTopic,
+			RefreshTopic:    cfg.Kafka.RefreshTopic,
+			ListTTL:         cfg.Scorer.ListTTL,
+			BatchMax:        cfg.Ingest.BatchMaxEvents,
+			BatchWait:       cfg.Ingest.BatchMaxWait,
+			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			Now:             d.Now,
+			Metrics:         m,
+			CatalogMetrics:  cm,
+			Logger:          rlog.With("role", "catalog-writer"),
 		}, st)
+		if err != nil {
+			return nil, err
+		}
+		p.CatalogWriter = cw
 	}
 	if cfg.Run.Has(config.RoleIngest) {
-		p.Ingest = consumer.NewIngest(consumer.IngestOptions{
+		ing, err := consumer.NewIngest(consumer.IngestOptions{
 			Kafka:            k,
 			Topic:            cfg.Kafka.EventsTopic,
 			DLQTopic:         cfg.Kafka.DLQTopic,
@@ -314,6 +306,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Logger:           rlog.With("role", "ingest"),
 			UserID:           p.userID(),
 		}, st)
+		if err != nil {
+			return nil, err
+		}
+		p.Ingest = ing
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
 		if cfg.Kafka.ControlTopic != "" {
 			p.Control = consumer.NewControl(consumer.ControlOptions{
@@ -327,7 +323,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		}
 	}
 	if cfg.Run.Has(config.RoleScore) {
-		p.Score = consumer.NewScore(consumer.ScoreOptions{
+		sc, err := consumer.NewScore(consumer.ScoreOptions{
 			Kafka:           k,
 			Topic:           cfg.Kafka.RefreshTopic,
 			Group:           cfg.Kafka.ScoreGroup,
@@ -337,6 +333,10 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Metrics:         m,
 			Logger:          rlog.With("role", "score"),
 		}, refresher)
+		if err != nil {
+			return nil, err
+		}
+		p.Score = sc
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
@@ -480,6 +480,9 @@ func (p *Processor) Ready(ctx context.Context) error {
 	}
 	if p.Score != nil && !p.Score.Ready() {
 		return errors.New("score: retrying a failed rescore")
+	}
+	if p.CatalogWriter != nil && !p.CatalogWriter.Ready() {
+		return errors.New("catalog writer: retrying a failed batch")
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

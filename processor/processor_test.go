@@ -2,10 +2,8 @@ package processor_test
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
+	"github.com/recstream/recstream/internal/processortest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
@@ -63,22 +62,8 @@ func startPipeline(t *testing.T, partitions int, mutate func(*config.Config)) *p
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("processor: %v", err)
-		}
-	}()
-	pl := &pipeline{t: t, kf: kf, p: p, cfg: cfg, stop: func() { cancel(); wg.Wait() }}
-	t.Cleanup(pl.stop)
-	return pl
+	p, _, stop := processortest.Run(t, cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
+	return &pipeline{t: t, kf: kf, p: p, cfg: cfg, stop: stop}
 }
 
 func (pl *pipeline) produce(evs ...event.Event) {

@@ -234,11 +234,6 @@ func (s *Scorer) available(item string) bool {
 	return s.opt.Catalog == nil || s.opt.Catalog.Available(item)
 }
 
-// availabilityStore is implemented by stores that keep catalog records.
-type availabilityStore interface {
-	Unavailable(ctx context.Context, items []string) (map[string]bool, error)
-}
-
 // checkAvailability reads, for the items that could make each user's top
 // N, whether the stored catalog record marks them unavailable, so that no
 // list written after a withdrawal is stored holds the item, even when this
@@ -246,8 +241,7 @@ type availabilityStore interface {
 // whole batch. With an empty catalog (the score role starts scoring only
 // once its index has loaded the topic) there is nothing to check.
 func (s *Scorer) checkAvailability(ctx context.Context, scores []UserScores) error {
-	as, ok := s.st.(availabilityStore)
-	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
+	if s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
 		return nil
 	}
 	set := map[string]bool{}
@@ -257,7 +251,7 @@ func (s *Scorer) checkAvailability(ctx context.Context, scores []UserScores) err
 			set[us.item(int(k))] = true
 		}
 	}
-	un, err := as.Unavailable(ctx, keys(set))
+	un, err := s.st.Unavailable(ctx, keys(set))
 	if err != nil {
 		return err
 	}
@@ -267,19 +261,13 @@ func (s *Scorer) checkAvailability(ctx context.Context, scores []UserScores) err
 	return nil
 }
 
-// listIndexer is implemented by stores that keep the item -> lists index.
-type listIndexer interface {
-	IndexListItems(ctx context.Context, lists []store.List, ttl time.Duration) error
-}
-
 // indexLists records which users' lists hold which items. Lists are
 // rewritten on every refresh with mostly the same items, so only the items
 // that entered a list since this process last wrote it are recorded: the
 // previous items of each user are kept in a bounded in-memory cache (a
 // miss records every item, which is always correct).
 func (s *Scorer) indexLists(ctx context.Context, lists []store.List) error {
-	li, ok := s.st.(listIndexer)
-	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
+	if s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
 		return nil
 	}
 	delta := make([]store.List, 0, len(lists))
@@ -306,7 +294,7 @@ func (s *Scorer) indexLists(ctx context.Context, lists []store.List) error {
 		}
 	}
 	s.listMu.Unlock()
-	if err := li.IndexListItems(ctx, delta, s.opt.ListTTL); err != nil {
+	if err := s.st.IndexListItems(ctx, delta, s.opt.ListTTL); err != nil {
 		s.listMu.Lock()
 		for _, l := range lists {
 			delete(s.listItems, l.User) // record them in full next time
@@ -317,15 +305,10 @@ func (s *Scorer) indexLists(ctx context.Context, lists []store.List) error {
 	return nil
 }
 
-type categoryListWriter interface {
-	WriteCategoryLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
-}
-
 // categoryLists writes one anonymous list per category (every level of
 // the path): the global trending items of that category, in trending order.
 func (s *Scorer) categoryLists(ctx context.Context, tr []store.Scored) error {
-	w, ok := s.st.(categoryListWriter)
-	if !ok || s.opt.Catalog == nil || len(tr) == 0 {
+	if s.opt.Catalog == nil || len(tr) == 0 {
 		return nil
 	}
 	now := s.opt.Now().UnixMilli()
@@ -348,22 +331,17 @@ func (s *Scorer) categoryLists(ctx context.Context, tr []store.Scored) error {
 			lists[c] = l
 		}
 	}
-	if err := w.WriteCategoryLists(ctx, lists, s.opt.ListTTL); err != nil {
+	if err := s.st.WriteCategoryLists(ctx, lists, s.opt.ListTTL); err != nil {
 		return err
 	}
 	return s.newArrivalLists(ctx)
-}
-
-type newListWriter interface {
-	WriteNewArrivalLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
 }
 
 // newArrivalLists writes one anonymous list per category (every level of
 // the path) holding its available items created within NewWindow, newest
 // first, scored 1 − age/NewWindow. Categories without new items get none.
 func (s *Scorer) newArrivalLists(ctx context.Context) error {
-	w, ok := s.st.(newListWriter)
-	if !ok || s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
+	if s.opt.Catalog == nil || s.opt.Catalog.Len() == 0 {
 		return nil
 	}
 	now := s.opt.Now().UnixMilli()
@@ -387,5 +365,5 @@ func (s *Scorer) newArrivalLists(ctx context.Context) error {
 			lists[c] = l
 		}
 	}
-	return w.WriteNewArrivalLists(ctx, lists, s.opt.ListTTL)
+	return s.st.WriteNewArrivalLists(ctx, lists, s.opt.ListTTL)
 }

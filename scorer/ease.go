@@ -2,15 +2,12 @@ package scorer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync/atomic"
 	"time"
 
-	"gonum.org/v1/gonum/mat"
-
+	"github.com/recstream/recstream/internal/ease"
 	"github.com/recstream/recstream/store"
 )
 
@@ -208,33 +205,9 @@ func solveEASE(ctx context.Context, rows [][]string, lambda float64, maxItems in
 			}
 		}
 	}
-	for i := range n {
-		g[i*n+i] += lambda
-	}
-	var ch mat.Cholesky
-	if ok := ch.Factorize(mat.NewSymDense(n, g)); !ok {
-		return nil, errors.New("ease: Gram matrix is not positive definite")
-	}
-	var p mat.SymDense
-	if err := ch.InverseTo(&p); err != nil {
-		return nil, fmt.Errorf("ease: inverting the Gram matrix: %w", err)
-	}
-	raw := p.RawSymmetric()
-	at := func(i, j int) float64 {
-		if i > j {
-			i, j = j, i
-		}
-		return raw.Data[i*raw.Stride+j]
-	}
-	b := g // reuse
-	for i := range n {
-		for j := range n {
-			if i == j {
-				b[i*n+j] = 0
-			} else {
-				b[i*n+j] = -at(i, j) / at(j, j)
-			}
-		}
+	b, err := ease.Solve(ctx, g, n, lambda)
+	if err != nil {
+		return nil, err
 	}
 	m.b = b
 	return m, nil

@@ -18,7 +18,9 @@ import (
 	"github.com/recstream/recstream/store"
 )
 
-// Store is what the scorer needs of the state store.
+// Store is what the scorer needs of the state store: the reads of the
+// sources and the list writes. A store that wraps another must pass every
+// method on; nothing is found by type assertion.
 type Store interface {
 	Profiles(ctx context.Context, users []string, n, recent int) ([]store.Profile, error)
 	UserVectors(ctx context.Context, users []string, n int) (map[string][]store.Scored, error)
@@ -27,6 +29,17 @@ type Store interface {
 	ItemDegrees(ctx context.Context, items []string) (map[string]float64, error)
 	TopTrending(ctx context.Context, n int) ([]store.Scored, error)
 	WriteLists(ctx context.Context, lists []store.List, ttl time.Duration) error
+	CatalogStore
+}
+
+// CatalogStore is what the scorer needs of the store when it has a
+// catalog (Options.Catalog): the stored availability, the item -> lists
+// index, and the anonymous per-category lists.
+type CatalogStore interface {
+	Unavailable(ctx context.Context, items []string) (map[string]bool, error)
+	IndexListItems(ctx context.Context, lists []store.List, ttl time.Duration) error
+	WriteCategoryLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
+	WriteNewArrivalLists(ctx context.Context, lists map[string]store.List, ttl time.Duration) error
 }
 
 // Sources of a recommendation.
@@ -45,7 +58,7 @@ type Options struct {
 	UsersPerItem    int     // user-kNN: recent users read per history item
 	HistoryItems    int     // the user's strongest items used as seeds
 	RecentEvents    int     // latest events whose items are seeds too
-	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); <0 disables
+	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); 0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
 	ItemNeighbours  int     // item-kNN: co-occurring items read per seed at least; <0: whole rows
@@ -69,13 +82,13 @@ type Options struct {
 	ModelName       string
 	TrendingSize    int           // trending items read
 	TrendingRefresh time.Duration // how long the trending read is reused
-	DegreeTTL       time.Duration // how long item degrees are cached; < 0: not cached
+	DegreeTTL       time.Duration // how long item degrees are cached; 0: not cached
 	Now             func() time.Time
 	Logger          *slog.Logger
 
 	// NeighbourTTL is how long other entities' reads (neighbour vectors,
 	// co-occurrence rows, recent users of items) are reused across users
-	// and batches; the rescored user's own profile is always read. <0
+	// and batches; the rescored user's own profile is always read. 0
 	// disables the reuse.
 	NeighbourTTL time.Duration
 
@@ -104,12 +117,6 @@ func (o *Options) setDefaults() {
 	o.ItemNeighbourBudget = max(o.ItemNeighbourBudget, 0)
 	def(&o.TrendingSize, 200)
 	def(&o.RecentEvents, 10)
-	if o.RecencyBoost == 0 {
-		o.RecencyBoost = 2
-	}
-	if o.RecencyBoost < 0 {
-		o.RecencyBoost = 0
-	}
 	if o.UserSimilarity == "" {
 		o.UserSimilarity = "cosine"
 	}
@@ -128,12 +135,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.TrendingRefresh <= 0 {
 		o.TrendingRefresh = time.Second
-	}
-	if o.DegreeTTL == 0 {
-		o.DegreeTTL = 10 * time.Second
-	}
-	if o.NeighbourTTL == 0 {
-		o.NeighbourTTL = 5 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -192,22 +193,28 @@ func (s *Scorer) Refresh(ctx context.Context, users []string) ([]store.List, err
 	if err != nil {
 		return nil, err
 	}
-	// A user with no state (expired, or erased by store.Forget) gets no
-	// list: the web tier falls back to the trending list.
+	return s.publish(ctx, lists)
+}
+
+// publish writes users' lists with this scorer's list TTL and indexes them
+// by item, and returns the lists written: the one write path of the plain
+// scorer and of the A/B variants. A user with no state (expired, or erased
+// by store.Forget) gets no list: the web tier falls back to the trending
+// list.
+func (s *Scorer) publish(ctx context.Context, lists []store.List) ([]store.List, error) {
 	kept := lists[:0]
 	for _, l := range lists {
 		if l.EventTS != 0 {
 			kept = append(kept, l)
 		}
 	}
-	lists = kept
-	if err := s.st.WriteLists(ctx, lists, s.opt.ListTTL); err != nil {
+	if err := s.st.WriteLists(ctx, kept, s.opt.ListTTL); err != nil {
 		return nil, err
 	}
-	if err := s.indexLists(ctx, lists); err != nil {
+	if err := s.indexLists(ctx, kept); err != nil {
 		return nil, err
 	}
-	return lists, nil
+	return kept, nil
 }
 
 // RefreshTrending writes the anonymous visitors' list.

@@ -71,7 +71,7 @@ func relClose(a, b float64) bool {
 func wide(sim string) scorer.Options {
 	return scorer.Options{Neighbours: 10, CandidateUsers: 100000, UsersPerItem: 100000, HistoryItems: 100000,
 		UserItems: 100000, NeighbourItems: 100000, ItemNeighbours: 100000, UserSimilarity: sim, ItemSimilarity: sim,
-		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1, RecencyBoost: -1}
+		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1}
 }
 
 // The user-kNN scores equal a brute-force computation over every user.

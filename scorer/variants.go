@@ -55,6 +55,9 @@ func NewVariants(salt string, vs []Variant, reg prometheus.Registerer) (*Variant
 		if !(v.Share > 0) || math.IsInf(v.Share, 0) || v.Scorer == nil {
 			return nil, fmt.Errorf("variants: %s: share must be > 0 and a scorer set", v.Name)
 		}
+		if v.Scorer.opt.ListTTL != vs[0].Scorer.opt.ListTTL {
+			return nil, fmt.Errorf("variants: %s: list TTL %v differs from %s's %v", v.Name, v.Scorer.opt.ListTTL, vs[0].Name, vs[0].Scorer.opt.ListTTL)
+		}
 		total += v.Share
 	}
 	x := &Variants{salt: salt, vs: vs, upper: make([]int, len(vs))}
@@ -108,7 +111,7 @@ func (x *Variants) index(user string) int {
 }
 
 // Refresh scores each user with their variant's scorer and writes the
-// lists, each carrying the variant name.
+// lists as Scorer.Refresh does, each carrying the variant name.
 func (x *Variants) Refresh(ctx context.Context, users []string) ([]store.List, error) {
 	groups := make([][]string, len(x.vs))
 	for _, u := range users {
@@ -140,11 +143,9 @@ func (x *Variants) Refresh(ctx context.Context, users []string) ([]store.List, e
 	for _, l := range res {
 		all = append(all, l...)
 	}
-	sc := x.vs[0].Scorer
-	if err := sc.st.WriteLists(ctx, all, sc.opt.ListTTL); err != nil {
-		return nil, err
-	}
-	if err := sc.indexLists(ctx, all); err != nil {
+	// The variants share the store and the list TTL: the first one writes.
+	all, err := x.vs[0].Scorer.publish(ctx, all)
+	if err != nil {
 		return nil, err
 	}
 	for _, l := range all {

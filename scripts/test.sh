@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: go vet, a gofmt check and go test -race.
+# Runs the whole test suite: go vet, a gofmt check, a go mod tidy check and
+# go test -race.
 # Installs redis-server with apt when it is missing (tests start their own
 # redis-server processes on free ports; the system service is not used).
 set -euo pipefail
@@ -43,6 +44,14 @@ unformatted="$(gofmt -l .)"
 if [ -n "$unformatted" ]; then
 	echo "gofmt: these files need formatting (run gofmt -w):" >&2
 	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go mod tidy"
+# go.mod and go.sum are what go mod tidy makes of the imports: direct
+# requirements without // indirect, nothing missing or unused.
+if ! go mod tidy -diff; then
+	echo "go mod tidy: go.mod or go.sum differ from the imports (run go mod tidy)" >&2
 	exit 1
 fi
 

@@ -63,46 +63,36 @@ func (s *Store) WriteCatalog(ctx context.Context, partition int32, recs []Catalo
 		return nil, nil
 	}
 	p := strconv.Itoa(int(partition))
-	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(recs))
-		for i, r := range recs {
-			tags := ""
-			for k, t := range r.Tags {
-				if k > 0 {
-					tags += "|"
-				}
-				tags += t
+	cmds, err := s.runScripts(ctx, catalogScript, len(recs), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		r := recs[i]
+		tags := ""
+		for k, t := range r.Tags {
+			if k > 0 {
+				tags += "|"
 			}
-			av := "0"
-			if r.Available {
-				av = "1"
-			}
-			cmds[i] = catalogScript.EvalSha(ctx, pipe, []string{s.keys.ItemAttr(r.Item)}, p, r.Offset,
-				"cat", r.Category, "brand", r.Brand, "price", fmtFloat(r.Price), "tags", tags, "av", av, "ca", r.CreatedAt)
+			tags += t
 		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && isNoScript(err, cmds) {
-			if err := catalogScript.Load(ctx, s.rdb).Err(); err != nil {
-				return nil, fmt.Errorf("loading catalog script: %w", err)
-			}
-			continue
+		av := "0"
+		if r.Available {
+			av = "1"
 		}
-		if err != nil {
-			return nil, fmt.Errorf("writing catalog: %w", err)
-		}
-		out := make([]CatalogResult, len(recs))
-		for i, c := range cmds {
-			row, _ := c.Val().([]any)
-			if len(row) != 2 {
-				return nil, errors.New("writing catalog: malformed script answer")
-			}
-			applied, _ := row[0].(int64)
-			prev, _ := row[1].(string)
-			out[i] = CatalogResult{Applied: applied == 1, WasKnown: prev != "", WasAvail: prev == "1", NowAvail: recs[i].Available, Item: recs[i].Item}
-		}
-		return out, nil
+		return catalogScript.EvalSha(ctx, pipe, []string{s.keys.ItemAttr(r.Item)}, p, r.Offset,
+			"cat", r.Category, "brand", r.Brand, "price", fmtFloat(r.Price), "tags", tags, "av", av, "ca", r.CreatedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing catalog: %w", err)
 	}
+	out := make([]CatalogResult, len(recs))
+	for i, c := range cmds {
+		row, _ := c.Val().([]any)
+		if len(row) != 2 {
+			return nil, errors.New("writing catalog: malformed script answer")
+		}
+		applied, _ := row[0].(int64)
+		prev, _ := row[1].(string)
+		out[i] = CatalogResult{Applied: applied == 1, WasKnown: prev != "", WasAvail: prev == "1", NowAvail: recs[i].Available, Item: recs[i].Item}
+	}
+	return out, nil
 }
 
 // Unavailable returns the subset of items whose stored catalog record marks

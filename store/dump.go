@@ -17,12 +17,11 @@ import (
 
 // A user's whole weights vector is read with DUMP, not ZREVRANGE
 // WITHSCORES, where the server's serialization is one this file decodes
-// (Redis 7.0 and later): Redis 7.0 formats every score of a WITHSCORES reply
-// with %.17g, which made the rescored users' own weights more than a quarter
-// of Redis's time in rescoring, while DUMP copies the scores as they are
-// stored (a 200-member zset: 73 µs with ZREVRANGE WITHSCORES, 10 µs with
-// DUMP; docs/benchmarks.md 29). Anything else (an older server, a server without
-// DUMP, an ACL without it) makes the store read with ZREVRANGE from then on.
+// (Redis 7.0 and later): Redis 7.0 formats every score of a WITHSCORES
+// reply with %.17g, while DUMP copies the scores as they are stored
+// (docs/benchmarks.md, 29, measures both). Anything else (an older server,
+// a server without DUMP, an ACL without it) makes the store read with
+// ZREVRANGE from then on.
 
 // RDB object types of a sorted set's DUMP payload (Redis rdb.h).
 const (
@@ -428,10 +427,9 @@ func lzfDecompress(in []byte, n int) ([]byte, error) {
 }
 
 // dumpFrom is the least n, as a fraction of the user's cap, for which a read
-// of a user's n highest weights uses DUMP, which sends them all: reading
-// all 200 costs Redis 19–26 µs with DUMP and 55–83 with ZREVRANGE
-// WITHSCORES, reading the top 50 about as much either way, and DUMP's
-// reply costs the process more (store.BenchmarkUserWeights).
+// of a user's n highest weights uses DUMP, which sends them all: DUMP saves
+// Redis time when most of the set is read, and costs the process more when
+// only its head is (store.BenchmarkUserWeights; docs/benchmarks.md, 29).
 const dumpFrom = 0.5
 
 // weightsRead is a pipelined read of the n highest weights of users: DUMP

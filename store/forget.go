@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/retry"
 )
 
 var (
@@ -110,48 +111,128 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	}
 	now := opt.Now().UnixMilli()
 	erasure := randomID()
-	k := s.keys
 
-	// 1. The user's key group, atomically: read what is needed, delete,
-	// leave the tombstone.
+	// 1. The user's key group, atomically.
+	erased, err := s.eraseUser(ctx, user, now, opt.TombstoneTTL, &res)
+	if err != nil {
+		return res, err
+	}
+	// 2. What the logged events contributed to each item.
+	fix := s.contributions(erased.log)
+	for _, it := range append(erased.items, erased.bought...) {
+		fix.of(it)
+	}
+	order := fix.items()
+	res.Items = len(order)
+
+	// Batches applied before step 1 may still hold their item half in an
+	// ingest item window; once it is written there is all to subtract.
+	// (Their replays after step 1 drop the user's events.)
+	if err := wait(ctx, opt.InFlight); err != nil {
+		return res, err
+	}
+	// Users who share the items: their user-kNN neighbourhoods included
+	// this user; they are returned for rescoring.
+	res.Neighbours, err = s.sharers(ctx, user, order, opt.MaxNeighbours)
+	if err != nil {
+		return res, fmt.Errorf("forget: reading item indexes: %w", err)
+	}
+	// 3. Each item's key group and trending, once per erasure (guard keys).
+	guardTTL := int64((opt.TombstoneTTL + opt.Settle) / time.Second)
+	if err := s.correctItems(ctx, user, erasure, order, fix, guardTTL, &res); err != nil {
+		return res, err
+	}
+	if err := s.correctTrending(ctx, erasure, order, fix, guardTTL, &res); err != nil {
+		return res, err
+	}
+	// 4. Every other item's index (entries of items that left the user's
+	// capped vector and log).
+	if opt.Sweep {
+		n, removed, err := s.sweepItemIndexes(ctx, user)
+		if err != nil {
+			return res, fmt.Errorf("forget: sweeping item indexes: %w", err)
+		}
+		res.Swept, res.IndexRemovals = n, res.IndexRemovals+removed
+	}
+	// 5. A batch or a rescore in flight during step 1 may still add the
+	// user to an index or write their list: clean both again.
+	if opt.Settle > 0 {
+		if err := s.settleForget(ctx, user, order, opt.Settle); err != nil {
+			return res, err
+		}
+	}
+	// 6. The audit record.
+	res.AuditID, err = s.auditForget(ctx, user, now, opt, res)
+	return res, err
+}
+
+// erasedUser is what the user script read before deleting the user's keys.
+type erasedUser struct {
+	log           []string // the user log, newest first
+	items, bought []string // the items of the weights vector and the purchases
+}
+
+// eraseUser reads what the item corrections need, deletes the user's keys
+// and leaves the tombstone, in one script; it fills res's counts of keys
+// and events.
+func (s *Store) eraseUser(ctx context.Context, user string, now int64, tombstone time.Duration, res *ForgetResult) (erasedUser, error) {
+	k := s.keys
 	v, err := s.evalRetry(ctx, forgetUserScript,
 		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user)},
-		now, int64(opt.TombstoneTTL/time.Second))
+		now, int64(tombstone/time.Second))
 	if err != nil {
-		return res, fmt.Errorf("forget: erasing user state: %w", err)
+		return erasedUser{}, fmt.Errorf("forget: erasing user state: %w", err)
 	}
 	arr, _ := v.([]any)
 	if len(arr) != 5 {
-		return res, errors.New("forget: malformed script answer")
+		return erasedUser{}, errors.New("forget: malformed script answer")
 	}
-	log := toStrings(arr[0])
-	items := toStrings(arr[1])
-	bought := toStrings(arr[2])
+	e := erasedUser{log: toStrings(arr[0]), items: toStrings(arr[1]), bought: toStrings(arr[2])}
 	nStr, _ := arr[3].(string)
 	res.Events, _ = strconv.ParseInt(nStr, 10, 64)
 	res.KeysDeleted, _ = arr[4].(int64)
-	res.LoggedEvents = len(log)
-	res.WindowComplete = int64(len(log)) >= res.Events
+	res.LoggedEvents = len(e.log)
+	res.WindowComplete = int64(len(e.log)) >= res.Events
+	return e, nil
+}
 
-	// 2. Contributions recomputed from the log (newest first): each event
-	// added weight·decay to its item's popularity and to its trending
-	// weight (lua/trending.lua adds the same term); an event that made its
-	// item new added decay to the item's degree and, with each of the
-	// user's distinct earlier items still in the log (at most
-	// CoocHistory), decay to both co-occurrence rows.
-	type itemFix struct {
-		deg, pop float64
-		co       map[string]float64
+// itemFix is what an erased user's logged events added to one item: to its
+// degree, its popularity (and trending), and its co-occurrence row.
+type itemFix struct {
+	deg, pop float64
+	co       map[string]float64
+}
+
+// itemFixes are the corrections of an erasure, by item.
+type itemFixes map[string]*itemFix
+
+func (f itemFixes) of(it string) *itemFix {
+	x := f[it]
+	if x == nil {
+		x = &itemFix{co: map[string]float64{}}
+		f[it] = x
 	}
-	fix := map[string]*itemFix{}
-	get := func(it string) *itemFix {
-		f := fix[it]
-		if f == nil {
-			f = &itemFix{co: map[string]float64{}}
-			fix[it] = f
-		}
-		return f
+	return x
+}
+
+// items returns the corrected items, sorted.
+func (f itemFixes) items() []string {
+	out := make([]string, 0, len(f))
+	for it := range f {
+		out = append(out, it)
 	}
+	sort.Strings(out)
+	return out
+}
+
+// contributions recomputes from the user log (newest first) what each
+// event added: weight·decay to its item's popularity and to its trending
+// weight (lua/trending.lua adds the same term); an event that made its
+// item new added decay to the item's degree and, with each of the user's
+// distinct earlier items still in the log (at most CoocHistory), decay to
+// both co-occurrence rows.
+func (s *Store) contributions(log []string) itemFixes {
+	fix := itemFixes{}
 	entries := make([]LoggedEvent, 0, len(log))
 	for _, e := range log {
 		f := strings.SplitN(e, "|", 6)
@@ -167,7 +248,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	}
 	for i, e := range entries {
 		d := s.Decay(e.TS)
-		it := get(e.Item)
+		it := fix.of(e.Item)
 		it.pop += weights[e.Type] * d
 		if !e.New {
 			continue
@@ -183,35 +264,17 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			}
 			seen[h.Item] = true
 			it.co[h.Item] += d
-			get(h.Item).co[e.Item] += d
+			fix.of(h.Item).co[e.Item] += d
 		}
 	}
-	for _, it := range append(items, bought...) {
-		get(it)
-	}
-	order := make([]string, 0, len(fix))
-	for it := range fix {
-		order = append(order, it)
-	}
-	sort.Strings(order)
-	res.Items = len(order)
+	return fix
+}
 
-	// Batches applied before step 1 may still hold their item half in an
-	// ingest item window; once it is written there is all to subtract.
-	// (Their replays after step 1 drop the user's events.)
-	if err := wait(ctx, opt.InFlight); err != nil {
-		return res, err
-	}
-
-	// Users who share the items: their user-kNN neighbourhoods included
-	// this user; they are returned for rescoring.
-	res.Neighbours, err = s.sharers(ctx, user, order, opt.MaxNeighbours)
-	if err != nil {
-		return res, fmt.Errorf("forget: reading item indexes: %w", err)
-	}
-
-	// 3. Each item's key group, once per erasure (guard key).
-	guardTTL := int64((opt.TombstoneTTL + opt.Settle) / time.Second)
+// correctItems runs the item script on each item's key group: the user
+// leaves the recent-user index, and the degree, popularity and
+// co-occurrence sums are subtracted, once per erasure (guard key).
+func (s *Store) correctItems(ctx context.Context, user, erasure string, order []string, fix itemFixes, guardTTL int64, res *ForgetResult) error {
+	k := s.keys
 	for start := 0; start < len(order); start += 500 {
 		chunk := order[start:min(start+500, len(order))]
 		cmds, err := s.runScripts(ctx, nil, len(chunk), func(pipe redis.Pipeliner, j int) *redis.Cmd {
@@ -230,7 +293,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			return forgetItemScript.EvalSha(ctx, pipe, []string{k.ItemUsers(it), k.ItemCooc(it), k.ItemMeta(it), k.forgetGuard(it, erasure)}, args...)
 		})
 		if err != nil {
-			return res, fmt.Errorf("forget: correcting items: %w", err)
+			return fmt.Errorf("forget: correcting items: %w", err)
 		}
 		for j, c := range cmds {
 			r, _ := c.Slice()
@@ -244,54 +307,52 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 			}
 		}
 	}
+	return nil
+}
 
-	// 3b. Trending, once per erasure (guard key): the same weight·decay
-	// sums as popularity.
+// correctTrending subtracts the same weight·decay sums as popularity from
+// trending, once per erasure (guard key).
+func (s *Store) correctTrending(ctx context.Context, erasure string, order []string, fix itemFixes, guardTTL int64, res *ForgetResult) error {
 	targs := []any{guardTTL}
 	for _, it := range order {
 		if p := fix[it].pop; p > 0 {
 			targs = append(targs, it, fmtFloat(p))
 		}
 	}
-	if len(targs) > 1 {
-		v, err := s.evalRetry(ctx, forgetTrendingScript, []string{k.Trending(), k.forgetTrendingGuard(erasure)}, targs...)
-		if err != nil {
-			return res, fmt.Errorf("forget: correcting trending: %w", err)
-		}
-		n, _ := v.(int64)
-		res.Trending = int(n)
+	if len(targs) == 1 {
+		return nil
 	}
-
-	// 4. Every other item's index (entries of items that left the user's
-	// capped vector and log).
-	if opt.Sweep {
-		n, removed, err := s.sweepItemIndexes(ctx, user)
-		if err != nil {
-			return res, fmt.Errorf("forget: sweeping item indexes: %w", err)
-		}
-		res.Swept, res.IndexRemovals = n, res.IndexRemovals+removed
+	v, err := s.evalRetry(ctx, forgetTrendingScript, []string{s.keys.Trending(), s.keys.forgetTrendingGuard(erasure)}, targs...)
+	if err != nil {
+		return fmt.Errorf("forget: correcting trending: %w", err)
 	}
+	n, _ := v.(int64)
+	res.Trending = int(n)
+	return nil
+}
 
-	// 5. A batch or a rescore in flight during step 1 may still add the
-	// user to an index or write their list: clean both again.
-	if opt.Settle > 0 {
-		if err := wait(ctx, opt.Settle); err != nil {
-			return res, err
-		}
-		pipe := s.rdb.Pipeline()
-		pipe.Del(ctx, k.UserList(user))
-		for _, it := range order {
-			pipe.ZRem(ctx, k.ItemUsers(it), user)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return res, fmt.Errorf("forget: settling: %w", err)
-		}
+// settleForget waits settle, then deletes the user's list and index
+// entries again.
+func (s *Store) settleForget(ctx context.Context, user string, order []string, settle time.Duration) error {
+	if err := wait(ctx, settle); err != nil {
+		return err
 	}
+	pipe := s.rdb.Pipeline()
+	pipe.Del(ctx, s.keys.UserList(user))
+	for _, it := range order {
+		pipe.ZRem(ctx, s.keys.ItemUsers(it), user)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("forget: settling: %w", err)
+	}
+	return nil
+}
 
-	// 6. The audit record.
+// auditForget appends the erasure's audit record and returns its id.
+func (s *Store) auditForget(ctx context.Context, user string, now int64, opt ForgetOptions, res ForgetResult) (string, error) {
 	sum := sha256.Sum256([]byte(user))
 	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: k.AuditStream(),
+		Stream: s.keys.AuditStream(),
 		MaxLen: AuditStreamMaxLen,
 		Approx: true,
 		Values: []any{
@@ -312,10 +373,9 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 		},
 	}).Result()
 	if err != nil {
-		return res, fmt.Errorf("forget: writing audit record: %w", err)
+		return "", fmt.Errorf("forget: writing audit record: %w", err)
 	}
-	res.AuditID = id
-	return res, nil
+	return id, nil
 }
 
 // sharers returns up to max users (other than user) in the recent-user
@@ -399,18 +459,6 @@ func (s *Store) sweepItemIndexes(ctx context.Context, user string) (scanned, rem
 	return scanned, removed, err
 }
 
-// evalRetry runs one script, loading it once if Redis lost it.
-func (s *Store) evalRetry(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
-	v, err := sc.EvalSha(ctx, s.rdb, keys, args...).Result()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := s.LoadScripts(ctx); lerr != nil {
-			return nil, lerr
-		}
-		v, err = sc.EvalSha(ctx, s.rdb, keys, args...).Result()
-	}
-	return v, err
-}
-
 func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -419,15 +467,8 @@ func randomID() string {
 
 // wait waits d (nothing when d <= 0) or until ctx ends.
 func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !retry.Sleep(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }

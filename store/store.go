@@ -129,7 +129,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript}
+	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -212,10 +212,32 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 		return res, fmt.Errorf("applying user state: item work of partition %d given for partition %d", w.partition, partition)
 	}
 	p := strconv.Itoa(int(partition))
-	purchase := event.Purchase.String()
+	users, byUser := groupByUser(ops, &res)
+	cmds, err := s.runUserScripts(ctx, p, ops, users, byUser)
+	if err != nil {
+		return res, fmt.Errorf("applying user state: %w", err)
+	}
+	// The item half, from the user scripts' answers: read first, added to
+	// w (in offset order) only when every answer was read.
+	answers := make([]userAnswer, len(ops))
+	for k, u := range users {
+		kept, err := s.readUserAnswer(p, ops, byUser[u], cmds[k], answers, &res)
+		if err != nil {
+			return res, fmt.Errorf("applying user state: %w", err)
+		}
+		if !kept {
+			delete(res.Users, u) // every event predates the user's erasure
+		}
+	}
+	s.addItemHalf(w, ops, answers)
+	return res, nil
+}
 
-	byUser := make(map[string][]int)
-	var users []string
+// groupByUser returns the users of ops in order of first appearance and
+// the indexes of each user's ops; it records each user's newest event
+// time in res.
+func groupByUser(ops []Op, res *ApplyResult) (users []string, byUser map[string][]int) {
+	byUser = make(map[string][]int)
 	for i, op := range ops {
 		if _, ok := byUser[op.User]; !ok {
 			users = append(users, op.User)
@@ -225,9 +247,15 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 			res.Users[op.User] = op.TS
 		}
 	}
+	return users, byUser
+}
+
+// runUserScripts sends one user script per user, pipelined.
+func (s *Store) runUserScripts(ctx context.Context, p string, ops []Op, users []string, byUser map[string][]int) ([]*redis.Cmd, error) {
+	purchase := event.Purchase.String()
 	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
 	now := strconv.FormatInt(s.opt.Now().Unix(), 10) // TTL renewal, see lua/user.lua
-	cmds, err := s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+	return s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
 		args := make([]any, 0, 7+5*len(idx))
@@ -238,85 +266,86 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 		}
 		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u)}, args...)
 	})
-	if err != nil {
-		return res, fmt.Errorf("applying user state: %w", err)
-	}
+}
 
-	// The item half, from the user scripts' answers: read first, added to
-	// w (in offset order) only when every answer was read.
-	type answer struct {
-		isNew bool
-		hist  []string
+// userAnswer is what the item half needs of one event: whether it made
+// its item new for the user, with the user's earlier items then, or
+// whether it was dropped (its user erased after its time).
+type userAnswer struct {
+	isNew   bool
+	hist    []string
+	dropped bool
+}
+
+// readUserAnswer reads one user's script answer (a code per event, and
+// the user log as it was before the call) into answers at the events'
+// indexes idx, counting the codes in res; kept is false when every event
+// of the user was dropped.
+func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
+	reply, err := cmd.Slice()
+	if err != nil {
+		return false, err
 	}
-	answers := make([]answer, len(ops))
-	kept := make(map[string]bool, len(users))
-	dropped := make(map[int]bool)
-	for k, u := range users {
-		reply, err := cmds[k].Slice()
-		if err != nil {
-			return res, fmt.Errorf("applying user state: %w", err)
+	var codes []any
+	if len(reply) == 2 {
+		codes, _ = reply[0].([]any)
+	}
+	if len(codes) != len(idx) {
+		return false, fmt.Errorf("script answered %d codes for %d events", len(codes), len(idx))
+	}
+	log := newUserLog(toStrings(reply[1]))
+	var pending []string // items of the events this call applied, oldest first
+	for j, i := range idx {
+		op := ops[i]
+		code, ok := codes[j].(int64)
+		if !ok {
+			return false, errors.New("malformed script answer")
 		}
-		idx := byUser[u]
-		var codes []any
-		if len(reply) == 2 {
-			codes, _ = reply[0].([]any)
-		}
-		if len(codes) != len(idx) {
-			return res, fmt.Errorf("applying user state: script answered %d codes for %d events", len(codes), len(idx))
-		}
-		log := newUserLog(toStrings(reply[1]))
-		var pending []string // items of the events this call applied, oldest first
-		for j, i := range idx {
-			op := ops[i]
-			code, ok := codes[j].(int64)
-			if !ok {
-				return res, errors.New("applying user state: malformed script answer")
+		var a userAnswer
+		switch code {
+		case codeErased:
+			res.Erased++
+			answers[i] = userAnswer{dropped: true}
+			continue
+		case codeApplied, codeAppliedNew:
+			res.Applied++
+			if code == codeAppliedNew {
+				a = userAnswer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
 			}
-			var a answer
-			switch code {
-			case codeErased:
-				res.Erased++
-				dropped[i] = true
-				continue
-			case codeApplied, codeAppliedNew:
-				res.Applied++
-				if code == codeAppliedNew {
-					a = answer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
-				}
-				pending = append(pending, op.Item)
-			case codeFenced:
-				res.Fenced++
-				// Fenced events come first (offsets ascend): pending is empty.
-				if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
-					res.Lost++
-				} else if logEntryNew(log.entries[at]) {
-					a = answer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
-				}
-			default:
-				return res, fmt.Errorf("applying user state: unknown script code %d", code)
+			pending = append(pending, op.Item)
+		case codeFenced:
+			res.Fenced++
+			// Fenced events come first (offsets ascend): pending is empty.
+			if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
+				res.Lost++
+			} else if logEntryNew(log.entries[at]) {
+				a = userAnswer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
 			}
-			kept[u] = true
-			answers[i] = a
+		default:
+			return false, fmt.Errorf("unknown script code %d", code)
 		}
+		kept = true
+		answers[i] = a
 	}
-	for _, u := range users {
-		if !kept[u] {
-			delete(res.Users, u) // every event predates the user's erasure
-		}
-	}
+	return kept, nil
+}
+
+// addItemHalf adds the events to w in offset order, each offset once (a
+// retried batch, or one delivered again within this one, is already in
+// w); a dropped event only counts.
+func (s *Store) addItemHalf(w *ItemWork, ops []Op, answers []userAnswer) {
 	for i, op := range ops {
 		if op.Offset <= w.last {
-			continue // already in w (a retried batch, or delivered again within this one)
+			continue
 		}
 		w.last = op.Offset
-		if !dropped[i] {
+		if a := answers[i]; !a.dropped {
 			d := s.Decay(op.TS)
-			w.add(op, s.opt.Weights[op.Type]*d, d, answers[i].isNew, answers[i].hist)
+			w.add(op, s.opt.Weights[op.Type]*d, d, a.isNew, a.hist)
 		} else {
 			w.count()
 		}
 	}
-	return res, nil
 }
 
 // runScripts sends n script calls in one pipeline. When Redis has lost the
@@ -341,6 +370,18 @@ func (s *Store) runScripts(ctx context.Context, _ *redis.Script, n int, build fu
 		}
 		return cmds, nil
 	}
+}
+
+// evalRetry runs one script as runScripts runs many: loading the scripts
+// once if Redis lost them.
+func (s *Store) evalRetry(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
+	cmds, err := s.runScripts(ctx, sc, 1, func(pipe redis.Pipeliner, _ int) *redis.Cmd {
+		return sc.EvalSha(ctx, pipe, keys, args...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cmds[0].Result()
 }
 
 func isNoScript(err error, cmds []*redis.Cmd) bool {

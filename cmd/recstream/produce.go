@@ -16,6 +16,7 @@ import (
 	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/internal/retry"
 	"github.com/recstream/recstream/loadgen"
 )
 
@@ -126,7 +127,7 @@ func produceLoop(ctx context.Context, w *kafka.Writer, next func() (kafka.Messag
 			}
 			if rate > 0 {
 				due := start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
-				if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+				if d := time.Until(due); d > 0 && !retry.Sleep(ctx, d) {
 					break
 				}
 			}
@@ -137,17 +138,6 @@ func produceLoop(ctx context.Context, w *kafka.Writer, next func() (kafka.Messag
 	}
 	fmt.Fprintf(os.Stderr, "recstream produce: %d events in %s\n", sent, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // produceCatalog publishes item records keyed by item_id.

@@ -1,4 +1,4 @@
-package catalog
+package consumer
 
 import (
 	"context"
@@ -12,18 +12,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/recstream/recstream/consumer"
+	"github.com/recstream/recstream/catalog"
+	"github.com/recstream/recstream/internal/retry"
 	"github.com/recstream/recstream/store"
 )
 
-// Writer is what the catalog writer needs of the store.
-type Writer interface {
+// CatalogStore is what the catalog writer needs of the store.
+type CatalogStore interface {
 	WriteCatalog(ctx context.Context, partition int32, recs []store.CatalogRecord) ([]store.CatalogResult, error)
 	ListHolders(ctx context.Context, item string, since int64) ([]string, error)
 }
 
-// Metrics are the catalog's Prometheus metrics.
-type Metrics struct {
+// CatalogMetrics are the catalog consumers' Prometheus metrics.
+type CatalogMetrics struct {
 	Records   *prometheus.CounterVec // by role (writer, index) and result (ok, invalid, fenced)
 	Invalid   *prometheus.CounterVec // by reason
 	Items     prometheus.Gauge       // items in this process's index
@@ -31,9 +32,10 @@ type Metrics struct {
 	Refreshes prometheus.Counter     // refresh requests published for lists holding a withdrawn item
 }
 
-// NewMetrics registers the catalog metrics on reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+// NewCatalogMetrics registers the catalog metrics on reg (nil: not
+// registered).
+func NewCatalogMetrics(reg prometheus.Registerer) *CatalogMetrics {
+	m := &CatalogMetrics{
 		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recstream_catalog_records_total", Help: "Catalog records consumed, by role (writer, index) and result (ok, invalid, fenced).",
 		}, []string{"role", "result"}),
@@ -56,40 +58,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// WriterOptions configures the catalog writer.
-type WriterOptions struct {
-	Kafka        consumer.Kafka
-	Topic        string // items
-	Group        string
-	DLQTopic     string
-	RefreshTopic string
-	ListTTL      time.Duration // lists older than this are gone; their holders need no refresh
-	BatchMax     int
-	BatchWait    time.Duration
-	Now          func() time.Time
-	Metrics      *Metrics
-	Logger       *slog.Logger
+// CatalogWriterOptions configures the catalog writer.
+type CatalogWriterOptions struct {
+	Kafka           Kafka
+	Topic           string // items
+	Group           string
+	DLQTopic        string
+	RefreshTopic    string
+	ListTTL         time.Duration // lists older than this are gone; their holders need no refresh
+	BatchMax        int
+	BatchWait       time.Duration
+	ShutdownTimeout time.Duration // how long an in-flight batch may take after shutdown starts
+	Now             func() time.Time
+	Metrics         *Metrics // commits, lag and readiness (role catalog)
+	CatalogMetrics  *CatalogMetrics
+	Logger          *slog.Logger
 }
 
-// CatalogWriter consumes the items topic in a consumer group, stores each record
-// (fenced per partition), sends invalid records to the DLQ, publishes a
-// refresh request for every user whose list may hold an item that became
-// unavailable, and commits only after all of that is acknowledged.
+// CatalogWriter consumes the items topic in a consumer group, stores each
+// record (fenced per partition), sends invalid records to the DLQ,
+// publishes a refresh request for every user whose list may hold an item
+// that became unavailable, and commits only after all of that is
+// acknowledged: the ingest consumer's batches, retry and committer.
 type CatalogWriter struct {
-	opt WriterOptions
-	st  Writer
+	opt CatalogWriterOptions
+	st  CatalogStore
+	health
+	lag *lagTracker
 }
 
-// NewWriter returns a catalog writer.
-func NewWriter(opt WriterOptions, st Writer) *CatalogWriter {
-	if opt.BatchMax <= 0 {
-		opt.BatchMax = 1000
-	}
-	if opt.BatchWait <= 0 {
-		opt.BatchWait = 20 * time.Millisecond
-	}
-	if opt.ListTTL <= 0 {
-		opt.ListTTL = 7 * 24 * time.Hour
+// NewCatalogWriter returns a catalog writer. Its sizes and waits have no
+// defaults here (config holds them): a zero is an error.
+func NewCatalogWriter(opt CatalogWriterOptions, st CatalogStore) (*CatalogWriter, error) {
+	if err := positive("catalog writer", "BatchMax", opt.BatchMax, "BatchWait", opt.BatchWait,
+		"ListTTL", opt.ListTTL, "ShutdownTimeout", opt.ShutdownTimeout); err != nil {
+		return nil, err
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -97,90 +100,46 @@ func NewWriter(opt WriterOptions, st Writer) *CatalogWriter {
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
 	}
+	if opt.CatalogMetrics == nil {
+		opt.CatalogMetrics = NewCatalogMetrics(nil)
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &CatalogWriter{opt: opt, st: st}
+	return &CatalogWriter{opt: opt, st: st, lag: newLagTracker(opt.Group, opt.Topic, opt.Metrics),
+		health: health{role: "catalog", m: opt.Metrics, log: opt.Logger}}, nil
 }
 
-func (w *CatalogWriter) reader() *kafka.Reader {
-	k := w.opt.Kafka
-	st := k.SessionTimeout
-	if st <= 0 {
-		st = 10 * time.Second
-	}
-	mw := k.MaxWait
-	if mw <= 0 {
-		mw = 200 * time.Millisecond
-	}
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers: k.Brokers, GroupID: w.opt.Group, Topic: w.opt.Topic, Dialer: k.Dialer,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: mw, ReadBatchTimeout: mw + time.Second,
-		CommitInterval: 0, StartOffset: kafka.FirstOffset, SessionTimeout: st, RebalanceTimeout: st,
-		HeartbeatInterval: st / 4, JoinGroupBackoff: 200 * time.Millisecond,
-		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-	})
-}
-
-// Run consumes until ctx ends.
+// Run consumes until ctx ends. A batch in flight when ctx ends is finished
+// and committed if it completes within ShutdownTimeout.
 func (w *CatalogWriter) Run(ctx context.Context) error {
-	r := w.reader()
+	r := w.opt.Kafka.reader(w.opt.Topic, w.opt.Group, 4*w.opt.BatchMax)
 	defer r.Close()
 	kw := w.opt.Kafka.NewWriter()
 	defer kw.Close()
-	for {
-		first, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.opt.Logger.Warn("fetching catalog records", "err", err)
-			if !sleep(ctx, 200*time.Millisecond) {
-				return nil
-			}
-			continue
-		}
-		msgs := []kafka.Message{first}
-		wctx, cancel := context.WithTimeout(ctx, w.opt.BatchWait)
-		for len(msgs) < w.opt.BatchMax {
-			m, err := r.FetchMessage(wctx)
-			if err != nil {
-				break
-			}
-			msgs = append(msgs, m)
-		}
-		cancel()
-		backoff := 50 * time.Millisecond
-		for {
-			err := w.process(context.WithoutCancel(ctx), kw, msgs)
-			if err == nil {
-				break
-			}
-			w.opt.Logger.Warn("storing catalog batch failed; retrying", "err", err)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			backoff = min(2*backoff, 2*time.Second)
-		}
-		if err := r.CommitMessages(context.WithoutCancel(ctx), consumer.LastPerPartition(msgs)...); err != nil {
-			w.opt.Logger.Warn("committing catalog offsets; the batch will be replayed and fenced", "err", err)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	procCtx, cancelProc := graceContext(ctx, w.opt.ShutdownTimeout)
+	defer cancelProc()
+
+	w.start()
+	cm := &committer{group: w.opt.Group, m: w.opt.Metrics, log: w.opt.Logger, lag: w.lag}
+	bt := startBatches(ctx, r, w.opt.BatchMax, w.opt.BatchWait, w.opt.Logger, "catalog records")
+	defer bt.stop()
+	consume(ctx, procCtx, r, bt, cm, func(msgs []kafka.Message) error {
+		return w.retry(procCtx, "storing catalog batch", func() error { return w.process(procCtx, kw, msgs) })
+	})
+	return nil
 }
 
 func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []kafka.Message) error {
 	byPart := make(map[int][]store.CatalogRecord)
 	var out []kafka.Message
-	invalid := map[Reason]int{}
+	invalid := map[catalog.Reason]int{}
 	for _, m := range msgs {
-		it, err := Decode(m.Key, m.Value, m.Time)
+		it, err := catalog.Decode(m.Key, m.Value, m.Time)
 		if err != nil {
-			reason := ReasonOf(err)
+			reason := catalog.ReasonOf(err)
 			invalid[reason]++
-			out = append(out, consumer.DeadLetter(w.opt.DLQTopic, m, string(reason), err, MaxRecordBytes))
+			out = append(out, DeadLetter(w.opt.DLQTopic, m, string(reason), err, catalog.MaxRecordBytes))
 			continue
 		}
 		byPart[m.Partition] = append(byPart[m.Partition], store.CatalogRecord{
@@ -225,7 +184,7 @@ func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []ka
 				queued[u] = true
 				refreshes++
 				out = append(out, kafka.Message{Topic: w.opt.RefreshTopic, Key: []byte(u),
-					Value: consumer.EncodeRefresh(consumer.RefreshRequest{User: u, TS: now})})
+					Value: EncodeRefresh(RefreshRequest{User: u, TS: now})})
 			}
 		}
 	}
@@ -234,7 +193,7 @@ func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []ka
 			return fmt.Errorf("publishing catalog refreshes and dead letters: %w", err)
 		}
 	}
-	m := w.opt.Metrics
+	m := w.opt.CatalogMetrics
 	m.Records.WithLabelValues("writer", "ok").Add(float64(ok))
 	m.Records.WithLabelValues("writer", "fenced").Add(float64(fenced))
 	for r, n := range invalid {
@@ -246,55 +205,44 @@ func (w *CatalogWriter) process(ctx context.Context, kw *kafka.Writer, msgs []ka
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// LoaderOptions configures the index loader.
-type LoaderOptions struct {
-	Kafka   consumer.Kafka
+// CatalogLoaderOptions configures the catalog index loader.
+type CatalogLoaderOptions struct {
+	Kafka   Kafka
 	Topic   string
-	Metrics *Metrics
+	Metrics *CatalogMetrics
 	Logger  *slog.Logger
 }
 
-// Loader keeps an Index current: it reads every partition of the items
-// topic from the beginning, without a consumer group (every scoring
-// process holds the whole catalog), and then follows new records.
+// CatalogLoader keeps a catalog.Index current: it reads every partition of
+// the items topic from the beginning, without a consumer group (every
+// scoring process holds the whole catalog), and then follows new records.
 // Invalid records are skipped here (the writer sends them to the DLQ).
-type Loader struct {
-	opt    LoaderOptions
-	idx    *Index
+type CatalogLoader struct {
+	opt    CatalogLoaderOptions
+	idx    *catalog.Index
 	loaded atomic.Bool
 }
 
-// NewLoader returns a loader filling idx.
-func NewLoader(opt LoaderOptions, idx *Index) *Loader {
+// NewCatalogLoader returns a loader filling idx.
+func NewCatalogLoader(opt CatalogLoaderOptions, idx *catalog.Index) *CatalogLoader {
 	if opt.Metrics == nil {
-		opt.Metrics = NewMetrics(nil)
+		opt.Metrics = NewCatalogMetrics(nil)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Loader{opt: opt, idx: idx}
+	return &CatalogLoader{opt: opt, idx: idx}
 }
 
 // Index returns the index the loader fills.
-func (l *Loader) Index() *Index { return l.idx }
+func (l *CatalogLoader) Index() *catalog.Index { return l.idx }
 
 // Loaded reports whether the loader has read every partition up to the end
-// it saw at start.
-func (l *Loader) Loaded() bool { return l.loaded.Load() }
+// it saw at start: its readiness signal.
+func (l *CatalogLoader) Loaded() bool { return l.loaded.Load() }
 
 // Run reads until ctx ends.
-func (l *Loader) Run(ctx context.Context) error {
+func (l *CatalogLoader) Run(ctx context.Context) error {
 	var parts []kafka.Partition
 	for {
 		d := l.opt.Kafka.Dialer
@@ -311,7 +259,7 @@ func (l *Loader) Run(ctx context.Context) error {
 			break
 		}
 		l.opt.Logger.Warn("looking up catalog partitions", "topic", l.opt.Topic, "err", err)
-		if !sleep(ctx, time.Second) {
+		if !retry.Sleep(ctx, time.Second) {
 			return nil
 		}
 	}
@@ -329,17 +277,8 @@ func (l *Loader) Run(ctx context.Context) error {
 	return nil
 }
 
-func (l *Loader) follow(ctx context.Context, partition int, pending *atomic.Int64) {
-	k := l.opt.Kafka
-	mw := k.MaxWait
-	if mw <= 0 {
-		mw = 200 * time.Millisecond
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: k.Brokers, Topic: l.opt.Topic, Partition: partition, Dialer: k.Dialer,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: mw, ReadBatchTimeout: mw + time.Second,
-		StartOffset: kafka.FirstOffset, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-	})
+func (l *CatalogLoader) follow(ctx context.Context, partition int, pending *atomic.Int64) {
+	r := l.opt.Kafka.partitionReader(l.opt.Topic, partition, 100)
 	defer r.Close()
 	done := false
 	markDone := func() {
@@ -357,27 +296,28 @@ func (l *Loader) follow(ctx context.Context, partition int, pending *atomic.Int6
 		markDone()
 	}
 	cancel()
+	m := l.opt.Metrics
 	for {
-		m, err := r.ReadMessage(ctx) // no group: nothing is committed
+		msg, err := r.FetchMessage(ctx) // no group: nothing is committed
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			l.opt.Logger.Warn("reading catalog", "partition", partition, "err", err)
-			if !sleep(ctx, 200*time.Millisecond) {
+			if !retry.Sleep(ctx, fetchRetryWait) {
 				return
 			}
 			continue
 		}
-		it, err := Decode(m.Key, m.Value, m.Time)
+		it, err := catalog.Decode(msg.Key, msg.Value, msg.Time)
 		if err != nil {
-			l.opt.Metrics.Records.WithLabelValues("index", "invalid").Inc()
+			m.Records.WithLabelValues("index", "invalid").Inc()
 		} else {
 			l.idx.Put(it)
-			l.opt.Metrics.Records.WithLabelValues("index", "ok").Inc()
-			l.opt.Metrics.Items.Set(float64(l.idx.Len()))
+			m.Records.WithLabelValues("index", "ok").Inc()
+			m.Items.Set(float64(l.idx.Len()))
 		}
-		if m.Offset+1 >= m.HighWaterMark {
+		if msg.Offset+1 >= msg.HighWaterMark {
 			markDone()
 		}
 	}
