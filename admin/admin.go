@@ -16,6 +16,7 @@ import (
 
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/experiment"
 	"github.com/recstream/recstream/store"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	Events   int // recent events shown for a user; default 20
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Experiment returns the A/B report (experiment package); nil: no
+	// experiment table.
+	Experiment func(context.Context) (experiment.Report, error)
 }
 
 // Server serves the status page and the read API.
@@ -84,6 +88,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
 	mux.HandleFunc("GET /api/v1/users/{id}/recommendations", s.serveRecommendations)
+	mux.HandleFunc("GET /api/v1/experiment", s.serveExperiment)
 	if s.opt.Ranker != nil {
 		mux.HandleFunc("POST /api/v1/users/{id}/rank", s.serveRank)
 	}
@@ -107,6 +112,9 @@ type Status struct {
 	ListsWritten float64                    `json:"lists_written"`
 	Fenced       float64                    `json:"events_fenced"`
 	RedisErrors  Counts                     `json:"redis_errors_by_command"`
+	// Experiment is the A/B report; ExperimentError says why it is missing.
+	Experiment      *experiment.Report `json:"experiment,omitempty"`
+	ExperimentError string             `json:"experiment_error,omitempty"`
 }
 
 func (s *Server) status(ctx context.Context) Status {
@@ -128,7 +136,27 @@ func (s *Server) status(ctx context.Context) Status {
 	st.ListsWritten = g.counter("recstream_lists_written_total")
 	st.Fenced = g.counter("recstream_events_fenced_total")
 	st.RedisErrors = g.counts("recstream_redis_errors_total", "command")
+	if s.opt.Experiment != nil {
+		if r, err := s.opt.Experiment(ctx); err != nil {
+			st.ExperimentError = err.Error()
+		} else {
+			st.Experiment = &r
+		}
+	}
 	return st
+}
+
+func (s *Server) serveExperiment(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Experiment == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "attribution is off (attribution.window: 0)"})
+		return
+	}
+	rep, err := s.opt.Experiment(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 // Lookup is the user lookup shown on the status page.

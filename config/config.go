@@ -33,6 +33,9 @@ type Config struct {
 	Admin   AdminConfig   `yaml:"admin"`
 	// Privacy configures pseudonymous ids and erasure (config/security.go).
 	Privacy PrivacyConfig `yaml:"privacy"`
+	// Attribution configures impressions, attribution and impression
+	// discounting (config/attribution.go).
+	Attribution AttributionConfig `yaml:"attribution"`
 }
 
 // Default returns the configuration with every key at its default value.
@@ -48,6 +51,7 @@ func Default() Config {
 	c.Catalog.SetDefaults()
 	c.Admin.SetDefaults()
 	c.Privacy.SetDefaults()
+	c.Attribution.SetDefaults()
 	return c
 }
 

@@ -34,6 +34,7 @@ func (c Config) Validate() error {
 		c.Catalog.Validate(c.Kafka),
 		c.Admin.Validate(),
 		c.Privacy.Validate(),
+		c.Attribution.Validate(),
 	)
 }
 

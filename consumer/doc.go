@@ -75,6 +75,15 @@
 //
 //	recstream_variant_lists_total{variant}                 counter    lists written per A/B variant (package scorer)
 //	recstream_variant_items_total{variant,source}          counter    listed items per variant and source
+//	recstream_experiment_impressions_total{variant}        counter    impressions counted for the experiment (package experiment, read from Redis)
+//	recstream_experiment_shown_items_total{variant}        counter    items shown in them
+//	recstream_experiment_attributed_total{variant,type,via} counter   attributed clicks, carts, purchases
+//	recstream_experiment_purchase_value_total{variant,via} counter    value of attributed purchases
+//	recstream_experiment_rate{variant,metric}              gauge      the A/B report's rates (package experiment)
+//	recstream_experiment_rate_ci_low{variant,metric}       gauge      lower end of the 95% interval
+//	recstream_experiment_rate_ci_high{variant,metric}      gauge      upper end of the 95% interval
+//	recstream_experiment_diff{variant,metric}              gauge      rate minus the control's
+//	recstream_experiment_p_value{variant,metric}           gauge      p-value of the difference to the control
 //
 // Lag poller (LagMonitor):
 //

@@ -288,7 +288,7 @@ func (c *Ingest) processOnce(ctx context.Context, msgs []kafka.Message, iw *item
 			ev.UserID = c.opt.UserID(ev.UserID)
 		}
 		counts[ev.Type]++
-		ops[m.Partition] = append(ops[m.Partition], store.Op{Offset: m.Offset, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+		ops[m.Partition] = append(ops[m.Partition], store.Op{Offset: m.Offset, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS, Value: ev.Value, Shown: ev.Shown})
 		if ev.TS > maxTS[m.Partition] {
 			maxTS[m.Partition] = ev.TS
 		}

@@ -100,7 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "recstream_rebalances_total", Help: "Changes in the group's partition assignment seen by the lag poller, by group.",
 		}, []string{"group"}),
 	}
-	for _, t := range event.Types {
+	for _, t := range event.AllTypes {
 		m.Events.WithLabelValues(t.String())
 	}
 	for _, r := range event.Reasons {

@@ -260,6 +260,7 @@ func TestDashboard(t *testing.T) {
 		"histogram_quantile(0.5, sum by (le) (rate(recstream_freshness_seconds_bucket",
 		"histogram_quantile(0.99, sum by (le) (rate(recstream_freshness_seconds_bucket",
 		"recstream_events_invalid_total", "recstream_lists_written_total", "recstream_redis_command_duration_seconds_bucket",
+		"recstream_experiment_rate", "recstream_experiment_rate_ci_low", "recstream_experiment_p_value", "recstream_experiment_attributed_total",
 	} {
 		if !strings.Contains(exprs, want) {
 			t.Errorf("dashboard lacks %s", want)

@@ -36,7 +36,9 @@
 // ties) it moves popularity's HR@10 from 0.36 to 0.42. Config.SkipRepeats
 // leaves out users whose held-out item is already in their training data.
 // [Prequential] replays the log test-then-learn through a [Learner] and
-// reports the metrics overall and over equal-count windows; [Periodic] turns
+// reports the metrics overall and over equal-count windows (with
+// PrequentialConfig.Impressions, each list asked for is shown to an
+// [Impressioner] before the event is learnt); [Periodic] turns
 // a batch model into a Learner by refitting it, and scores a
 // [HistoryModel] (the item-item models) from live user histories between
 // refits. [Tune] grid-searches model factories on a validation split carved

@@ -181,6 +181,22 @@ func (r *Replay) observe(ctx context.Context, it Interaction) error {
 	return nil
 }
 
+// impression applies an impression of items to user as a batch of one.
+func (r *Replay) impression(ctx context.Context, user string, items []string, ts int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		return errors.New("eval: impression before fit")
+	}
+	r.dirty = true
+	r.version++
+	p := r.Partition(user)
+	op := store.Op{Offset: r.offs[p], User: user, Type: event.Impression, TS: ts, Shown: &event.Shown{Items: items}}
+	r.offs[p]++
+	_, err := r.st.Apply(ctx, p, []store.Op{op})
+	return err
+}
+
 // Partition returns the simulated partition of a user.
 func (r *Replay) Partition(user string) int32 {
 	h := fnv.New32a()
@@ -282,6 +298,13 @@ func (m *Incremental) Observe(ctx context.Context, it Interaction) error {
 	return m.replay.observe(ctx, it)
 }
 
+// ObserveImpression implements Impressioner: the replay's store records
+// the impression (with attribution on), and the scorer discounts what was
+// shown when its options say so.
+func (m *Incremental) ObserveImpression(ctx context.Context, user string, items []string, ts int64) error {
+	return m.replay.impression(ctx, user, items, ts)
+}
+
 // scores returns the scorer's candidates for user, cached for the last user
 // while the state does not change.
 func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScores, error) {
@@ -334,7 +357,11 @@ func (m *Incremental) refreshScorer(ctx context.Context, st *store.Store, ver in
 			}
 			m.easeVer = ver
 		}
-		m.sc = scorer.New(st, m.opt)
+		opt := m.opt
+		if opt.ImpressionDiscount > 0 {
+			opt.Shown = st.ShownCounts
+		}
+		m.sc = scorer.New(st, opt)
 		m.scVer = ver
 	}
 	return nil

@@ -396,6 +396,15 @@ type PrequentialConfig struct {
 	IncludeRepeats bool
 	// Progress receives a progress bar per model; nil for none.
 	Progress io.Writer
+	// Impressions simulates impressions: every list asked for is shown to
+	// the user (given to a model that is an Impressioner) before the
+	// interaction is learnt.
+	Impressions bool
+}
+
+// Impressioner is a Learner that also learns what a user was shown.
+type Impressioner interface {
+	ObserveImpression(ctx context.Context, user string, items []string, ts int64) error
 }
 
 // Prequential replays data in time order (test-then-learn): for each
@@ -490,6 +499,11 @@ func Prequential(ctx context.Context, data []Interaction, models []Learner, cfg 
 					wins[w].addList(list, popOf, maxCount)
 					wr.Events++
 					users[it.User] = true
+					if im, ok := m.(Impressioner); ok && cfg.Impressions && len(list) > 0 {
+						if err := im.ObserveImpression(ctx, it.User, list, it.TS); err != nil {
+							return nil, fmt.Errorf("prequential: %s: impression: %w", m.Name(), err)
+						}
+					}
 				}
 			}
 			if err := m.Observe(ctx, it); err != nil {

@@ -14,6 +14,12 @@ type Decoder struct {
 	MaxIDLen  int              // longest user_id/item_id/session_id in bytes; DefaultMaxIDLen when <= 0
 	MaxFuture time.Duration    // how far ts may be ahead of Now(); DefaultMaxFuture when <= 0
 	Now       func() time.Time // clock for the ts_in_future check; time.Now when nil
+	MaxItems  int              // most items of one impression; DefaultMaxItems when <= 0
+	// Variants are the names an impression's variant may take (the
+	// configured A/B variants; empty but not nil: none may be named); an
+	// impression without a variant (a trending list) is always accepted.
+	// nil does not check variants.
+	Variants []string
 }
 
 func (d Decoder) withDefaults() Decoder {
@@ -28,6 +34,9 @@ func (d Decoder) withDefaults() Decoder {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.MaxItems <= 0 {
+		d.MaxItems = DefaultMaxItems
 	}
 	return d
 }
@@ -67,8 +76,7 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 		// msgpack positive fixint, so this is not_object either way.
 		return Event{}, invalid(ReasonNotObject, "top-level JSON value is not an object")
 	default:
-		p := mpParser{b: b}
-		err = p.parse(&f)
+		err = decodeMsgpack(b, &f)
 	}
 	if err == nil {
 		err = f.err
@@ -79,6 +87,13 @@ func (d Decoder) Decode(b []byte, kafkaTS time.Time) (Event, error) {
 	fromKafka := f.ev.TS == 0
 	if fromKafka {
 		f.ev.TS = kafkaTS.UnixMilli()
+	}
+	if f.ev.Type == Impression {
+		if len(f.sources) == 0 {
+			f.sources = nil // "sources":[] is the same as no sources
+		}
+		f.imp.Items, f.imp.Sources = f.items, f.sources
+		f.ev.Shown = &f.imp
 	}
 	if err := f.ev.validate(d, fromKafka); err != nil {
 		return Event{}, err
@@ -92,15 +107,19 @@ func isSpace(c byte) bool {
 
 // Known fields, as bits of fields.seen.
 const (
-	fUser uint8 = 1 << iota
+	fUser uint16 = 1 << iota
 	fItem
 	fType
 	fTS
 	fValue
 	fSession
+	fItems       // impressions
+	fSources     // impressions
+	fVariant     // impressions
+	fGeneratedAt // impressions
 )
 
-func fieldOf(key []byte) uint8 {
+func fieldOf(key []byte) uint16 {
 	switch string(key) { // does not allocate
 	case "user_id":
 		return fUser
@@ -114,11 +133,19 @@ func fieldOf(key []byte) uint8 {
 		return fValue
 	case "session_id":
 		return fSession
+	case "items":
+		return fItems
+	case "sources":
+		return fSources
+	case "variant":
+		return fVariant
+	case "generated_at":
+		return fGeneratedAt
 	}
 	return 0
 }
 
-func fieldName(f uint8) string {
+func fieldName(f uint16) string {
 	switch f {
 	case fUser:
 		return "user_id"
@@ -132,6 +159,14 @@ func fieldName(f uint8) string {
 		return "value"
 	case fSession:
 		return "session_id"
+	case fItems:
+		return "items"
+	case fSources:
+		return "sources"
+	case fVariant:
+		return "variant"
+	case fGeneratedAt:
+		return "generated_at"
 	}
 	return "?"
 }
@@ -142,8 +177,34 @@ func fieldName(f uint8) string {
 // anywhere in the message take precedence over them.
 type fields struct {
 	ev   Event
-	seen uint8
+	seen uint16
 	err  *InvalidError
+	// An impression's fields, read whatever the type (it may come after
+	// them) and kept only for an impression.
+	imp     Shown
+	items   []string
+	sources []string
+}
+
+// isList reports whether k is a field whose value is an array of strings.
+func isList(k uint16) bool { return k == fItems || k == fSources }
+
+// appendString adds one element of the array field k.
+func (f *fields) appendString(k uint16, s string) {
+	if k == fItems {
+		f.items = append(f.items, s)
+	} else {
+		f.sources = append(f.sources, s)
+	}
+}
+
+// listed marks the array field k as present, even when empty.
+func (f *fields) listed(k uint16) {
+	if k == fItems && f.items == nil {
+		f.items = []string{}
+	} else if k == fSources && f.sources == nil {
+		f.sources = []string{}
+	}
 }
 
 func (f *fields) fail(r Reason, detail string) {
@@ -153,7 +214,7 @@ func (f *fields) fail(r Reason, detail string) {
 }
 
 // begin marks field k as seen and reports whether it was new.
-func (f *fields) begin(k uint8) bool {
+func (f *fields) begin(k uint16) bool {
 	if f.seen&k != 0 {
 		f.fail(ReasonDuplicateField, fieldName(k)+" appears more than once")
 		return false
@@ -162,35 +223,40 @@ func (f *fields) begin(k uint8) bool {
 	return true
 }
 
-func (f *fields) wrongType(k uint8, got string) {
+func (f *fields) wrongType(k uint16, got string) {
 	if f.err != nil {
 		return
 	}
 	want := "a string"
-	if k == fTS {
+	switch {
+	case k == fTS || k == fGeneratedAt:
 		want = "an integer"
-	} else if k == fValue {
+	case k == fValue:
 		want = "a number"
+	case isList(k):
+		want = "an array of strings"
 	}
 	f.fail(ReasonWrongType, fieldName(k)+" must be "+want+", got "+got)
 }
 
 // setString stores a string-valued field (user_id, item_id, session_id, type).
-func (f *fields) setString(k uint8, s []byte) {
+func (f *fields) setString(k uint16, s string) {
 	switch k {
+	case fVariant:
+		f.imp.Variant = s
 	case fUser:
-		f.ev.UserID = string(s)
+		f.ev.UserID = s
 	case fItem:
-		f.ev.ItemID = string(s)
+		f.ev.ItemID = s
 	case fSession:
-		f.ev.SessionID = string(s)
+		f.ev.SessionID = s
 	case fType:
 		if len(s) == 0 {
 			return // reported as missing_type
 		}
-		t, ok := typeFromName(string(s))
+		t, ok := typeFromName(s)
 		if !ok {
-			f.fail(ReasonUnknownType, "type "+quoteTrunc(string(s))+" is not one of browse, click, add_to_cart, purchase")
+			f.fail(ReasonUnknownType, "type "+quoteTrunc(s)+" "+typeNames)
 			return
 		}
 		f.ev.Type = t
@@ -199,10 +265,24 @@ func (f *fields) setString(k uint8, s []byte) {
 	}
 }
 
-func (f *fields) setInt(k uint8, v int64) {
+// setBytes is setString for a value sliced from the message; a type name
+// is matched without allocating.
+func (f *fields) setBytes(k uint16, s []byte) {
+	if k == fType {
+		if t, ok := typeFromName(string(s)); ok {
+			f.ev.Type = t
+			return
+		}
+	}
+	f.setString(k, string(s))
+}
+
+func (f *fields) setInt(k uint16, v int64) {
 	switch k {
 	case fTS:
 		f.ev.TS = v
+	case fGeneratedAt:
+		f.imp.GeneratedAt = v
 	case fValue:
 		f.ev.Value = float64(v)
 	default:
@@ -210,11 +290,13 @@ func (f *fields) setInt(k uint8, v int64) {
 	}
 }
 
-func (f *fields) setUint(k uint8, v uint64) {
+func (f *fields) setUint(k uint16, v uint64) {
 	if v > math.MaxInt64 {
 		switch k {
 		case fTS:
 			f.ev.TS = math.MaxInt64 // far future, rejected by validation
+		case fGeneratedAt:
+			f.imp.GeneratedAt = math.MaxInt64 // rejected by validation
 		case fValue:
 			f.ev.Value = float64(v)
 		default:
@@ -225,18 +307,22 @@ func (f *fields) setUint(k uint8, v uint64) {
 	f.setInt(k, int64(v))
 }
 
-func (f *fields) setFloat(k uint8, v float64) {
+func (f *fields) setFloat(k uint16, v float64) {
 	switch k {
-	case fTS:
+	case fTS, fGeneratedAt:
+		dst := &f.ev.TS
+		if k == fGeneratedAt {
+			dst = &f.imp.GeneratedAt
+		}
 		switch {
 		case math.IsNaN(v) || v != math.Trunc(v):
 			f.wrongType(k, "a non-integral number")
 		case v >= 0x1p63:
-			f.ev.TS = math.MaxInt64 // rejected by validation
+			*dst = math.MaxInt64 // rejected by validation
 		case v < -0x1p63:
-			f.ev.TS = math.MinInt64 // rejected by validation
+			*dst = math.MinInt64 // rejected by validation
 		default:
-			f.ev.TS = int64(v)
+			*dst = int64(v)
 		}
 	case fValue:
 		f.ev.Value = v
@@ -245,9 +331,10 @@ func (f *fields) setFloat(k uint8, v float64) {
 	}
 }
 
-// setNumber stores a JSON number given as its (grammatically valid) text.
-func (f *fields) setNumber(k uint8, num []byte, integer bool) {
-	if k != fTS && k != fValue {
+// setNumber stores a JSON number given as its (grammatically valid) text;
+// integer is true when it has neither a fraction nor an exponent.
+func (f *fields) setNumber(k uint16, num string, integer bool) {
+	if k != fTS && k != fValue && k != fGeneratedAt {
 		f.wrongType(k, "a number")
 		return
 	}
@@ -256,25 +343,25 @@ func (f *fields) setNumber(k uint8, num []byte, integer bool) {
 			f.setInt(k, v)
 			return
 		}
-		if k == fTS {
-			if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+		if k == fTS || k == fGeneratedAt {
+			if v, err := strconv.ParseInt(num, 10, 64); err == nil {
 				f.setInt(k, v)
 			} else if num[0] == '-' { // out of range
-				f.ev.TS = math.MinInt64
+				f.setInt(k, math.MinInt64)
 			} else {
-				f.ev.TS = math.MaxInt64
+				f.setInt(k, math.MaxInt64)
 			}
 			return
 		}
 	}
 	// A grammatically valid JSON number always parses; out-of-range values
 	// come back as ±Inf (or 0 on underflow) together with ErrRange.
-	v, _ := strconv.ParseFloat(string(num), 64)
+	v, _ := strconv.ParseFloat(num, 64)
 	f.setFloat(k, v)
 }
 
 // parseSmallInt parses an optional '-' followed by at most 18 digits.
-func parseSmallInt(b []byte) (int64, bool) {
+func parseSmallInt(b string) (int64, bool) {
 	neg := false
 	if len(b) > 0 && b[0] == '-' {
 		neg = true
@@ -284,7 +371,8 @@ func parseSmallInt(b []byte) (int64, bool) {
 		return 0, false
 	}
 	var v int64
-	for _, c := range b {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}

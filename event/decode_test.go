@@ -123,7 +123,8 @@ func TestEncodeErrors(t *testing.T) {
 		want event.Reason
 	}{
 		{"no type", event.Event{UserID: "u", ItemID: "i"}, event.ReasonMissingType},
-		{"bad type", event.Event{UserID: "u", ItemID: "i", Type: 5}, event.ReasonUnknownType},
+		{"bad type", event.Event{UserID: "u", ItemID: "i", Type: 6}, event.ReasonUnknownType},
+		{"impression without Shown", event.Event{UserID: "u", Type: event.Impression}, event.ReasonMissingItems},
 		{"nan", event.Event{UserID: "u", ItemID: "i", Type: event.Click, Value: math.NaN()}, event.ReasonBadValue},
 		{"inf", event.Event{UserID: "u", ItemID: "i", Type: event.Click, Value: math.Inf(-1)}, event.ReasonBadValue},
 		{"utf8 user", event.Event{UserID: "\xff", ItemID: "i", Type: event.Click}, event.ReasonBadUserID},

@@ -11,16 +11,32 @@
 // A message is a single map (msgpack) or object (JSON) with these fields:
 //
 //	user_id     string, required
-//	item_id     string, required
-//	type        string, required: "browse", "click", "add_to_cart" or "purchase"
+//	item_id     string, required (absent on an impression)
+//	type        string, required: "browse", "click", "add_to_cart", "purchase" or "impression"
 //	ts          integer, unix milliseconds, optional
 //	value       number, optional (price, rating, ...)
 //	session_id  string, optional
+//
+// An impression records what the web tier showed the user (Event.Shown);
+// it has no item_id and these fields instead:
+//
+//	items         array of strings, required: the item ids shown, in order (1 to Decoder.MaxItems)
+//	sources       array of strings, optional: each item's "source" from the list, as many as items
+//	variant       string, optional: the list's "variant" (one of Decoder.Variants)
+//	generated_at  integer, unix milliseconds, optional: the list's "generated_at"
+//
+// On other types these four fields are read (so a wrong kind of value is
+// still wrong_field_type) and dropped.
 //
 // The format is detected from the first byte that is not JSON white space
 // (space, tab, CR, LF): '{' means JSON, anything else msgpack. Every other
 // JSON value starts with a byte that is a msgpack positive fixint, so a JSON
 // array or scalar is reported as not_object, never misparsed.
+//
+// msgpack is read with github.com/vmihailenco/msgpack/v5's streaming
+// Decoder; JSON with the package's own scanner, which accepts exactly the
+// documents encoding/json accepts (docs/benchmarks.md has why it is not
+// encoding/json's Decoder).
 //
 // JSON must be RFC 8259 and UTF-8; white space may surround the object. In
 // JSON, ts may also be written as a number with an integral value, such as
@@ -53,7 +69,8 @@
 //     well-formed msgpack/JSON (truncation, a reserved msgpack code, a
 //     length prefix or element count larger than the bytes that remain,
 //     a JSON syntax error); too_deep when a container is nested more than
-//     MaxDepth levels (the top-level object is level 1), whether in a known
+//     MaxDepth levels (the top-level object is level 1; an element of items
+//     is level 3), whether in a known
 //     or an unknown field; trailing_data when anything but JSON white space
 //     follows the JSON object, or anything at all follows the msgpack map.
 //  4. Field level, first in document order, reported only when the whole
@@ -70,6 +87,15 @@
 //     Kafka timestamp) is before 2000-01-01T00:00:00Z; ts_in_future when it
 //     is more than MaxFuture after Decoder.Now(); bad_value when value is NaN
 //     or ±Inf.
+//  6. Impressions, in this order: item_id_not_used when item_id is given;
+//     missing_items when items is absent or empty; too_many_items above
+//     Decoder.MaxItems; bad_item_id or id_too_long for an item, per
+//     ValidateID; bad_sources when sources is given with another length
+//     than items or holds a name that is not 1 to MaxSourceLen bytes of
+//     a-z, 0-9 and _; unknown_variant when variant is not valid
+//     UTF-8 or not one of Decoder.Variants. These run after user_id's checks and before ts's;
+//     last of all, bad_generated_at when generated_at is outside the range
+//     ts may take.
 //
 // ValidateID accepts non-empty valid UTF-8 without control characters (C0,
 // DEL, C1), Unicode white space, '{' or '}' — the braces are reserved because
@@ -85,8 +111,9 @@
 // # Limits
 //
 // Decoder fields left at zero (or negative) take their defaults: MaxBytes DefaultMaxBytes
-// (64 KiB), MaxIDLen DefaultMaxIDLen (128 bytes, applied to user_id, item_id
-// and session_id), MaxFuture DefaultMaxFuture (1 hour), Now time.Now. The
+// (64 KiB), MaxIDLen DefaultMaxIDLen (128 bytes, applied to user_id, item_id,
+// session_id and each item of an impression), MaxFuture DefaultMaxFuture
+// (1 hour), MaxItems DefaultMaxItems (100), Now time.Now. The
 // nesting limit MaxDepth (4) and the oldest timestamp MinTS (2000-01-01) are
 // fixed.
 //

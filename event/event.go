@@ -19,13 +19,20 @@ const (
 	Click
 	AddToCart
 	Purchase
+	// Impression records what the web tier showed a user: the items of a
+	// list, in order (Event.Shown). It carries no interest weight.
+	Impression
 )
 
-// Types lists every valid Type, in ascending order.
+// Types lists the interaction types (every valid Type except Impression),
+// in ascending order.
 var Types = []Type{Browse, Click, AddToCart, Purchase}
 
-// String returns the wire name of t: "browse", "click", "add_to_cart" or
-// "purchase"; "unknown" for any other value.
+// AllTypes lists every valid Type, Impression included, in ascending order.
+var AllTypes = []Type{Browse, Click, AddToCart, Purchase, Impression}
+
+// String returns the wire name of t: "browse", "click", "add_to_cart",
+// "purchase" or "impression"; "unknown" for any other value.
 func (t Type) String() string {
 	switch t {
 	case Browse:
@@ -36,6 +43,8 @@ func (t Type) String() string {
 		return "add_to_cart"
 	case Purchase:
 		return "purchase"
+	case Impression:
+		return "impression"
 	}
 	return "unknown"
 }
@@ -46,7 +55,7 @@ func ParseType(s string) (Type, error) {
 	if t, ok := typeFromName(s); ok {
 		return t, nil
 	}
-	return 0, invalid(ReasonUnknownType, "type "+quoteTrunc(s)+" is not one of browse, click, add_to_cart, purchase")
+	return 0, invalid(ReasonUnknownType, "type "+quoteTrunc(s)+" "+typeNames)
 }
 
 // typeFromName does not allocate when called with string(b) for a []byte b.
@@ -60,9 +69,13 @@ func typeFromName(s string) (Type, bool) {
 		return AddToCart, true
 	case "purchase":
 		return Purchase, true
+	case "impression":
+		return Impression, true
 	}
 	return 0, false
 }
+
+const typeNames = "is not one of browse, click, add_to_cart, purchase, impression"
 
 // Event is one decoded clickstream event.
 type Event struct {
@@ -72,6 +85,19 @@ type Event struct {
 	TS        int64   // unix milliseconds; 0 in the message means "use the Kafka timestamp"
 	Value     float64 // optional (e.g. price or rating); must be finite
 	SessionID string  // optional
+
+	// Shown holds what an impression event showed; set exactly when
+	// Type is Impression (ItemID is then empty).
+	Shown *Shown
+}
+
+// Shown is what the web tier showed the user: a list's items in the
+// order shown, and the list fields it echoes back (docs/keys.md).
+type Shown struct {
+	Items       []string // required, 1..Decoder.MaxItems, each a valid item id
+	Sources     []string // optional: each item's "source" from the list, as many as Items
+	Variant     string   // optional: the list's "variant"; one of Decoder.Variants
+	GeneratedAt int64    // optional: the list's "generated_at", unix ms; 0 when absent
 }
 
 // Reason is a short, bounded, metric-label-safe failure code.
@@ -98,6 +124,13 @@ const (
 	ReasonTSInFuture     Reason = "ts_in_future"
 	ReasonBadValue       Reason = "bad_value"
 	ReasonDuplicateField Reason = "duplicate_field"
+	// Impressions only.
+	ReasonMissingItems   Reason = "missing_items"
+	ReasonTooManyItems   Reason = "too_many_items"
+	ReasonBadSources     Reason = "bad_sources"
+	ReasonUnknownVariant Reason = "unknown_variant"
+	ReasonBadGeneratedAt Reason = "bad_generated_at"
+	ReasonItemIDNotUsed  Reason = "item_id_not_used"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
@@ -122,6 +155,12 @@ var Reasons = []Reason{
 	ReasonTSInFuture,
 	ReasonBadValue,
 	ReasonDuplicateField,
+	ReasonMissingItems,
+	ReasonTooManyItems,
+	ReasonBadSources,
+	ReasonUnknownVariant,
+	ReasonBadGeneratedAt,
+	ReasonItemIDNotUsed,
 }
 
 // InvalidError is returned for every rejected message. Detail is a short
@@ -167,6 +206,9 @@ const (
 	DefaultMaxBytes  = 64 << 10  // Decoder.MaxBytes when zero
 	DefaultMaxIDLen  = 128       // Decoder.MaxIDLen (and ValidateID's maxLen) when zero
 	DefaultMaxFuture = time.Hour // Decoder.MaxFuture when zero
+	DefaultMaxItems  = 100       // Decoder.MaxItems when zero: items of one impression
+	// MaxSourceLen is the longest accepted source name of an impression.
+	MaxSourceLen = 32
 
 	// MaxDepth is the deepest container nesting a message may have. The
 	// top-level object is level 1, so a field value may itself contain
@@ -241,19 +283,27 @@ func (e *Event) validate(d Decoder, fromKafka bool) *InvalidError {
 	if e.UserID == "" {
 		return invalid(ReasonMissingUser, "user_id is absent or empty")
 	}
-	if e.ItemID == "" {
+	imp := e.Type == Impression
+	if e.ItemID == "" && !imp {
 		return invalid(ReasonMissingItem, "item_id is absent or empty")
 	}
 	switch {
 	case e.Type == 0:
 		return invalid(ReasonMissingType, "type is absent or empty")
-	case e.Type > Purchase:
+	case e.Type > Impression:
 		return invalidf(ReasonUnknownType, "type %d is not a known event type", uint8(e.Type))
 	}
 	if err := idError(e.UserID, d.MaxIDLen, "user_id", ReasonBadUserID); err != nil {
 		return err
 	}
-	if err := idError(e.ItemID, d.MaxIDLen, "item_id", ReasonBadItemID); err != nil {
+	if imp {
+		if e.ItemID != "" {
+			return invalid(ReasonItemIDNotUsed, "an impression names its items in items, not item_id")
+		}
+		if err := e.Shown.validate(d); err != nil {
+			return err
+		}
+	} else if err := idError(e.ItemID, d.MaxIDLen, "item_id", ReasonBadItemID); err != nil {
 		return err
 	}
 	if e.SessionID != "" {
@@ -276,7 +326,71 @@ func (e *Event) validate(d Decoder, fromKafka bool) *InvalidError {
 	if math.IsNaN(e.Value) || math.IsInf(e.Value, 0) {
 		return invalidf(ReasonBadValue, "value is %v", e.Value)
 	}
+	if imp && e.Shown.GeneratedAt != 0 {
+		if g := e.Shown.GeneratedAt; g < MinTS || g > limit {
+			return invalidf(ReasonBadGeneratedAt, "generated_at %d is before 2000-01-01 or more than %v after now", g, d.MaxFuture)
+		}
+	}
 	return nil
+}
+
+// validate checks an impression's items, sources and variant.
+func (m *Shown) validate(d Decoder) *InvalidError {
+	if m == nil || len(m.Items) == 0 {
+		return invalid(ReasonMissingItems, "items is absent or empty")
+	}
+	if len(m.Items) > d.MaxItems {
+		return invalidf(ReasonTooManyItems, "%d items, limit %d", len(m.Items), d.MaxItems)
+	}
+	for i, it := range m.Items {
+		if err := idError(it, d.MaxIDLen, "items["+strconv.Itoa(i)+"]", ReasonBadItemID); err != nil {
+			return err
+		}
+	}
+	if len(m.Sources) > 0 {
+		if len(m.Sources) != len(m.Items) {
+			return invalidf(ReasonBadSources, "%d sources for %d items", len(m.Sources), len(m.Items))
+		}
+		for i, s := range m.Sources {
+			if !ValidSource(s) {
+				return invalidf(ReasonBadSources, "sources[%d] %s is not a source name (a-z, 0-9, _; at most %d bytes)", i, quoteTrunc(s), MaxSourceLen)
+			}
+		}
+	}
+	if !utf8.ValidString(m.Variant) {
+		return invalid(ReasonUnknownVariant, "variant is not valid UTF-8")
+	}
+	if m.Variant != "" && d.Variants != nil {
+		known := false
+		for _, v := range d.Variants {
+			if v == m.Variant {
+				known = true
+				break
+			}
+		}
+		if !known {
+			if len(d.Variants) == 0 {
+				return invalid(ReasonUnknownVariant, "variant "+quoteTrunc(m.Variant)+" given but no variants are configured")
+			}
+			return invalid(ReasonUnknownVariant, "variant "+quoteTrunc(m.Variant)+" is not a configured variant")
+		}
+	}
+	return nil
+}
+
+// ValidSource reports whether s can be an impression's source name: 1 to
+// MaxSourceLen bytes of a-z, 0-9 and _.
+func ValidSource(s string) bool {
+	if s == "" || len(s) > MaxSourceLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func idError(s string, maxLen int, field string, bad Reason) *InvalidError {

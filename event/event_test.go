@@ -36,7 +36,10 @@ func TestTypeStringAndParse(t *testing.T) {
 			t.Errorf("ParseType(%q) = %v, %v; want %v", name, got, err, typ)
 		}
 	}
-	for _, typ := range []event.Type{0, 5, 255} {
+	if got, err := event.ParseType("impression"); err != nil || got != event.Impression || event.Impression.String() != "impression" {
+		t.Errorf("ParseType(impression) = %v, %v", got, err)
+	}
+	for _, typ := range []event.Type{0, 6, 255} {
 		if got := typ.String(); got != "unknown" {
 			t.Errorf("Type(%d).String() = %q, want unknown", typ, got)
 		}
@@ -62,6 +65,8 @@ func TestReasons(t *testing.T) {
 		event.ReasonMissingItem, event.ReasonMissingType, event.ReasonUnknownType, event.ReasonBadUserID,
 		event.ReasonBadItemID, event.ReasonIDTooLong, event.ReasonBadSessionID, event.ReasonTSTooOld,
 		event.ReasonTSInFuture, event.ReasonBadValue, event.ReasonDuplicateField,
+		event.ReasonMissingItems, event.ReasonTooManyItems, event.ReasonBadSources, event.ReasonUnknownVariant,
+		event.ReasonBadGeneratedAt, event.ReasonItemIDNotUsed,
 	}
 	if len(event.Reasons) != len(all) {
 		t.Fatalf("Reasons has %d entries, want %d", len(event.Reasons), len(all))

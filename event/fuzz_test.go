@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -37,6 +38,9 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		[]byte(validJSON + " {}"),
 		[]byte(`{"user_id":"u\ud800","item_id":"i\t","type":"view","ts":"1"}`),
 		[]byte("\t\r\n "),
+		[]byte(`{"user_id":"u","type":"impression","items":["a","b\u0041"],"sources":["item_knn","trending"],"variant":"b","generated_at":1748779195000}`),
+		[]byte(`{"user_id":"u","type":"impression","items":[1,["x"]],"sources":"x"}`),
+		mpMap(tb, kv{"user_id", mpStr("u")}, kv{"type", mpStr("impression")}, kv{"items", mpArr(mpStr("a"), mpBin([]byte("b")))}, kv{"variant", mpStr("a")}),
 	}
 }
 
@@ -77,7 +81,7 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Decode(%s(%+v)) = %q: %v", name, ev, out, err)
 			}
-			if ev2 != ev {
+			if !reflect.DeepEqual(ev2, ev) {
 				t.Fatalf("%s round trip:\n got %+v\nwant %+v", name, ev2, ev)
 			}
 		}

@@ -102,9 +102,12 @@ func (p *jsonParser) parse(f *fields) *InvalidError {
 }
 
 // field decodes the value of known field k at p.pos.
-func (p *jsonParser) field(f *fields, k uint8) *InvalidError {
+func (p *jsonParser) field(f *fields, k uint16) *InvalidError {
 	if p.pos >= len(p.b) {
 		return p.truncated()
+	}
+	if isList(k) && p.b[p.pos] == '[' {
+		return p.list(f, k)
 	}
 	switch c := p.b[p.pos]; {
 	case c == '"':
@@ -115,13 +118,13 @@ func (p *jsonParser) field(f *fields, k uint8) *InvalidError {
 		if escaped && k != fTS && k != fValue {
 			s = unescape(s)
 		}
-		f.setString(k, s)
+		f.setBytes(k, s)
 	case c == '-' || (c >= '0' && c <= '9'):
 		num, integer, err := p.number()
 		if err != nil {
 			return err
 		}
-		f.setNumber(k, num, integer)
+		f.setNumber(k, string(num), integer)
 	case c == 'n': // null: same as absent
 		return p.literal("null")
 	case c == 't' || c == 'f':
@@ -142,6 +145,53 @@ func (p *jsonParser) field(f *fields, k uint8) *InvalidError {
 		return p.errAt("expected a value")
 	}
 	return nil
+}
+
+// list decodes the array of strings of field k at p.pos ('['). An
+// element that is not a string is skipped (bounded) and reported as a
+// wrong field type.
+func (p *jsonParser) list(f *fields, k uint16) *InvalidError {
+	p.pos++
+	f.listed(k)
+	p.ws()
+	if p.pos < len(p.b) && p.b[p.pos] == ']' {
+		p.pos++
+		return nil
+	}
+	for {
+		p.ws()
+		if p.pos >= len(p.b) {
+			return p.truncated()
+		}
+		if p.b[p.pos] == '"' {
+			s, escaped, err := p.str()
+			if err != nil {
+				return err
+			}
+			if escaped {
+				s = unescape(s)
+			}
+			f.appendString(k, string(s))
+		} else {
+			if err := p.skipValue(3); err != nil {
+				return err
+			}
+			f.wrongType(k, "an array holding something else")
+		}
+		p.ws()
+		if p.pos >= len(p.b) {
+			return p.truncated()
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return nil
+		default:
+			return p.errAt("expected ',' or ']'")
+		}
+	}
 }
 
 // skipValue consumes one value. depth is the nesting level the value sits
@@ -394,8 +444,22 @@ func EncodeJSON(e Event) ([]byte, error) {
 	b := make([]byte, 0, 96+len(e.UserID)+len(e.ItemID)+len(e.SessionID))
 	b = append(b, `{"user_id":`...)
 	b = jsonAppendStr(b, e.UserID)
-	b = append(b, `,"item_id":`...)
-	b = jsonAppendStr(b, e.ItemID)
+	if e.Type != Impression {
+		b = append(b, `,"item_id":`...)
+		b = jsonAppendStr(b, e.ItemID)
+	} else {
+		m := e.Shown
+		b = jsonAppendList(append(b, `,"items":`...), m.Items)
+		if len(m.Sources) > 0 {
+			b = jsonAppendList(append(b, `,"sources":`...), m.Sources)
+		}
+		if m.Variant != "" {
+			b = jsonAppendStr(append(b, `,"variant":`...), m.Variant)
+		}
+		if m.GeneratedAt != 0 {
+			b = strconv.AppendInt(append(b, `,"generated_at":`...), m.GeneratedAt, 10)
+		}
+	}
 	b = append(b, `,"type":"`...)
 	b = append(b, name...)
 	b = append(b, '"')
@@ -412,6 +476,17 @@ func EncodeJSON(e Event) ([]byte, error) {
 		b = jsonAppendStr(b, e.SessionID)
 	}
 	return append(b, '}'), nil
+}
+
+func jsonAppendList(b []byte, l []string) []byte {
+	b = append(b, '[')
+	for i, s := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonAppendStr(b, s)
+	}
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -1,171 +1,133 @@
 package event
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// mpParser is a bounds-checked, non-allocating msgpack reader over a byte
-// slice. Nothing is ever allocated from a length prefix: every length is
-// checked against the bytes that remain before it is used, and container
-// nesting is limited to MaxDepth, so recursion depth is bounded too.
+// mpParser reads one message with msgpack/v5's streaming Decoder: the
+// Decoder reads codes, lengths and numbers; every length it returns is
+// checked against the bytes that remain before anything is read or
+// allocated for it (str and bin payloads are sliced from the message, not
+// read by the Decoder), and container nesting is limited to MaxDepth, so
+// recursion depth is bounded too.
 type mpParser struct {
-	b   []byte
-	pos int
+	b []byte
+	r bytes.Reader
+	d *msgpack.Decoder
 }
 
 func (p *mpParser) truncated() *InvalidError {
 	return invalid(ReasonMalformed, "msgpack: unexpected end of data after "+strconv.Itoa(len(p.b))+" bytes")
 }
 
-func (p *mpParser) remaining() uint64 { return uint64(len(p.b) - p.pos) }
-
-// readUint reads an n-byte (1, 2, 4 or 8) big-endian unsigned integer.
-func (p *mpParser) readUint(n int) (uint64, *InvalidError) {
-	if len(p.b)-p.pos < n {
-		return 0, p.truncated()
+// fail turns an error of the msgpack Decoder into an *InvalidError.
+func (p *mpParser) fail(err error) *InvalidError {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return p.truncated()
 	}
-	b := p.b[p.pos : p.pos+n]
-	p.pos += n
-	switch n {
-	case 1:
-		return uint64(b[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(b)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(b)), nil
-	default:
-		return binary.BigEndian.Uint64(b), nil
-	}
+	return invalid(ReasonMalformed, err.Error())
 }
 
-// take returns the next n bytes.
-func (p *mpParser) take(n uint64) ([]byte, *InvalidError) {
-	if n > p.remaining() {
-		return nil, invalid(ReasonMalformed, "msgpack: length prefix "+strconv.FormatUint(n, 10)+
+func (p *mpParser) remaining() uint64 { return uint64(p.r.Len()) }
+
+// peek returns the code of the next value without consuming it.
+func (p *mpParser) peek() (byte, *InvalidError) {
+	c, err := p.d.PeekCode()
+	if err != nil {
+		return 0, p.fail(err)
+	}
+	return c, nil
+}
+
+// take returns the next n bytes of the message and moves past them.
+func (p *mpParser) take(n int) ([]byte, *InvalidError) {
+	if n < 0 || uint64(n) > p.remaining() {
+		return nil, invalid(ReasonMalformed, "msgpack: length prefix "+strconv.Itoa(n)+
 			" exceeds the "+strconv.FormatUint(p.remaining(), 10)+" remaining bytes")
 	}
-	s := p.b[p.pos : p.pos+int(n)]
-	p.pos += int(n)
-	return s, nil
+	pos := len(p.b) - p.r.Len()
+	if _, err := p.r.Seek(int64(n), io.SeekCurrent); err != nil {
+		return nil, p.fail(err)
+	}
+	return p.b[pos : pos+n], nil
 }
 
-// strBytes reads the payload of a str or bin value whose code c has already
-// been consumed. ok is false when c is not a str/bin code.
-func (p *mpParser) strBytes(c byte) (s []byte, ok bool, err *InvalidError) {
-	var n uint64
-	switch {
-	case c >= 0xa0 && c <= 0xbf:
-		n = uint64(c & 0x1f)
-	case c == 0xd9 || c == 0xc4:
-		n, err = p.readUint(1)
-	case c == 0xda || c == 0xc5:
-		n, err = p.readUint(2)
-	case c == 0xdb || c == 0xc6:
-		n, err = p.readUint(4)
-	default:
-		return nil, false, nil
+// bytes reads a str or bin value (the next code must be one).
+func (p *mpParser) bytes() ([]byte, *InvalidError) {
+	n, err := p.d.DecodeBytesLen()
+	if err != nil {
+		return nil, p.fail(err)
+	}
+	return p.take(n)
+}
+
+func isMapCode(c byte) bool {
+	return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+}
+
+func isArrayCode(c byte) bool {
+	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
+}
+
+func isBytesCode(c byte) bool { return msgpcode.IsString(c) || msgpcode.IsBin(c) }
+
+// containerLen reads the header of the array or map whose code c is next
+// and returns its element count (a map of n pairs counts 2n elements),
+// rejecting a count that cannot fit in the remaining bytes (every element
+// takes at least one byte). When depth > MaxDepth the container is rejected
+// with ReasonTooDeep.
+func (p *mpParser) containerLen(c byte, depth int) (int, *InvalidError) {
+	var n int
+	var err error
+	isMap := isMapCode(c)
+	if isMap {
+		n, err = p.d.DecodeMapLen()
+	} else {
+		n, err = p.d.DecodeArrayLen()
 	}
 	if err != nil {
-		return nil, true, err
+		return 0, p.fail(err)
 	}
-	s, err = p.take(n)
-	return s, true, err
-}
-
-// containerLen reads the element count of an array or map whose code c has
-// already been consumed; a map of n pairs counts 2n elements. ok is false
-// when c is not an array or map code.
-func (p *mpParser) containerLen(c byte) (n uint64, isMap, ok bool, err *InvalidError) {
-	switch {
-	case c >= 0x80 && c <= 0x8f:
-		return uint64(c&0x0f) * 2, true, true, nil
-	case c >= 0x90 && c <= 0x9f:
-		return uint64(c & 0x0f), false, true, nil
-	case c == 0xdc || c == 0xde:
-		n, err = p.readUint(2)
-	case c == 0xdd || c == 0xdf:
-		n, err = p.readUint(4)
-	default:
-		return 0, false, false, nil
+	if depth > MaxDepth {
+		return 0, invalid(ReasonTooDeep, "msgpack: containers nested more than "+strconv.Itoa(MaxDepth)+" levels deep")
 	}
-	isMap = c == 0xde || c == 0xdf
+	count := uint64(n)
 	if isMap {
-		n *= 2
+		count *= 2
 	}
-	return n, isMap, true, err
-}
-
-// checkCount rejects an element count that cannot fit in the remaining
-// bytes (every element takes at least one byte).
-func (p *mpParser) checkCount(n uint64, isMap bool) *InvalidError {
-	if n <= p.remaining() {
-		return nil
+	if count > p.remaining() {
+		what := "array"
+		if isMap {
+			what = "map"
+		}
+		return 0, invalid(ReasonMalformed, "msgpack: "+what+" header claims "+strconv.Itoa(n)+
+			" entries but only "+strconv.FormatUint(p.remaining(), 10)+" bytes remain")
 	}
-	what := "array"
-	if isMap {
-		what = "map"
-		n /= 2
-	}
-	return invalid(ReasonMalformed, "msgpack: "+what+" header claims "+strconv.FormatUint(n, 10)+
-		" entries but only "+strconv.FormatUint(p.remaining(), 10)+" bytes remain")
-}
-
-// fixedSize is the payload size of the fixed-size scalar code c (after the
-// code byte), or -1 if c is not one.
-func fixedSize(c byte) int {
-	switch c {
-	case 0xc0, 0xc2, 0xc3: // nil, false, true
-		return 0
-	case 0xcc, 0xd0: // uint8, int8
-		return 1
-	case 0xcd, 0xd1, 0xd4: // uint16, int16, fixext1
-		return 2
-	case 0xd5: // fixext2
-		return 3
-	case 0xca, 0xce, 0xd2: // float32, uint32, int32
-		return 4
-	case 0xd6: // fixext4
-		return 5
-	case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
-		return 8
-	case 0xd7: // fixext8
-		return 9
-	case 0xd8: // fixext16
-		return 17
-	}
-	return -1
+	return int(count), nil
 }
 
 // skip consumes one value of any type. depth is the nesting level the value
 // sits at (the top-level map is level 1), so a container here is rejected
 // with ReasonTooDeep when depth > MaxDepth.
 func (p *mpParser) skip(depth int) *InvalidError {
-	if p.pos >= len(p.b) {
-		return p.truncated()
-	}
-	c := p.b[p.pos]
-	p.pos++
-	if c <= 0x7f || c >= 0xe0 { // fixint
-		return nil
-	}
-	if _, ok, err := p.strBytes(c); ok {
+	c, err := p.peek()
+	if err != nil {
 		return err
 	}
-	if n := fixedSize(c); n >= 0 {
-		_, err := p.take(uint64(n))
-		return err
-	}
-	if n, isMap, ok, err := p.containerLen(c); ok {
+	switch {
+	case isMapCode(c) || isArrayCode(c):
+		n, err := p.containerLen(c, depth)
 		if err != nil {
-			return err
-		}
-		if depth > MaxDepth {
-			return invalid(ReasonTooDeep, "msgpack: containers nested more than "+strconv.Itoa(MaxDepth)+" levels deep")
-		}
-		if err := p.checkCount(n, isMap); err != nil {
 			return err
 		}
 		for ; n > 0; n-- {
@@ -174,93 +136,99 @@ func (p *mpParser) skip(depth int) *InvalidError {
 			}
 		}
 		return nil
-	}
-	var n uint64
-	var err *InvalidError
-	switch c {
-	case 0xc7: // ext8
-		n, err = p.readUint(1)
-	case 0xc8: // ext16
-		n, err = p.readUint(2)
-	case 0xc9: // ext32
-		n, err = p.readUint(4)
-	default: // 0xc1, the only code left
-		return invalid(ReasonMalformed, "msgpack: reserved code 0xc1 at byte "+strconv.Itoa(p.pos-1))
-	}
-	if err != nil {
+	case isBytesCode(c):
+		_, err := p.bytes()
 		return err
+	case msgpcode.IsExt(c):
+		_, n, err := p.d.DecodeExtHeader()
+		if err != nil {
+			return p.fail(err)
+		}
+		_, ierr := p.take(n)
+		return ierr
+	case c == 0xc1: // the one code msgpack never uses
+		return invalid(ReasonMalformed, "msgpack: reserved code 0xc1 at byte "+strconv.Itoa(len(p.b)-p.r.Len()))
 	}
-	_, err = p.take(n + 1) // type byte + data
-	return err
+	// A fixed-size scalar: nil, bool, integer or float.
+	if err := p.d.Skip(); err != nil {
+		return p.fail(err)
+	}
+	return nil
 }
 
 // mpTypeName describes the msgpack value starting with code c.
 func mpTypeName(c byte) string {
 	switch {
-	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
+	case msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Int64):
 		return "an integer"
-	case c <= 0x8f || c == 0xde || c == 0xdf:
+	case isMapCode(c):
 		return "a map"
-	case c <= 0x9f || c == 0xdc || c == 0xdd:
+	case isArrayCode(c):
 		return "an array"
-	case c <= 0xbf || (c >= 0xd9 && c <= 0xdb):
+	case msgpcode.IsString(c):
 		return "a string"
+	case msgpcode.IsBin(c):
+		return "binary"
 	}
 	switch c {
-	case 0xc0:
+	case msgpcode.Nil:
 		return "nil"
-	case 0xc2, 0xc3:
+	case msgpcode.False, msgpcode.True:
 		return "a boolean"
-	case 0xc4, 0xc5, 0xc6:
-		return "binary"
-	case 0xca, 0xcb:
+	case msgpcode.Float, msgpcode.Double:
 		return "a float"
 	}
 	return "an extension value"
 }
 
+// mpParsers holds parsers with their Decoder set up to read their reader,
+// so that a message costs no allocation for them.
+var mpParsers = sync.Pool{New: func() any {
+	p := &mpParser{}
+	p.d = msgpack.NewDecoder(&p.r)
+	return p
+}}
+
+// decodeMsgpack parses the msgpack message b (not empty) into f.
+func decodeMsgpack(b []byte, f *fields) *InvalidError {
+	p := mpParsers.Get().(*mpParser)
+	p.b = b
+	p.r.Reset(b)
+	err := p.parse(f)
+	p.b = nil
+	p.r.Reset(nil)
+	mpParsers.Put(p)
+	return err
+}
+
 func (p *mpParser) parse(f *fields) *InvalidError {
 	c := p.b[0]
-	p.pos = 1
-	n, isMap, ok, err := p.containerLen(c)
-	if !ok || !isMap {
+	if !isMapCode(c) {
 		if c == 0xc1 {
 			return invalid(ReasonMalformed, "msgpack: reserved code 0xc1 at byte 0")
 		}
 		return invalid(ReasonNotObject, "top-level msgpack value is "+mpTypeName(c)+", not a map")
 	}
+	n, err := p.containerLen(c, 1)
 	if err != nil {
 		return err
 	}
-	if err := p.checkCount(n, true); err != nil {
-		return err
-	}
 	for n /= 2; n > 0; n-- {
-		if p.pos >= len(p.b) {
-			return p.truncated()
-		}
 		// Key: a str (or bin) naming a known field; anything else, including
 		// non-string keys, is an unknown field and is skipped with its value.
-		var k uint8
-		c := p.b[p.pos]
-		p.pos++
-		if c&0xe0 == 0xa0 { // fixstr fast path
-			l := int(c & 0x1f)
-			if l > len(p.b)-p.pos {
-				_, err := p.take(uint64(l))
-				return err
-			}
-			k = fieldOf(p.b[p.pos : p.pos+l])
-			p.pos += l
-		} else if key, ok, err := p.strBytes(c); err != nil {
+		c, err := p.peek()
+		if err != nil {
 			return err
-		} else if ok {
-			k = fieldOf(key)
-		} else {
-			p.pos--
-			if err := p.skip(2); err != nil {
+		}
+		var k uint16
+		if isBytesCode(c) {
+			key, err := p.bytes()
+			if err != nil {
 				return err
 			}
+			k = fieldOf(key)
+		} else if err := p.skip(2); err != nil {
+			return err
 		}
 		if k == 0 || !f.begin(k) {
 			if err := p.skip(2); err != nil {
@@ -272,86 +240,90 @@ func (p *mpParser) parse(f *fields) *InvalidError {
 			return err
 		}
 	}
-	if p.pos != len(p.b) {
-		return invalid(ReasonTrailingData, strconv.Itoa(len(p.b)-p.pos)+" bytes after the msgpack map")
+	if p.r.Len() != 0 {
+		return invalid(ReasonTrailingData, strconv.Itoa(p.r.Len())+" bytes after the msgpack map")
 	}
 	return nil
 }
 
 // field decodes the value of known field k.
-func (p *mpParser) field(f *fields, k uint8) *InvalidError {
-	if p.pos >= len(p.b) {
-		return p.truncated()
+func (p *mpParser) field(f *fields, k uint16) *InvalidError {
+	c, ierr := p.peek()
+	if ierr != nil {
+		return ierr
 	}
-	c := p.b[p.pos]
-	p.pos++
+	var err error
 	switch {
-	case c <= 0x7f:
-		f.setInt(k, int64(c))
-		return nil
-	case c >= 0xe0:
-		f.setInt(k, int64(int8(c)))
-		return nil
-	}
-	s, ok, err := p.strBytes(c)
-	if ok {
+	case isList(k) && isArrayCode(c):
+		return p.list(f, k, c)
+	case isBytesCode(c):
+		s, err := p.bytes()
 		if err == nil {
-			f.setString(k, s)
+			f.setBytes(k, s)
 		}
 		return err
-	}
-	var v uint64
-	switch c {
-	case 0xc0: // nil: same as absent
-		return nil
-	case 0xcc:
-		v, err = p.readUint(1)
-	case 0xcd:
-		v, err = p.readUint(2)
-	case 0xce:
-		v, err = p.readUint(4)
-	case 0xcf:
-		v, err = p.readUint(8)
-	case 0xd0:
-		v, err = p.readUint(1)
-		v = uint64(int8(v))
-	case 0xd1:
-		v, err = p.readUint(2)
-		v = uint64(int16(v))
-	case 0xd2:
-		v, err = p.readUint(4)
-		v = uint64(int32(v))
-	case 0xd3:
-		v, err = p.readUint(8)
-	case 0xca:
-		v, err = p.readUint(4)
-		if err == nil {
-			f.setFloat(k, float64(math.Float32frombits(uint32(v))))
+	case c == msgpcode.Nil: // same as absent
+		err = p.d.DecodeNil()
+	case c == msgpcode.Uint64:
+		var v uint64
+		if v, err = p.d.DecodeUint64(); err == nil {
+			f.setUint(k, v)
 		}
-		return err
-	case 0xcb:
-		v, err = p.readUint(8)
-		if err == nil {
-			f.setFloat(k, math.Float64frombits(v))
+	case msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Int64):
+		var v int64
+		if v, err = p.d.DecodeInt64(); err == nil {
+			f.setInt(k, v)
 		}
-		return err
+	case c == msgpcode.Float:
+		var v float32
+		if v, err = p.d.DecodeFloat32(); err == nil {
+			f.setFloat(k, float64(v))
+		}
+	case c == msgpcode.Double:
+		var v float64
+		if v, err = p.d.DecodeFloat64(); err == nil {
+			f.setFloat(k, v)
+		}
 	default:
 		// bool, container, ext or reserved: never valid for a known field.
 		// Skip it (bounded) so structural errors still win.
-		p.pos--
 		if err := p.skip(2); err != nil {
 			return err
 		}
 		f.wrongType(k, mpTypeName(c))
-		return nil
 	}
+	if err != nil {
+		return p.fail(err)
+	}
+	return nil
+}
+
+// list decodes the array of strings of field k, whose code c is next. An
+// element that is not a str or bin is skipped (bounded) and reported as a
+// wrong field type.
+func (p *mpParser) list(f *fields, k uint16, c byte) *InvalidError {
+	n, err := p.containerLen(c, 2)
 	if err != nil {
 		return err
 	}
-	if c <= 0xcf {
-		f.setUint(k, v)
-	} else {
-		f.setInt(k, int64(v))
+	f.listed(k)
+	for ; n > 0; n-- {
+		c, err := p.peek()
+		if err != nil {
+			return err
+		}
+		if isBytesCode(c) {
+			s, err := p.bytes()
+			if err != nil {
+				return err
+			}
+			f.appendString(k, string(s))
+			continue
+		}
+		if err := p.skip(3); err != nil {
+			return err
+		}
+		f.wrongType(k, "an array holding "+mpTypeName(c))
 	}
 	return nil
 }
@@ -364,6 +336,10 @@ const (
 	mpKeyTS      = "\xa2ts"
 	mpKeyValue   = "\xa5value"
 	mpKeySession = "\xaasession_id"
+	mpKeyItems   = "\xa5items"
+	mpKeySources = "\xa7sources"
+	mpKeyVariant = "\xa7variant"
+	mpKeyGenAt   = "\xacgenerated_at"
 )
 
 // Encode returns e as a msgpack map with the wire field names. user_id,
@@ -381,6 +357,25 @@ func Encode(e Event) ([]byte, error) {
 	name := e.Type.String()
 	size := 1 + len(mpKeyUser) + 5 + len(e.UserID) + len(mpKeyItem) + 5 + len(e.ItemID) + len(mpKeyType) + 1 + len(name)
 	n := 3
+	m := e.Shown
+	if e.Type == Impression {
+		size += 64 + len(m.Variant)
+		for _, s := range m.Items {
+			size += 5 + len(s)
+		}
+		for _, s := range m.Sources {
+			size += 5 + len(s)
+		}
+		if len(m.Sources) > 0 {
+			n++
+		}
+		if m.Variant != "" {
+			n++
+		}
+		if m.GeneratedAt != 0 {
+			n++
+		}
+	}
 	if e.TS != 0 {
 		n++
 		size += len(mpKeyTS) + 9
@@ -397,8 +392,21 @@ func Encode(e Event) ([]byte, error) {
 	b = append(b, 0x80|byte(n))
 	b = append(b, mpKeyUser...)
 	b = mpAppendStr(b, e.UserID)
-	b = append(b, mpKeyItem...)
-	b = mpAppendStr(b, e.ItemID)
+	if e.Type != Impression {
+		b = append(b, mpKeyItem...)
+		b = mpAppendStr(b, e.ItemID)
+	} else {
+		b = mpAppendList(append(b, mpKeyItems...), m.Items)
+		if len(m.Sources) > 0 {
+			b = mpAppendList(append(b, mpKeySources...), m.Sources)
+		}
+		if m.Variant != "" {
+			b = mpAppendStr(append(b, mpKeyVariant...), m.Variant)
+		}
+		if m.GeneratedAt != 0 {
+			b = mpAppendInt(append(b, mpKeyGenAt...), m.GeneratedAt)
+		}
+	}
 	b = append(b, mpKeyType...)
 	b = mpAppendStr(b, name)
 	if e.TS != 0 {
@@ -422,8 +430,10 @@ func (e *Event) encodable() *InvalidError {
 	switch {
 	case e.Type == 0:
 		return invalid(ReasonMissingType, "type is not set")
-	case e.Type > Purchase:
+	case e.Type > Impression:
 		return invalid(ReasonUnknownType, "type "+strconv.Itoa(int(e.Type))+" is not a known event type")
+	case e.Type == Impression && e.Shown == nil:
+		return invalid(ReasonMissingItems, "an impression needs Shown set")
 	case math.IsNaN(e.Value) || math.IsInf(e.Value, 0):
 		return invalid(ReasonBadValue, "value is not finite")
 	case !utf8.ValidString(e.UserID):
@@ -435,7 +445,30 @@ func (e *Event) encodable() *InvalidError {
 	case uint64(len(e.UserID)) > math.MaxUint32, uint64(len(e.ItemID)) > math.MaxUint32, uint64(len(e.SessionID)) > math.MaxUint32:
 		return invalid(ReasonIDTooLong, "an ID is longer than 4 GiB")
 	}
+	if e.Type == Impression {
+		for _, l := range [][]string{e.Shown.Items, e.Shown.Sources, {e.Shown.Variant}} {
+			for _, s := range l {
+				if !utf8.ValidString(s) || uint64(len(s)) > math.MaxUint32 {
+					return invalid(ReasonBadItemID, "an impression string is not valid UTF-8 or longer than 4 GiB")
+				}
+			}
+		}
+	}
 	return nil
+}
+
+func mpAppendList(b []byte, l []string) []byte {
+	if len(l) < 16 {
+		b = append(b, 0x90|byte(len(l)))
+	} else if len(l) <= math.MaxUint16 {
+		b = binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(len(l)))
+	} else {
+		b = binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(len(l)))
+	}
+	for _, s := range l {
+		b = mpAppendStr(b, s)
+	}
+	return b
 }
 
 func mpAppendStr(b []byte, s string) []byte {

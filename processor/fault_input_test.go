@@ -111,6 +111,13 @@ func TestFaultBadInputThroughPipeline(t *testing.T) {
 		{"ts far in the future", []byte(`{"user_id":"a","item_id":"b","type":"click","ts":4102444800000}`), event.ReasonTSInFuture},
 		{"NaN value", mp("user_id", "a", "item_id", "b", "type", "click", "ts", int(time.Now().UnixMilli()), "value", math.NaN()), event.ReasonBadValue},
 		{"duplicate field", []byte(`{"user_id":"a","user_id":"c","item_id":"b","type":"click","ts":` + ts + `}`), event.ReasonDuplicateField},
+		{"impression without items", []byte(`{"user_id":"a","type":"impression","ts":` + ts + `}`), event.ReasonMissingItems},
+		{"impression with empty items", mp("user_id", "a", "type", "impression", "items", []byte{0x90}), event.ReasonMissingItems},
+		{"impression with too many items", []byte(`{"user_id":"a","type":"impression","items":[` + strings.Repeat(`"i",`, 100) + `"i"]}`), event.ReasonTooManyItems},
+		{"impression of an unknown variant", []byte(`{"user_id":"a","type":"impression","items":["i"],"variant":"c"}`), event.ReasonUnknownVariant},
+		{"impression item breaking a key", []byte(`{"user_id":"a","type":"impression","items":["i","b}:list"]}`), event.ReasonBadItemID},
+		{"impression sources short", []byte(`{"user_id":"a","type":"impression","items":["i","j"],"sources":["trending"]}`), event.ReasonBadSources},
+		{"impression with item_id", []byte(`{"user_id":"a","item_id":"i","type":"impression","items":["i"]}`), event.ReasonItemIDNotUsed},
 	}
 	var msgs []kafka.Message
 	for i, b := range bad {

@@ -88,7 +88,7 @@ func TestFaultRebalanceAndZombie(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ops = append(ops, store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+		ops = append(ops, store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS, Value: ev.Value, Shown: ev.Shown})
 		off++
 		if off == 500 {
 			break
@@ -322,6 +322,9 @@ func (e *faultEnv) committedWithoutRefresh(t *testing.T) (int, event.Event) {
 			ev, err := event.Decode(m.Value, time.Time{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if ev.Type == event.Impression {
+				continue // changes no list: no refresh request
 			}
 			if ts, ok := newest[ev.UserID]; !ok || ts < ev.TS {
 				if n == 0 {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,21 +56,41 @@ var (
 )
 
 // fixedLog returns the fault suite's event log: loadgen events with a fixed
-// clock, all four types, keyed by user except one in 40 keyed by another
+// clock, all four types and impressions (attribution's state and the
+// experiment counters are part of the compared state), keyed by user except one in 40 keyed by another
 // user (mis-keyed events have their own test: their effect depends on the
 // interleaving of partitions).
 func fixedLog() faultLog {
 	theFaultLogOnce.Do(func() {
 		gen := loadgen.New(loadgen.Options{Users: 300, Items: 200, Clusters: 6, Affinity: 0.85, Seed: 2026, Start: faultLogStart, Step: time.Second})
+		rng := rand.New(rand.NewPCG(2026, 26))
 		users := map[string]bool{}
-		for i := 0; i < faultEvents; i++ {
-			ev := gen.Next()
+		add := func(ev event.Event) {
 			users[ev.UserID] = true
 			b, err := event.Encode(ev)
 			if err != nil {
 				panic(err)
 			}
 			theFaultLog.msgs = append(theFaultLog.msgs, kafka.Message{Key: []byte(ev.UserID), Value: b})
+		}
+		for len(theFaultLog.msgs) < faultEvents {
+			ev := gen.Next()
+			// Before one click, cart or purchase in three: an impression of
+			// that item among three others, so that attribution counts.
+			if ev.Type != event.Browse && rng.IntN(3) == 0 && len(theFaultLog.msgs) < faultEvents-1 {
+				shown := &event.Shown{}
+				at := rng.IntN(4)
+				for k := 0; k < 4; k++ {
+					it := loadgen.ItemID(rng.IntN(200))
+					if k == at {
+						it = ev.ItemID
+					}
+					shown.Items = append(shown.Items, it)
+					shown.Sources = append(shown.Sources, loadgen.Sources[k%len(loadgen.Sources)])
+				}
+				add(event.Event{UserID: ev.UserID, Type: event.Impression, TS: ev.TS - 1, Shown: shown})
+			}
+			add(ev)
 		}
 		for u := range users {
 			theFaultLog.users = append(theFaultLog.users, u)
@@ -99,6 +120,9 @@ func faultConfig(brokers []string, redisAddr string) config.Config {
 	cfg := testConfig(brokers, redisAddr)
 	cfg.Model.UserItemsCap = 5000
 	cfg.Model.ItemUsersCap = 5000
+	// Attribution through the user's current list depends on which list
+	// was current when an event was applied (timing); impressions do not.
+	cfg.Attribution.ListFallback = false
 	cfg.Model.CoocCap = 5000
 	cfg.Kafka.SessionTimeout = time.Second
 	cfg.Kafka.RebalanceTimeout = 2 * time.Second
@@ -447,6 +471,10 @@ func reference(t *testing.T) snapshot {
 		e.waitDone(t, 120*time.Second)
 		stop()
 		refSnap = takeSnapshot(t, e.cfg, e.rs)
+		exp := refSnap.state[e.cfg.Redis.KeyPrefix+"{g}:exp"].floats
+		if exp["|imp"] < 500 || exp["|click"] < 50 || exp["|purchase"] < 5 {
+			t.Fatalf("reference: the log attributes too little to test attribution: %v impressions, %v clicks, %v purchases", exp["|imp"], exp["|click"], exp["|purchase"])
+		}
 		refTaken = true
 		t.Logf("reference: %d events, %d keys, %d users in %s", faultEvents, len(refSnap.state), len(refSnap.lists), time.Since(start).Round(time.Millisecond))
 	})
@@ -565,6 +593,7 @@ func (e *faultEnv) setArgs(extra ...string) []string {
 		fmt.Sprintf("model.user_items_cap=%d", c.Model.UserItemsCap),
 		fmt.Sprintf("model.item_users_cap=%d", c.Model.ItemUsersCap),
 		fmt.Sprintf("model.cooc_cap=%d", c.Model.CoocCap),
+		fmt.Sprintf("attribution.list_fallback=%v", c.Attribution.ListFallback),
 		"log.level=warn",
 	}
 	sets = append(sets, extra...)

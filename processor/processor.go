@@ -24,6 +24,7 @@ import (
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
+	"github.com/recstream/recstream/experiment"
 	"github.com/recstream/recstream/internal/logx"
 	"github.com/recstream/recstream/privacy"
 	"github.com/recstream/recstream/scorer"
@@ -105,7 +106,39 @@ func StoreOptions(c config.Config) store.Options {
 		CoocHistory:  c.Model.CoocHistory,
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
+		Attribution: store.AttributionOptions{
+			Window:              c.Attribution.Window,
+			NoListFallback:      !c.Attribution.ListFallback,
+			ShownCap:            c.Attribution.ShownCap,
+			RefreshOnImpression: c.Attribution.Discount > 0,
+		},
 	}
+}
+
+// ExperimentReport reads the experiment counters and returns the A/B
+// report, the first configured variant as the control.
+func (p *Processor) ExperimentReport(ctx context.Context) (experiment.Report, error) {
+	fields, err := p.Store.ReadExperiment(ctx)
+	if err != nil {
+		return experiment.Report{}, err
+	}
+	return experiment.NewReport(experiment.FromFields(fields, VariantNames(p.Config))), nil
+}
+
+// VariantNames returns the names of the configured A/B variants, in
+// order (the first is the control); empty, not nil, without variants.
+func VariantNames(c config.Config) []string {
+	specs, _ := config.ParseVariants(c.Scorer.Variants)
+	names := make([]string, 0, len(specs))
+	for _, v := range specs {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+// Decoder returns the event decoder the ingest role runs.
+func Decoder(c config.Config) event.Decoder {
+	return event.Decoder{MaxBytes: c.Ingest.MaxMessageBytes, MaxFuture: c.Ingest.MaxFuture, MaxItems: c.Attribution.MaxItems, Variants: VariantNames(c)}
 }
 
 // ScorerOptions maps the scorer section onto scorer options.
@@ -140,12 +173,13 @@ func ScorerOptions(c config.Config) scorer.Options {
 			PerGroup:   s.ContentCandidates,
 			NewWindow:  s.NewArrivalWindow,
 		},
-		ExcludeSeen:     s.ExcludeSeen,
-		ListTTL:         s.ListTTL,
-		ModelName:       s.ModelName,
-		TrendingRefresh: s.TrendingRefresh,
-		NeighbourTTL:    s.NeighbourTTL,
-		DegreeTTL:       s.NeighbourTTL,
+		ExcludeSeen:        s.ExcludeSeen,
+		ListTTL:            s.ListTTL,
+		ModelName:          s.ModelName,
+		TrendingRefresh:    s.TrendingRefresh,
+		NeighbourTTL:       s.NeighbourTTL,
+		DegreeTTL:          s.NeighbourTTL,
+		ImpressionDiscount: c.Attribution.Discount, // Shown is set where the store exists
 	}
 	o.ItemNeighbourBudget = s.ItemNeighbourBudget
 	// Retention: a user's list never outlives the user's state.
@@ -222,8 +256,12 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	so.Logger = log
 	so.CoocMetrics = store.NewCoocMetrics(reg)
 	st := store.New(rdb, so)
+	if cfg.Attribution.Window > 0 {
+		reg.MustRegister(experiment.NewCollector(st.ReadExperiment, VariantNames(cfg)))
+	}
 	sco := ScorerOptions(cfg)
 	sco.Logger = log
+	sco.Shown = st.ShownCounts
 	if d.Now != nil {
 		sco.Now = d.Now
 	}
@@ -301,7 +339,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ItemWindow:       cfg.Ingest.ItemWindow,
 			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
 			ShutdownTimeout:  cfg.Run.ShutdownTimeout,
-			Decoder:          event.Decoder{MaxBytes: cfg.Ingest.MaxMessageBytes, MaxFuture: cfg.Ingest.MaxFuture},
+			Decoder:          Decoder(cfg),
 			Metrics:          m,
 			Logger:           rlog.With("role", "ingest"),
 			UserID:           p.userID(),
@@ -500,10 +538,14 @@ func (p *Processor) Handler() http.Handler {
 	if p.Variants != nil {
 		ranker = p.Variants
 	}
-	admin.New(admin.Options{
+	ao := admin.Options{
 		Store: p.Store, Ranker: ranker, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
-	}).Register(mux)
+	}
+	if p.Config.Attribution.Window > 0 {
+		ao.Experiment = p.ExperimentReport
+	}
+	admin.New(ao).Register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -342,6 +343,19 @@ func (us *UserScores) blend(opt Options) {
 			if x > best {
 				best, r.top = x, int8(s)
 			}
+		}
+	}
+}
+
+// discount multiplies the blended score of each candidate shown k times
+// since its last click (shown: item -> k) by factor^k.
+func (us *UserScores) discount(shown map[string]int, factor float64) {
+	if us.t == nil || len(shown) == 0 {
+		return
+	}
+	for k := range us.t.rows {
+		if n := shown[us.item(k)]; n > 0 {
+			us.t.rows[k].score *= math.Pow(factor, float64(n))
 		}
 	}
 }

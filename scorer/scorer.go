@@ -86,6 +86,12 @@ type Options struct {
 	Now             func() time.Time
 	Logger          *slog.Logger
 
+	// ImpressionDiscount multiplies the blended score of an item shown to
+	// the user k times since the user last clicked it by
+	// ImpressionDiscount^k (0 or 1: off). Shown reads those counts.
+	ImpressionDiscount float64
+	Shown              func(ctx context.Context, users []string) ([]map[string]int, error)
+
 	// NeighbourTTL is how long other entities' reads (neighbour vectors,
 	// co-occurrence rows, recent users of items) are reused across users
 	// and batches; the rescored user's own profile is always read. 0
@@ -526,6 +532,12 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 			userIDs[k] = nb.items.numbers(p.Items)
 		}
 	}
+	var shown []map[string]int
+	if d := s.opt.ImpressionDiscount; d > 0 && d < 1 && s.opt.Shown != nil {
+		if shown, err = s.opt.Shown(ctx, users); err != nil {
+			return nil, err
+		}
+	}
 	ci := &callItems{t: nb.items, names: nb.items.snapshot()}
 	sc.fit(len(ci.names))
 	out := make([]UserScores, len(profiles))
@@ -591,6 +603,9 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 	}
 	for k := range out {
 		out[k].blend(s.opt)
+		if shown != nil {
+			out[k].discount(shown[k], s.opt.ImpressionDiscount)
+		}
 	}
 	return out, nil
 }

@@ -43,12 +43,25 @@ func benchApply(b *testing.B, history int) {
 // half once window events are collected (ingest.item_window); it reports
 // the time, Redis CPU and Redis commands per event.
 func runApplyBench(b *testing.B, opt store.Options, gen loadgen.Options, batch, warm int, usersOnly bool, window int) {
+	runApplyBenchSetup(b, opt, gen, batch, warm, usersOnly, window, nil)
+}
+
+// runApplyBenchWith is the default case of BenchmarkApply with setup run
+// on the store first.
+func runApplyBenchWith(b *testing.B, opt store.Options, gen loadgen.Options, setup func(*store.Store)) {
+	runApplyBenchSetup(b, opt, gen, 1000, 20, false, 0, setup)
+}
+
+func runApplyBenchSetup(b *testing.B, opt store.Options, gen loadgen.Options, batch, warm int, usersOnly bool, window int, setup func(*store.Store)) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	st := store.New(rdb, opt)
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		b.Fatal(err)
+	}
+	if setup != nil {
+		setup(st)
 	}
 	g := loadgen.New(gen)
 	off := int64(0)
@@ -456,4 +469,41 @@ func benchUserWeights(b *testing.B, mode string, size, n int) {
 	reads := float64(b.N * perRead)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/reads, "ns/user")
 	b.ReportMetric((cpu1-cpu0)*1e6/reads, "redis-cpu-µs/user")
+}
+
+// BenchmarkApplyAttribution is BenchmarkApply's default case with
+// attribution off, on without lists (as with impressions only) and on
+// with a 20-item list stored for every user (the fallback to the current
+// list reads it for every click, cart and purchase of a user without
+// impressions).
+func BenchmarkApplyAttribution(b *testing.B) {
+	gen := loadgen.Options{Users: 10000, Items: 5000, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Second}
+	for _, c := range []struct {
+		name   string
+		window time.Duration
+		lists  bool
+	}{{"off", 0, false}, {"on", 24 * time.Hour, false}, {"on_with_lists", 24 * time.Hour, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			opt := store.Options{Prefix: "b:", Attribution: store.AttributionOptions{Window: c.window}}
+			if c.lists {
+				opt.Prefix = "bl:"
+			}
+			runApplyBenchWith(b, opt, gen, func(st *store.Store) {
+				if !c.lists {
+					return
+				}
+				var ls []store.List
+				for u := 0; u < gen.Users; u++ {
+					l := store.List{Version: 1, User: loadgen.UserID(u), EventTS: gen.Start.UnixMilli()}
+					for k := 0; k < 20; k++ {
+						l.Items = append(l.Items, store.ListItem{Item: loadgen.ItemID((u*7 + k*13) % gen.Items), Score: 1, Source: "item_knn", Reason: "because you viewed i1"})
+					}
+					ls = append(ls, l)
+				}
+				if err := st.WriteLists(context.Background(), ls, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
 }

@@ -25,8 +25,18 @@
 // events an earlier run applied, so item-side updates are replayable. The
 // answers are collected in an ItemWork, over one batch or several (an item
 // window), and ApplyItems writes them summed per item: one script per item
-// touched and one for trending, fenced by the first and last offsets they
-// cover. Apply is both for one batch.
+// touched, one for trending and one for the experiment counters, fenced by
+// the first and last offsets they cover. Apply is both for one batch.
+//
+// # Attribution
+//
+// Impressions (event.Impression) go through the user script under the same
+// fence but carry no weight. The script remembers what was shown, decides
+// for each click, cart and purchase whether and to what showing it is
+// attributed, and logs each decision with its offset in the user's
+// attribution log, which answers fenced events on a replay; the decisions,
+// summed per item window, become the global experiment counters
+// (experiment.go, lua/experiment.lua; package experiment reports them).
 //
 // # Decay
 //

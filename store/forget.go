@@ -62,7 +62,7 @@ type ForgetOptions struct {
 
 // ForgetResult says what an erasure removed.
 type ForgetResult struct {
-	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list)
+	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list, shown items, attribution log)
 	Events         int64    `json:"events"`          // events the user had applied
 	LoggedEvents   int      `json:"logged_events"`   // of which still in the user log: their contributions were subtracted
 	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
@@ -178,7 +178,8 @@ type erasedUser struct {
 func (s *Store) eraseUser(ctx context.Context, user string, now int64, tombstone time.Duration, res *ForgetResult) (erasedUser, error) {
 	k := s.keys
 	v, err := s.evalRetry(ctx, forgetUserScript,
-		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user)},
+		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user),
+			k.UserShownAt(user), k.UserShown(user), k.UserAttribution(user)},
 		now, int64(tombstone/time.Second))
 	if err != nil {
 		return erasedUser{}, fmt.Errorf("forget: erasing user state: %w", err)

@@ -27,6 +27,7 @@ type ItemWork struct {
 	ids       map[string]uint32 // item -> number, for this window
 	names     []string
 	evs       []workEvent // offset order
+	exp       []expEvent  // experiment counter increments, offset order
 	events    int         // events added (erased ones too)
 	last      int64       // highest offset added
 	first     time.Time
@@ -92,6 +93,7 @@ func (w *ItemWork) reset() {
 	clear(w.ids)
 	w.names = w.names[:0]
 	w.evs = w.evs[:0]
+	w.exp = w.exp[:0]
 	w.events = 0
 	w.first = time.Time{}
 }
@@ -225,7 +227,7 @@ func (w *ItemWork) sums(items []uint32, after map[uint32]int64, touch [][]int32)
 // is empty again; on failure it is kept, and calling ApplyItems again is
 // safe: every item and trending skip the offsets they already applied.
 func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
-	if len(w.evs) == 0 {
+	if len(w.evs) == 0 && len(w.exp) == 0 {
 		w.reset()
 		return nil
 	}
@@ -239,22 +241,33 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 	// once); a job that answers a fence inside its offsets is sent again
 	// with the sums past it.
 	rowLen := make(map[uint32]int64, len(order))
-	trendAfter := int64(-1)
-	todo, after, trend := order, map[uint32]int64(nil), true
-	for len(todo) > 0 || trend {
+	trendAfter, expAfter := int64(-1), int64(-1)
+	todo, after, trend, exp := order, map[uint32]int64(nil), len(w.evs) > 0, len(w.exp) > 0
+	for len(todo) > 0 || trend || exp {
 		again := map[uint32]int64{}
 		var next []uint32
 		for start := 0; start == 0 || start < len(todo); start += itemChunk {
 			chunk := todo[min(start, len(todo)):min(start+itemChunk, len(todo))]
 			sums := w.sums(chunk, after, touch)
-			withTrend := trend && start == 0
+			// Jobs: the chunk's items, then trending and the experiment
+			// counters with the first chunk.
+			withTrend, withExp := trend && start == 0, exp && start == 0
 			n := len(chunk)
+			trendAt, expAt := -1, -1
 			if withTrend {
+				trendAt = n
+				n++
+			}
+			if withExp {
+				expAt = n
 				n++
 			}
 			cmds, err := s.runScripts(ctx, s.item, n, func(pipe redis.Pipeliner, k int) *redis.Cmd {
-				if k == len(chunk) {
+				switch k {
+				case trendAt:
 					return s.trend.EvalSha(ctx, pipe, []string{s.keys.Trending(), s.keys.TrendingFence()}, s.trendingArgs(p, w, trendAfter)...)
+				case expAt:
+					return experimentScript.EvalSha(ctx, pipe, []string{s.keys.Experiment(), s.keys.ExperimentFence()}, w.experimentArgs(p, expAfter)...)
 				}
 				it := w.names[chunk[k]]
 				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
@@ -267,9 +280,14 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 				if err != nil {
 					return fmt.Errorf("applying item state: %w", err)
 				}
-				if k == len(chunk) {
+				switch k {
+				case trendAt:
 					trend = status == 2 // the fence only grows, so this ends
 					trendAfter = val
+					continue
+				case expAt:
+					exp = status == 2
+					expAfter = val
 					continue
 				}
 				switch status {

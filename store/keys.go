@@ -42,3 +42,22 @@ func (k Keys) TrendingFence() string { return k.Prefix + "{g}:trend:f" }
 
 // TrendingList is the anonymous visitors' list (same payload as UserList).
 func (k Keys) TrendingList() string { return k.Prefix + "{g}:list:trending" }
+
+// UserShownAt is a zset item -> when the item was last shown to the user
+// (unix ms), bounding UserShown.
+func (k Keys) UserShownAt(user string) string { return k.Prefix + "{u:" + user + "}:imp" }
+
+// UserShown is a hash item -> what the user was last shown of it
+// (ts|n|done|pos|via|variant|source, see lua/user.lua), plus the user's
+// experiment state in fields starting with a space.
+func (k Keys) UserShown(user string) string { return k.Prefix + "{u:" + user + "}:imd" }
+
+// UserAttribution is a list of the user's attribution decisions, newest
+// first: offset|partition|record.
+func (k Keys) UserAttribution(user string) string { return k.Prefix + "{u:" + user + "}:att" }
+
+// Experiment is the global hash of experiment counters (experiment.go).
+func (k Keys) Experiment() string { return k.Prefix + "{g}:exp" }
+
+// ExperimentFence is the hash of per-partition fences for Experiment.
+func (k Keys) ExperimentFence() string { return k.Prefix + "{g}:exp:f" }

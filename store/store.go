@@ -43,6 +43,7 @@ type Options struct {
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
+	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger
 }
@@ -83,6 +84,7 @@ func (o *Options) setDefaults() {
 	if o.CoocMetrics == nil {
 		o.CoocMetrics = NewCoocMetrics(nil)
 	}
+	def(&o.Attribution.ShownCap, 500)
 }
 
 // Store is recstream's Redis state: the fenced write path used by the ingest
@@ -129,7 +131,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
+	all := []*redis.Script{s.user, s.item, s.trend, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -158,7 +160,11 @@ type Op struct {
 	User   string
 	Item   string
 	Type   event.Type
-	TS     int64 // unix ms
+	TS     int64   // unix ms
+	Value  float64 // the event's value (a purchase's, for attribution)
+	// Shown is an impression's items, sources and variant (Type
+	// event.Impression).
+	Shown *event.Shown
 }
 
 // ApplyResult says what a batch did.
@@ -212,13 +218,14 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 		return res, fmt.Errorf("applying user state: item work of partition %d given for partition %d", w.partition, partition)
 	}
 	p := strconv.Itoa(int(partition))
-	users, byUser := groupByUser(ops, &res)
+	users, byUser := groupByUser(ops, &res, s.opt.Attribution.RefreshOnImpression)
 	cmds, err := s.runUserScripts(ctx, p, ops, users, byUser)
 	if err != nil {
 		return res, fmt.Errorf("applying user state: %w", err)
 	}
-	// The item half, from the user scripts' answers: read first, added to
-	// w (in offset order) only when every answer was read.
+	// The item half and the experiment counters, from the user scripts'
+	// answers: read first, added to w (in offset order) only when every
+	// answer was read.
 	answers := make([]userAnswer, len(ops))
 	for k, u := range users {
 		kept, err := s.readUserAnswer(p, ops, byUser[u], cmds[k], answers, &res)
@@ -235,14 +242,18 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 
 // groupByUser returns the users of ops in order of first appearance and
 // the indexes of each user's ops; it records each user's newest event
-// time in res.
-func groupByUser(ops []Op, res *ApplyResult) (users []string, byUser map[string][]int) {
+// time in res (of impressions only when they change lists, with
+// impressionRefresh).
+func groupByUser(ops []Op, res *ApplyResult, impressionRefresh bool) (users []string, byUser map[string][]int) {
 	byUser = make(map[string][]int)
 	for i, op := range ops {
 		if _, ok := byUser[op.User]; !ok {
 			users = append(users, op.User)
 		}
 		byUser[op.User] = append(byUser[op.User], i)
+		if op.Type == event.Impression && !impressionRefresh {
+			continue // an impression changes no list
+		}
 		if op.TS > res.Users[op.User] {
 			res.Users[op.User] = op.TS
 		}
@@ -255,30 +266,43 @@ func (s *Store) runUserScripts(ctx context.Context, p string, ops []Op, users []
 	purchase := event.Purchase.String()
 	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
 	now := strconv.FormatInt(s.opt.Now().Unix(), 10) // TTL renewal, see lua/user.lua
+	att := s.opt.Attribution
+	window, fallback := strconv.FormatInt(att.Window.Milliseconds(), 10), "1"
+	if att.NoListFallback {
+		fallback = "0"
+	}
 	return s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		u := users[k]
 		idx := byUser[u]
-		args := make([]any, 0, 7+5*len(idx))
-		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx))
+		args := make([]any, 0, 10+5*len(idx))
+		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx), window, fallback, att.ShownCap)
 		for _, i := range idx {
 			op := ops[i]
+			if op.Type == event.Impression {
+				args = append(args, op.Offset, shownArg(op.Shown), op.Type.String(), op.TS, "0")
+				continue
+			}
 			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
 		}
-		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u)}, args...)
+		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u),
+			s.keys.UserShownAt(u), s.keys.UserShown(u), s.keys.UserAttribution(u), s.keys.UserList(u)}, args...)
 	})
 }
 
 // userAnswer is what the item half needs of one event: whether it made
 // its item new for the user, with the user's earlier items then, or
-// whether it was dropped (its user erased after its time).
+// whether it was dropped (its user erased after its time); and what it
+// adds to the experiment counters (experiment.go).
 type userAnswer struct {
 	isNew   bool
 	hist    []string
 	dropped bool
+	rec     string
 }
 
-// readUserAnswer reads one user's script answer (a code per event, and
-// the user log as it was before the call) into answers at the events'
+// readUserAnswer reads one user's script answer (a code per event, the
+// user log as it was before the call, the attribution decisions made now
+// and, when an event was fenced, the attribution log) into answers at the events'
 // indexes idx, counting the codes in res; kept is false when every event
 // of the user was dropped.
 func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
@@ -286,14 +310,16 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 	if err != nil {
 		return false, err
 	}
-	var codes []any
-	if len(reply) == 2 {
+	var codes, recs []any
+	if len(reply) == 4 {
 		codes, _ = reply[0].([]any)
+		recs, _ = reply[2].([]any)
 	}
-	if len(codes) != len(idx) {
+	if len(codes) != len(idx) || len(recs) != len(idx) {
 		return false, fmt.Errorf("script answered %d codes for %d events", len(codes), len(idx))
 	}
 	log := newUserLog(toStrings(reply[1]))
+	var attlog []string
 	var pending []string // items of the events this call applied, oldest first
 	for j, i := range idx {
 		op := ops[i]
@@ -309,17 +335,31 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 			continue
 		case codeApplied, codeAppliedNew:
 			res.Applied++
+			a.rec, _ = recs[j].(string)
+			if op.Type == event.Impression {
+				break
+			}
 			if code == codeAppliedNew {
-				a = userAnswer{isNew: true, hist: log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+				a.isNew, a.hist = true, log.history(pending, 0, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 			}
 			pending = append(pending, op.Item)
 		case codeFenced:
 			res.Fenced++
+			off := strconv.FormatInt(op.Offset, 10)
+			if s.opt.Attribution.Window > 0 {
+				if attlog == nil {
+					attlog = toStrings(reply[3])
+				}
+				a.rec = findRec(attlog, off, p)
+			}
+			if op.Type == event.Impression {
+				break
+			}
 			// Fenced events come first (offsets ascend): pending is empty.
-			if at := log.find(strconv.FormatInt(op.Offset, 10), p); at < 0 {
+			if at := log.find(off, p); at < 0 {
 				res.Lost++
 			} else if logEntryNew(log.entries[at]) {
-				a = userAnswer{isNew: true, hist: log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)}
+				a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 			}
 		default:
 			return false, fmt.Errorf("unknown script code %d", code)
@@ -332,14 +372,18 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 
 // addItemHalf adds the events to w in offset order, each offset once (a
 // retried batch, or one delivered again within this one, is already in
-// w); a dropped event only counts.
+// w), with what they add to the experiment counters; a dropped event and
+// an impression only count.
 func (s *Store) addItemHalf(w *ItemWork, ops []Op, answers []userAnswer) {
 	for i, op := range ops {
 		if op.Offset <= w.last {
 			continue
 		}
 		w.last = op.Offset
-		if a := answers[i]; !a.dropped {
+		if adds := expAdds(op, answers[i].rec); adds != nil {
+			w.exp = append(w.exp, expEvent{off: op.Offset, adds: adds})
+		}
+		if a := answers[i]; !a.dropped && op.Type != event.Impression {
 			d := s.Decay(op.TS)
 			w.add(op, s.opt.Weights[op.Type]*d, d, a.isNew, a.hist)
 		} else {

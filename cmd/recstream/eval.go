@@ -62,6 +62,7 @@ type evalFlags struct {
 	partitions, batch                           int
 	windows, stride, warmup                     int
 	fullPath, tune, quiet, skipRepeats          bool
+	impressions                                 bool
 	easeLambda                                  float64
 	easeItems                                   int
 	csvColumns, csvTypes, csvTSUnit, csvComma   string
@@ -107,6 +108,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.IntVar(&f.windows, "windows", 10, "prequential: time windows reported")
 	fs.IntVar(&f.stride, "stride", 1, "prequential: evaluate one interaction in N (all are learnt)")
 	fs.IntVar(&f.warmup, "warmup", -1, "prequential: earliest interactions learnt without evaluation (-1: 20%)")
+	fs.BoolVar(&f.impressions, "impressions", false, "prequential: simulate impressions, each list evaluated is shown to the user before the interaction is learnt (with --set attribution.discount=F, impression discounting)")
 	fs.BoolVar(&f.skipRepeats, "skip-repeats", false, "loo/full: leave out users whose held-out item is in their training data")
 	fs.BoolVar(&f.fullPath, "full-path", false, "replay through an embedded Kafka broker and the real processor (ingest role) instead of calling the store directly")
 	fs.BoolVar(&f.tune, "tune", false, "tune the incremental models on a validation split carved from the training part, then test the best settings")
@@ -396,7 +398,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if warm < 0 {
 			warm = len(d.all) / 5
 		}
-		rs, err = eval.Prequential(ctx, d.all, ls, eval.PrequentialConfig{Ks: ks, Windows: f.windows, Warmup: warm, Stride: f.stride, Progress: progress})
+		rs, err = eval.Prequential(ctx, d.all, ls, eval.PrequentialConfig{Ks: ks, Windows: f.windows, Warmup: warm, Stride: f.stride, Progress: progress, Impressions: f.impressions})
 	}
 	if err != nil {
 		return err

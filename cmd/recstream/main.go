@@ -41,6 +41,7 @@ Usage:
   recstream eval    --data FILE [--protocol loo|full|prequential] [--k 5,10,20] [--json]
                                                            offline accuracy of the production models (docs/evaluation.md)
   recstream forget  [--config FILE] [--request REF] USER   erase a user's data (docs/security.md)
+  recstream experiment [--config FILE] [--json]            the A/B report from Redis (docs/experiments.md)
   recstream version
 
 Every configuration key can be set in the YAML file, by environment variable
@@ -69,6 +70,8 @@ func main() {
 		err = cmdEval(args)
 	case "forget":
 		err = cmdForget(args, os.Stdout)
+	case "experiment":
+		err = cmdExperiment(args, os.Stdout)
 	case "version":
 		fmt.Printf("recstream %s (%s)\n", version, commit)
 	case "-h", "--help", "help":

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ func cmdProduce(args []string) error {
 	catalogFile := fs.String("catalog", "", "publish the catalog in this JSON-lines file (one item record a line) to --items-topic, then exit")
 	syntheticCatalog := fs.Bool("synthetic-catalog", false, "publish a catalog consistent with the synthetic clusters (--items, --clusters) to --items-topic, then exit")
 	itemsTopic := fs.String("items-topic", "items", "catalog topic")
+	exp := fs.Bool("experiment", false, "publish a planted A/B experiment: impressions of --variants, then clicks of the shown items at each variant's --ctr, carts and purchases (docs/experiments.md)")
+	variants := fs.String("variants", "a,b", "experiment: the variants, as configured in scorer.variants (the first is the control)")
+	ctrs := fs.String("ctr", "0.05,0.10", "experiment: per variant, the probability that a shown item is clicked")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,7 +55,34 @@ func cmdProduce(args []string) error {
 	defer w.Close()
 
 	var next func() (kafka.Message, error)
-	if *synthetic {
+	if *exp {
+		opt := loadgen.ExperimentOptions{Users: *users, Items: *items, Seed: *seed, Variants: strings.Split(*variants, ",")}
+		for _, c := range strings.Split(*ctrs, ",") {
+			x, err := strconv.ParseFloat(strings.TrimSpace(c), 64)
+			if err != nil || x < 0 || x > 1 {
+				return fmt.Errorf("--ctr: %q is not a probability", c)
+			}
+			opt.CTR = append(opt.CTR, x)
+		}
+		if len(opt.CTR) != len(opt.Variants) {
+			return fmt.Errorf("--ctr: %d rates for %d variants", len(opt.CTR), len(opt.Variants))
+		}
+		g := loadgen.NewExperiment(opt)
+		var queue []event.Event
+		next = func() (kafka.Message, error) {
+			if len(queue) == 0 {
+				queue = g.Visit()
+			}
+			ev := queue[0]
+			queue = queue[1:]
+			enc := event.Encode
+			if *format == "json" {
+				enc = event.EncodeJSON
+			}
+			b, err := enc(ev)
+			return kafka.Message{Key: []byte(ev.UserID), Value: b}, err
+		}
+	} else if *synthetic {
 		g := loadgen.New(loadgen.Options{Users: *users, Items: *items, Clusters: *clusters, Seed: *seed})
 		next = func() (kafka.Message, error) {
 			ev := g.Next()

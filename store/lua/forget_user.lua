@@ -1,5 +1,6 @@
 -- Erases one user's state and leaves an erasure tombstone, atomically.
--- KEYS: 1 weights zset, 2 log list, 3 meta hash, 4 purchased zset, 5 list
+-- KEYS: 1 weights zset, 2 log list, 3 meta hash, 4 purchased zset, 5 list,
+--       then any more keys of the user to delete (shown items, attribution log)
 -- ARGV: 1 erasure time (unix ms), 2 tombstone ttl seconds
 -- The meta hash is replaced by the tombstone: the per-partition fences and
 -- gone = erasure time. user.lua drops every event whose time is at or
@@ -22,7 +23,7 @@ for i = 1, #meta, 2 do
     n = meta[i + 1]
   end
 end
-local deleted = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local deleted = redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[3], 'gone', ARGV[1], unpack(fences))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
 return {log, items, bought, n, deleted}
