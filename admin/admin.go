@@ -58,6 +58,9 @@ type Options struct {
 	// Experiment returns the A/B report (experiment package); nil: no
 	// experiment table.
 	Experiment func(context.Context) (experiment.Report, error)
+	// Auth guards every route that reads one user's data; its zero value
+	// refuses them all (403).
+	Auth UserAuth
 }
 
 // Server serves the status page and the read API.
@@ -87,11 +90,17 @@ func New(opt Options) *Server {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
-	mux.HandleFunc("GET /api/v1/users/{id}/recommendations", s.serveRecommendations)
+	s.userRoute(mux, "GET /api/v1/users/{id}/recommendations", s.serveRecommendations)
 	mux.HandleFunc("GET /api/v1/experiment", s.serveExperiment)
 	if s.opt.Ranker != nil {
-		mux.HandleFunc("POST /api/v1/users/{id}/rank", s.serveRank)
+		s.userRoute(mux, "POST /api/v1/users/{id}/rank", s.serveRank)
 	}
+}
+
+// userRoute registers a route that reads or acts on one user's data,
+// behind Options.Auth.
+func (s *Server) userRoute(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.Handle(pattern, s.opt.Auth.Wrap(h))
 }
 
 // Status is everything the status page shows except the user lookup; it is
@@ -176,12 +185,21 @@ type pageData struct {
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	d := pageData{Status: s.status(r.Context())}
+	code := http.StatusOK
 	if u := strings.TrimSpace(r.URL.Query().Get("user")); u != "" {
-		d.Lookup = s.lookup(r.Context(), u)
+		if c, msg := s.opt.Auth.check(r); c != 0 {
+			d.Lookup = &Lookup{User: u, Error: msg}
+			if code = c; c == http.StatusUnauthorized {
+				s.opt.Auth.challenge(w)
+			}
+		} else {
+			d.Lookup = s.lookup(r.Context(), u)
+		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.WriteHeader(code)
 	if err := s.page.Execute(w, d); err != nil {
 		s.opt.Logger.Debug("rendering status page", "err", err)
 	}

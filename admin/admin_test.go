@@ -89,6 +89,10 @@ func (f fixedLag) Snapshot() consumer.LagSnapshot { return consumer.LagSnapshot(
 // server serves admin over a real Redis holding one user's events and list
 // and a trending list.
 func server(t *testing.T, withTrending bool) (*httptest.Server, *store.Store, *prometheus.Registry) {
+	return serverAuth(t, withTrending, admin.UserAuth{Anonymous: true})
+}
+
+func serverAuth(t *testing.T, withTrending bool, auth admin.UserAuth) (*httptest.Server, *store.Store, *prometheus.Registry) {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(rs.Options())
@@ -126,7 +130,7 @@ func server(t *testing.T, withTrending bool) (*httptest.Server, *store.Store, *p
 	lag := fixedLag{At: time.Now(), Partitions: []consumer.PartitionStatus{
 		{Group: "recstream-ingest", Topic: "events", Partition: 3, High: 120, Committed: 100, Lag: 20, LagSeconds: 4.5, Status: consumer.StatusStalled},
 	}}
-	srv := admin.New(admin.Options{Store: st, Lag: lag, Gatherer: reg, Roles: []string{"ingest", "score"}})
+	srv := admin.New(admin.Options{Store: st, Lag: lag, Gatherer: reg, Roles: []string{"ingest", "score"}, Auth: auth})
 	mux := http.NewServeMux()
 	srv.Register(mux)
 	hs := httptest.NewServer(mux)
@@ -214,5 +218,77 @@ func TestStatusPage(t *testing.T) {
 	}
 	if st.Invalid.Total() != 3 || st.Events.Total() != 42 || len(st.Partitions) != 1 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// request GETs url with a header and returns the status, the
+// WWW-Authenticate header and the body.
+func request(t *testing.T, url string, set func(*http.Request)) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set != nil {
+		set(req)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header.Get("WWW-Authenticate"), string(b)
+}
+
+// A user's events and list are served only with the configured bearer
+// token or basic credentials; the status itself stays open; with nothing
+// configured the user routes answer 403.
+func TestUserAuth(t *testing.T) {
+	hs, _, _ := serverAuth(t, true, admin.UserAuth{Token: "t0ken", Username: "ops", Password: "s3cret"})
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	basic := func(u, p string) func(*http.Request) {
+		return func(r *http.Request) { r.SetBasicAuth(u, p) }
+	}
+	api := hs.URL + "/api/v1/users/u1/recommendations"
+	page := hs.URL + "/?user=u1"
+	for _, c := range []struct {
+		name, url string
+		set       func(*http.Request)
+		code      int
+	}{
+		{"api without credentials", api, nil, 401},
+		{"api wrong token", api, bearer("nope"), 401},
+		{"api token", api, bearer("t0ken"), 200},
+		{"api wrong password", api, basic("ops", "nope"), 401},
+		{"api token as password", api, basic("ops", "t0ken"), 401},
+		{"api basic", api, basic("ops", "s3cret"), 200},
+		{"lookup without credentials", page, nil, 401},
+		{"lookup basic", page, basic("ops", "s3cret"), 200},
+		{"status page", hs.URL + "/", nil, 200},
+		{"status json", hs.URL + "/api/v1/status", nil, 200},
+	} {
+		code, challenge, body := request(t, c.url, c.set)
+		if code != c.code {
+			t.Errorf("%s: %d, want %d: %.200s", c.name, code, c.code, body)
+		}
+		if code == 401 && !strings.HasPrefix(challenge, "Basic ") {
+			t.Errorf("%s: WWW-Authenticate %q, want Basic (a browser asks)", c.name, challenge)
+		}
+		if leaked := strings.Contains(body, "i7") || strings.Contains(body, "because you viewed"); leaked != (code == 200 && c.url != hs.URL+"/" && c.url != hs.URL+"/api/v1/status") {
+			t.Errorf("%s: %d, list shown %v:\n%.300s", c.name, code, leaked, body)
+		}
+	}
+
+	closed, _, _ := serverAuth(t, true, admin.UserAuth{})
+	code, _, body := request(t, closed.URL+"/api/v1/users/u1/recommendations", nil)
+	if code != 403 || !strings.Contains(body, "admin.token") {
+		t.Errorf("nothing configured: %d %s, want 403 naming admin.token", code, body)
+	}
+	code, _, body = request(t, closed.URL+"/?user=u1", nil)
+	if code != 403 || !strings.Contains(body, "user lookup is disabled") || strings.Contains(body, "i7") {
+		t.Errorf("nothing configured, lookup: %d\n%.300s", code, body)
 	}
 }

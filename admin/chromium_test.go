@@ -46,6 +46,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	cfg.Kafka.MaxWait = 50 * time.Millisecond
 	cfg.Redis.Addrs = []string{rs.Addr}
 	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Admin.AnonymousUserLookup = true
 	cfg.Admin.LagInterval = 200 * time.Millisecond
 	cfg.Ingest.BatchMaxWait = 10 * time.Millisecond
 	cfg.Scorer.Debounce = 10 * time.Millisecond

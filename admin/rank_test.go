@@ -62,7 +62,7 @@ func TestRankEndpoint(t *testing.T) {
 	}
 	sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, WeightUserKNN: 1, WeightPopular: 0.05, NeighbourTTL: -1, DegreeTTL: -1})
 	mux := http.NewServeMux()
-	admin.New(admin.Options{Store: st, Ranker: sc}).Register(mux)
+	admin.New(admin.Options{Store: st, Ranker: sc, Auth: admin.UserAuth{Anonymous: true}}).Register(mux)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 

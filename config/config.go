@@ -430,9 +430,29 @@ type AdminConfig struct {
 	// reachability are polled from the broker (also the /readyz broker
 	// check's cache period).
 	LagInterval time.Duration `yaml:"lag_interval"`
+	// LagThreshold is the age of a partition's oldest unconsumed message
+	// above which the status page shows it lagging.
+	LagThreshold time.Duration `yaml:"lag_threshold"`
+	// Token, when set, lets a request with "Authorization: Bearer <token>"
+	// read users' events and lists (the status page's lookup and every
+	// route under /api/v1/users/).
+	Token string `yaml:"token" secret:"true"`
+	// TokenFile, when set, is read at start-up and replaces Token.
+	TokenFile string `yaml:"token_file"`
+	// Username and Password, when set, let a request with HTTP basic
+	// authentication read users' events and lists (a browser asks for them
+	// on the status page).
+	Username string `yaml:"username"`
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile, when set, is read at start-up and replaces Password.
+	PasswordFile string `yaml:"password_file"`
+	// AnonymousUserLookup lets anyone who reaches the admin server read
+	// users' events and lists, without credentials (the demo). Without it
+	// and without credentials those routes answer 403.
+	AnonymousUserLookup bool `yaml:"anonymous_user_lookup"`
 }
 
 // SetDefaults sets every admin key to its default.
 func (s *AdminConfig) SetDefaults() {
-	*s = AdminConfig{Listen: ":9464", LagInterval: 5 * time.Second}
+	*s = AdminConfig{Listen: ":9464", LagInterval: 5 * time.Second, LagThreshold: 10 * time.Second}
 }

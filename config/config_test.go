@@ -187,6 +187,7 @@ func TestBadFiles(t *testing.T) {
 		"section_not_mapping.yaml":              {"line 1: redis: want a mapping"},
 		"bad_duration.yaml":                     {"kafka.max_wait", "line 2", "duration"},
 		"bad_duration_unit.yaml":                {"run.shutdown_timeout", `invalid duration "2 days"`},
+		"admin_username_no_password.yaml":       {"admin.password", "must be set with admin.username"},
 		"duplicate_key.yaml":                    {`duplicate key "log.level"`, "line 3", "first at line 2"},
 		"two_documents.yaml":                    {"only one YAML document"},
 		"null_int.yaml":                         {"kafka.partitions", "null"},
@@ -432,7 +433,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 			}
 			got := mustLoad(t, writeFile(t, string(out)), nil)
 			want := cfg
-			for _, sec := range []*string{&want.Redis.Password, &want.Redis.SentinelPassword, &want.Kafka.SASL.Password, &want.Privacy.PseudonymizeKey} {
+			for _, sec := range []*string{&want.Redis.Password, &want.Redis.SentinelPassword, &want.Kafka.SASL.Password, &want.Privacy.PseudonymizeKey, &want.Admin.Token, &want.Admin.Password} {
 				if *sec != "" {
 					*sec = "<redacted>"
 				}

@@ -267,6 +267,14 @@ func (s AdminConfig) Validate() error {
 		}
 	}
 	p.positiveDur("admin.lag_interval", s.LagInterval)
+	p.positiveDur("admin.lag_threshold", s.LagThreshold)
+	hasPassword := s.Password != "" || s.PasswordFile != ""
+	switch {
+	case s.Username != "" && !hasPassword:
+		p.add("admin.password", "must be set with admin.username (or admin.password_file)")
+	case s.Username == "" && hasPassword:
+		p.add("admin.username", "must be set with admin.password")
+	}
 	return p.err()
 }
 

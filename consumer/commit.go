@@ -37,6 +37,12 @@ func (c *committer) retryAfter() time.Duration {
 // commit commits msgs together with what is pending.
 func (c *committer) commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) {
 	out := LastPerPartition(append(c.pending, msgs...))
+	if len(out) == 0 {
+		// Nothing to commit: kafka-go would still queue the request and
+		// wait for a group generation, which never comes while the broker
+		// is down (a shutdown then waited for run.shutdown_timeout).
+		return
+	}
 	if err := r.CommitMessages(ctx, out...); err != nil {
 		c.m.Commits.WithLabelValues(c.group, "error").Inc()
 		if len(c.pending) == 0 {

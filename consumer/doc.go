@@ -59,7 +59,7 @@
 //	recstream_rescore_duration_seconds                     histogram  rescoring and writing one batch of users
 //	recstream_lists_written_total                          counter    per-user lists written
 //	recstream_freshness_seconds                            histogram  event time to the user's list written
-//	recstream_ready{role}                                  gauge      1 unless the role (ingest, score, catalog) is retrying a failed batch
+//	recstream_ready{role}                                  gauge      1 when the role (ingest, score, catalog) is ready (set by the processor's readiness check)
 //	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
 //	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
 //

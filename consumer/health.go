@@ -21,7 +21,8 @@ const (
 )
 
 // health is one role's readiness: ready unless the role is retrying a
-// failed step. It sets recstream_ready{role}.
+// failed step. The processor reads it into its readiness check, which sets
+// recstream_ready{role}.
 type health struct {
 	role   string
 	m      *Metrics
@@ -33,7 +34,6 @@ type health struct {
 // start marks the role ready.
 func (h *health) start() {
 	h.ready.Store(true)
-	h.m.Ready.WithLabelValues(h.role).Set(1)
 }
 
 // Ready reports whether the role's last step went through.
@@ -57,7 +57,6 @@ func (h *health) retry(ctx context.Context, what string, f func() error) error {
 		if h.ready.Swap(false) {
 			h.log.Warn(what+" failed; retrying until it succeeds", "err", err)
 		}
-		h.m.Ready.WithLabelValues(h.role).Set(0)
 		if !b.Wait(ctx) {
 			return ctx.Err()
 		}
@@ -65,7 +64,6 @@ func (h *health) retry(ctx context.Context, what string, f func() error) error {
 	if !h.ready.Swap(true) {
 		h.log.Info(what + " succeeded; recovered")
 	}
-	h.m.Ready.WithLabelValues(h.role).Set(1)
 	return nil
 }
 

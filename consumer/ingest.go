@@ -406,6 +406,7 @@ type lagTracker struct {
 }
 
 func newLagTracker(group, topic string, m *Metrics) *lagTracker {
+	m.initGroup(group) // one tracker per consuming group: its series exist from the start
 	return &lagTracker{group: group, topic: topic, m: m, parts: make(map[int]PartitionLag), active: make(map[int]bool)}
 }
 

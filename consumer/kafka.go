@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/recstream/recstream/internal/logx"
 )
 
 // Kafka holds what every reader and writer of recstream shares.
@@ -28,15 +30,18 @@ type Kafka struct {
 }
 
 // errorLogger adapts Logger, with attrs, to kafka-go's ErrorLogger.
+// kafka-go passes printf templates with their arguments, which are
+// formatted here; the template goes along (logx.Template), so that a
+// rate-limited Logger counts one complaint about every partition as one
+// message. Every reader and writer of recstream is built with it; nil when
+// Logger is nil.
 func (k Kafka) errorLogger(attrs ...any) kafka.Logger {
 	if k.Logger == nil {
 		return nil
 	}
 	l := k.Logger.With(attrs...)
-	return kafka.LoggerFunc(func(msg string, args ...any) {
-		// The format is the message (rate limiting groups by it); the
-		// formatted text is an attribute.
-		l.Warn("kafka-go: "+msg, "detail", fmt.Sprintf(msg, args...))
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		l.Warn("kafka-go: "+fmt.Sprintf(format, args...), logx.Template(format))
 	})
 }
 
@@ -116,6 +121,7 @@ func (k Kafka) NewWriter() *kafka.Writer {
 		BatchSize:    writerBatch,
 		BatchBytes:   64 << 20,
 		MaxAttempts:  3,
+		ErrorLogger:  k.errorLogger("kafka_client", "writer"),
 	}
 	if k.Transport != nil {
 		w.Transport = k.Transport

@@ -31,10 +31,13 @@ type LagMonitorOptions struct {
 	// committed offset moving before it is reported stalled; default
 	// max(3 intervals, 30 s).
 	StallAfter time.Duration
-	Metrics    *Metrics              // lag gauges and rebalances are written here
-	Registerer prometheus.Registerer // the monitor's own metrics; nil: not registered
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// LagThreshold is the age of a partition's oldest unconsumed message
+	// above which it is reported lagging; default 10 s.
+	LagThreshold time.Duration
+	Metrics      *Metrics              // lag gauges and rebalances are written here
+	Registerer   prometheus.Registerer // the monitor's own metrics; nil: not registered
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // LagMonitor polls the broker, as kminion or kafka-lag-exporter do from
@@ -82,7 +85,7 @@ type PartitionStatus struct {
 	LagSeconds  float64 `json:"lag_seconds"`
 	ConsumeRate float64 `json:"consume_rate"`    // committed offsets per second since the previous poll
 	ProduceRate float64 `json:"produce_rate"`    // high watermark per second since the previous poll
-	Status      string  `json:"status"`          // ok, lagging (lag grew), stalled (lag > 0, offset not moving)
+	Status      string  `json:"status"`          // ok, lagging (oldest unconsumed message older than the threshold), stalled (lag > 0, offset not moving)
 	Owner       string  `json:"owner,omitempty"` // host of the member the partition is assigned to
 }
 
@@ -117,6 +120,9 @@ func NewLagMonitor(opt LagMonitorOptions) *LagMonitor {
 	}
 	if opt.StallAfter <= 0 {
 		opt.StallAfter = max(3*opt.Interval, 30*time.Second)
+	}
+	if opt.LagThreshold <= 0 {
+		opt.LagThreshold = 10 * time.Second
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
@@ -227,7 +233,7 @@ func (m *LagMonitor) Poll(ctx context.Context) {
 		switch {
 		case p.Lag > 0 && now.Sub(m.moved[k]) >= m.opt.StallAfter:
 			p.Status = StatusStalled
-		case p.Lag > 0 && had && p.Lag > prev.Lag:
+		case p.Lag > 0 && p.LagSeconds > m.opt.LagThreshold.Seconds():
 			p.Status = StatusLagging
 		default:
 			p.Status = StatusOK
@@ -290,7 +296,9 @@ func (m *LagMonitor) pollWatch(ctx context.Context, w LagWatch, now time.Time) (
 	if err != nil {
 		return g, nil, fmt.Errorf("fetching offsets of group %s: %w", w.Group, err)
 	}
-	if of.Error != nil {
+	// A group that never committed is "not found" on some brokers (kfake):
+	// nothing committed, not a failed poll.
+	if of.Error != nil && !errors.Is(of.Error, kafka.GroupIdNotFound) {
 		return g, nil, fmt.Errorf("fetching offsets of group %s: %w", w.Group, of.Error)
 	}
 	committed := make(map[int]int64)
@@ -415,11 +423,15 @@ func (m *LagMonitor) Snapshot() LagSnapshot {
 	return s
 }
 
-// Check is the readiness check: nil when the broker answered a poll within
-// the last three intervals and every watched group has partitions assigned.
-func (m *LagMonitor) Check() error {
+// Broker is the readiness check's broker part: nil when the broker answered
+// a poll within the last three intervals.
+func (m *LagMonitor) Broker() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.broker()
+}
+
+func (m *LagMonitor) broker() error {
 	now := m.opt.Now()
 	switch {
 	case !m.polled:
@@ -429,10 +441,44 @@ func (m *LagMonitor) Check() error {
 	case now.Sub(m.lastOK) > 3*m.opt.Interval:
 		return fmt.Errorf("broker: no answer for %s: %w", now.Sub(m.lastOK).Round(time.Second), m.lastErr)
 	}
+	return nil
+}
+
+// CheckGroup is the readiness check of one watched group: nil when the
+// broker answers and the group has partitions of its topic assigned.
+func (m *LagMonitor) CheckGroup(group string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.broker(); err != nil {
+		return err
+	}
 	for _, g := range m.snap.Groups {
-		if g.Assigned == 0 {
-			return fmt.Errorf("group %s: no partitions of %s assigned (state %q, %d members)", g.Group, g.Topic, g.State, g.Members)
+		if g.Group == group {
+			return g.check()
 		}
+	}
+	return nil
+}
+
+// Check is the readiness check: nil when the broker answered a poll within
+// the last three intervals and every watched group has partitions assigned.
+func (m *LagMonitor) Check() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.broker(); err != nil {
+		return err
+	}
+	for _, g := range m.snap.Groups {
+		if err := g.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g GroupStatus) check() error {
+	if g.Assigned == 0 {
+		return fmt.Errorf("group %s: no partitions of %s assigned (state %q, %d members)", g.Group, g.Topic, g.State, g.Members)
 	}
 	return nil
 }

@@ -52,9 +52,12 @@ func TestLagMonitor(t *testing.T) {
 		Watches:    []consumer.LagWatch{{Group: "g", Topic: "events"}},
 		Interval:   time.Second,
 		StallAfter: 10 * time.Second,
-		Metrics:    m,
-		Registerer: reg,
-		Now:        clock,
+		// The messages are 51 to 90 s old: below the threshold, so that
+		// the first poll shows ok and the next one stalled.
+		LagThreshold: 2 * time.Minute,
+		Metrics:      m,
+		Registerer:   reg,
+		Now:          clock,
 	})
 	if err := mon.Check(); err == nil || !strings.Contains(err.Error(), "not polled") {
 		t.Errorf("Check before the first poll: %v", err)
@@ -115,6 +118,55 @@ func TestLagMonitor(t *testing.T) {
 	now = now.Add(3 * time.Second)
 	if err := mon.Check(); err == nil || !strings.Contains(err.Error(), "broker") {
 		t.Errorf("Check with the broker gone: %v", err)
+	}
+}
+
+// A partition is lagging by the age of its oldest unconsumed message
+// against the threshold, not by a non-zero count: a few fresh messages
+// behind is ok, old ones are lagging, and nothing moving is stalled.
+func TestLagStatusByTime(t *testing.T) {
+	kf := kafkatest.Start(t, 1, "fresh", "stale")
+	now := time.Now()
+	for topic, age := range map[string]time.Duration{"fresh": 200 * time.Millisecond, "stale": 45 * time.Second} {
+		var msgs []kafka.Message
+		for i := 0; i < 6; i++ {
+			msgs = append(msgs, kafka.Message{Key: []byte("u"), Value: []byte("x"), Time: now.Add(-age)})
+		}
+		kf.Produce(t, topic, msgs...)
+	}
+	clock := now
+	mon := consumer.NewLagMonitor(consumer.LagMonitorOptions{
+		Kafka:        consumer.Kafka{Brokers: kf.Brokers},
+		Watches:      []consumer.LagWatch{{Group: "g1", Topic: "fresh"}, {Group: "g2", Topic: "stale"}},
+		Interval:     time.Second,
+		StallAfter:   30 * time.Second,
+		LagThreshold: 10 * time.Second,
+		Now:          func() time.Time { return clock },
+	})
+	status := func() map[string]consumer.PartitionStatus {
+		out := map[string]consumer.PartitionStatus{}
+		for _, p := range mon.Snapshot().Partitions {
+			out[p.Topic] = p
+		}
+		return out
+	}
+	mon.Poll(context.Background())
+	if err := mon.Broker(); err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	st := status()
+	if p := st["fresh"]; p.Lag != 6 || p.LagSeconds > 5 || p.Status != consumer.StatusOK {
+		t.Errorf("6 messages 0.2 s behind: lag %d, %.1f s, status %s; want ok", p.Lag, p.LagSeconds, p.Status)
+	}
+	if p := st["stale"]; p.Lag != 6 || p.LagSeconds < 40 || p.Status != consumer.StatusLagging {
+		t.Errorf("6 messages 45 s behind: lag %d, %.1f s, status %s; want lagging", p.Lag, p.LagSeconds, p.Status)
+	}
+	clock = clock.Add(31 * time.Second)
+	mon.Poll(context.Background())
+	for topic, p := range status() {
+		if p.Status != consumer.StatusStalled {
+			t.Errorf("%s: nothing committed for 31 s with lag: status %s, want stalled", topic, p.Status)
+		}
 	}
 }
 

@@ -26,7 +26,7 @@ type Metrics struct {
 	RefreshBatches prometheus.Histogram   // seconds to rescore and write one batch of users
 	ListsWritten   prometheus.Counter     // user lists written
 	Freshness      prometheus.Histogram   // seconds from event time to list written
-	Ready          *prometheus.GaugeVec   // by role: 1 when healthy
+	Ready          *prometheus.GaugeVec   // by role: 1 when ready; set by the processor from its readiness check
 	Partitions     *prometheus.GaugeVec   // by group: partitions seen in the last interval
 	Rebalances     *prometheus.CounterVec // by group
 	_              struct{}
@@ -91,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10, 30, 60},
 		}),
 		Ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "recstream_ready", Help: "1 when the role's dependencies answer and it is not retrying a failed batch.",
+			Name: "recstream_ready", Help: "1 when the role is ready: Redis and the broker answer, it is not retrying a failed batch and its group has partitions assigned (the /readyz check, per role).",
 		}, []string{"role"}),
 		Partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "recstream_assigned_partitions", Help: "Partitions this process consumed from recently, by group.",
@@ -112,4 +112,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.ListsWritten, m.Freshness, m.Ready, m.Partitions, m.Rebalances)
 	}
 	return m
+}
+
+// initGroup creates a consumer group's labelled series at zero, so that
+// they exist from the first scrape and rate() sees the first increment.
+func (m *Metrics) initGroup(group string) {
+	for _, r := range []string{"ok", "error"} {
+		m.Commits.WithLabelValues(group, r)
+	}
+	m.Rebalances.WithLabelValues(group)
+	m.Partitions.WithLabelValues(group)
 }

@@ -319,12 +319,24 @@ type composeFile struct {
 		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
 		Volumes     []string          `yaml:"volumes"`
+		Ports       []string          `yaml:"ports"`
 		Build       struct {
 			Context    string `yaml:"context"`
 			Dockerfile string `yaml:"dockerfile"`
 		} `yaml:"build"`
 		DependsOn yaml.Node `yaml:"depends_on"`
 	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+// flagValue returns the value after --name in a command.
+func flagValue(cmd []string, name string) string {
+	for i, a := range cmd {
+		if a == "--"+name && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+	}
+	return ""
 }
 
 func TestCompose(t *testing.T) {
@@ -335,7 +347,7 @@ func TestCompose(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"grafana", "kafka", "loadgen", "prometheus", "recstream", "redis"}
+	want := []string{"catalog", "grafana", "kafka", "loadgen", "prometheus", "recstream", "redis"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
@@ -343,7 +355,7 @@ func TestCompose(t *testing.T) {
 	if !strings.HasPrefix(k.Image, "apache/kafka:") || !strings.Contains(k.Environment["KAFKA_PROCESS_ROLES"], "controller") {
 		t.Errorf("kafka is not the official image in KRaft mode: %+v", k)
 	}
-	for _, n := range []string{"recstream", "loadgen"} {
+	for _, n := range []string{"recstream", "loadgen", "catalog"} {
 		s := c.Services[n]
 		if s.Build.Dockerfile != "deploy/Dockerfile" || s.Build.Context != "." {
 			t.Errorf("%s is not built from deploy/Dockerfile: %+v", n, s.Build)
@@ -355,6 +367,86 @@ func TestCompose(t *testing.T) {
 	env := c.Services["recstream"].Environment
 	if env["RECSTREAM_KAFKA_BROKERS"] != "kafka:9092" || env["RECSTREAM_REDIS_ADDRS"] != "redis:6379" {
 		t.Errorf("recstream env %v", env)
+	}
+	if env["RECSTREAM_ADMIN_USERNAME"] == "" || env["RECSTREAM_ADMIN_PASSWORD"] == "" || env["RECSTREAM_ADMIN_ANONYMOUS_USER_LOOKUP"] != "" {
+		t.Errorf("recstream: the user lookup is not behind credentials: %v", env)
+	}
+	// The catalog of the synthetic items: the items loadgen sends events
+	// about, in the same clusters.
+	cat, load := c.Services["catalog"].Command, c.Services["loadgen"].Command
+	if !slices.Contains(cat, "--synthetic-catalog") {
+		t.Errorf("catalog command %q does not publish the synthetic catalog", cat)
+	}
+	for _, f := range []string{"items", "clusters", "seed"} {
+		if flagValue(cat, f) != flagValue(load, f) {
+			t.Errorf("--%s: catalog %q, loadgen %q", f, flagValue(cat, f), flagValue(load, f))
+		}
+	}
+	if flagValue(cat, "brokers") != "kafka:9092" || flagValue(cat, "items-topic") != "items" {
+		t.Errorf("catalog command %q: not kafka:9092 and the items topic", cat)
+	}
+	// Ports only on the host's loopback.
+	hostPort := map[string]map[string]string{} // service -> container port -> host port
+	for n, s := range c.Services {
+		hostPort[n] = map[string]string{}
+		for _, p := range s.Ports {
+			parts := strings.Split(p, ":")
+			if len(parts) != 3 || parts[0] != "127.0.0.1" {
+				t.Errorf("%s publishes %q: not on 127.0.0.1", n, p)
+				continue
+			}
+			hostPort[n][parts[2]] = parts[1]
+		}
+	}
+	for n, port := range map[string]string{"recstream": "9464", "prometheus": "9090", "grafana": "3000"} {
+		if hostPort[n][port] != port {
+			t.Errorf("%s does not publish %s", n, port)
+		}
+	}
+	// Kafka: its data on the volume; an EXTERNAL listener advertised as
+	// localhost on the published host port, which the README uses.
+	logDirs := k.Environment["KAFKA_LOG_DIRS"]
+	mounted := false
+	for _, v := range k.Volumes {
+		parts := strings.SplitN(v, ":", 2)
+		if len(parts) == 2 && parts[1] == logDirs {
+			_, named := c.Volumes[parts[0]]
+			mounted = named
+		}
+	}
+	if logDirs == "" || !mounted {
+		t.Errorf("kafka: KAFKA_LOG_DIRS %q is not a named volume's mount point (volumes %v)", logDirs, k.Volumes)
+	}
+	var extPort, extHost string
+	for _, l := range strings.Split(k.Environment["KAFKA_LISTENERS"], ",") {
+		if p, ok := strings.CutPrefix(l, "EXTERNAL://:"); ok {
+			extPort = p
+		}
+	}
+	for _, l := range strings.Split(k.Environment["KAFKA_ADVERTISED_LISTENERS"], ",") {
+		if a, ok := strings.CutPrefix(l, "EXTERNAL://"); ok {
+			extHost = a
+		}
+	}
+	published := hostPort["kafka"][extPort]
+	if extPort == "" || published == "" || extHost != "localhost:"+published || !strings.Contains(k.Environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], "EXTERNAL:") {
+		t.Errorf("kafka: no EXTERNAL listener reachable from the host: listener port %q published on %q, advertised %q", extPort, published, extHost)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`--brokers (localhost:\d+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(refs) == 0 {
+		t.Error("README.md shows no recstream produce --brokers localhost:PORT")
+	}
+	for _, m := range refs {
+		if m[1] != extHost {
+			t.Errorf("README.md uses --brokers %s; compose publishes Kafka for the host as %s", m[1], extHost)
+		}
+	}
+	if r := c.Services["redis"]; !slices.ContainsFunc(r.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/data") }) {
+		t.Errorf("redis: no volume on /data (its AOF): %v", r.Volumes)
 	}
 	// The environment must load as a valid configuration.
 	if _, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil); err != nil {
@@ -537,6 +629,94 @@ func TestProfilesLoad(t *testing.T) {
 	for _, f := range files {
 		if _, err := config.Load(f, func(string) (string, bool) { return "", false }, nil); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// documentedMetrics returns the metric tables of docs/operations.md: name
+// to type and labels.
+func documentedMetrics(t *testing.T) map[string][2]string {
+	t.Helper()
+	b, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `(recstream_[a-z_]+)` \\| ([a-z]+) \\|([^|]*)\\|")
+	out := make(map[string][2]string)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			out[m[1]] = [2]string{m[2], strings.TrimSpace(m[3])}
+		}
+	}
+	return out
+}
+
+// TestMetricsAtZero checks that every metric docs/operations.md lists is
+// exported before anything happened (no Redis, no broker, nothing run),
+// with every labelled counter's series at zero, so that dashboards show 0
+// instead of no data and rate() sees the first increment. The exceptions
+// are the values only a broker poll or an observation can give: gauges
+// per partition, the group gauges polled from the broker, and histograms
+// by label.
+func TestMetricsAtZero(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.Listen = ""
+	cfg.Scorer.Variants = []string{"a:50", "b:50"}
+	reg := prometheus.NewRegistry()
+	p, err := processor.New(cfg, processor.Deps{Registerer: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Redis.Close()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := make(map[string]int)
+	total := 0
+	for _, f := range fams {
+		series[f.GetName()] = len(f.GetMetric())
+		total += len(f.GetMetric())
+	}
+	t.Logf("%d series before anything happened", total)
+	polled := map[string]bool{"recstream_consumer_group_members": true, "recstream_consumer_group_assigned_partitions": true}
+	docs := documentedMetrics(t)
+	if len(docs) < 30 {
+		t.Fatalf("only %d metrics in the tables of docs/operations.md", len(docs))
+	}
+	for name, d := range docs {
+		typ, labels := d[0], d[1]
+		switch {
+		case name == "recstream_build_info": // registered by the command
+		case typ == "gauge" && (strings.Contains(labels, "partition") || polled[name]):
+		case typ == "histogram" && labels != "":
+		default:
+			if series[name] == 0 {
+				t.Errorf("%s (%s, labels %q) is not exported before anything happened", name, typ, labels)
+			}
+		}
+	}
+	for _, want := range []string{
+		`recstream_redis_errors_total{command="evalsha"}`,
+		`recstream_rebalances_total{group="recstream-ingest"}`,
+		`recstream_commits_total{group="recstream-score",result="error"}`,
+		`recstream_ready{role="score"}`,
+	} {
+		var b strings.Builder
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				b.WriteString(f.GetName() + "{")
+				for i, l := range m.GetLabel() {
+					if i > 0 {
+						b.WriteString(",")
+					}
+					b.WriteString(l.GetName() + "=" + strconv.Quote(l.GetValue()))
+				}
+				b.WriteString("}\n")
+			}
+		}
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("%s is not exported at zero", want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,53 @@ type Processor struct {
 	admin    net.Listener
 	kafka    consumer.Kafka
 	pseudo   privacy.Pseudonymizer
+
+	startPhase   atomic.Pointer[string] // what start-up waits for; "" once the roles run
+	scoreStarted atomic.Bool            // the score role consumes (the catalog is loaded)
+	dialErr      *dialErrors
+	lastReady    atomic.Pointer[readyResult] // trackReadiness's last result
+}
+
+type readyResult struct {
+	err error
+	at  time.Time
+}
+
+// dialErrors is a go-redis hook that remembers the last failed dial to
+// Redis until a dial succeeds. go-redis retries a refused dial for about
+// 2 s before a command fails, longer than a readiness probe waits, so the
+// probe names this error instead of its own timeout.
+type dialErrors struct{ last atomic.Pointer[dialError] }
+
+type dialError struct {
+	err error
+	at  time.Time
+}
+
+func (d *dialErrors) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			d.last.Store(&dialError{err, time.Now()})
+		} else {
+			d.last.Store(nil)
+		}
+		return c, err
+	}
+}
+
+func (d *dialErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (d *dialErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// since returns the last failed dial if it happened at or after t.
+func (d *dialErrors) since(t time.Time) error {
+	if e := d.last.Load(); e != nil && !e.at.Before(t) {
+		return e.err
+	}
+	return nil
 }
 
 // NewRedis returns the Redis client the configuration describes: one node,
@@ -249,6 +297,8 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	m := consumer.NewMetrics(reg)
 	rdb := NewRedis(cfg.Redis)
 	store.NewRedisMetrics(reg).InstrumentClient(rdb)
+	dialErr := &dialErrors{}
+	rdb.AddHook(dialErr)
 	// Repeated warnings (a broker or Redis outage retried in a loop) are
 	// written once per interval with a count of the suppressed ones.
 	rlog := slog.New(logx.RateLimit(log.Handler(), 10*time.Second))
@@ -282,10 +332,13 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		cm = consumer.NewCatalogMetrics(reg)
 		idx = catalog.NewIndex()
 		sco.Catalog = idx
+		for _, r := range []string{"ok", "invalid"} {
+			cm.Records.WithLabelValues("index", r)
+		}
 		loader = consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
 	}
 	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader}
+	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader, dialErr: dialErr}
 	var watches []consumer.LagWatch
 	var refresher consumer.Refresher = sc
 	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
@@ -307,6 +360,12 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		if cm == nil {
 			cm = consumer.NewCatalogMetrics(reg)
 		}
+		for _, r := range []string{"ok", "invalid", "fenced"} {
+			cm.Records.WithLabelValues("writer", r)
+		}
+		for _, r := range catalog.Reasons {
+			cm.Invalid.WithLabelValues(string(r))
+		}
 		cw, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
 			Kafka:           k,
 			Topic:           cfg.Kafka.ItemsTopic,
@@ -316,7 +375,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			ListTTL:         cfg.Scorer.ListTTL,
 			BatchMax:        cfg.Ingest.BatchMaxEvents,
 			BatchWait:       cfg.Ingest.BatchMaxWait,
-			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
 			Now:             d.Now,
 			Metrics:         m,
 			CatalogMetrics:  cm,
@@ -338,7 +397,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			BatchMaxWait:     cfg.Ingest.BatchMaxWait,
 			ItemWindow:       cfg.Ingest.ItemWindow,
 			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
-			ShutdownTimeout:  cfg.Run.ShutdownTimeout,
+			ShutdownTimeout:  batchShutdown(cfg.Run.ShutdownTimeout),
 			Decoder:          Decoder(cfg),
 			Metrics:          m,
 			Logger:           rlog.With("role", "ingest"),
@@ -367,7 +426,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 			Group:           cfg.Kafka.ScoreGroup,
 			Debounce:        cfg.Scorer.Debounce,
 			Workers:         cfg.Scorer.Workers,
-			ShutdownTimeout: cfg.Run.ShutdownTimeout,
+			ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
 			Metrics:         m,
 			Logger:          rlog.With("role", "score"),
 		}, refresher)
@@ -378,13 +437,21 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
 	}
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
-		Kafka:      k,
-		Watches:    watches,
-		Interval:   cfg.Admin.LagInterval,
-		Metrics:    m,
-		Registerer: reg,
-		Logger:     rlog.With("role", "lag"),
+		Kafka:        k,
+		Watches:      watches,
+		Interval:     cfg.Admin.LagInterval,
+		LagThreshold: cfg.Admin.LagThreshold,
+		Metrics:      m,
+		Registerer:   reg,
+		Logger:       rlog.With("role", "lag"),
 	})
+	p.setPhase("not running")
+	for _, r := range cfg.Run.Roles {
+		m.Ready.WithLabelValues(r).Set(0)
+	}
+	if p.CatalogWriter != nil {
+		m.Ready.WithLabelValues("catalog").Set(0)
+	}
 	return p, nil
 }
 
@@ -401,34 +468,94 @@ func (p *Processor) Listen() (net.Addr, error) {
 	return ln.Addr(), nil
 }
 
-// Run connects, creates missing topics when configured, and runs the roles
-// and the admin server until ctx ends.
+// batchShutdown is how long the consumers may finish their batch in flight
+// after the signal: run.shutdown_timeout less what closing the readers and
+// leaving the groups needs (a fifth, at least 0.5 s and at most 2 s, never
+// more than half), so that Run ends cleanly within run.shutdown_timeout.
+func batchShutdown(d time.Duration) time.Duration {
+	return d - min(max(d/5, 500*time.Millisecond), 2*time.Second, d/2)
+}
+
+// ErrShutdownTimeout is returned by Run when the roles did not stop within
+// run.shutdown_timeout after ctx ended; what was still running is abandoned
+// (an unfinished batch is replayed by the partition's next owner and
+// fenced).
+var ErrShutdownTimeout = errors.New("shutdown did not finish within run.shutdown_timeout")
+
+// Run serves the admin server and polls readiness and lag from the start,
+// whatever is down; waits for Redis and the broker (creating missing topics
+// when configured); then runs the roles until ctx ends. After ctx ends it
+// returns within run.shutdown_timeout.
 func (p *Processor) Run(ctx context.Context) error {
 	defer p.Redis.Close()
-	if err := p.waitRedis(ctx); err != nil {
-		return err
-	}
-	if err := p.checkKafka(ctx); err != nil {
-		return err
-	}
-	if p.Config.Kafka.CreateTopics {
-		c := p.Config.Kafka
-		topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
-		if c.ControlTopic != "" {
-			topics = append(topics, c.ControlTopic)
-		}
-		if err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...); err != nil {
+	if p.admin == nil && p.Config.Admin.Listen != "" {
+		if _, err := p.Listen(); err != nil {
 			return err
 		}
 	}
+	p.setPhase("waiting for redis")
 	g, gctx := errgroup.WithContext(ctx)
+	if p.admin != nil {
+		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(p.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			// Requests in flight get a moment; a connection opened without a
+			// request yet (a scraper's) would hold Shutdown for 5 s.
+			sctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return srv.Close()
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return p.Lag.Run(gctx) })
+	g.Go(func() error { p.trackReadiness(gctx); return nil })
+	g.Go(func() error {
+		if err := p.waitRedis(gctx); err != nil {
+			return err
+		}
+		p.setPhase("waiting for the broker")
+		if err := p.waitKafka(gctx); err != nil {
+			return err
+		}
+		p.setPhase("")
+		return p.runRoles(gctx)
+	})
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(p.Config.Run.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		p.log.Error("shutdown did not finish in time; exiting with the rest unfinished", "shutdown_timeout", p.Config.Run.ShutdownTimeout)
+		return ErrShutdownTimeout
+	}
+}
+
+// runRoles runs the consumers, the catalog and EASE until ctx ends.
+func (p *Processor) runRoles(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
 	if p.Ingest != nil {
 		g.Go(func() error { return p.Ingest.Run(gctx) })
 	}
 	if p.Score != nil {
 		g.Go(func() error {
 			p.waitCatalog(gctx)
+			p.scoreStarted.Store(true)
 			return p.Score.Run(gctx)
 		})
 	}
@@ -444,27 +571,46 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.Control != nil {
 		g.Go(func() error { return p.Control.Run(gctx) })
 	}
-	if p.admin == nil && p.Config.Admin.Listen != "" {
-		if _, err := p.Listen(); err != nil {
-			return err
-		}
-	}
-	if p.admin != nil {
-		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(p.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("admin: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-	}
 	return g.Wait()
+}
+
+// waitKafka checks the broker (an authentication or TLS failure ends
+// start-up) and, with kafka.create_topics, creates the missing topics,
+// retrying while the broker cannot be reached.
+func (p *Processor) waitKafka(ctx context.Context) error {
+	if err := p.checkKafka(ctx); err != nil {
+		return err
+	}
+	c := p.Config.Kafka
+	if !c.CreateTopics {
+		return nil
+	}
+	topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
+	if c.ControlTopic != "" {
+		topics = append(topics, c.ControlTopic)
+	}
+	backoff := 500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err)
+		}
+		if isAuthError(err) {
+			return fmt.Errorf("%w: creating topics: %v", ErrKafkaAuth, err)
+		}
+		if attempt == 0 {
+			p.log.Warn("waiting for kafka to create the topics", "brokers", c.Brokers, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // waitCatalog waits until the catalog index has read the items topic up
@@ -509,25 +655,153 @@ func (p *Processor) waitRedis(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether every role runs healthy (no outage: not retrying a
-// failed batch), Redis answers, the broker answered the last lag poll and
-// every role's group has partitions assigned (see consumer.LagMonitor.Check).
+// readyPingTimeout bounds the readiness check's Redis PING, so that a probe
+// answers within Kubernetes' default probe timeout (1 s) also when Redis
+// does not answer at all.
+const readyPingTimeout = 500 * time.Millisecond
+
+// Ready reports whether the process is ready, or the reason it is not,
+// root causes first: Redis does not answer a PING; the broker did not
+// answer the lag poller (consumer.LagMonitor.Broker); start-up still waits
+// for Redis or the broker; a role is loading the catalog or retrying a
+// failed batch; a role's group has no partition assigned
+// (consumer.LagMonitor.Check).
 func (p *Processor) Ready(ctx context.Context) error {
-	if p.Ingest != nil && !p.Ingest.Ready() {
-		return errors.New("ingest: retrying a failed batch")
+	_, err := p.readiness(ctx)
+	return err
+}
+
+// readiness returns the first reason the process is not ready and each
+// running role's own: the shared causes (Redis, the broker, start-up)
+// apply to every role.
+func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
+	roles := make(map[string]error, 2)
+	var shared error
+	if err := p.pingRedis(ctx); err != nil {
+		shared = fmt.Errorf("redis: unreachable: %w", err)
+	} else if err := p.Lag.Broker(); err != nil {
+		shared = err
+	} else if ph := p.phase(); ph != "" {
+		shared = fmt.Errorf("starting: %s", ph)
 	}
-	if p.Score != nil && !p.Score.Ready() {
-		return errors.New("score: retrying a failed rescore")
+	first := shared
+	role := func(name string, err error) {
+		if err == nil {
+			err = shared
+		}
+		roles[name] = err
+		if first == nil {
+			first = err
+		}
 	}
-	if p.CatalogWriter != nil && !p.CatalogWriter.Ready() {
-		return errors.New("catalog writer: retrying a failed batch")
+	if p.Ingest != nil {
+		var err error
+		if !p.Ingest.Ready() {
+			err = errors.New("ingest: retrying a failed batch")
+		}
+		role(config.RoleIngest, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	if p.Score != nil {
+		var err error
+		switch {
+		case !p.scoreStarted.Load():
+			err = errors.New("score: loading the catalog")
+		case !p.Score.Ready():
+			err = errors.New("score: retrying a failed rescore")
+		}
+		role(config.RoleScore, err)
+	}
+	if p.CatalogWriter != nil {
+		var err error
+		if !p.CatalogWriter.Ready() {
+			err = errors.New("catalog writer: retrying a failed batch")
+		}
+		role("catalog", err)
+	}
+	if first != nil {
+		return roles, first
+	}
+	// Group assignment last: it follows from everything above.
+	if p.Ingest != nil {
+		roles[config.RoleIngest] = p.Lag.CheckGroup(p.Config.Kafka.IngestGroup)
+	}
+	if p.Score != nil {
+		roles[config.RoleScore] = p.Lag.CheckGroup(p.Config.Kafka.ScoreGroup)
+	}
+	return roles, p.Lag.Check()
+}
+
+// trackReadiness evaluates readiness once a second until ctx ends: it keeps
+// the result for /readyz and the status page and sets
+// recstream_ready{role} for every running role.
+func (p *Processor) trackReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		roles, err := p.readiness(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.lastReady.Store(&readyResult{err, time.Now()})
+		for r, err := range roles {
+			v := 1.0
+			if err != nil {
+				v = 0
+			}
+			p.Metrics.Ready.WithLabelValues(r).Set(v)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// cachedReady is Ready as trackReadiness last evaluated it, so that a probe
+// answers at once whatever is down; evaluated now when that result is
+// missing or older than 3 s.
+func (p *Processor) cachedReady(ctx context.Context) error {
+	if r := p.lastReady.Load(); r != nil && time.Since(r.at) < 3*time.Second {
+		return r.err
+	}
+	return p.Ready(ctx)
+}
+
+// pingRedis sends a PING with readyPingTimeout. It returns early with the
+// dial error when a dial fails meanwhile: go-redis would retry it for
+// longer than the timeout and then report only the timeout.
+func (p *Processor) pingRedis(ctx context.Context) error {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
 	defer cancel()
-	if err := p.Store.Ping(cctx); err != nil {
-		return fmt.Errorf("redis: %w", err)
+	done := make(chan error, 1)
+	go func() { done <- p.Store.Ping(cctx) }()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if d := p.dialErr.since(start); err != nil && d != nil {
+				return d
+			}
+			return err
+		case <-t.C:
+			if d := p.dialErr.since(start); d != nil {
+				return d
+			}
+		}
 	}
-	return p.Lag.Check()
+}
+
+func (p *Processor) setPhase(s string) { p.startPhase.Store(&s) }
+
+// phase is what start-up waits for; "" once the roles run.
+func (p *Processor) phase() string {
+	if s := p.startPhase.Load(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // Handler serves /metrics, /healthz, /readyz, the status page at / and the
@@ -539,8 +813,12 @@ func (p *Processor) Handler() http.Handler {
 		ranker = p.Variants
 	}
 	ao := admin.Options{
-		Store: p.Store, Ranker: ranker, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.Ready,
+		Store: p.Store, Ranker: ranker, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.cachedReady,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
+		Auth: admin.UserAuth{
+			Token: p.Config.Admin.Token, Username: p.Config.Admin.Username, Password: p.Config.Admin.Password,
+			Anonymous: p.Config.Admin.AnonymousUserLookup,
+		},
 	}
 	if p.Config.Attribution.Window > 0 {
 		ao.Experiment = p.ExperimentReport
@@ -551,7 +829,7 @@ func (p *Processor) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := p.Ready(r.Context()); err != nil {
+		if err := p.cachedReady(r.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

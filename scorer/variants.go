@@ -78,6 +78,9 @@ func NewVariants(salt string, vs []Variant, reg prometheus.Registerer) (*Variant
 	}
 	for _, v := range vs {
 		x.lists.WithLabelValues(v.Name)
+		for _, src := range sourceNames {
+			x.items.WithLabelValues(v.Name, src)
+		}
 	}
 	return x, nil
 }

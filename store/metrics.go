@@ -50,6 +50,10 @@ func NewRedisMetrics(reg prometheus.Registerer) *RedisMetrics {
 	for _, r := range []string{"ok", "error"} {
 		m.Dials.WithLabelValues(r)
 	}
+	for c := range redisCommands {
+		m.Errors.WithLabelValues(c)
+	}
+	m.Errors.WithLabelValues("other")
 	if reg != nil {
 		reg.MustRegister(m.Duration, m.Errors, m.Dials)
 	}

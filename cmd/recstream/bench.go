@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 func cmdBench(args []string) error {
 	d := bench.Defaults()
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := newFlagSet("bench")
 	users := fs.Int("users", 0, fmt.Sprintf("synthetic users (default %d; --quick %d)", d.Users, bench.QuickDefaults().Users))
 	items := fs.Int("items", 0, fmt.Sprintf("synthetic items (default %d)", d.Items))
 	events := fs.Int("events", 0, fmt.Sprintf("events of the ingest phase (default %d)", d.Events))
@@ -28,11 +27,11 @@ func cmdBench(args []string) error {
 	profile := fs.String("profile", "", "write CPU profiles per phase and a heap profile to this directory")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one processor configuration key: section.key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	opt := bench.Options{Users: *users, Items: *items, Events: *events, Rate: *rate, Duration: *duration,
 		Partitions: *partitions, RescoreUsers: *rescore, HSETRequests: *hset, Quick: *quick, ProfileDir: *profile}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,18 +24,24 @@ import (
 )
 
 func cmdDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlagSet("demo")
 	users := fs.Int("users", 500, "synthetic users")
 	items := fs.Int("items", 300, "synthetic items")
 	clusters := fs.Int("clusters", 5, "planted taste clusters")
-	rate := fs.Float64("rate", 200, "events per second after the warm-up")
-	warmup := fs.Int("warmup", 5000, "events published at once at the start")
+	rate := fs.Float64("rate", 200, "synthetic events per second after the warm-up (0: none)")
+	warmup := fs.Int("warmup", 5000, "synthetic events published at once at the start (0: none)")
 	every := fs.Duration("every", 3*time.Second, "how often to print the sample users")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	admin := fs.String("admin", "127.0.0.1:0", "admin/status listen address")
 	verbose := fs.Bool("v", false, "log at info level")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *rate < 0 || *warmup < 0 {
+		return usagef("--rate and --warmup must not be negative")
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -64,6 +69,7 @@ func cmdDemo(args []string) error {
 	cfg.Kafka.CreateTopics = false
 	cfg.Redis.Addrs = []string{rd.Addr}
 	cfg.Admin.Listen = *admin
+	cfg.Admin.AnonymousUserLookup = true // the demo's own data, on 127.0.0.1 by default
 	cfg.Scorer.Debounce = 50 * time.Millisecond
 	cfg.Scorer.ExcludeSeen = false
 	logLevel := "warn"
@@ -85,8 +91,8 @@ func cmdDemo(args []string) error {
 	fmt.Fprintf(out, "  status page  : http://%s/   (a user: http://%s/?user=u0   metrics: /metrics)\n", addr, addr)
 	fmt.Fprintf(out, "  kafka broker : %s (embedded; topics %s)\n", strings.Join(kf.Brokers, ","), strings.Join(topics, ", "))
 	fmt.Fprintf(out, "  redis        : %s (%s; keys prefixed %q)\n", rd.Addr, rd.Kind, cfg.Redis.KeyPrefix)
-	fmt.Fprintf(out, "  try          : kcat -b %s -t %s -C -o end     redis-cli -p %s GET '%s'\n\n",
-		kf.Brokers[0], cfg.Kafka.RefreshTopic, portOf(rd.Addr), p.Store.Keys().UserList("u0"))
+	fmt.Fprintln(out)
+	sendReadExample(out, kf.Brokers[0], cfg.Kafka.EventsTopic, portOf(rd.Addr), p.Store.Keys().UserList("me"), addr.String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Run(gctx) })
@@ -108,10 +114,7 @@ func cmdDemo(args []string) error {
 			b, err := event.Encode(ev)
 			return kafka.Message{Key: []byte(ev.UserID), Value: b}, err
 		}
-		if err := produceLoop(gctx, w, next, 0, *warmup); err != nil {
-			return err
-		}
-		return produceLoop(gctx, w, next, *rate, 0)
+		return demoEvents(gctx, w, next, *warmup, *rate)
 	})
 	g.Go(func() error {
 		samples := []string{loadgen.UserID(0), loadgen.UserID(1), loadgen.UserID(2)}
@@ -131,6 +134,33 @@ func cmdDemo(args []string) error {
 		err = nil
 	}
 	return err
+}
+
+// demoEvents publishes warmup events at once, then rate events per second
+// until ctx ends; 0 means none for either.
+func demoEvents(ctx context.Context, w *kafka.Writer, next func() (kafka.Message, error), warmup int, rate float64) error {
+	if warmup > 0 {
+		if err := produceLoop(ctx, w, next, 0, warmup); err != nil {
+			return err
+		}
+	}
+	if rate > 0 {
+		return produceLoop(ctx, w, next, rate, 0)
+	}
+	return nil
+}
+
+// sendReadExample prints how to send an event and read the list it
+// produces (the README shows the same).
+func sendReadExample(w io.Writer, broker, topic, redisPort, listKey, admin string) {
+	fmt.Fprintf(w, `send an event (JSON, keyed by user_id; type browse, click, add_to_cart or purchase; ts in unix ms, optional):
+  echo 'me|{"user_id":"me","item_id":"i7","type":"click"}' | kcat -b %s -t %s -P -K '|'
+  echo '{"user_id":"me","item_id":"i7","type":"click"}' | recstream produce --brokers %s
+read the list (within a second):
+  redis-cli -p %s GET '%s'
+  curl -s http://%s/api/v1/users/me/recommendations
+
+`, broker, topic, broker, redisPort, listKey, admin)
 }
 
 func portOf(addr string) string {

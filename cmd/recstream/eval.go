@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -77,8 +76,7 @@ func cmdEval(args []string) error {
 
 func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	f := &evalFlags{}
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval")
 	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl, csv (generic, see --csv-columns); empty guesses from the file name")
 	fs.StringVar(&f.data, "data", "", "interaction log")
 	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
@@ -115,11 +113,11 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.BoolVar(&f.quiet, "q", false, "no progress bar")
 	fs.Float64Var(&f.easeLambda, "ease-lambda", 0, "EASE λ (0: scorer.ease_lambda)")
 	fs.IntVar(&f.easeItems, "ease-items", 0, "EASE item cap (0: scorer.ease_max_items)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return f, nil
 }

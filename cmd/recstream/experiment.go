@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -19,16 +17,16 @@ import (
 )
 
 func cmdExperiment(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("experiment", flag.ContinueOnError)
+	fs := newFlagSet("experiment")
 	path := fs.String("config", os.Getenv("RECSTREAM_CONFIG"), "YAML configuration file")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one key: section.key=value (repeatable)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return errors.New("takes no arguments: recstream experiment [--config FILE] [--set key=value]... [--json]")
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := config.Load(*path, os.LookupEnv, sets)
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,17 +15,17 @@ import (
 // cmdForget erases one user: `recstream forget [--config F] [--set k=v]...
 // [--request REF] [--no-refresh] <user_id>`. It prints the outcome as JSON.
 func cmdForget(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("forget", flag.ContinueOnError)
+	fs := newFlagSet("forget")
 	path := fs.String("config", os.Getenv("RECSTREAM_CONFIG"), "YAML configuration file")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one key: section.key=value (repeatable)")
 	request := fs.String("request", "", "reference stored in the audit record (e.g. a ticket id)")
 	noRefresh := fs.Bool("no-refresh", false, "do not queue the users who shared items with the erased user for rescoring")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("want exactly one user id: recstream forget [flags] <user_id>")
+		return usagef("want exactly one user id: recstream forget [flags] <user_id>")
 	}
 	cfg, err := config.Load(*path, os.LookupEnv, sets)
 	if err != nil {

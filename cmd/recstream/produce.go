@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +21,7 @@ import (
 )
 
 func cmdProduce(args []string) error {
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
+	fs := newFlagSet("produce")
 	brokers := fs.String("brokers", "localhost:9092", "comma-separated broker addresses")
 	topic := fs.String("topic", "events", "topic to publish to")
 	synthetic := fs.Bool("synthetic", false, "publish synthetic events instead of reading JSON lines from stdin")
@@ -39,14 +38,17 @@ func cmdProduce(args []string) error {
 	exp := fs.Bool("experiment", false, "publish a planted A/B experiment: impressions of --variants, then clicks of the shown items at each variant's --ctr, carts and purchases (docs/experiments.md)")
 	variants := fs.String("variants", "a,b", "experiment: the variants, as configured in scorer.variants (the first is the control)")
 	ctrs := fs.String("ctr", "0.05,0.10", "experiment: per variant, the probability that a shown item is clicked")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (events come from stdin or --synthetic)", fs.Arg(0))
 	}
 	if *catalogFile != "" || *syntheticCatalog {
 		return produceCatalog(*brokers, *itemsTopic, *catalogFile, *items, *clusters, *seed)
 	}
 	if *format != "msgpack" && *format != "json" {
-		return fmt.Errorf("--format: want msgpack or json, got %q", *format)
+		return usagef("--format: want msgpack or json, got %q", *format)
 	}
 	ctx, stop := signalContext()
 	defer stop()

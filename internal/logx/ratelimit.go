@@ -7,7 +7,10 @@
 // hundred milliseconds) is written once, then at most once per interval with
 // a "suppressed" attribute counting the records dropped since. Records are
 // keyed by level and message, so distinct problems are never hidden behind
-// each other. Debug and info records pass through untouched.
+// each other; a record formatted from a printf template (a library's log
+// line) carries the template in a Template attribute and is keyed by it
+// instead, so that the same complaint about each partition or address
+// counts as one. Debug and info records pass through untouched.
 package logx
 
 import (
@@ -16,6 +19,13 @@ import (
 	"sync"
 	"time"
 )
+
+// templateKey is the attribute Template adds; the handler removes it.
+const templateKey = "logx_template"
+
+// Template marks a record as formatted from the printf template format:
+// RateLimit keys it by the template rather than the formatted message.
+func Template(format string) slog.Attr { return slog.String(templateKey, format) }
 
 // RateLimit returns a handler that passes at most one warning or error per
 // message and level every interval to next. Handlers derived with WithAttrs
@@ -78,7 +88,12 @@ func (h *limitHandler) Handle(ctx context.Context, r slog.Record) error {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	ok, n := h.l.allow(limitKey{r.Level, r.Message}, now)
+	key := r.Message
+	if tmpl, ok := template(r); ok {
+		key = "template: " + tmpl
+		r = withoutTemplate(r)
+	}
+	ok, n := h.l.allow(limitKey{r.Level, key}, now)
 	if !ok {
 		return nil
 	}
@@ -95,4 +110,30 @@ func (h *limitHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *limitHandler) WithGroup(name string) slog.Handler {
 	return &limitHandler{next: h.next.WithGroup(name), l: h.l}
+}
+
+// template returns the record's Template attribute.
+func template(r slog.Record) (string, bool) {
+	var t string
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == templateKey {
+			t, found = a.Value.String(), true
+			return false
+		}
+		return true
+	})
+	return t, found
+}
+
+// withoutTemplate returns a copy of r without its Template attribute.
+func withoutTemplate(r slog.Record) slog.Record {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != templateKey {
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return out
 }

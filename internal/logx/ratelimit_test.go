@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -65,5 +66,21 @@ func TestRateLimitReportsSuppressed(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], `"suppressed":4`) {
 		t.Errorf("second line lacks suppressed=4: %s", lines[1])
+	}
+}
+
+// Records formatted from one printf template are limited together, and the
+// template attribute is not written.
+func TestRateLimitTemplate(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(logx.RateLimit(slog.NewJSONHandler(&buf, nil), time.Hour))
+	const format = "error reading partition %d: %v"
+	for p := 0; p < 8; p++ {
+		log.Warn(fmt.Sprintf(format, p, "i/o timeout"), logx.Template(format))
+	}
+	log.Warn("another problem")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "error reading partition 0: i/o timeout") || strings.Contains(buf.String(), "logx_template") || strings.Contains(buf.String(), "%d") {
+		t.Fatalf("want the first formatted line and the other problem, without the template:\n%s", buf.String())
 	}
 }
