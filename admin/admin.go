@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"math"
@@ -25,6 +26,12 @@ type Store interface {
 	ReadList(ctx context.Context, user string) (l store.List, found bool, err error)
 }
 
+// Ranker ranks a given set of items for a user (scorer.Scorer and
+// scorer.Variants).
+type Ranker interface {
+	Rank(ctx context.Context, user string, items []string) ([]store.ListItem, error)
+}
+
 // LagSource supplies the per-partition lag table.
 type LagSource interface {
 	Snapshot() consumer.LagSnapshot
@@ -38,6 +45,7 @@ var (
 // Options configures a Server.
 type Options struct {
 	Store    Store
+	Ranker   Ranker              // nil: no re-ranking endpoint
 	Lag      LagSource           // nil: no partition table
 	Gatherer prometheus.Gatherer // nil: no metric summaries
 	Ready    func(context.Context) error
@@ -84,6 +92,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
 	s.userRoute(mux, "GET /api/v1/users/{id}/recommendations", s.serveRecommendations)
 	mux.HandleFunc("GET /api/v1/experiment", s.serveExperiment)
+	if s.opt.Ranker != nil {
+		s.userRoute(mux, "POST /api/v1/users/{id}/rank", s.serveRank)
+	}
 }
 
 // userRoute registers a route that reads or acts on one user's data,
@@ -251,6 +262,52 @@ func (s *Server) serveRecommendations(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, Recommendations{User: user, Source: src, List: l})
 	}
+}
+
+// MaxRankItems is the most items one rank request may hold.
+const MaxRankItems = 1000
+
+// RankRequest is the JSON body of POST /api/v1/users/{id}/rank.
+type RankRequest struct {
+	Items []string `json:"items"`
+}
+
+// RankResponse is the answer to a RankRequest: every distinct item of the
+// request, best first, with its score, source and reason.
+type RankResponse struct {
+	User  string           `json:"user"`
+	Items []store.ListItem `json:"items"`
+}
+
+func (s *Server) serveRank(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("id")
+	if reason := event.ValidateID(user, s.opt.MaxIDLen); reason != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid user id: " + string(reason)})
+		return
+	}
+	var req RankRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(MaxRankItems)*int64(s.opt.MaxIDLen+8)+1024))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: want {\"items\": [item ids]}: " + err.Error()})
+		return
+	}
+	if len(req.Items) == 0 || len(req.Items) > MaxRankItems {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("items: want 1 to %d item ids, got %d", MaxRankItems, len(req.Items))})
+		return
+	}
+	for _, it := range req.Items {
+		if reason := event.ValidateID(it, s.opt.MaxIDLen); reason != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("invalid item id %q: %s", it, reason)})
+			return
+		}
+	}
+	items, err := s.opt.Ranker.Rank(r.Context(), user, req.Items)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, RankResponse{User: user, Items: items})
 }
 
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {

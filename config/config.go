@@ -303,6 +303,11 @@ type ScorerWeights struct {
 	// NextItem weighs the items users moved to after the user's latest
 	// items (needs model.next_window > 0).
 	NextItem float64 `yaml:"next_item"`
+	// Popular weighs the fallback prior: every candidate and every item
+	// asked to be ranked scores its decayed popularity (within the user's
+	// categories when the catalog has them), and lists are filled to
+	// top_n with the most popular items.
+	Popular float64 `yaml:"popular"`
 }
 
 // ScorerConfig configures the score role (refresh topic -> per-user lists).
@@ -360,6 +365,20 @@ type ScorerConfig struct {
 	Variants []string `yaml:"variants"`
 	// VariantSalt salts the hash that assigns users to variants.
 	VariantSalt string `yaml:"variant_salt"`
+	// ItemNeighbours is how many co-occurring items item-kNN reads per
+	// seed at least; 0 reads whole rows (at most model.cooc_cap items
+	// plus the deltas since the last fold).
+	ItemNeighbours int `yaml:"item_neighbours"`
+	// ItemNeighbourBudget is how many co-occurring items item-kNN reads
+	// per user, shared among the seeds: a user with few seeds reads each
+	// row deeper than ItemNeighbours. 0 never reads deeper.
+	ItemNeighbourBudget int `yaml:"item_neighbour_budget"`
+	// UsersPerItem is how many recent users of each seed item user-kNN
+	// reads to find candidate neighbours.
+	UsersPerItem int `yaml:"users_per_item"`
+	// NeighbourItems is how many of each neighbour's strongest items
+	// user-kNN reads.
+	NeighbourItems int `yaml:"neighbour_items"`
 }
 
 // SetDefaults sets every scorer key to its default.
@@ -375,7 +394,7 @@ func (s *ScorerConfig) SetDefaults() {
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.5, NewArrivals: 0.3, NextItem: 1.0},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.05, NewArrivals: 0.3, NextItem: 1.0, Popular: 0.01},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,
@@ -394,6 +413,11 @@ func (s *ScorerConfig) SetDefaults() {
 		NewArrivalSlots:   2,
 		Variants:          []string{},
 		VariantSalt:       "recstream",
+
+		ItemNeighbours:      50,
+		ItemNeighbourBudget: 1000,
+		UsersPerItem:        50,
+		NeighbourItems:      50,
 	}
 }
 

@@ -221,6 +221,10 @@ func (s ScorerConfig) Validate() error {
 	p.oneOf("scorer.user_similarity", s.UserSimilarity, SimilarityCosine, SimilarityPearson)
 	p.oneOf("scorer.item_similarity", s.ItemSimilarity, SimilarityCosine, SimilarityJaccard, SimilarityLift)
 	p.nonNegFloat("scorer.shrinkage", s.Shrinkage)
+	p.minInt("scorer.item_neighbours", s.ItemNeighbours, 0)
+	p.minInt("scorer.item_neighbour_budget", s.ItemNeighbourBudget, 0)
+	p.minInt("scorer.users_per_item", s.UsersPerItem, 1)
+	p.minInt("scorer.neighbour_items", s.NeighbourItems, 1)
 	w := s.Weights
 	okU := p.nonNegFloat("scorer.weights.user_knn", w.UserKNN)
 	okI := p.nonNegFloat("scorer.weights.item_knn", w.ItemKNN)
@@ -229,7 +233,8 @@ func (s ScorerConfig) Validate() error {
 	okC := p.nonNegFloat("scorer.weights.content", w.Content)
 	okN := p.nonNegFloat("scorer.weights.new_arrivals", w.NewArrivals)
 	okX := p.nonNegFloat("scorer.weights.next_item", w.NextItem)
-	if okU && okI && okT && okE && okC && okN && okX && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals+w.NextItem > 0) {
+	okP := p.nonNegFloat("scorer.weights.popular", w.Popular)
+	if okU && okI && okT && okE && okC && okN && okX && okP && !(w.UserKNN+w.ItemKNN+w.Trending+w.EASE+w.Content+w.NewArrivals+w.NextItem+w.Popular > 0) {
 		p.add("scorer.weights", "sum must be greater than 0")
 	}
 	p.positiveDur("scorer.list_ttl", s.ListTTL)

@@ -12,7 +12,7 @@ type VariantSpec struct {
 	Name  string
 	Share float64
 	// Weights overrides scorer.weights for this variant, by source name
-	// (user_knn, item_knn, trending, content, new_arrivals).
+	// (user_knn, item_knn, trending, content, new_arrivals, popular).
 	Weights map[string]float64
 }
 
@@ -30,6 +30,8 @@ func (v VariantSpec) Apply(w ScorerWeights) ScorerWeights {
 			w.Content = x
 		case "new_arrivals":
 			w.NewArrivals = x
+		case "popular":
+			w.Popular = x
 		}
 	}
 	return w
@@ -65,9 +67,9 @@ func ParseVariants(specs []string) ([]VariantSpec, error) {
 					return nil, fmt.Errorf("%q: weight %q: want source=weight", sp, kv)
 				}
 				switch k {
-				case "user_knn", "item_knn", "trending", "content", "new_arrivals":
+				case "user_knn", "item_knn", "trending", "content", "new_arrivals", "popular":
 				default:
-					return nil, fmt.Errorf("%q: unknown source %q (want user_knn, item_knn, trending, content or new_arrivals)", sp, k)
+					return nil, fmt.Errorf("%q: unknown source %q (want user_knn, item_knn, trending, content, new_arrivals or popular)", sp, k)
 				}
 				x, err := strconv.ParseFloat(val, 64)
 				if err != nil || x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {

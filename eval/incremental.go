@@ -273,10 +273,12 @@ func NewIncremental(name string, replay *Replay, opt scorer.Options) *Incrementa
 	if opt.EASE == nil {
 		opt.EASE = replay.cfg.EASE
 	}
-	// The trending read is reused for at most TrendingRefresh of wall
-	// time; in a replay the state changes between calls.
-	opt.TrendingRefresh = time.Nanosecond
-	opt.DegreeTTL = time.Nanosecond
+	// A scorer is made anew whenever the replayed state changes (every
+	// Observe, every Fit), so the reads it reuses (trending, degrees, rows,
+	// vectors) are of the current state for its whole life.
+	opt.TrendingRefresh = 24 * time.Hour
+	opt.DegreeTTL = 24 * time.Hour
+	opt.NeighbourTTL = 24 * time.Hour
 	return &Incremental{name: name, replay: replay, opt: opt}
 }
 
@@ -317,12 +319,41 @@ func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScor
 	if m.usValid && m.user == user && m.usVer == ver {
 		return m.us, nil
 	}
+	if err := m.refreshScorer(ctx, st, ver); err != nil {
+		return nil, err
+	}
+	us, err := m.sc.Score(ctx, []string{user})
+	if err != nil {
+		return nil, err
+	}
+	m.user, m.us, m.usVer, m.usValid = user, &us[0], ver, true
+	return m.us, nil
+}
+
+// scorer returns the scorer of the current state.
+func (m *Incremental) scorer(ctx context.Context) (*scorer.Scorer, error) {
+	m.replay.mu.Lock()
+	st, ver := m.replay.st, m.replay.version
+	m.replay.mu.Unlock()
+	if st == nil {
+		return nil, errors.New("eval: incremental model used before Fit")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.refreshScorer(ctx, st, ver); err != nil {
+		return nil, err
+	}
+	return m.sc, nil
+}
+
+// refreshScorer makes the scorer anew when the state changed (m.mu held).
+func (m *Incremental) refreshScorer(ctx context.Context, st *store.Store, ver int) error {
 	if m.sc == nil || m.scVer != ver {
 		if m.opt.EASE != nil && m.opt.EASE != m.replay.cfg.EASE && m.easeVer != ver {
 			// A model with its own EASE (other settings than the
 			// replay's) refreshes it from the current state.
 			if err := m.opt.EASE.Refresh(ctx, st); err != nil {
-				return nil, err
+				return err
 			}
 			m.easeVer = ver
 		}
@@ -333,25 +364,32 @@ func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScor
 		m.sc = scorer.New(st, opt)
 		m.scVer = ver
 	}
-	us, err := m.sc.Score(ctx, []string{user})
+	return nil
+}
+
+// Score implements Model: the candidates ranked for the user by
+// scorer.Scorer.Rank, the path of the re-ranking API
+// (POST /api/v1/users/{id}/rank); -Inf for an item with no score from any
+// source (not even the popular prior).
+func (m *Incremental) Score(ctx context.Context, user string, candidates []string) ([]float64, error) {
+	sc, err := m.scorer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m.user, m.us, m.usVer, m.usValid = user, &us[0], ver, true
-	return m.us, nil
-}
-
-// Score implements Model: the blended score of each candidate, -Inf for an
-// item that no source proposed.
-func (m *Incremental) Score(ctx context.Context, user string, candidates []string) ([]float64, error) {
-	us, err := m.scores(ctx, user)
+	ranked, err := sc.Rank(ctx, user, candidates)
 	if err != nil {
 		return nil, err
+	}
+	score := make(map[string]float64, len(ranked))
+	for _, r := range ranked {
+		if r.Score > 0 {
+			score[r.Item] = r.Score
+		}
 	}
 	out := make([]float64, len(candidates))
 	for i, c := range candidates {
-		if x := us.Candidate(c); x != nil && x.Score > 0 {
-			out[i] = x.Score
+		if x, ok := score[c]; ok {
+			out[i] = x
 		} else {
 			out[i] = math.Inf(-1)
 		}

@@ -223,6 +223,10 @@ func ScorerOptions(c config.Config) scorer.Options {
 		WeightNext:     s.Weights.NextItem,
 		NextSeeds:      s.RecentEvents,
 		NextItems:      s.NextItems,
+		WeightPopular:  s.Weights.Popular,
+		ItemNeighbours: itemNeighbours(s.ItemNeighbours),
+		UsersPerItem:   s.UsersPerItem,
+		NeighbourItems: s.NeighbourItems,
 		MaxPerCategory: s.MaxPerCategory,
 		NewSlots:       s.NewArrivalSlots,
 		Content: scorer.ContentOptions{
@@ -239,11 +243,20 @@ func ScorerOptions(c config.Config) scorer.Options {
 		DegreeTTL:          s.NeighbourTTL,
 		ImpressionDiscount: c.Attribution.Discount, // Shown is set where the store exists
 	}
+	o.ItemNeighbourBudget = s.ItemNeighbourBudget
 	// Retention: a user's list never outlives the user's state.
 	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
 		o.ListTTL = u
 	}
 	return o
+}
+
+// itemNeighbours maps the config's 0 (whole rows) onto the scorer's -1.
+func itemNeighbours(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // EASEOptions maps the scorer section onto the EASE model's options.
@@ -809,8 +822,12 @@ func (p *Processor) phase() string {
 // read API under /api/v1/ (package admin).
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
+	var ranker admin.Ranker = p.Scorer
+	if p.Variants != nil {
+		ranker = p.Variants
+	}
 	ao := admin.Options{
-		Store: p.Store, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.cachedReady,
+		Store: p.Store, Ranker: ranker, Lag: p.Lag, Gatherer: p.gatherer, Ready: p.cachedReady,
 		Roles: p.Config.Run.Roles, Version: p.version, Logger: p.log,
 		Auth: admin.UserAuth{
 			Token: p.Config.Admin.Token, Username: p.Config.Admin.Username, Password: p.Config.Admin.Password,

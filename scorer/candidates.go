@@ -68,10 +68,11 @@ const (
 	srcNew
 	srcNext
 	srcTrending
+	srcPopular
 	numSources
 )
 
-var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceNextItem, SourceTrending}
+var sourceNames = [numSources]string{SourceItemKNN, SourceUserKNN, SourceEASE, SourceContent, SourceNew, SourceNextItem, SourceTrending, SourcePopular}
 
 // sourceIndex returns the index of a source name, -1 for none.
 func sourceIndex(name string) int {
@@ -81,6 +82,28 @@ func sourceIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// because is the reason an item the user interacted with gives: it names
+// the interaction, "bought" for an item the user bought, else the
+// strongest type of the user's recent events on it; an item known only
+// from the user's weights (older than the recent events) is named
+// without a verb.
+func because(p store.Profile, item string) string {
+	if p.Purchased[item] {
+		return "because you bought " + item
+	}
+	switch p.Acted[item] {
+	case "purchase":
+		return "because you bought " + item
+	case "add_to_cart":
+		return "because you added " + item + " to your cart"
+	case "click":
+		return "because you clicked " + item
+	case "browse":
+		return "because you viewed " + item
+	}
+	return "similar to " + item
 }
 
 // userKNNReason is the reason user-kNN gives every candidate.
@@ -143,6 +166,7 @@ type UserScores struct {
 	t         *candTable
 	seeds     []store.Scored   // the user's seeds: item-kNN's reasons name them
 	nextSeeds []string         // the user's latest items: next-item's reasons name them
+	cat       Catalog          // the popular source's reasons name the item's category
 	names     []string         // item names by number, once Score has returned
 	byItem    map[string]int32 // place by item, built when Candidate is first asked
 	list      []*Candidate     // every candidate, built when Candidates is first asked
@@ -213,13 +237,20 @@ func (us *UserScores) reason(k int32, s int) string {
 	switch s {
 	case srcItemKNN:
 		if seed := us.t.rows[k].seed; seed >= 0 {
-			return "because you viewed " + us.seeds[seed].ID
+			return because(us.Profile, us.seeds[seed].ID)
 		}
 		return ""
 	case srcUserKNN:
 		return userKNNReason
 	case srcNext:
 		return us.nextReason(k)
+	case srcPopular:
+		if us.cat != nil {
+			if c := us.cat.Category(us.item(int(k))); c != "" {
+				return "popular in " + c
+			}
+		}
+		return "popular"
 	}
 	if why := us.t.why[s]; int(k) < len(why) {
 		return why[k]
@@ -292,7 +323,7 @@ func (us *UserScores) blend(opt Options) {
 	if us.t == nil {
 		return
 	}
-	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightNext, opt.WeightTrending}
+	ws := [numSources]float64{opt.WeightItemKNN, opt.WeightUserKNN, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightNext, opt.WeightTrending, opt.WeightPopular}
 	var mx [numSources]float64
 	rows := us.t.rows
 	for i := range rows {
@@ -324,20 +355,13 @@ func (us *UserScores) blend(opt Options) {
 
 // discount multiplies the blended score of each candidate shown k times
 // since its last click (shown: item -> k) by factor^k.
-func (us *UserScores) discount(t *table, shown map[string]int, factor float64) {
-	if us.t == nil {
+func (us *UserScores) discount(shown map[string]int, factor float64) {
+	if us.t == nil || len(shown) == 0 {
 		return
 	}
-	for item, k := range shown {
-		if k <= 0 {
-			continue
-		}
-		id := t.lookup(item)
-		if id < 0 || int(id) >= len(us.sc.slot) {
-			continue
-		}
-		if slot := us.sc.slot[id]; slot > 0 {
-			us.t.rows[slot-1].score *= math.Pow(factor, float64(k))
+	for k := range us.t.rows {
+		if n := shown[us.item(k)]; n > 0 {
+			us.t.rows[k].score *= math.Pow(factor, float64(n))
 		}
 	}
 }

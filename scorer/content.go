@@ -192,6 +192,33 @@ func (s *Scorer) content(us *UserScores) {
 	}
 }
 
+// contentOn reports whether the content source runs.
+func (s *Scorer) contentOn() bool {
+	return s.opt.Catalog != nil && s.opt.WeightContent > 0
+}
+
+// contentPopularity weighs each content score (the cosine between the
+// user's attribute profile and the item) by the item's decayed popularity
+// (its degree): among the items that match the user's attributes equally,
+// the ones more users chose come first. Attributes alone order a genre's
+// items by how many genres they share with the profile, whatever their
+// merit; weighed so, content orders them as popularity within the user's
+// categories does, refined by the attribute match.
+func (s *Scorer) contentPopularity(us *UserScores, deg []float64) {
+	if us.t == nil || !s.contentOn() {
+		return
+	}
+	for k := range us.t.rows {
+		r := &us.t.rows[k]
+		if r.has&(1<<srcContent) != 0 {
+			r.vals[srcContent] *= deg[r.id]
+			if r.vals[srcContent] <= 0 {
+				r.has &^= 1 << srcContent
+			}
+		}
+	}
+}
+
 // trendingReason names the item's category when the catalog knows it.
 func (s *Scorer) trendingReason(item string) string {
 	if s.opt.Catalog != nil {

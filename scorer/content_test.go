@@ -45,7 +45,8 @@ func contentOpts(idx *catalog.Index) scorer.Options {
 }
 
 // The content score of every candidate equals the cosine, computed from
-// scratch, between Σ_j w_uj·f(j) over the user's stored weights and f(i).
+// scratch, between Σ_j w_uj·f(j) over the user's stored weights and f(i),
+// times the item's degree (its decayed distinct users).
 func TestContentMatchesBruteForce(t *testing.T) {
 	f := newFixture(t, 1500)
 	idx, _ := fixtureCatalog()
@@ -82,7 +83,11 @@ func TestContentMatchesBruteForce(t *testing.T) {
 			for _, v := range prof {
 				np += v * v
 			}
-			want := dot / math.Sqrt(np*ni)
+			deg, err := f.st.ItemDegrees(context.Background(), []string{id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := dot / math.Sqrt(np*ni) * deg[id]
 			if !relClose(got, want) {
 				t.Fatalf("user %s item %s: content %v, brute force %v", us.Profile.User, id, got, want)
 			}

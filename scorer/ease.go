@@ -280,7 +280,7 @@ func (s *Scorer) easeScores(us *UserScores) {
 		}
 		reason := ""
 		if from[j] != "" {
-			reason = "because you viewed " + from[j]
+			reason = because(us.Profile, from[j])
 		}
 		us.setReason(ids[j], SourceEASE, v, reason)
 	}

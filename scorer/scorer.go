@@ -48,6 +48,7 @@ const (
 	SourceItemKNN  = "item_knn"
 	SourceUserKNN  = "user_knn"
 	SourceTrending = "trending"
+	SourcePopular  = "popular"
 )
 
 // Options configures a Scorer. Zero values take the documented defaults.
@@ -61,13 +62,14 @@ type Options struct {
 	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); 0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
-	ItemNeighbours  int     // item-kNN: co-occurring items read per seed
+	ItemNeighbours  int     // item-kNN: co-occurring items read per seed at least; <0: whole rows
 	UserSimilarity  string  // cosine or pearson
 	ItemSimilarity  string  // cosine, jaccard or lift
 	Shrinkage       float64 // added to similarity denominators
 	WeightUserKNN   float64
 	WeightItemKNN   float64
 	WeightTrending  float64
+	WeightPopular   float64 // the fallback prior: decayed popularity of every candidate (within the user's categories)
 	WeightContent   float64 // content-based source (needs Catalog)
 	WeightNew       float64 // new-arrivals source (needs Catalog)
 	WeightNext      float64 // next-item source (next.go)
@@ -99,6 +101,11 @@ type Options struct {
 	// and batches; the rescored user's own profile is always read. 0
 	// disables the reuse.
 	NeighbourTTL time.Duration
+
+	// ItemNeighbourBudget is how many co-occurring items item-kNN reads
+	// per user, shared among the seeds: a user with few seeds reads each
+	// row deeper than ItemNeighbours; 0 never reads deeper.
+	ItemNeighbourBudget int
 }
 
 func (o *Options) setDefaults() {
@@ -114,7 +121,10 @@ func (o *Options) setDefaults() {
 	def(&o.HistoryItems, 20)
 	def(&o.UserItems, 200)
 	def(&o.NeighbourItems, 50)
-	def(&o.ItemNeighbours, 50)
+	if o.ItemNeighbours == 0 {
+		o.ItemNeighbours = 50
+	}
+	o.ItemNeighbourBudget = max(o.ItemNeighbourBudget, 0)
 	def(&o.NextItems, 300)
 	def(&o.NextSeeds, 10)
 	def(&o.TrendingSize, 200)
@@ -126,7 +136,7 @@ func (o *Options) setDefaults() {
 		o.ItemSimilarity = "cosine"
 	}
 	o.Content.setDefaults()
-	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 && o.WeightNext == 0 {
+	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 && o.WeightNext == 0 && o.WeightPopular == 0 {
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
 	}
 	if o.ListTTL <= 0 {
@@ -282,8 +292,82 @@ func (s *Scorer) top(us UserScores) []store.ListItem {
 }
 
 // Score computes every candidate of each user with its per-source scores.
-// It reads the store in three pipelined rounds for the whole batch.
+// It reads the store in three pipelined rounds for the whole batch (a
+// fourth for the popularity of candidates whose degree was not read yet).
 func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error) {
+	return s.score(ctx, users, nil)
+}
+
+// Rank scores the given items for the user with the sources and blend of
+// the user's list, from the same candidate rows: items no source proposes
+// score their prior (the popular source) only. The answer holds each
+// distinct item once, best first (ties by item name); purchased and seen
+// items are ranked too, the caller chose them.
+func (s *Scorer) Rank(ctx context.Context, user string, items []string) ([]store.ListItem, error) {
+	want := make([]string, 0, len(items))
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		if !seen[it] {
+			seen[it] = true
+			want = append(want, it)
+		}
+	}
+	scores, err := s.score(ctx, []string{user}, [][]string{want})
+	if err != nil {
+		return nil, err
+	}
+	us := &scores[0]
+	defer us.recycle()
+	out := make([]store.ListItem, len(want))
+	for i, it := range want {
+		out[i] = store.ListItem{Item: it}
+		if c := us.Candidate(it); c != nil {
+			out[i] = store.ListItem{Item: it, Score: c.Score, Source: c.Source, Reason: c.Reason}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b store.ListItem) int {
+		if a.Score != b.Score {
+			return cmp.Compare(b.Score, a.Score)
+		}
+		return cmp.Compare(a.Item, b.Item)
+	})
+	return out, nil
+}
+
+// rowDepth is how many items of each co-occurrence row a Score call
+// reads: the most any user reads (0: whole rows).
+func (s *Scorer) rowDepth() int {
+	if s.opt.ItemNeighbours < 0 {
+		return 0
+	}
+	return max(s.opt.ItemNeighbours, s.opt.ItemNeighbourBudget)
+}
+
+// seedDepth is how many items of each seed's row a user with n seeds
+// uses (0: all): ItemNeighbours, or the budget shared among the seeds
+// when that is more.
+func (s *Scorer) seedDepth(n int) int {
+	if s.opt.ItemNeighbours < 0 {
+		return 0
+	}
+	d := s.opt.ItemNeighbours
+	if n > 0 && s.opt.ItemNeighbourBudget > 0 {
+		d = max(d, s.opt.ItemNeighbourBudget/n)
+	}
+	return d
+}
+
+// head returns the first d entries of a row (all when d <= 0).
+func head(row []entry, d int) []entry {
+	if d > 0 && len(row) > d {
+		return row[:d]
+	}
+	return row
+}
+
+// score is Score whose users also get a candidate row for each of
+// extra[k] (Rank's items), scored by every source that scores the rows.
+func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([]UserScores, error) {
 	profiles, err := s.st.Profiles(ctx, users, s.opt.UserItems, s.opt.RecentEvents)
 	if err != nil {
 		return nil, err
@@ -334,7 +418,7 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	if s.opt.WeightItemKNN > 0 {
 		g.Go(func() error {
 			var err error
-			sd.rows, err = nb.rows.get(gctx, now, seedIDs, s.opt.ItemNeighbours, nb.readRows(s.st))
+			sd.rows, err = nb.rows.get(gctx, now, seedIDs, s.rowDepth(), nb.readRows(s.st))
 			return err
 		})
 	}
@@ -379,7 +463,25 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 
-	// The degrees item-kNN needs: of the seeds and the items of their rows.
+	// The trending items (the trending source, and the popular source's
+	// candidates that fill every list) and the items to rank, numbered.
+	trendMax := 0.0
+	if len(trending) > 0 {
+		trendMax = trending[0].Score
+	}
+	var trendIDs []int32
+	if (s.opt.WeightTrending > 0 || s.opt.WeightPopular > 0) && trendMax > 0 {
+		trendIDs = nb.items.numbers(trending)
+	}
+	extraIDs := make([][]int32, len(extra))
+	for k, items := range extra {
+		extraIDs[k] = make([]int32, len(items))
+		nb.items.number(items, extraIDs[k])
+	}
+
+	// The degrees item-kNN needs: of the seeds and the items of their rows
+	// as deep as each user reads them; and the popular source's, of the
+	// trending items and the items to rank.
 	sc.fit(nb.items.len())
 	var degIDs []int32
 	mark := func(id int32) {
@@ -389,10 +491,24 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}
 	if s.opt.WeightItemKNN > 0 {
-		for i, id := range seedIDs {
+		for k := range profiles {
+			d := s.seedDepth(len(userSeeds[k]))
+			for _, seed := range userSeeds[k] {
+				i := sd.at[seed.ID]
+				mark(sd.ids[i])
+				for _, x := range head(sd.rows[i], d) {
+					mark(x.id)
+				}
+			}
+		}
+	}
+	if s.opt.WeightPopular > 0 {
+		for _, id := range trendIDs {
 			mark(id)
-			for _, x := range sd.rows[i] {
-				mark(x.id)
+		}
+		for _, ids := range extraIDs {
+			for _, id := range ids {
+				mark(id)
 			}
 		}
 	}
@@ -434,17 +550,11 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 		}
 	}()
 
-	trendMax := 0.0
-	if len(trending) > 0 {
-		trendMax = trending[0].Score
-	}
-	var trendIDs []int32
 	var trendWhy []string
 	if s.opt.WeightTrending > 0 && trendMax > 0 {
 		for _, t := range trending {
 			trendWhy = append(trendWhy, s.trendingReason(t.ID))
 		}
-		trendIDs = nb.items.numbers(trending)
 	}
 	// The users' own items, numbered for user-kNN.
 	userIDs := make([][]int32, len(profiles))
@@ -463,28 +573,125 @@ func (s *Scorer) Score(ctx context.Context, users []string) ([]UserScores, error
 	sc.fit(len(ci.names))
 	out := make([]UserScores, len(profiles))
 	for k, p := range profiles {
-		us := UserScores{Profile: p, items: ci, sc: sc, seeds: userSeeds[k]}
+		us := UserScores{Profile: p, items: ci, sc: sc, seeds: userSeeds[k], cat: s.opt.Catalog}
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, userSeeds[k], &sd)
 			s.userKNN(&us, userIDs[k], cands[k], userOrder)
 			s.easeScores(&us)
+		}
+		if k < len(extraIDs) {
+			for _, id := range extraIDs[k] {
+				us.at(id)
+			}
+		}
+		if len(p.Items) > 0 {
 			s.content(&us)
 			s.nextItem(&us, s.nextSeeds(p), nextAt, nextRows)
 		}
 		for i, id := range trendIDs {
-			us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
+			if trendWhy != nil {
+				us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
+			} else {
+				us.at(id)
+			}
 		}
 		if s.opt.ExcludeSeen {
 			us.markOwn(userIDs[k])
 		}
-		us.blend(s.opt)
-		if shown != nil {
-			us.discount(nb.items, shown[k], s.opt.ImpressionDiscount)
-		}
 		us.release()
 		out[k] = us
 	}
+	if s.opt.WeightPopular > 0 || s.contentOn() {
+		// The degrees of the content candidates no earlier read covered,
+		// one more round for the whole call. The popular prior scores the
+		// candidates whose degree the call read: item-kNN's, content's,
+		// the trending items and the items to rank (reading the degree of
+		// every user-kNN candidate too would double a rescore's commands).
+		from := len(degIDs)
+		if s.contentOn() {
+			for k := range out {
+				if t := out[k].t; t != nil {
+					for _, r := range t.rows {
+						if r.has&(1<<srcContent) != 0 {
+							mark(r.id)
+						}
+					}
+				}
+			}
+		}
+		if more := degIDs[from:]; len(more) > 0 {
+			got, err := nb.degrees.get(ctx, now, more, 0, nb.readDegrees(s.st))
+			if err != nil {
+				return nil, err
+			}
+			for i, id := range more {
+				sc.deg[id] = got[i]
+			}
+		}
+		for k := range out {
+			s.popular(&out[k], sc.deg)
+			s.contentPopularity(&out[k], sc.deg)
+		}
+	}
+	for k := range out {
+		out[k].blend(s.opt)
+		if shown != nil {
+			out[k].discount(shown[k], s.opt.ImpressionDiscount)
+		}
+	}
 	return out, nil
+}
+
+// popular scores the user's candidates whose degree deg holds (0 for the
+// others) with their prior: the item's decayed popularity (its degree, the
+// decayed count of its distinct users), times 1 + the share of the user's
+// weight in the item's category when the catalog has one, so popular
+// items of the user's categories come first among the items no personal
+// source proposes.
+func (s *Scorer) popular(us *UserScores, deg []float64) {
+	if us.t == nil {
+		return
+	}
+	cat := s.opt.Catalog
+	var share map[string]float64
+	if s.opt.WeightPopular > 0 && cat != nil && len(us.Profile.Items) > 0 {
+		share = categoryShares(cat, us.Profile.Items)
+	}
+	if s.opt.WeightPopular <= 0 {
+		return
+	}
+	for k := range us.t.rows {
+		r := &us.t.rows[k]
+		d := deg[r.id]
+		if d <= 0 {
+			continue
+		}
+		if len(share) > 0 {
+			d *= 1 + share[cat.Category(us.item(k))]
+		}
+		r.vals[srcPopular] = d
+		r.has |= 1 << srcPopular
+	}
+}
+
+// categoryShares returns each category's share of the user's normalised
+// weights (summing to 1 over the items with a category).
+func categoryShares(cat Catalog, items []store.Scored) map[string]float64 {
+	out := make(map[string]float64)
+	var sum float64
+	for _, it := range items {
+		if c := cat.Category(it.ID); c != "" {
+			out[c] += it.Score
+			sum += it.Score
+		}
+	}
+	if sum <= 0 {
+		return nil
+	}
+	for c := range out {
+		out[c] /= sum
+	}
+	return out
 }
 
 // seedsOf is what a Score call read of its seeds, by their place in ids
@@ -598,11 +805,12 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 	}
 	deg := us.sc.deg
 	best := us.sc.best // the largest single contribution so far, per item
+	d := s.seedDepth(len(seeds))
 	for si, seed := range seeds {
 		a := seed.Score
 		i := sd.at[seed.ID]
 		nj := deg[sd.ids[i]]
-		for _, x := range sd.rows[i] {
+		for _, x := range head(sd.rows[i], d) {
 			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue

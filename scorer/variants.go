@@ -98,6 +98,11 @@ func Bucket(salt, user string) int {
 // Assign returns the name of the user's variant.
 func (x *Variants) Assign(user string) string { return x.vs[x.index(user)].Name }
 
+// Rank ranks items for the user with the scorer of the user's variant.
+func (x *Variants) Rank(ctx context.Context, user string, items []string) ([]store.ListItem, error) {
+	return x.vs[x.index(user)].Scorer.Rank(ctx, user, items)
+}
+
 func (x *Variants) index(user string) int {
 	b := Bucket(x.salt, user)
 	for i, u := range x.upper {

@@ -25,6 +25,9 @@ type Profile struct {
 	Purchased map[string]bool // purchased items
 	LastTS    int64           // newest event time applied (unix ms)
 	Recent    []string        // distinct items of the most recent events, newest first
+	// Acted is the strongest event type (purchase, add_to_cart, click,
+	// browse) of each item of the most recent events.
+	Acted map[string]string
 }
 
 // Profiles reads the top n weighted items, the distinct items of the last
@@ -58,9 +61,19 @@ func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]
 		p.LastTS, _ = strconv.ParseInt(ts[i].Val(), 10, 64)
 		seen := make(map[string]bool)
 		for _, e := range logs[i].Val() {
-			if it := logItem(e); it != "" && !seen[it] {
+			typ, it := logTypeItem(e)
+			if it == "" {
+				continue
+			}
+			if !seen[it] {
 				seen[it] = true
 				p.Recent = append(p.Recent, it)
+			}
+			if p.Acted == nil {
+				p.Acted = make(map[string]string)
+			}
+			if typeRank(typ) > typeRank(p.Acted[it]) {
+				p.Acted[it] = typ
 			}
 		}
 		out[i] = p
@@ -226,13 +239,30 @@ func (s *Store) RecentEvents(ctx context.Context, user string, n int) ([]LoggedE
 	return out, nil
 }
 
-// logItem returns the item of a log entry offset|partition|type|ts|new|item.
-func logItem(e string) string {
+// logTypeItem returns the event type and the item of a log entry
+// offset|partition|type|ts|new|item.
+func logTypeItem(e string) (typ, item string) {
 	f := strings.SplitN(e, "|", 6)
 	if len(f) != 6 {
-		return ""
+		return "", ""
 	}
-	return f[5]
+	return f[2], f[5]
+}
+
+// typeRank orders event types by strength: browse < click < add_to_cart
+// < purchase; 0 for none or an unknown type.
+func typeRank(t string) int {
+	switch t {
+	case "browse":
+		return 1
+	case "click":
+		return 2
+	case "add_to_cart":
+		return 3
+	case "purchase":
+		return 4
+	}
+	return 0
 }
 
 func zs(v []redis.Z) []Scored {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ const (
 	modelBatchNext    = "batch-next-item"
 	modelContent      = "content"        // needs item attributes
 	modelHybridCont   = "hybrid-content" // hybrid plus content; needs item attributes
+	modelPopular      = "popular"        // the production popular prior alone (within the user's categories with item attributes)
 )
 
 var allModels = []string{modelPopularity, modelUserKNN, modelItemKNN, modelEASE, modelNextItem, modelHybrid, modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE, modelBatchNext}
@@ -91,7 +93,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.protocol, "protocol", "loo", "loo (sampled negatives), full (all unseen items) or prequential (test-then-learn)")
 	fs.StringVar(&f.ks, "k", "10", "comma-separated cutoffs")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of negative sampling")
-	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", ")+"; with item attributes also "+modelContent+", "+modelHybridCont)
+	fs.StringVar(&f.models, "models", strings.Join(allModels, ","), "comma-separated models: "+strings.Join(allModels, ", ")+"; also "+modelPopular+" (the scorer's popular prior alone); with item attributes also "+modelContent+", "+modelHybridCont)
 	fs.StringVar(&f.ties, "ties", "first-seen", "loo/full: which of a user's interactions at the latest timestamp is held out: first-seen (the item seen first in the log, as the published ML-100K protocol) or last (the last in file order)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print {\"results\": [...]} instead of a table")
 	fs.StringVar(&f.svg, "svg", "", "write an SVG chart of hr@K against K to this file")
@@ -374,6 +376,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		cfg = tuned
+	} else if split != nil && slices.Contains(names, modelHybridCont) && len(env.attrs) > 0 {
+		// The content weight of the hybrid is chosen on a validation
+		// split carved from the training part, as --tune does.
+		tuned, err := tuneStagesOn(ctx, env, cfg, split.Train, f, ties, progress, stderr, []tuneStage{contentStage()})
+		if err != nil {
+			return err
+		}
+		cfg = tuned
 	}
 
 	models, err := env.buildModels(cfg, names, "")
@@ -542,6 +552,10 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		o.WeightNext = 0
 		return o
 	}
+	var attrCatalog *catalog.Index
+	if len(e.attrs) > 0 {
+		attrCatalog = catalogFromAttrs(e.attrs)
+	}
 	var out []eval.Model
 	for _, n := range names {
 		var m eval.Model
@@ -561,6 +575,14 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			o := only(0, 0, 0, 0)
 			o.WeightNext = 1
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
+		case modelPopular:
+			o := only(0, 0, 0, 0)
+			o.WeightPopular = 1
+			if attrCatalog != nil && attrCatalog.Len() > 0 {
+				o.Catalog = attrCatalog
+				o.WeightContent, o.WeightNew = 0, 0
+			}
+			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelHybrid:
 			o := base
 			if o.WeightEASE == 0 && o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightNext == 0 {
@@ -568,8 +590,8 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelContent, modelHybridCont:
-			idx := catalogFromAttrs(e.attrs)
-			if idx.Len() == 0 {
+			idx := attrCatalog
+			if idx == nil || idx.Len() == 0 {
 				return nil, fmt.Errorf("%s: no item attributes (use a data set with attributes or --items)", n)
 			}
 			o := only(0, 0, 0, 0)
@@ -577,7 +599,10 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 				o = base
 			}
 			o.Catalog = idx
-			o.WeightContent = max(cfg.Scorer.Weights.Content, 0.5)
+			o.WeightContent = cfg.Scorer.Weights.Content
+			if n == modelContent {
+				o.WeightContent = 1
+			}
 			o.WeightNew = 0 // replayed logs have no creation times
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelBatchUserKNN:
@@ -592,7 +617,7 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		case "":
 			continue
 		default:
-			return nil, fmt.Errorf("--models: unknown model %q (want %s, %s or %s)", n, strings.Join(allModels, ", "), modelContent, modelHybridCont)
+			return nil, fmt.Errorf("--models: unknown model %q (want %s, %s, %s or %s)", n, strings.Join(allModels, ", "), modelPopular, modelContent, modelHybridCont)
 		}
 		out = append(out, m)
 	}

@@ -138,7 +138,7 @@ func TestTunedProfileLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Scorer.Weights.EASE <= 0 || cfg.Scorer.Shrinkage != 20 || cfg.Model.HalfLife < 365*24*time.Hour {
+	if cfg.Scorer.Weights.EASE <= 0 || cfg.Scorer.ItemNeighbours != 0 || cfg.Scorer.Weights.Content != 0 || cfg.Model.HalfLife < 365*24*time.Hour {
 		t.Errorf("profile not applied over eval's: %+v %+v", cfg.Scorer, cfg.Model)
 	}
 }

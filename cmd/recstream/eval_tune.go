@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/processor"
@@ -17,6 +18,9 @@ type tuneStage struct {
 	name   string
 	model  string // which incremental model is validated
 	change []tuneChange
+	// minGain is the relative validation gain over the first candidate
+	// that another must show to be chosen (0: the best is chosen).
+	minGain float64
 }
 
 type tuneChange struct {
@@ -52,9 +56,11 @@ func combine(cs ...tuneChange) tuneChange {
 }
 
 // tuneStages is the search: item-kNN similarity, shrinkage and recency
-// boost; user-kNN neighbours; EASE λ; then the blend weights of the hybrid.
-// Each stage keeps the best value found so far of the earlier ones.
-func tuneStages() []tuneStage {
+// boost; item-kNN depth; user-kNN neighbours; EASE λ; the blend weights of
+// the hybrid; the popular prior's weight; and with item attributes the
+// content weight. Each stage keeps the best value found so far of the
+// earlier ones.
+func tuneStages(withContent bool) []tuneStage {
 	var item []tuneChange
 	for _, sim := range []string{config.SimilarityCosine, config.SimilarityJaccard} {
 		for _, sh := range []float64{0, 20} {
@@ -62,6 +68,12 @@ func tuneStages() []tuneStage {
 				item = append(item, combine(setSim(sim), setShrink(sh), setBoost(b)))
 			}
 		}
+	}
+	var depth []tuneChange
+	for _, d := range [][2]int{{50, 0}, {50, 1000}, {100, 2000}, {0, 0}} {
+		depth = append(depth, tuneChange{fmt.Sprintf("scorer.item_neighbours=%d scorer.item_neighbour_budget=%d", d[0], d[1]), func(c *config.Config) {
+			c.Scorer.ItemNeighbours, c.Scorer.ItemNeighbourBudget = d[0], d[1]
+		}})
 	}
 	var user []tuneChange
 	for _, k := range []int{30, 100} {
@@ -85,13 +97,36 @@ func tuneStages() []tuneStage {
 	for _, w := range []float64{0, 0.5, 1, 2} {
 		next = append(next, tuneChange{fmt.Sprintf("scorer.weights.next_item=%g", w), func(c *config.Config) { c.Scorer.Weights.NextItem = w }})
 	}
-	return []tuneStage{
-		{"item-kNN", modelItemKNN, item},
-		{"user-kNN", modelUserKNN, user},
-		{"EASE", modelEASE, ease},
-		{"blend", modelHybrid, blend},
-		{"next", modelHybrid, next},
+	var popular []tuneChange
+	for _, w := range []float64{0, 0.01, 0.05, 0.2} {
+		popular = append(popular, tuneChange{fmt.Sprintf("scorer.weights.popular=%g", w), func(c *config.Config) { c.Scorer.Weights.Popular = w }})
 	}
+	stages := []tuneStage{
+		{name: "item-kNN", model: modelItemKNN, change: item},
+		{name: "depth", model: modelItemKNN, change: depth},
+		{name: "user-kNN", model: modelUserKNN, change: user},
+		{name: "EASE", model: modelEASE, change: ease},
+		{name: "blend", model: modelHybrid, change: blend},
+		{name: "popular", model: modelHybrid, change: popular},
+		{name: "next", model: modelHybrid, change: next},
+	}
+	if withContent {
+		stages = append(stages, contentStage())
+	}
+	return stages
+}
+
+// contentStage searches the content weight of the hybrid: 0 keeps the
+// hybrid as it is, and another weight is chosen only when it lifts the
+// validation score by 1% or more (ML-100K: 0.05 lifted validation NDCG@10
+// 0.4223 -> 0.4249, +0.6%, and lowered the test split's), so adding
+// content does not lower the hybrid by the noise of one split.
+func contentStage() tuneStage {
+	var content []tuneChange
+	for _, w := range []float64{0, 0.01, 0.05, 0.25, 1} {
+		content = append(content, tuneChange{fmt.Sprintf("scorer.weights.content=%g", w), func(c *config.Config) { c.Scorer.Weights.Content = w }})
+	}
+	return tuneStage{name: "content", model: modelHybridCont, change: content, minGain: 0.01}
 }
 
 // nextWindows are the transition windows (model.next_window) --tune
@@ -133,6 +168,11 @@ func tuneWindow(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 // (each user's latest training interaction), never the test split, and
 // returns the configuration with the best value of each stage.
 func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer) (config.Config, error) {
+	return tuneStagesOn(ctx, e, cfg, train, f, ties, progress, stderr, tuneStages(len(e.attrs) > 0 && catalogFromAttrs(e.attrs).Len() > 0))
+}
+
+// tuneStagesOn runs the given stages of the search (tuneConfig).
+func tuneStagesOn(ctx context.Context, e *evalEnv, cfg config.Config, train []eval.Interaction, f *evalFlags, ties eval.HoldoutTies, progress, stderr io.Writer, stages []tuneStage) (config.Config, error) {
 	tc := eval.TuneConfig{Config: eval.Config{Ks: []int{10}, Seed: f.seed, Ties: ties, NoLists: true, Progress: progress}, Metric: f.metric}
 	var chosen []string
 	if cfg.Model.NextWindow > 0 {
@@ -143,10 +183,14 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 		}
 		chosen = append(chosen, desc)
 	}
+	var idx *catalog.Index
+	if len(e.attrs) > 0 {
+		idx = catalogFromAttrs(e.attrs)
+	}
 	// One replay of the validation training part serves every candidate
 	// of the other stages (they change scorer settings only).
 	replay := e.newReplay(cfg, nil)
-	for _, st := range tuneStages() {
+	for _, st := range stages {
 		var factories []func() eval.Model
 		for _, ch := range st.change {
 			c := cfg
@@ -165,6 +209,11 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 1, 0, 0, 0
 			case modelEASE:
 				opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE = 0, 0, 0, 1
+			case modelHybridCont:
+				opt.Catalog, opt.WeightNew = idx, 0
+			}
+			if st.model != modelHybridCont {
+				opt.WeightContent = 0
 			}
 			if opt.WeightEASE > 0 {
 				opt.EASE = scorer.NewEASE(processor.EASEOptions(c))
@@ -180,10 +229,16 @@ func tuneConfig(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 			fmt.Fprintf(stderr, "tune %-8s %s %s %.4f\n", st.name, r.Model, tr.Metric, r.Metrics[tr.Metric])
 			_ = i
 		}
-		best := st.change[tr.Best]
+		at, score := tr.Best, tr.Score
+		if base := tr.Results[0].Metrics[tr.Metric]; st.minGain > 0 && at != 0 && score < base*(1+st.minGain) {
+			// Within the noise of the validation split: the first
+			// candidate (the source left out) is kept.
+			at, score = 0, base
+		}
+		best := st.change[at]
 		best.apply(&cfg)
 		chosen = append(chosen, best.desc)
-		fmt.Fprintf(stderr, "tune %-8s chose %s (validation %s %.4f)\n", st.name, best.desc, tr.Metric, tr.Score)
+		fmt.Fprintf(stderr, "tune %-8s chose %s (validation %s %.4f)\n", st.name, best.desc, tr.Metric, score)
 	}
 	fmt.Fprintf(stderr, "tuned settings:")
 	for _, c := range chosen {
