@@ -146,7 +146,11 @@ func (s *Server) status(ctx context.Context) Status {
 	st.Fenced = g.counter("recstream_events_fenced_total")
 	st.RedisErrors = g.counts("recstream_redis_errors_total", "command")
 	if s.opt.Experiment != nil {
-		if r, err := s.opt.Experiment(ctx); err != nil {
+		// Bounded so that the page answers while Redis is down.
+		ectx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		r, err := s.opt.Experiment(ectx)
+		cancel()
+		if err != nil {
 			st.ExperimentError = err.Error()
 		} else {
 			st.Experiment = &r
