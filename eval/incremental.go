@@ -308,11 +308,9 @@ func (m *Incremental) ObserveImpression(ctx context.Context, user string, items 
 // scores returns the scorer's candidates for user, cached for the last user
 // while the state does not change.
 func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScores, error) {
-	m.replay.mu.Lock()
-	st, ver := m.replay.st, m.replay.version
-	m.replay.mu.Unlock()
-	if st == nil {
-		return nil, errors.New("eval: incremental model used before Fit")
+	st, ver, err := m.replay.current()
+	if err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -332,11 +330,9 @@ func (m *Incremental) scores(ctx context.Context, user string) (*scorer.UserScor
 
 // scorer returns the scorer of the current state.
 func (m *Incremental) scorer(ctx context.Context) (*scorer.Scorer, error) {
-	m.replay.mu.Lock()
-	st, ver := m.replay.st, m.replay.version
-	m.replay.mu.Unlock()
-	if st == nil {
-		return nil, errors.New("eval: incremental model used before Fit")
+	st, ver, err := m.replay.current()
+	if err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -344,6 +340,16 @@ func (m *Incremental) scorer(ctx context.Context) (*scorer.Scorer, error) {
 		return nil, err
 	}
 	return m.sc, nil
+}
+
+// current returns the replay's store and its version.
+func (r *Replay) current() (*store.Store, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		return nil, 0, errors.New("eval: incremental model used before Fit")
+	}
+	return r.st, r.version, nil
 }
 
 // refreshScorer makes the scorer anew when the state changed (m.mu held).

@@ -357,24 +357,29 @@ func proportion(x, n float64) Estimate {
 
 // compareWald sets the difference to ctl with a Wald test of it.
 func (e *Estimate) compareWald(ctl Estimate) {
+	if se, ok := e.diffTo(ctl); ok {
+		e.P = pValue(e.Diff, se)
+	}
+}
+
+// diffTo sets the difference to ctl with its 95% interval and returns the
+// difference's unpooled standard error; false when either rate is unknown.
+func (e *Estimate) diffTo(ctl Estimate) (float64, bool) {
 	if math.IsNaN(e.Rate) || math.IsNaN(ctl.Rate) {
-		return
+		return 0, false
 	}
 	e.Diff = e.Rate - ctl.Rate
 	se := math.Sqrt(e.se*e.se + ctl.se*ctl.se)
 	e.DiffLow, e.DiffHigh = e.Diff-Z*se, e.Diff+Z*se
-	e.P = pValue(e.Diff, se)
+	return se, true
 }
 
 // compareProportions sets the difference to ctl and the two-proportion
 // z-test's p-value (pooled standard error).
 func (e *Estimate) compareProportions(ctl Estimate) {
-	if math.IsNaN(e.Rate) || math.IsNaN(ctl.Rate) {
+	if _, ok := e.diffTo(ctl); !ok {
 		return
 	}
-	e.Diff = e.Rate - ctl.Rate
-	se := math.Sqrt(e.se*e.se + ctl.se*ctl.se)
-	e.DiffLow, e.DiffHigh = e.Diff-Z*se, e.Diff+Z*se
 	pool := (e.x + ctl.x) / (e.n + ctl.n)
 	e.P = pValue(e.Diff, math.Sqrt(pool*(1-pool)*(1/e.n+1/ctl.n)))
 }
