@@ -299,8 +299,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	reg := d.Registerer
-	gat := d.Gatherer
+	reg, gat := d.Registerer, d.Gatherer
 	if reg == nil {
 		r := prometheus.NewRegistry()
 		reg, gat = r, r
@@ -308,165 +307,234 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	if gat == nil {
 		gat = prometheus.DefaultGatherer
 	}
-	m := consumer.NewMetrics(reg)
-	rdb := NewRedis(cfg.Redis)
-	store.NewRedisMetrics(reg).InstrumentClient(rdb)
-	dialErr := &dialErrors{}
-	rdb.AddHook(dialErr)
-	// Repeated warnings (a broker or Redis outage retried in a loop) are
-	// written once per interval with a count of the suppressed ones.
-	rlog := slog.New(logx.RateLimit(log.Handler(), 10*time.Second))
+	p := &Processor{Config: cfg, Metrics: consumer.NewMetrics(reg), log: log, gatherer: gat, version: d.Version, pseudo: Pseudonymizer(cfg), dialErr: &dialErrors{}}
+	b := &builder{
+		p: p, cfg: cfg, reg: reg, now: d.Now,
+		// Repeated warnings (a broker or Redis outage retried in a loop)
+		// are written once per interval with a count of the suppressed
+		// ones.
+		rlog: slog.New(logx.RateLimit(log.Handler(), 10*time.Second)),
+	}
+	p.kafka = KafkaOptions(cfg)
+	p.kafka.Dialer, p.kafka.Transport = dialer, transport
+	p.kafka.Logger = b.rlog.With("role", "kafka")
+	b.store()
+	b.scorer()
+	for _, step := range []func() error{b.variants, b.catalogWriter, b.ingest, b.score} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	b.lag()
+	return p, nil
+}
+
+// builder holds what New's steps share while they build a processor.
+type builder struct {
+	p    *Processor
+	cfg  config.Config
+	reg  prometheus.Registerer
+	rlog *slog.Logger // rate-limited
+	now  func() time.Time
+
+	sco       scorer.Options           // the plain scorer's options, the variants' base
+	cm        *consumer.CatalogMetrics // nil until a catalog role needs them
+	refresher consumer.Refresher       // the scorer, or the variants
+	watches   []consumer.LagWatch      // the running roles' groups
+}
+
+// store builds the instrumented Redis client and the store, and registers
+// the experiment collector when attribution is on.
+func (b *builder) store() {
+	p, cfg := b.p, b.cfg
+	p.Redis = NewRedis(cfg.Redis)
+	store.NewRedisMetrics(b.reg).InstrumentClient(p.Redis)
+	p.Redis.AddHook(p.dialErr)
 	so := StoreOptions(cfg)
-	so.Logger = log
-	so.CoocMetrics = store.NewCoocMetrics(reg)
-	st := store.New(rdb, so)
+	so.Logger = p.log
+	so.CoocMetrics = store.NewCoocMetrics(b.reg)
+	p.Store = store.New(p.Redis, so)
 	if cfg.Attribution.Window > 0 {
-		reg.MustRegister(experiment.NewCollector(st.ReadExperiment, VariantNames(cfg)))
+		b.reg.MustRegister(experiment.NewCollector(p.Store.ReadExperiment, VariantNames(cfg)))
 	}
+}
+
+// scorer builds the EASE model (scorer.weights.ease > 0), the catalog
+// index and its loader (score role with the catalog) and the scorer.
+func (b *builder) scorer() {
+	p, cfg := b.p, b.cfg
 	sco := ScorerOptions(cfg)
-	sco.Logger = log
-	sco.Shown = st.ShownCounts
-	if d.Now != nil {
-		sco.Now = d.Now
+	sco.Logger = p.log
+	sco.Shown = p.Store.ShownCounts
+	if b.now != nil {
+		sco.Now = b.now
 	}
-	var ease *scorer.EASE
 	if cfg.Scorer.Weights.EASE > 0 {
 		eo := EASEOptions(cfg)
-		eo.Logger = log.With("model", "ease")
-		ease = scorer.NewEASE(eo)
-		sco.EASE = ease
+		eo.Logger = p.log.With("model", "ease")
+		p.EASE = scorer.NewEASE(eo)
+		sco.EASE = p.EASE
 	}
-	k := KafkaOptions(cfg)
-	k.Dialer, k.Transport = dialer, transport
-	k.Logger = rlog.With("role", "kafka")
-	var cm *consumer.CatalogMetrics
-	var idx *catalog.Index
-	var loader *consumer.CatalogLoader
 	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleScore) {
-		cm = consumer.NewCatalogMetrics(reg)
-		idx = catalog.NewIndex()
-		sco.Catalog = idx
+		b.cm = consumer.NewCatalogMetrics(b.reg)
+		p.Catalog = catalog.NewIndex()
+		sco.Catalog = p.Catalog
 		for _, r := range []string{"ok", "invalid"} {
-			cm.Records.WithLabelValues("index", r)
+			b.cm.Records.WithLabelValues("index", r)
 		}
-		loader = consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{Kafka: k, Topic: cfg.Kafka.ItemsTopic, Metrics: cm, Logger: rlog.With("role", "catalog")}, idx)
+		p.CatalogLoader = consumer.NewCatalogLoader(consumer.CatalogLoaderOptions{Kafka: p.kafka, Topic: cfg.Kafka.ItemsTopic, Metrics: b.cm, Logger: b.rlog.With("role", "catalog")}, p.Catalog)
 	}
-	sc := scorer.New(st, sco)
-	p := &Processor{Config: cfg, Redis: rdb, Store: st, Scorer: sc, EASE: ease, Metrics: m, log: log, gatherer: gat, version: d.Version, kafka: k, pseudo: Pseudonymizer(cfg), Catalog: idx, CatalogLoader: loader, dialErr: dialErr}
-	var watches []consumer.LagWatch
-	var refresher consumer.Refresher = sc
-	if specs, _ := config.ParseVariants(cfg.Scorer.Variants); len(specs) > 0 {
-		vs := make([]scorer.Variant, len(specs))
-		for i, spec := range specs {
-			c := cfg
-			c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
-			o := ScorerOptions(c)
-			o.Logger, o.Catalog, o.Now, o.EASE = sco.Logger, sco.Catalog, sco.Now, sco.EASE
-			vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(st, o)}
-		}
-		v, err := scorer.NewVariants(cfg.Scorer.VariantSalt, vs, reg)
-		if err != nil {
-			return nil, err
-		}
-		p.Variants, refresher = v, v
+	p.Scorer = scorer.New(p.Store, sco)
+	b.sco, b.refresher = sco, p.Scorer
+}
+
+// variants builds the A/B variants' scorers (scorer.variants), each the
+// plain scorer with its own weights; they then refresh the lists.
+func (b *builder) variants() error {
+	p, cfg := b.p, b.cfg
+	specs, _ := config.ParseVariants(cfg.Scorer.Variants)
+	if len(specs) == 0 {
+		return nil
 	}
-	if cfg.Catalog.Enabled && cfg.Run.Has(config.RoleIngest) {
-		if cm == nil {
-			cm = consumer.NewCatalogMetrics(reg)
-		}
-		for _, r := range []string{"ok", "invalid", "fenced"} {
-			cm.Records.WithLabelValues("writer", r)
-		}
-		for _, r := range catalog.Reasons {
-			cm.Invalid.WithLabelValues(string(r))
-		}
-		cw, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
-			Kafka:           k,
-			Topic:           cfg.Kafka.ItemsTopic,
-			Group:           cfg.Catalog.Group,
-			DLQTopic:        cfg.Kafka.DLQTopic,
-			RefreshTopic:    cfg.Kafka.RefreshTopic,
-			ListTTL:         cfg.Scorer.ListTTL,
-			BatchMax:        cfg.Ingest.BatchMaxEvents,
-			BatchWait:       cfg.Ingest.BatchMaxWait,
-			ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
-			Now:             d.Now,
-			Metrics:         m,
-			CatalogMetrics:  cm,
-			Logger:          rlog.With("role", "catalog-writer"),
-		}, st)
-		if err != nil {
-			return nil, err
-		}
-		p.CatalogWriter = cw
+	vs := make([]scorer.Variant, len(specs))
+	for i, spec := range specs {
+		c := cfg
+		c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
+		o := ScorerOptions(c)
+		o.Logger, o.Catalog, o.Now, o.EASE = b.sco.Logger, b.sco.Catalog, b.sco.Now, b.sco.EASE
+		vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(p.Store, o)}
 	}
-	if cfg.Run.Has(config.RoleIngest) {
-		ing, err := consumer.NewIngest(consumer.IngestOptions{
-			Kafka:            k,
-			Topic:            cfg.Kafka.EventsTopic,
-			DLQTopic:         cfg.Kafka.DLQTopic,
-			RefreshTopic:     cfg.Kafka.RefreshTopic,
-			Group:            cfg.Kafka.IngestGroup,
-			BatchMaxEvents:   cfg.Ingest.BatchMaxEvents,
-			BatchMaxWait:     cfg.Ingest.BatchMaxWait,
-			ItemWindow:       cfg.Ingest.ItemWindow,
-			ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
-			ShutdownTimeout:  batchShutdown(cfg.Run.ShutdownTimeout),
-			Decoder:          Decoder(cfg),
-			Metrics:          m,
-			Logger:           rlog.With("role", "ingest"),
-			UserID:           p.userID(),
-		}, st)
-		if err != nil {
-			return nil, err
-		}
-		p.Ingest = ing
-		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
-		if cfg.Kafka.ControlTopic != "" {
-			p.Control = consumer.NewControl(consumer.ControlOptions{
-				Kafka:        k,
-				Topic:        cfg.Kafka.ControlTopic,
-				Group:        cfg.Kafka.IngestGroup + "-control",
-				RefreshTopic: cfg.Kafka.RefreshTopic,
-				Forget:       p.forgetFromControl,
-				Logger:       rlog.With("role", "control"),
-			})
-		}
+	v, err := scorer.NewVariants(cfg.Scorer.VariantSalt, vs, b.reg)
+	if err != nil {
+		return err
 	}
-	if cfg.Run.Has(config.RoleScore) {
-		sc, err := consumer.NewScore(consumer.ScoreOptions{
-			Kafka:           k,
-			Topic:           cfg.Kafka.RefreshTopic,
-			Group:           cfg.Kafka.ScoreGroup,
-			Debounce:        cfg.Scorer.Debounce,
-			Workers:         cfg.Scorer.Workers,
-			ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
-			Metrics:         m,
-			Logger:          rlog.With("role", "score"),
-		}, refresher)
-		if err != nil {
-			return nil, err
-		}
-		p.Score = sc
-		watches = append(watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
+	p.Variants, b.refresher = v, v
+	return nil
+}
+
+// catalogWriter builds the catalog writer (ingest role with the catalog).
+func (b *builder) catalogWriter() error {
+	p, cfg := b.p, b.cfg
+	if !cfg.Catalog.Enabled || !cfg.Run.Has(config.RoleIngest) {
+		return nil
 	}
+	if b.cm == nil {
+		b.cm = consumer.NewCatalogMetrics(b.reg)
+	}
+	for _, r := range []string{"ok", "invalid", "fenced"} {
+		b.cm.Records.WithLabelValues("writer", r)
+	}
+	for _, r := range catalog.Reasons {
+		b.cm.Invalid.WithLabelValues(string(r))
+	}
+	cw, err := consumer.NewCatalogWriter(consumer.CatalogWriterOptions{
+		Kafka:           p.kafka,
+		Topic:           cfg.Kafka.ItemsTopic,
+		Group:           cfg.Catalog.Group,
+		DLQTopic:        cfg.Kafka.DLQTopic,
+		RefreshTopic:    cfg.Kafka.RefreshTopic,
+		ListTTL:         cfg.Scorer.ListTTL,
+		BatchMax:        cfg.Ingest.BatchMaxEvents,
+		BatchWait:       cfg.Ingest.BatchMaxWait,
+		ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
+		Now:             b.now,
+		Metrics:         p.Metrics,
+		CatalogMetrics:  b.cm,
+		Logger:          b.rlog.With("role", "catalog-writer"),
+	}, p.Store)
+	if err != nil {
+		return err
+	}
+	p.CatalogWriter = cw
+	return nil
+}
+
+// ingest builds the ingest consumer and, with kafka.control_topic, the
+// control consumer (ingest role).
+func (b *builder) ingest() error {
+	p, cfg := b.p, b.cfg
+	if !cfg.Run.Has(config.RoleIngest) {
+		return nil
+	}
+	ing, err := consumer.NewIngest(consumer.IngestOptions{
+		Kafka:            p.kafka,
+		Topic:            cfg.Kafka.EventsTopic,
+		DLQTopic:         cfg.Kafka.DLQTopic,
+		RefreshTopic:     cfg.Kafka.RefreshTopic,
+		Group:            cfg.Kafka.IngestGroup,
+		BatchMaxEvents:   cfg.Ingest.BatchMaxEvents,
+		BatchMaxWait:     cfg.Ingest.BatchMaxWait,
+		ItemWindow:       cfg.Ingest.ItemWindow,
+		ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
+		ShutdownTimeout:  batchShutdown(cfg.Run.ShutdownTimeout),
+		Decoder:          Decoder(cfg),
+		Metrics:          p.Metrics,
+		Logger:           b.rlog.With("role", "ingest"),
+		UserID:           p.userID(),
+	}, p.Store)
+	if err != nil {
+		return err
+	}
+	p.Ingest = ing
+	b.watches = append(b.watches, consumer.LagWatch{Group: cfg.Kafka.IngestGroup, Topic: cfg.Kafka.EventsTopic})
+	if cfg.Kafka.ControlTopic != "" {
+		p.Control = consumer.NewControl(consumer.ControlOptions{
+			Kafka:        p.kafka,
+			Topic:        cfg.Kafka.ControlTopic,
+			Group:        cfg.Kafka.IngestGroup + "-control",
+			RefreshTopic: cfg.Kafka.RefreshTopic,
+			Forget:       p.forgetFromControl,
+			Logger:       b.rlog.With("role", "control"),
+		})
+	}
+	return nil
+}
+
+// score builds the score consumer (score role), refreshing lists with the
+// scorer or the variants.
+func (b *builder) score() error {
+	p, cfg := b.p, b.cfg
+	if !cfg.Run.Has(config.RoleScore) {
+		return nil
+	}
+	sc, err := consumer.NewScore(consumer.ScoreOptions{
+		Kafka:           p.kafka,
+		Topic:           cfg.Kafka.RefreshTopic,
+		Group:           cfg.Kafka.ScoreGroup,
+		Debounce:        cfg.Scorer.Debounce,
+		Workers:         cfg.Scorer.Workers,
+		ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
+		Metrics:         p.Metrics,
+		Logger:          b.rlog.With("role", "score"),
+	}, b.refresher)
+	if err != nil {
+		return err
+	}
+	p.Score = sc
+	b.watches = append(b.watches, consumer.LagWatch{Group: cfg.Kafka.ScoreGroup, Topic: cfg.Kafka.RefreshTopic})
+	return nil
+}
+
+// lag builds the lag monitor of the running roles' groups and sets every
+// role not ready until readiness is first evaluated.
+func (b *builder) lag() {
+	p, cfg := b.p, b.cfg
 	p.Lag = consumer.NewLagMonitor(consumer.LagMonitorOptions{
-		Kafka:        k,
-		Watches:      watches,
+		Kafka:        p.kafka,
+		Watches:      b.watches,
 		Interval:     cfg.Admin.LagInterval,
 		LagThreshold: cfg.Admin.LagThreshold,
-		Metrics:      m,
-		Registerer:   reg,
-		Logger:       rlog.With("role", "lag"),
+		Metrics:      p.Metrics,
+		Registerer:   b.reg,
+		Logger:       b.rlog.With("role", "lag"),
 	})
 	p.setPhase("not running")
 	for _, r := range cfg.Run.Roles {
-		m.Ready.WithLabelValues(r).Set(0)
+		p.Metrics.Ready.WithLabelValues(r).Set(0)
 	}
 	if p.CatalogWriter != nil {
-		m.Ready.WithLabelValues("catalog").Set(0)
+		p.Metrics.Ready.WithLabelValues("catalog").Set(0)
 	}
-	return p, nil
 }
 
 // Listen opens the admin listener now (so its address is known before Run).

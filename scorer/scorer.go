@@ -367,6 +367,10 @@ func head(row []entry, d int) []entry {
 
 // score is Score whose users also get a candidate row for each of
 // extra[k] (Rank's items), scored by every source that scores the rows.
+// It reads the store in rounds for the whole batch: the profiles and
+// trending items; the seeds' rows, recent users and transitions; the
+// candidate neighbours' vectors and the degrees; the degrees of the
+// content candidates. Then it blends each user's sources.
 func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([]UserScores, error) {
 	profiles, err := s.st.Profiles(ctx, users, s.opt.UserItems, s.opt.RecentEvents)
 	if err != nil {
@@ -376,262 +380,30 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 	if err != nil {
 		return nil, err
 	}
-	nb := s.numbered()
-
-	// Seeds: each user's strongest and latest items.
-	seedSet := make(map[string]bool)
-	userSeeds := make([][]store.Scored, len(profiles))
-	for k, p := range profiles {
-		userSeeds[k] = s.Seeds(p)
-		for _, sd := range userSeeds[k] {
-			seedSet[sd.ID] = true
-		}
-	}
-	seeds := keys(seedSet)
-	seedIDs := make([]int32, len(seeds))
-	nb.items.number(seeds, seedIDs)
-	sd := seedsOf{at: make(map[string]int, len(seeds)), ids: seedIDs}
-	for i, name := range seeds {
-		sd.at[name] = i
-	}
-	// The next-item source's seeds: each user's latest items.
-	var nextIDs []int32
-	var nextRows [][]nextEntry
-	nextAt := map[string]int{}
-	if s.opt.WeightNext > 0 {
-		set := make(map[string]bool)
-		for _, p := range profiles {
-			for _, it := range s.nextSeeds(p) {
-				set[it] = true
-			}
-		}
-		names := keys(set)
-		nextIDs = make([]int32, len(names))
-		nb.items.number(names, nextIDs)
-		for i, name := range names {
-			nextAt[name] = i
-		}
-	}
-
-	now := s.opt.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	if s.opt.WeightItemKNN > 0 {
-		g.Go(func() error {
-			var err error
-			sd.rows, err = nb.rows.get(gctx, now, seedIDs, s.rowDepth(), nb.readRows(s.st))
-			return err
-		})
-	}
-	if s.opt.WeightUserKNN > 0 {
-		g.Go(func() error {
-			var err error
-			sd.users, err = nb.itemUsers.get(gctx, now, seedIDs, s.opt.UsersPerItem, nb.readItemUsers(s.st))
-			return err
-		})
-	}
-	if len(nextIDs) > 0 {
-		g.Go(func() error {
-			var err error
-			nextRows, err = nb.next.get(gctx, now, nextIDs, s.opt.NextItems, nb.readNext(s.st))
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	c := &scoreCall{s: s, nb: s.numbered(), now: s.opt.Now(), profiles: profiles, trending: trending}
+	c.collectSeeds()
+	if err := c.readSeeds(ctx); err != nil {
 		return nil, err
 	}
-
-	// Candidate neighbours per user: users who share the most seeds.
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
-	cands := make([][]int32, len(profiles))
-	var candList []int32 // every user's candidates, once
-	var userOrder nameOrder
-	if s.opt.WeightUserKNN > 0 {
-		sc.fitUsers(nb.users.len())
-		userOrder = nb.users.order()
-		for k, p := range profiles {
-			cands[k] = s.candidateUsers(nb.users.lookup(p.User), userSeeds[k], &sd, userOrder, sc)
-			for _, v := range cands[k] {
-				if !sc.cmark[v] {
-					sc.cmark[v] = true
-					candList = append(candList, v)
-				}
-			}
-		}
-		for _, v := range candList {
-			sc.cmark[v] = false
-		}
-	}
-
-	// The trending items (the trending source, and the popular source's
-	// candidates that fill every list) and the items to rank, numbered.
-	trendMax := 0.0
-	if len(trending) > 0 {
-		trendMax = trending[0].Score
-	}
-	var trendIDs []int32
-	if (s.opt.WeightTrending > 0 || s.opt.WeightPopular > 0) && trendMax > 0 {
-		trendIDs = nb.items.numbers(trending)
-	}
-	extraIDs := make([][]int32, len(extra))
-	for k, items := range extra {
-		extraIDs[k] = make([]int32, len(items))
-		nb.items.number(items, extraIDs[k])
-	}
-
-	// The degrees item-kNN needs: of the seeds and the items of their rows
-	// as deep as each user reads them; and the popular source's, of the
-	// trending items and the items to rank.
-	sc.fit(nb.items.len())
-	var degIDs []int32
-	mark := func(id int32) {
-		if !sc.dmark[id] {
-			sc.dmark[id] = true
-			degIDs = append(degIDs, id)
-		}
-	}
-	if s.opt.WeightItemKNN > 0 {
-		for k := range profiles {
-			d := s.seedDepth(len(userSeeds[k]))
-			for _, seed := range userSeeds[k] {
-				i := sd.at[seed.ID]
-				mark(sd.ids[i])
-				for _, x := range head(sd.rows[i], d) {
-					mark(x.id)
-				}
-			}
-		}
-	}
-	if s.opt.WeightPopular > 0 {
-		for _, id := range trendIDs {
-			mark(id)
-		}
-		for _, ids := range extraIDs {
-			for _, id := range ids {
-				mark(id)
-			}
-		}
-	}
-	defer func() {
-		for _, id := range degIDs {
-			sc.deg[id], sc.dmark[id] = 0, false
-		}
-	}()
-
-	var neigh []*neighbourVector // by candList
-	var degrees []float64        // by degIDs
-	g, gctx = errgroup.WithContext(ctx)
-	if len(candList) > 0 {
-		g.Go(func() error {
-			var err error
-			neigh, err = nb.vectors.get(gctx, now, candList, s.opt.NeighbourItems, s.readVectors(nb))
-			return err
-		})
-	}
-	if len(degIDs) > 0 {
-		g.Go(func() error {
-			var err error
-			degrees, err = nb.degrees.get(gctx, now, degIDs, 0, nb.readDegrees(s.st))
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	c.sc = scratchPool.Get().(*scratch)
+	defer c.release()
+	c.candidateNeighbours()
+	c.numberTrending(extra)
+	c.markDegrees()
+	if err := c.readNeighbours(ctx); err != nil {
 		return nil, err
 	}
-	for i, id := range degIDs {
-		sc.deg[id] = degrees[i]
-	}
-	for i, v := range candList {
-		sc.vecs[v] = neigh[i]
-	}
-	defer func() {
-		for _, v := range candList {
-			sc.vecs[v] = nil
-		}
-	}()
-
-	var trendWhy []string
-	if s.opt.WeightTrending > 0 && trendMax > 0 {
-		for _, t := range trending {
-			trendWhy = append(trendWhy, s.trendingReason(t.ID))
-		}
-	}
-	// The users' own items, numbered for user-kNN.
-	userIDs := make([][]int32, len(profiles))
-	if s.opt.WeightUserKNN > 0 || s.opt.ExcludeSeen {
-		for k, p := range profiles {
-			userIDs[k] = nb.items.numbers(p.Items)
-		}
-	}
+	c.trendingReasons()
+	c.numberUserItems()
 	var shown []map[string]int
 	if d := s.opt.ImpressionDiscount; d > 0 && d < 1 && s.opt.Shown != nil {
 		if shown, err = s.opt.Shown(ctx, users); err != nil {
 			return nil, err
 		}
 	}
-	ci := &callItems{t: nb.items, names: nb.items.snapshot()}
-	sc.fit(len(ci.names))
-	out := make([]UserScores, len(profiles))
-	for k, p := range profiles {
-		us := UserScores{Profile: p, items: ci, sc: sc, seeds: userSeeds[k], cat: s.opt.Catalog}
-		if len(p.Items) > 0 {
-			s.itemKNN(&us, userSeeds[k], &sd)
-			s.userKNN(&us, userIDs[k], cands[k], userOrder)
-			s.easeScores(&us)
-		}
-		if k < len(extraIDs) {
-			for _, id := range extraIDs[k] {
-				us.at(id)
-			}
-		}
-		if len(p.Items) > 0 {
-			s.content(&us)
-			s.nextItem(&us, s.nextSeeds(p), nextAt, nextRows)
-		}
-		for i, id := range trendIDs {
-			if trendWhy != nil {
-				us.note(us.at(id), srcTrending, trending[i].Score/trendMax, trendWhy[i])
-			} else {
-				us.at(id)
-			}
-		}
-		if s.opt.ExcludeSeen {
-			us.markOwn(userIDs[k])
-		}
-		us.release()
-		out[k] = us
-	}
-	if s.opt.WeightPopular > 0 || s.contentOn() {
-		// The degrees of the content candidates no earlier read covered,
-		// one more round for the whole call. The popular prior scores the
-		// candidates whose degree the call read: item-kNN's, content's,
-		// the trending items and the items to rank (reading the degree of
-		// every user-kNN candidate too would double a rescore's commands).
-		from := len(degIDs)
-		if s.contentOn() {
-			for k := range out {
-				if t := out[k].t; t != nil {
-					for _, r := range t.rows {
-						if r.has&(1<<srcContent) != 0 {
-							mark(r.id)
-						}
-					}
-				}
-			}
-		}
-		if more := degIDs[from:]; len(more) > 0 {
-			got, err := nb.degrees.get(ctx, now, more, 0, nb.readDegrees(s.st))
-			if err != nil {
-				return nil, err
-			}
-			for i, id := range more {
-				sc.deg[id] = got[i]
-			}
-		}
-		for k := range out {
-			s.popular(&out[k], sc.deg)
-			s.contentPopularity(&out[k], sc.deg)
-		}
+	out := c.sources()
+	if err := c.popularity(ctx, out); err != nil {
+		return nil, err
 	}
 	for k := range out {
 		out[k].blend(s.opt)
@@ -640,6 +412,322 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 		}
 	}
 	return out, nil
+}
+
+// scoreCall is what one score call read and numbered, step by step.
+type scoreCall struct {
+	s        *Scorer
+	nb       *numbered
+	sc       *scratch // taken once the seeds are read; release returns it
+	now      time.Time
+	profiles []store.Profile
+	trending []store.Scored
+
+	userSeeds [][]store.Scored // by profile: item-kNN's and the neighbour search's seeds
+	sd        seedsOf          // every user's seeds, once
+	nextIDs   []int32          // the next-item source's seeds, once
+	nextAt    map[string]int   // a next-item seed's place in nextIDs by name
+	nextRows  [][]nextEntry    // by nextIDs
+
+	cands     [][]int32 // by profile: candidate neighbours by user number
+	candList  []int32   // every user's candidates, once
+	userOrder nameOrder
+
+	trendMax float64
+	trendIDs []int32   // the trending items numbered (none when no source uses them)
+	trendWhy []string  // by trendIDs: the trending source's reasons; nil when it is off
+	extraIDs [][]int32 // the items to rank, numbered
+	degIDs   []int32   // items whose degree the call read
+	userIDs  [][]int32 // by profile: the user's own items numbered
+}
+
+// release clears what the call set in the scratch and returns it.
+func (c *scoreCall) release() {
+	sc := c.sc
+	for _, id := range c.degIDs {
+		sc.deg[id], sc.dmark[id] = 0, false
+	}
+	for _, v := range c.candList {
+		sc.vecs[v] = nil
+	}
+	scratchPool.Put(sc)
+}
+
+// collectSeeds numbers each user's seeds (strongest and latest items) and
+// the next-item source's seeds (latest items).
+func (c *scoreCall) collectSeeds() {
+	s, nb := c.s, c.nb
+	seedSet := make(map[string]bool)
+	c.userSeeds = make([][]store.Scored, len(c.profiles))
+	for k, p := range c.profiles {
+		c.userSeeds[k] = s.Seeds(p)
+		for _, sd := range c.userSeeds[k] {
+			seedSet[sd.ID] = true
+		}
+	}
+	seeds := keys(seedSet)
+	seedIDs := make([]int32, len(seeds))
+	nb.items.number(seeds, seedIDs)
+	c.sd = seedsOf{at: make(map[string]int, len(seeds)), ids: seedIDs}
+	for i, name := range seeds {
+		c.sd.at[name] = i
+	}
+	c.nextAt = map[string]int{}
+	if s.opt.WeightNext > 0 {
+		set := make(map[string]bool)
+		for _, p := range c.profiles {
+			for _, it := range s.nextSeeds(p) {
+				set[it] = true
+			}
+		}
+		names := keys(set)
+		c.nextIDs = make([]int32, len(names))
+		nb.items.number(names, c.nextIDs)
+		for i, name := range names {
+			c.nextAt[name] = i
+		}
+	}
+}
+
+// readSeeds reads, in one round, the seeds' co-occurrence rows (item-kNN),
+// their recent users (user-kNN) and the next-item seeds' transitions.
+func (c *scoreCall) readSeeds(ctx context.Context) error {
+	s, nb := c.s, c.nb
+	g, gctx := errgroup.WithContext(ctx)
+	if s.opt.WeightItemKNN > 0 {
+		g.Go(func() error {
+			var err error
+			c.sd.rows, err = nb.rows.get(gctx, c.now, c.sd.ids, s.rowDepth(), nb.readRows(s.st))
+			return err
+		})
+	}
+	if s.opt.WeightUserKNN > 0 {
+		g.Go(func() error {
+			var err error
+			c.sd.users, err = nb.itemUsers.get(gctx, c.now, c.sd.ids, s.opt.UsersPerItem, nb.readItemUsers(s.st))
+			return err
+		})
+	}
+	if len(c.nextIDs) > 0 {
+		g.Go(func() error {
+			var err error
+			c.nextRows, err = nb.next.get(gctx, c.now, c.nextIDs, s.opt.NextItems, nb.readNext(s.st))
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// candidateNeighbours finds each user's candidate neighbours (the users
+// who share the most seeds) and lists every user's once.
+func (c *scoreCall) candidateNeighbours() {
+	s, nb, sc := c.s, c.nb, c.sc
+	c.cands = make([][]int32, len(c.profiles))
+	if s.opt.WeightUserKNN <= 0 {
+		return
+	}
+	sc.fitUsers(nb.users.len())
+	c.userOrder = nb.users.order()
+	for k, p := range c.profiles {
+		c.cands[k] = s.candidateUsers(nb.users.lookup(p.User), c.userSeeds[k], &c.sd, c.userOrder, sc)
+		for _, v := range c.cands[k] {
+			if !sc.cmark[v] {
+				sc.cmark[v] = true
+				c.candList = append(c.candList, v)
+			}
+		}
+	}
+	for _, v := range c.candList {
+		sc.cmark[v] = false
+	}
+}
+
+// numberTrending numbers the trending items (the trending source, and the
+// popular source's candidates that fill every list) and the items to rank.
+func (c *scoreCall) numberTrending(extra [][]string) {
+	s, nb := c.s, c.nb
+	if len(c.trending) > 0 {
+		c.trendMax = c.trending[0].Score
+	}
+	if (s.opt.WeightTrending > 0 || s.opt.WeightPopular > 0) && c.trendMax > 0 {
+		c.trendIDs = nb.items.numbers(c.trending)
+	}
+	c.extraIDs = make([][]int32, len(extra))
+	for k, items := range extra {
+		c.extraIDs[k] = make([]int32, len(items))
+		nb.items.number(items, c.extraIDs[k])
+	}
+}
+
+// markDegree adds an item to those whose degree the call reads.
+func (c *scoreCall) markDegree(id int32) {
+	if !c.sc.dmark[id] {
+		c.sc.dmark[id] = true
+		c.degIDs = append(c.degIDs, id)
+	}
+}
+
+// markDegrees marks the degrees item-kNN needs, of the seeds and the
+// items of their rows as deep as each user reads them, and the popular
+// source's, of the trending items and the items to rank.
+func (c *scoreCall) markDegrees() {
+	s := c.s
+	c.sc.fit(c.nb.items.len())
+	if s.opt.WeightItemKNN > 0 {
+		for k := range c.profiles {
+			d := s.seedDepth(len(c.userSeeds[k]))
+			for _, seed := range c.userSeeds[k] {
+				i := c.sd.at[seed.ID]
+				c.markDegree(c.sd.ids[i])
+				for _, x := range head(c.sd.rows[i], d) {
+					c.markDegree(x.id)
+				}
+			}
+		}
+	}
+	if s.opt.WeightPopular > 0 {
+		for _, id := range c.trendIDs {
+			c.markDegree(id)
+		}
+		for _, ids := range c.extraIDs {
+			for _, id := range ids {
+				c.markDegree(id)
+			}
+		}
+	}
+}
+
+// readNeighbours reads, in one round, the candidate neighbours' vectors
+// and the marked degrees into the scratch.
+func (c *scoreCall) readNeighbours(ctx context.Context) error {
+	s, nb, sc := c.s, c.nb, c.sc
+	var neigh []*neighbourVector // by candList
+	var degrees []float64        // by degIDs
+	g, gctx := errgroup.WithContext(ctx)
+	if len(c.candList) > 0 {
+		g.Go(func() error {
+			var err error
+			neigh, err = nb.vectors.get(gctx, c.now, c.candList, s.opt.NeighbourItems, s.readVectors(nb))
+			return err
+		})
+	}
+	if len(c.degIDs) > 0 {
+		g.Go(func() error {
+			var err error
+			degrees, err = nb.degrees.get(gctx, c.now, c.degIDs, 0, nb.readDegrees(s.st))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, id := range c.degIDs {
+		sc.deg[id] = degrees[i]
+	}
+	for i, v := range c.candList {
+		sc.vecs[v] = neigh[i]
+	}
+	return nil
+}
+
+// trendingReasons gives each trending item its reason when the trending
+// source is on.
+func (c *scoreCall) trendingReasons() {
+	if c.s.opt.WeightTrending > 0 && c.trendMax > 0 {
+		for _, t := range c.trending {
+			c.trendWhy = append(c.trendWhy, c.s.trendingReason(t.ID))
+		}
+	}
+}
+
+// numberUserItems numbers the users' own items, for user-kNN and for
+// dropping the items they have seen.
+func (c *scoreCall) numberUserItems() {
+	c.userIDs = make([][]int32, len(c.profiles))
+	if c.s.opt.WeightUserKNN > 0 || c.s.opt.ExcludeSeen {
+		for k, p := range c.profiles {
+			c.userIDs[k] = c.nb.items.numbers(p.Items)
+		}
+	}
+}
+
+// sources scores each user's candidates by every personal source, adds
+// the items to rank and the trending items, and marks the user's own
+// items when seen items are excluded.
+func (c *scoreCall) sources() []UserScores {
+	s, sc := c.s, c.sc
+	ci := &callItems{t: c.nb.items, names: c.nb.items.snapshot()}
+	sc.fit(len(ci.names))
+	out := make([]UserScores, len(c.profiles))
+	for k, p := range c.profiles {
+		us := UserScores{Profile: p, items: ci, sc: sc, seeds: c.userSeeds[k], cat: s.opt.Catalog}
+		if len(p.Items) > 0 {
+			s.itemKNN(&us, c.userSeeds[k], &c.sd)
+			s.userKNN(&us, c.userIDs[k], c.cands[k], c.userOrder)
+			s.easeScores(&us)
+		}
+		if k < len(c.extraIDs) {
+			for _, id := range c.extraIDs[k] {
+				us.at(id)
+			}
+		}
+		if len(p.Items) > 0 {
+			s.content(&us)
+			s.nextItem(&us, s.nextSeeds(p), c.nextAt, c.nextRows)
+		}
+		for i, id := range c.trendIDs {
+			if c.trendWhy != nil {
+				us.note(us.at(id), srcTrending, c.trending[i].Score/c.trendMax, c.trendWhy[i])
+			} else {
+				us.at(id)
+			}
+		}
+		if s.opt.ExcludeSeen {
+			us.markOwn(c.userIDs[k])
+		}
+		us.release()
+		out[k] = us
+	}
+	return out
+}
+
+// popularity scores the popular prior and the content candidates'
+// popularity, reading in one more round the degrees of the content
+// candidates no earlier read covered. The popular prior scores the
+// candidates whose degree the call read: item-kNN's, content's, the
+// trending items and the items to rank (reading the degree of every
+// user-kNN candidate too would double a rescore's commands).
+func (c *scoreCall) popularity(ctx context.Context, out []UserScores) error {
+	s, sc := c.s, c.sc
+	if s.opt.WeightPopular <= 0 && !s.contentOn() {
+		return nil
+	}
+	from := len(c.degIDs)
+	if s.contentOn() {
+		for k := range out {
+			if t := out[k].t; t != nil {
+				for _, r := range t.rows {
+					if r.has&(1<<srcContent) != 0 {
+						c.markDegree(r.id)
+					}
+				}
+			}
+		}
+	}
+	if more := c.degIDs[from:]; len(more) > 0 {
+		got, err := c.nb.degrees.get(ctx, c.now, more, 0, c.nb.readDegrees(s.st))
+		if err != nil {
+			return err
+		}
+		for i, id := range more {
+			sc.deg[id] = got[i]
+		}
+	}
+	for k := range out {
+		s.popular(&out[k], sc.deg)
+		s.contentPopularity(&out[k], sc.deg)
+	}
+	return nil
 }
 
 // popular scores the user's candidates whose degree deg holds (0 for the
@@ -974,18 +1062,46 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 	if s.opt.WeightUserKNN <= 0 || len(cands) == 0 {
 		return
 	}
-	pearson := s.opt.UserSimilarity == "pearson"
-	var u map[string]float64
-	if pearson {
-		u = NormalisedVector(us.Profile.Items)
+	sc := us.sc
+	nu := loadUserVector(sc, us.Profile.Items, uids)
+	defer func() {
+		for _, id := range uids {
+			sc.uval[id] = 0
+			sc.umark.remove(id)
+		}
+	}()
+	touchVectors(sc, cands)
+	nbs := s.neighbours(us, nu, cands, names)
+	// Σ sim·r per item, in the order the items are first met.
+	var den float64
+	order := sc.order[:0]
+	for _, n := range nbs {
+		den += math.Abs(n.sim)
+		for i, id := range n.vec.ids {
+			if !sc.amark[id] {
+				sc.amark[id] = true
+				order = append(order, id)
+			}
+			sc.acc[id] += n.sim * n.vec.vals[i]
+		}
 	}
-	// The user's vector as NormalisedVector gives it, by item number.
-	items := us.Profile.Items
+	for _, id := range order {
+		if den != 0 {
+			us.note(us.at(id), srcUserKNN, sc.acc[id]/den, "")
+		}
+		sc.acc[id], sc.amark[id] = 0, false
+	}
+	sc.order = order[:0]
+}
+
+// loadUserVector puts the user's vector, as NormalisedVector gives it,
+// into the scratch by item number (uids: the numbers of items) and
+// returns its Euclidean norm. The caller clears it.
+func loadUserVector(sc *scratch, items []store.Scored, uids []int32) float64 {
 	maxW := 0.0
 	for _, it := range items {
 		maxW = max(maxW, it.Score)
 	}
-	sc := us.sc
 	var ss float64
 	if maxW > 0 {
 		for i, it := range items {
@@ -995,22 +1111,15 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 			ss += x * x
 		}
 	}
-	defer func() {
-		for _, id := range uids {
-			sc.uval[id] = 0
-			sc.umark.remove(id)
-		}
-	}()
-	nu := math.Sqrt(ss)
-	type nb struct {
-		id  int32
-		sim float64
-		vec *neighbourVector
-	}
-	// Each candidate's vector is likely a cache miss (a scorer caches far
-	// more vectors than the CPU's caches hold), and one dot product is too
-	// long for the CPU to start loading the next vector while it runs:
-	// touching every vector's items first lets their misses overlap.
+	return math.Sqrt(ss)
+}
+
+// touchVectors reads one word of every cache line of the candidates'
+// vectors. Each candidate's vector is likely a cache miss (a scorer caches
+// far more vectors than the CPU's caches hold), and one dot product is too
+// long for the CPU to start loading the next vector while it runs:
+// touching every vector's items first lets their misses overlap.
+func touchVectors(sc *scratch, cands []int32) {
 	var touch float64
 	for _, v := range cands {
 		if vec := sc.vecs[v]; vec != nil {
@@ -1023,9 +1132,28 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 		}
 	}
 	sc.touched = touch
-	nbs := make([]nb, 0, len(cands))
+}
+
+// neighbour is a candidate neighbour with its similarity to the user.
+type neighbour struct {
+	id  int32
+	sim float64
+	vec *neighbourVector
+}
+
+// neighbours returns the Neighbours candidates most similar to the user
+// (similarity > 0; ties by name), whose vector the scratch holds (nu: its
+// norm).
+func (s *Scorer) neighbours(us *UserScores, nu float64, cands []int32, names nameOrder) []neighbour {
+	sc := us.sc
+	pearson := s.opt.UserSimilarity == "pearson"
+	var u map[string]float64
+	if pearson {
+		u = NormalisedVector(us.Profile.Items)
+	}
+	nbs := make([]neighbour, 0, len(cands))
 	for _, v := range cands {
-		vec := us.sc.vecs[v]
+		vec := sc.vecs[v]
 		if vec == nil {
 			continue
 		}
@@ -1056,35 +1184,15 @@ func (s *Scorer) userKNN(us *UserScores, uids []int32, cands []int32, names name
 			sim *= float64(common) / (float64(common) + s.opt.Shrinkage)
 		}
 		if sim > 0 {
-			nbs = append(nbs, nb{v, sim, vec})
+			nbs = append(nbs, neighbour{v, sim, vec})
 		}
 	}
-	nbs = topk.Best(nbs, s.opt.Neighbours, func(a, b nb) int {
+	return topk.Best(nbs, s.opt.Neighbours, func(a, b neighbour) int {
 		if a.sim != b.sim {
 			return cmp.Compare(b.sim, a.sim)
 		}
 		return names.compare(a.id, b.id)
 	})
-	// Σ sim·r per item, in the order the items are first met.
-	var den float64
-	order := sc.order[:0]
-	for _, n := range nbs {
-		den += math.Abs(n.sim)
-		for i, id := range n.vec.ids {
-			if !sc.amark[id] {
-				sc.amark[id] = true
-				order = append(order, id)
-			}
-			sc.acc[id] += n.sim * n.vec.vals[i]
-		}
-	}
-	for _, id := range order {
-		if den != 0 {
-			us.note(us.at(id), srcUserKNN, sc.acc[id]/den, "")
-		}
-		sc.acc[id], sc.amark[id] = 0, false
-	}
-	sc.order = order[:0]
 }
 
 func (s *Scorer) trendingTop(ctx context.Context) ([]store.Scored, error) {

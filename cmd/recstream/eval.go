@@ -290,39 +290,16 @@ func evalConfig(f *evalFlags) (config.Config, error) {
 	return config.Load(f.configPath, noEnv, sets)
 }
 
+// runEval evaluates the models the flags name on the data they name and
+// writes the results to stdout.
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseEvalFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	ks, err := parseKs(f.ks)
+	es, err := newEvalSettings(f)
 	if err != nil {
 		return err
-	}
-	ties := eval.TiesFirstSeenItem
-	switch f.ties {
-	case "first-seen":
-	case "last":
-		ties = eval.TiesLastInInput
-	default:
-		return fmt.Errorf("--ties %q: want first-seen or last", f.ties)
-	}
-	nneg := eval.DefaultNegatives
-	if n, err := strconv.Atoi(f.negatives); err == nil {
-		nneg = n
-	}
-	cfg, err := evalConfig(f)
-	if err != nil {
-		return err
-	}
-	if f.easeLambda > 0 {
-		cfg.Scorer.EASELambda = f.easeLambda
-	}
-	if f.easeItems > 0 {
-		cfg.Scorer.EASEMaxItems = f.easeItems
-	}
-	if f.batch <= 0 {
-		f.batch = cfg.Ingest.BatchMaxEvents
 	}
 	d, err := loadEvalData(f)
 	if err != nil {
@@ -333,89 +310,161 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		progress = stderr
 	}
 
-	env, err := newEvalEnv(ctx, f, cfg, stderr)
+	env, err := newEvalEnv(ctx, f, es.cfg, stderr)
 	if err != nil {
 		return err
 	}
 	env.attrs = d.attrs
 	defer env.close()
 
+	names := modelNames(f.models)
+	split, err := evalSplit(f, d, es)
+	if err != nil {
+		return err
+	}
+	cfg, err := tuneForEval(ctx, env, es, split, names, progress, stderr)
+	if err != nil {
+		return err
+	}
+	models, err := env.buildModels(cfg, names, "")
+	if err != nil {
+		return err
+	}
+	rs, err := evaluate(ctx, f, d, split, models, es, progress)
+	if err != nil {
+		return err
+	}
+	return writeEvalResults(stdout, f, d, names, models, rs, es.ks)
+}
+
+// evalSettings are the evaluation settings the flags give beside the
+// data: cut-offs, tie order, negatives and the configuration.
+type evalSettings struct {
+	f    *evalFlags
+	ks   []int
+	ties eval.HoldoutTies
+	nneg int
+	cfg  config.Config
+}
+
+// newEvalSettings checks and resolves the flags' settings, and applies
+// --ease-lambda, --ease-items and --batch to the configuration.
+func newEvalSettings(f *evalFlags) (evalSettings, error) {
+	ks, err := parseKs(f.ks)
+	if err != nil {
+		return evalSettings{}, err
+	}
+	ties := eval.TiesFirstSeenItem
+	switch f.ties {
+	case "first-seen":
+	case "last":
+		ties = eval.TiesLastInInput
+	default:
+		return evalSettings{}, fmt.Errorf("--ties %q: want first-seen or last", f.ties)
+	}
+	nneg := eval.DefaultNegatives
+	if n, err := strconv.Atoi(f.negatives); err == nil {
+		nneg = n
+	}
+	cfg, err := evalConfig(f)
+	if err != nil {
+		return evalSettings{}, err
+	}
+	if f.easeLambda > 0 {
+		cfg.Scorer.EASELambda = f.easeLambda
+	}
+	if f.easeItems > 0 {
+		cfg.Scorer.EASEMaxItems = f.easeItems
+	}
+	if f.batch <= 0 {
+		f.batch = cfg.Ingest.BatchMaxEvents
+	}
+	return evalSettings{f: f, ks: ks, ties: ties, nneg: nneg, cfg: cfg}, nil
+}
+
+// modelNames splits --models.
+func modelNames(list string) []string {
 	var names []string
-	for _, n := range strings.Split(f.models, ",") {
+	for _, n := range strings.Split(list, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			names = append(names, n)
 		}
 	}
+	return names
+}
 
+// evalSplit returns the train/test split of the protocol, with sampled
+// negatives for leave-one-out; nil for the prequential protocol.
+func evalSplit(f *evalFlags, d *evalData, es evalSettings) (*eval.Split, error) {
 	var split *eval.Split
 	switch {
 	case d.split != nil:
 		split = d.split
 		if f.protocol == eval.ProtocolLeaveOneOut && split.Negatives == nil {
-			split.SampleNegatives(nneg, f.seed)
+			split.SampleNegatives(es.nneg, f.seed)
 		}
 	case f.protocol == eval.ProtocolLeaveOneOut || f.protocol == eval.ProtocolFullRanking:
 		if len(d.all) == 0 {
-			return eval.ErrNoData
+			return nil, eval.ErrNoData
 		}
-		split = eval.SplitLeaveOneOutTies(d.all, ties)
+		split = eval.SplitLeaveOneOutTies(d.all, es.ties)
 		if f.protocol == eval.ProtocolLeaveOneOut {
-			split.SampleNegatives(nneg, f.seed)
+			split.SampleNegatives(es.nneg, f.seed)
 		}
 	case f.protocol == eval.ProtocolPrequential:
 	default:
-		return fmt.Errorf("--protocol %q: want loo, full or prequential", f.protocol)
+		return nil, fmt.Errorf("--protocol %q: want loo, full or prequential", f.protocol)
 	}
+	return split, nil
+}
 
-	if f.tune {
+// tuneForEval returns the configuration the models are built with: tuned
+// on the training part with --tune; with the content weight chosen on a
+// validation split of the training part when hybrid-content is evaluated
+// with item attributes, as --tune does; otherwise es.cfg.
+func tuneForEval(ctx context.Context, env *evalEnv, es evalSettings, split *eval.Split, names []string, progress, stderr io.Writer) (config.Config, error) {
+	f := es.f
+	switch {
+	case f.tune:
 		if split == nil {
-			return errors.New("--tune needs --protocol loo or full")
+			return config.Config{}, errors.New("--tune needs --protocol loo or full")
 		}
-		tuned, err := tuneConfig(ctx, env, cfg, split.Train, f, ties, progress, stderr)
-		if err != nil {
-			return err
-		}
-		cfg = tuned
-	} else if split != nil && slices.Contains(names, modelHybridCont) && len(env.attrs) > 0 {
-		// The content weight of the hybrid is chosen on a validation
-		// split carved from the training part, as --tune does.
-		tuned, err := tuneStagesOn(ctx, env, cfg, split.Train, f, ties, progress, stderr, []tuneStage{contentStage()})
-		if err != nil {
-			return err
-		}
-		cfg = tuned
+		return tuneConfig(ctx, env, es.cfg, split.Train, f, es.ties, progress, stderr)
+	case split != nil && slices.Contains(names, modelHybridCont) && len(env.attrs) > 0:
+		return tuneStagesOn(ctx, env, es.cfg, split.Train, f, es.ties, progress, stderr, []tuneStage{contentStage()})
 	}
+	return es.cfg, nil
+}
 
-	models, err := env.buildModels(cfg, names, "")
-	if err != nil {
-		return err
-	}
-	var rs []eval.Result
+// evaluate runs the protocol: leave-one-out or full ranking on the split,
+// or prequential on the whole log (a model that does not learn event by
+// event is refitted every 5000 events).
+func evaluate(ctx context.Context, f *evalFlags, d *evalData, split *eval.Split, models []eval.Model, es evalSettings, progress io.Writer) ([]eval.Result, error) {
 	if split != nil {
-		ec := eval.Config{Ks: ks, Negatives: nneg, Seed: f.seed, Ties: ties, SkipRepeats: f.skipRepeats, Progress: progress}
+		ec := eval.Config{Ks: es.ks, Negatives: es.nneg, Seed: f.seed, Ties: es.ties, SkipRepeats: f.skipRepeats, Progress: progress}
 		if f.protocol == eval.ProtocolFullRanking {
-			rs, err = eval.FullRankingSplit(ctx, split, models, ec)
-		} else {
-			rs, err = eval.LeaveOneOutSplit(ctx, split, models, ec)
+			return eval.FullRankingSplit(ctx, split, models, ec)
 		}
-	} else {
-		var ls []eval.Learner
-		for _, m := range models {
-			l, ok := m.(eval.Learner)
-			if !ok {
-				l = eval.NewPeriodic(m, 5000)
-			}
-			ls = append(ls, l)
-		}
-		warm := f.warmup
-		if warm < 0 {
-			warm = len(d.all) / 5
-		}
-		rs, err = eval.Prequential(ctx, d.all, ls, eval.PrequentialConfig{Ks: ks, Windows: f.windows, Warmup: warm, Stride: f.stride, Progress: progress, Impressions: f.impressions})
+		return eval.LeaveOneOutSplit(ctx, split, models, ec)
 	}
-	if err != nil {
-		return err
+	var ls []eval.Learner
+	for _, m := range models {
+		l, ok := m.(eval.Learner)
+		if !ok {
+			l = eval.NewPeriodic(m, 5000)
+		}
+		ls = append(ls, l)
 	}
+	warm := f.warmup
+	if warm < 0 {
+		warm = len(d.all) / 5
+	}
+	return eval.Prequential(ctx, d.all, ls, eval.PrequentialConfig{Ks: es.ks, Windows: f.windows, Warmup: warm, Stride: f.stride, Progress: progress, Impressions: f.impressions})
+}
+
+// writeEvalResults writes the SVG chart (--svg), then JSON (--json) or the
+// data summary, the table and the batch comparison.
+func writeEvalResults(stdout io.Writer, f *evalFlags, d *evalData, names []string, models []eval.Model, rs []eval.Result, ks []int) error {
 	if f.svg != "" {
 		fh, err := os.Create(f.svg)
 		if err != nil {
