@@ -18,6 +18,7 @@ import (
 	"github.com/recstream/recstream/consumer"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -97,7 +98,7 @@ func serverAuth(t *testing.T, withTrending bool, auth admin.UserAuth) (*httptest
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(rs.Options())
 	t.Cleanup(func() { _ = rdb.Close() })
-	st := store.New(rdb, store.Options{Prefix: "t:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "t:" }))
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/recstream/recstream/admin"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -39,7 +40,7 @@ func post(t *testing.T, url, body string) (int, string) {
 func TestRankEndpoint(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "k:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "k:" }))
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,13 @@ func TestRankEndpoint(t *testing.T) {
 	if _, err := st.Apply(ctx, 0, ops); err != nil {
 		t.Fatal(err)
 	}
-	sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, WeightUserKNN: 1, WeightPopular: 0.05, NeighbourTTL: -1, DegreeTTL: -1})
+	sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) {
+		o.WeightItemKNN = 1
+		o.WeightUserKNN = 1
+		o.WeightPopular = 0.05
+		o.NeighbourTTL = -1
+		o.DegreeTTL = -1
+	}))
 	mux := http.NewServeMux()
 	admin.New(admin.Options{Store: st, Ranker: sc, Auth: admin.UserAuth{Anonymous: true}}).Register(mux)
 	hs := httptest.NewServer(mux)

@@ -252,6 +252,9 @@ type ModelConfig struct {
 	ItemUsersCap int    `yaml:"item_users_cap"`
 	CoocCap      int    `yaml:"cooc_cap"`
 	CoocHistory  int    `yaml:"cooc_history"`
+	// CoocFold is how many entries a co-occurrence or next-item row
+	// collects before the processor folds them into one.
+	CoocFold int `yaml:"cooc_fold"`
 	// NextWindow is how many of the user's latest distinct earlier items
 	// each event adds a transition from (next-item rows); 0 keeps none.
 	NextWindow  int `yaml:"next_window"`
@@ -272,6 +275,7 @@ func (s *ModelConfig) SetDefaults() {
 		ItemUsersCap: 200,
 		CoocCap:      200,
 		CoocHistory:  20,
+		CoocFold:     32,
 		NextWindow:   3,
 		NextCap:      300,
 		TrendingCap:  10000,
@@ -289,7 +293,8 @@ func (s ModelConfig) EpochTime() time.Time {
 	return t
 }
 
-// ScorerWeights is the blend weight of each recommendation source.
+// ScorerWeights is the blend weight of each recommendation source; 0
+// turns a source off (at least one must be greater than 0).
 type ScorerWeights struct {
 	UserKNN  float64 `yaml:"user_knn"`
 	ItemKNN  float64 `yaml:"item_knn"`
@@ -317,7 +322,8 @@ type ScorerConfig struct {
 	CandidateUsers int `yaml:"candidate_users"`
 	HistoryItems   int `yaml:"history_items"`
 	// RecentEvents is how many of the user's latest events seed the kNN
-	// sources besides the strongest items.
+	// sources besides the strongest items, and the next-item source; 0:
+	// none.
 	RecentEvents int `yaml:"recent_events"`
 	// NextItems is how many of the strongest transitions of each of the
 	// user's latest items the next-item source reads.
@@ -336,6 +342,10 @@ type ScorerConfig struct {
 	Workers         int           `yaml:"workers"`
 	ModelName       string        `yaml:"model_name"`
 	TrendingRefresh time.Duration `yaml:"trending_refresh"`
+	// TrendingItems is how many of the most trending items the scorer
+	// reads: the trending and popular sources' candidates and the
+	// anonymous lists.
+	TrendingItems int `yaml:"trending_items"`
 	// NeighbourTTL is how long the scorer reuses what it read of other
 	// users and items (neighbour vectors, co-occurrence rows, recent users
 	// and degrees of items) across the users it rescores; 0 rereads them
@@ -401,6 +411,7 @@ func (s *ScorerConfig) SetDefaults() {
 		Workers:         8,
 		ModelName:       "hybrid-v1",
 		TrendingRefresh: time.Second,
+		TrendingItems:   200,
 		NeighbourTTL:    5 * time.Second,
 		EASELambda:      300,
 		EASEMaxItems:    2000,

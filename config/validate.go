@@ -198,6 +198,7 @@ func (s ModelConfig) Validate() error {
 	if p.minInt("model.next_window", s.NextWindow, 0) && s.NextWindow > s.UserLogCap {
 		p.add("model.next_window", "must be at most model.user_log_cap (%d), got %d", s.UserLogCap, s.NextWindow)
 	}
+	p.minInt("model.cooc_fold", s.CoocFold, 2)
 	p.minInt("model.next_cap", s.NextCap, 1)
 	p.minInt("model.trending_cap", s.TrendingCap, 1)
 	if s.UserTTL < 0 || (s.UserTTL > 0 && s.UserTTL < time.Second) {
@@ -244,6 +245,7 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.model_name", "must not be empty")
 	}
 	p.positiveDur("scorer.trending_refresh", s.TrendingRefresh)
+	p.minInt("scorer.trending_items", s.TrendingItems, 1)
 	p.nonNegDur("scorer.neighbour_ttl", s.NeighbourTTL)
 	if p.nonNegFloat("scorer.ease_lambda", s.EASELambda) && s.EASELambda == 0 {
 		p.add("scorer.ease_lambda", "must be greater than 0")

@@ -16,6 +16,7 @@ import (
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
@@ -52,7 +53,15 @@ func (f *flakyApplier) ApplyItems(ctx context.Context, w *store.ItemWork) error 
 }
 
 func storeOptions(prefix string) store.Options {
-	return store.Options{Prefix: prefix, UserItemsCap: 1000, UserLogCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 1000, TrendingCap: 1000}
+	return testopts.Store(func(o *store.Options) {
+		o.Prefix = prefix
+		o.UserItemsCap = 1000
+		o.UserLogCap = 1000
+		o.ItemUsersCap = 1000
+		o.CoocCap = 1000
+		o.CoocHistory = 1000
+		o.TrendingCap = 1000
+	})
 }
 
 // The ingest consumer commits a batch only after both halves are stored:

@@ -21,7 +21,7 @@ type ReplayConfig struct {
 	// Redis is the server the state lives in. A replay deletes every key
 	// under Store.Prefix first, and nothing else.
 	Redis redis.UniversalClient
-	// Store are the production store options (processor.StoreOptions of a
+	// Store are the production store options (store.OptionsFromConfig of a
 	// config). Store.Prefix must not be empty. A zero Store.Epoch is set to
 	// the first training timestamp, so that the forward-decay factors stay
 	// in range whatever the age of the log.

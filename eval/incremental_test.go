@@ -9,6 +9,7 @@ import (
 
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -17,15 +18,20 @@ func TestIncrementalBeatsPopularity(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	data := planted(1, 4, 25, 30, 15, 0.1)
-	ease := scorer.NewEASE(scorer.EASEOptions{Lambda: 50})
+	ease := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda = 50 }))
 	replay := eval.NewReplay(eval.ReplayConfig{
 		Redis: rdb,
 		// Production caps and weights; a slow decay as `recstream eval` uses.
-		Store:      store.Options{Prefix: "t:", HalfLife: 10 * 365 * 24 * time.Hour},
+		Store:      testopts.Store(func(o *store.Options) { o.Prefix, o.HalfLife, o.Epoch = "t:", 10*365*24*time.Hour, time.Time{} }),
 		Partitions: 3, BatchSize: 500, EASE: ease,
 	})
 	only := func(u, i, tr, e float64) scorer.Options {
-		return scorer.Options{WeightUserKNN: u, WeightItemKNN: i, WeightTrending: tr, WeightEASE: e}
+		return testopts.Scorer(func(o *scorer.Options) {
+			o.WeightUserKNN = u
+			o.WeightItemKNN = i
+			o.WeightTrending = tr
+			o.WeightEASE = e
+		})
 	}
 	models := []eval.Model{
 		eval.NewPopularity(),
@@ -75,18 +81,34 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 		data[i].TS = 0
 	}
 	const big = 100000
-	ease := scorer.NewEASE(scorer.EASEOptions{Lambda: 20, MaxItems: big, UserItems: big})
+	ease := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems, o.UserItems = 20, big, big }))
 	replay := eval.NewReplay(eval.ReplayConfig{
 		Redis: rdb,
-		Store: store.Options{Prefix: "eq:", UserItemsCap: big, UserLogCap: big, ItemUsersCap: big,
-			CoocCap: big, CoocHistory: big, HalfLife: 24 * time.Hour},
+		Store: testopts.Store(func(o *store.Options) {
+			o.Prefix = "eq:"
+			o.UserItemsCap = big
+			o.UserLogCap = big
+			o.ItemUsersCap = big
+			o.CoocCap = big
+			o.CoocHistory = big
+			o.HalfLife = 24 * time.Hour
+			o.Epoch = time.Time{} // zero: the replay starts it at the first event
+		}),
 		Partitions: 2, BatchSize: 100, EASE: ease,
 	})
-	opt := scorer.Options{
-		Neighbours: big, CandidateUsers: big, UsersPerItem: big, HistoryItems: big,
-		UserItems: big, NeighbourItems: big, ItemNeighbours: big, WeightUserKNN: 1, WeightItemKNN: 1, WeightEASE: 1,
-		EASE: ease,
-	}
+	opt := testopts.Scorer(func(o *scorer.Options) {
+		o.Neighbours = big
+		o.CandidateUsers = big
+		o.UsersPerItem = big
+		o.HistoryItems = big
+		o.UserItems = big
+		o.NeighbourItems = big
+		o.ItemNeighbours = big
+		o.WeightUserKNN = 1
+		o.WeightItemKNN = 1
+		o.WeightEASE = 1
+		o.EASE = ease
+	})
 	inc := eval.NewIncremental("all", replay, opt)
 	ctx := context.Background()
 	if err := inc.Fit(ctx, data); err != nil {

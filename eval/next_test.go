@@ -10,6 +10,7 @@ import (
 
 	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
@@ -62,11 +63,17 @@ func TestNextItemIncrementalEqualsBatch(t *testing.T) {
 		t.Run(fmt.Sprintf("partitions=%d,batch=%d", c.parts, c.batch), func(t *testing.T) {
 			replay := eval.NewReplay(eval.ReplayConfig{
 				Redis: rdb,
-				Store: store.Options{Prefix: fmt.Sprintf("nx%d:", c.batch), HalfLife: 24 * time.Hour, NextWindow: 3, NextCap: big,
-					CoocFold: c.fold},
+				Store: testopts.Store(func(o *store.Options) {
+					o.Prefix = fmt.Sprintf("nx%d:", c.batch)
+					o.HalfLife = 24 * time.Hour
+					o.NextWindow = 3
+					o.NextCap = big
+					o.CoocFold = c.fold
+					o.Epoch = time.Time{} // zero: the replay starts it at the first event
+				}),
 				Partitions: c.parts, BatchSize: c.batch,
 			})
-			opt := scorer.Options{WeightNext: 1, NextItems: big}
+			opt := testopts.Scorer(func(o *scorer.Options) { o.WeightNext, o.NextItems = 1, big })
 			inc := eval.NewIncremental("next-item", replay, opt)
 			if err := inc.Fit(ctx, data); err != nil {
 				t.Fatal(err)
@@ -112,8 +119,8 @@ func TestNextItemRecoversPlantedSuccessors(t *testing.T) {
 	g := loadgen.NewSequence(loadgen.SequenceOptions{Users: 3000, Seed: 5})
 	data := sequenceLog(g)
 	ctx := context.Background()
-	replay := eval.NewReplay(eval.ReplayConfig{Redis: rdb, Store: store.Options{Prefix: "pl:", HalfLife: 10 * 365 * 24 * time.Hour}})
-	opt := scorer.Options{WeightNext: 1}
+	replay := eval.NewReplay(eval.ReplayConfig{Redis: rdb, Store: testopts.Store(func(o *store.Options) { o.Prefix, o.HalfLife, o.Epoch = "pl:", 10*365*24*time.Hour, time.Time{} })})
+	opt := testopts.Scorer(func(o *scorer.Options) { o.WeightNext = 1 })
 	if err := eval.NewIncremental("next-item", replay, opt).Fit(ctx, data); err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +218,15 @@ func TestSyntheticSequenceHybridBeatsPopularity(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	data := sequenceLog(loadgen.NewSequence(loadgen.SequenceOptions{Users: 2000, Seed: 1}))
-	replay := eval.NewReplay(eval.ReplayConfig{Redis: rdb, Store: store.Options{Prefix: "hy:", HalfLife: 10 * 365 * 24 * time.Hour}})
+	replay := eval.NewReplay(eval.ReplayConfig{Redis: rdb, Store: testopts.Store(func(o *store.Options) { o.Prefix, o.HalfLife, o.Epoch = "hy:", 10*365*24*time.Hour, time.Time{} })})
 	// The production blend weights (config defaults) with and without the
 	// next-item source.
-	hybrid := scorer.Options{WeightUserKNN: 1, WeightItemKNN: 1, WeightTrending: 0.05, WeightNext: 1}
+	hybrid := testopts.Scorer(func(o *scorer.Options) {
+		o.WeightUserKNN = 1
+		o.WeightItemKNN = 1
+		o.WeightTrending = 0.05
+		o.WeightNext = 1
+	})
 	without := hybrid
 	without.WeightNext = 0
 	models := []eval.Model{

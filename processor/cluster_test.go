@@ -327,7 +327,7 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	// at a cut-off does not pick a different member on each side.
 	ctx := context.Background()
 	wide := func(c config.Config, st *store.Store) *scorer.Scorer {
-		o := processor.ScorerOptions(c)
+		o := scorer.OptionsFromConfig(c)
 		o.ItemNeighbours, o.UsersPerItem, o.NeighbourItems, o.TrendingSize = 1000, 1000, 1000, 1000
 		return scorer.New(st, o)
 	}

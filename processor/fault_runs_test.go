@@ -484,7 +484,7 @@ func TestFaultMisKeyedEvents(t *testing.T) {
 	stop()
 
 	// Brute force: each user's weight per item, w·2^((t−epoch)/half-life).
-	so := processor.StoreOptions(cfg)
+	so := store.OptionsFromConfig(cfg)
 	want := map[string]map[string]float64{}
 	for _, ev := range evs {
 		if want[ev.UserID] == nil {

@@ -414,7 +414,7 @@ func takeSnapshot(t *testing.T, cfg config.Config, rs *redistest.Server) snapsho
 		t.Fatal(err)
 	}
 	defer p.Redis.Close()
-	o := processor.ScorerOptions(cfg)
+	o := scorer.OptionsFromConfig(cfg)
 	o.ItemNeighbours, o.UsersPerItem, o.NeighbourItems, o.TrendingSize = 1000, 1000, 1000, 1000
 	o.Now = faultClock
 	users := fixedLog().users

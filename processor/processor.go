@@ -139,41 +139,6 @@ func NewRedis(c config.RedisConfig) redis.UniversalClient {
 	})
 }
 
-// StoreOptions maps the model section onto store options.
-func StoreOptions(c config.Config) store.Options {
-	w := c.Model.Weights
-	return store.Options{
-		Prefix:       c.Redis.KeyPrefix,
-		Weights:      map[event.Type]float64{event.Browse: w.Browse, event.Click: w.Click, event.AddToCart: w.AddToCart, event.Purchase: w.Purchase},
-		HalfLife:     c.Model.HalfLife,
-		Epoch:        c.Model.EpochTime(),
-		UserItemsCap: c.Model.UserItemsCap,
-		UserLogCap:   c.Model.UserLogCap,
-		ItemUsersCap: c.Model.ItemUsersCap,
-		CoocCap:      c.Model.CoocCap,
-		CoocHistory:  c.Model.CoocHistory,
-		NextWindow:   nextWindow(c.Model.NextWindow),
-		NextCap:      c.Model.NextCap,
-		TrendingCap:  c.Model.TrendingCap,
-		UserTTL:      c.Model.UserTTL,
-		Attribution: store.AttributionOptions{
-			Window:              c.Attribution.Window,
-			NoListFallback:      !c.Attribution.ListFallback,
-			ShownCap:            c.Attribution.ShownCap,
-			RefreshOnImpression: c.Attribution.Discount > 0,
-		},
-	}
-}
-
-// nextWindow maps model.next_window (0: no transitions kept) onto
-// store.Options.NextWindow (0: the default, < 0: none).
-func nextWindow(w int) int {
-	if w == 0 {
-		return -1
-	}
-	return w
-}
-
 // ExperimentReport reads the experiment counters and returns the A/B
 // report, the first configured variant as the control.
 func (p *Processor) ExperimentReport(ctx context.Context) (experiment.Report, error) {
@@ -198,75 +163,6 @@ func VariantNames(c config.Config) []string {
 // Decoder returns the event decoder the ingest role runs.
 func Decoder(c config.Config) event.Decoder {
 	return event.Decoder{MaxBytes: c.Ingest.MaxMessageBytes, MaxFuture: c.Ingest.MaxFuture, MaxItems: c.Attribution.MaxItems, Variants: VariantNames(c)}
-}
-
-// ScorerOptions maps the scorer section onto scorer options.
-func ScorerOptions(c config.Config) scorer.Options {
-	s := c.Scorer
-	o := scorer.Options{
-		TopN:           s.TopN,
-		Neighbours:     s.Neighbours,
-		CandidateUsers: s.CandidateUsers,
-		HistoryItems:   s.HistoryItems,
-		RecentEvents:   s.RecentEvents,
-		RecencyBoost:   s.RecencyBoost,
-		UserItems:      c.Model.UserItemsCap,
-		UserSimilarity: s.UserSimilarity,
-		ItemSimilarity: s.ItemSimilarity,
-		Shrinkage:      s.Shrinkage,
-		WeightUserKNN:  s.Weights.UserKNN,
-		WeightItemKNN:  s.Weights.ItemKNN,
-		WeightTrending: s.Weights.Trending,
-		WeightEASE:     s.Weights.EASE,
-		WeightContent:  s.Weights.Content,
-		WeightNew:      s.Weights.NewArrivals,
-		WeightNext:     s.Weights.NextItem,
-		NextSeeds:      s.RecentEvents,
-		NextItems:      s.NextItems,
-		WeightPopular:  s.Weights.Popular,
-		ItemNeighbours: itemNeighbours(s.ItemNeighbours),
-		UsersPerItem:   s.UsersPerItem,
-		NeighbourItems: s.NeighbourItems,
-		MaxPerCategory: s.MaxPerCategory,
-		NewSlots:       s.NewArrivalSlots,
-		Content: scorer.ContentOptions{
-			Categories: s.ContentCategories,
-			Brands:     s.ContentBrands,
-			PerGroup:   s.ContentCandidates,
-			NewWindow:  s.NewArrivalWindow,
-		},
-		ExcludeSeen:        s.ExcludeSeen,
-		ListTTL:            s.ListTTL,
-		ModelName:          s.ModelName,
-		TrendingRefresh:    s.TrendingRefresh,
-		NeighbourTTL:       s.NeighbourTTL,
-		DegreeTTL:          s.NeighbourTTL,
-		ImpressionDiscount: c.Attribution.Discount, // Shown is set where the store exists
-	}
-	o.ItemNeighbourBudget = s.ItemNeighbourBudget
-	// Retention: a user's list never outlives the user's state.
-	if u := c.Model.UserTTL; u > 0 && (o.ListTTL <= 0 || o.ListTTL > u) {
-		o.ListTTL = u
-	}
-	return o
-}
-
-// itemNeighbours maps the config's 0 (whole rows) onto the scorer's -1.
-func itemNeighbours(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// EASEOptions maps the scorer section onto the EASE model's options.
-func EASEOptions(c config.Config) scorer.EASEOptions {
-	return scorer.EASEOptions{
-		Lambda:    c.Scorer.EASELambda,
-		MaxItems:  c.Scorer.EASEMaxItems,
-		UserItems: c.Model.UserItemsCap,
-		Interval:  c.Scorer.EASERefresh,
-	}
 }
 
 // KafkaOptions maps the kafka section onto the consumers' shared settings.
@@ -350,7 +246,7 @@ func (b *builder) store() {
 	p.Redis = NewRedis(cfg.Redis)
 	store.NewRedisMetrics(b.reg).InstrumentClient(p.Redis)
 	p.Redis.AddHook(p.dialErr)
-	so := StoreOptions(cfg)
+	so := store.OptionsFromConfig(cfg)
 	so.Logger = p.log
 	so.CoocMetrics = store.NewCoocMetrics(b.reg)
 	p.Store = store.New(p.Redis, so)
@@ -363,14 +259,14 @@ func (b *builder) store() {
 // index and its loader (score role with the catalog) and the scorer.
 func (b *builder) scorer() {
 	p, cfg := b.p, b.cfg
-	sco := ScorerOptions(cfg)
+	sco := scorer.OptionsFromConfig(cfg)
 	sco.Logger = p.log
 	sco.Shown = p.Store.ShownCounts
 	if b.now != nil {
 		sco.Now = b.now
 	}
 	if cfg.Scorer.Weights.EASE > 0 {
-		eo := EASEOptions(cfg)
+		eo := scorer.EASEOptionsFromConfig(cfg)
 		eo.Logger = p.log.With("model", "ease")
 		p.EASE = scorer.NewEASE(eo)
 		sco.EASE = p.EASE
@@ -400,7 +296,7 @@ func (b *builder) variants() error {
 	for i, spec := range specs {
 		c := cfg
 		c.Scorer.Weights = spec.Apply(cfg.Scorer.Weights)
-		o := ScorerOptions(c)
+		o := scorer.OptionsFromConfig(c)
 		o.Logger, o.Catalog, o.Now, o.EASE = b.sco.Logger, b.sco.Catalog, b.sco.Now, b.sco.EASE
 		vs[i] = scorer.Variant{Name: spec.Name, Share: spec.Share, Scorer: scorer.New(p.Store, o)}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
@@ -64,7 +65,7 @@ func BenchmarkNormalisedVector(b *testing.B) {
 func BenchmarkScoreChunk(b *testing.B) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
-	st := store.New(rdb, store.Options{Prefix: "b:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
 	ctx := context.Background()
 	g := loadgen.New(loadgen.Options{Users: 4000, Items: 2000, Clusters: 10, Seed: 5, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
 	off := int64(0)
@@ -79,7 +80,7 @@ func BenchmarkScoreChunk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sc := scorer.New(st, scorer.Options{UserItems: 200})
+	sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.UserItems = 200 }))
 	chunks := make([][]string, 0, 60)
 	for c := 0; c < 60; c++ {
 		users := make([]string, 64)

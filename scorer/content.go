@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -39,18 +40,19 @@ type ContentOptions struct {
 	NewWindow  time.Duration // an item created less than this ago is a new arrival
 }
 
-func (o *ContentOptions) setDefaults() {
-	if o.Categories <= 0 {
-		o.Categories = 3
+func (o *ContentOptions) check() {
+	bad := func(name string, v any) {
+		panic(fmt.Sprintf("scorer.New: Options.Content.%s is %v; build the options with OptionsFromConfig", name, v))
 	}
-	if o.Brands <= 0 {
-		o.Brands = 2
-	}
-	if o.PerGroup <= 0 {
-		o.PerGroup = 100
-	}
-	if o.NewWindow <= 0 {
-		o.NewWindow = 7 * 24 * time.Hour
+	switch {
+	case o.Categories <= 0:
+		bad("Categories", o.Categories)
+	case o.Brands <= 0:
+		bad("Brands", o.Brands)
+	case o.PerGroup <= 0:
+		bad("PerGroup", o.PerGroup)
+	case o.NewWindow <= 0:
+		bad("NewWindow", o.NewWindow)
 	}
 }
 

@@ -92,7 +92,7 @@ func TestCandidateUsersMatchesFullSort(t *testing.T) {
 		}
 		self := int32(rng.IntN(nUsers))
 		k := []int{1, 5, 100, nUsers, nUsers + 3}[trial%5]
-		s := New(nil, Options{CandidateUsers: k})
+		s := New(nil, testOptions(func(o *Options) { o.CandidateUsers = k }))
 		sc := new(scratch)
 		sc.fitUsers(nUsers)
 		ord := nameOrder{names: names}

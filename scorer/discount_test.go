@@ -8,6 +8,7 @@ import (
 
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
@@ -18,7 +19,7 @@ import (
 // k, and the other candidates keep their scores.
 func TestImpressionDiscount(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
-	st := store.New(rdb, store.Options{Prefix: "d:", Attribution: store.AttributionOptions{Window: time.Hour}})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.Attribution.Window = "d:", time.Hour }))
 	g := loadgen.New(loadgen.Options{Users: 30, Items: 40, Seed: 5, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
 	var ops []store.Op
 	for i := 0; i < 1500; i++ {

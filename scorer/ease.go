@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync/atomic"
@@ -22,37 +23,35 @@ type EASESource interface {
 
 var _ EASESource = (*store.Store)(nil)
 
-// EASEOptions configures an EASE model. Zero values take the defaults.
+// EASEOptions configures an EASE model; EASEOptionsFromConfig gives the
+// options of a configuration. NewEASE panics on a zero but Logger.
 type EASEOptions struct {
-	// Lambda is the L2 regularisation λ (default 300).
+	// Lambda is the L2 regularisation λ.
 	Lambda float64
-	// MaxItems keeps the model to the items with the most users (default
-	// 2000): the model is a dense MaxItems² matrix (8·n² bytes) and a
-	// refresh costs O(n³).
+	// MaxItems keeps the model to the items with the most users: the
+	// model is a dense MaxItems² matrix (8·n² bytes) and a refresh costs
+	// O(n³).
 	MaxItems int
-	// UserItems is how many of each user's strongest items are read
-	// (default 200, the user vector cap).
+	// UserItems is how many of each user's strongest items are read.
 	UserItems int
-	// Interval is the background refresh period of Run (default 10m).
+	// Interval is the background refresh period of Run.
 	Interval time.Duration
-	Logger   *slog.Logger
+	Logger   *slog.Logger // nil: discard
 }
 
-func (o *EASEOptions) setDefaults() {
-	if o.Lambda <= 0 {
-		o.Lambda = 300
+func (o *EASEOptions) check() {
+	bad := func(name string, v any) {
+		panic(fmt.Sprintf("scorer.NewEASE: EASEOptions.%s is %v; build the options with EASEOptionsFromConfig", name, v))
 	}
-	if o.MaxItems <= 0 {
-		o.MaxItems = 2000
-	}
-	if o.UserItems <= 0 {
-		o.UserItems = 200
-	}
-	if o.Interval <= 0 {
-		o.Interval = 10 * time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	switch {
+	case o.Lambda <= 0:
+		bad("Lambda", o.Lambda)
+	case o.MaxItems <= 0:
+		bad("MaxItems", o.MaxItems)
+	case o.UserItems <= 0:
+		bad("UserItems", o.UserItems)
+	case o.Interval <= 0:
+		bad("Interval", o.Interval)
 	}
 }
 
@@ -78,9 +77,12 @@ type easeModel struct {
 }
 
 // NewEASE returns an EASE model with no weights yet (it scores nothing
-// until the first Refresh).
+// until the first Refresh). It panics on a zero option but Logger.
 func NewEASE(opt EASEOptions) *EASE {
-	opt.setDefaults()
+	opt.check()
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &EASE{opt: opt}
 }
 

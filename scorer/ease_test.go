@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/scorer"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestEASE(t *testing.T) {
 	f := newFixture(t, 1500)
 	ctx := context.Background()
-	e := scorer.NewEASE(scorer.EASEOptions{Lambda: 5, MaxItems: 1000, UserItems: 100000})
+	e := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems, o.UserItems = 5, 1000, 100000 }))
 	if e.Items() != 0 {
 		t.Fatal("model before refresh")
 	}
@@ -89,7 +90,7 @@ func TestEASE(t *testing.T) {
 		}
 	}
 
-	sc := scorer.New(f.st, scorer.Options{WeightEASE: 1, EASE: e, ExcludeSeen: true})
+	sc := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { o.WeightEASE, o.EASE, o.ExcludeSeen = 1, e, true }))
 	us, err := sc.Score(ctx, f.users[:5])
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestEASE(t *testing.T) {
 		}
 	}
 	// The item cap keeps the items with the most users.
-	small := scorer.NewEASE(scorer.EASEOptions{Lambda: 5, MaxItems: 10})
+	small := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems = 5, 10 }))
 	if err := small.Refresh(ctx, f.st); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
 )
@@ -22,7 +23,7 @@ func sparseStore(t *testing.T) *store.Store {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "r:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "r:" }))
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		t.Fatal(err)
@@ -55,7 +56,12 @@ func sparseStore(t *testing.T) *store.Store {
 func TestRankScoresEveryItem(t *testing.T) {
 	st := sparseStore(t)
 	ctx := context.Background()
-	sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, WeightPopular: 0.05, NeighbourTTL: -1, DegreeTTL: -1})
+	sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) {
+		o.WeightItemKNN = 1
+		o.WeightPopular = 0.05
+		o.NeighbourTTL = -1
+		o.DegreeTTL = -1
+	}))
 	items := []string{"p3", "nobody-touched", "p11", "a3", "p7", "p3"}
 	got, err := sc.Rank(ctx, "fan", items)
 	if err != nil {
@@ -107,7 +113,14 @@ func TestPopularFillsLists(t *testing.T) {
 	st := sparseStore(t)
 	ctx := context.Background()
 	for _, withCatalog := range []bool{false, true} {
-		opt := scorer.Options{TopN: 8, WeightItemKNN: 1, WeightPopular: 0.05, ExcludeSeen: true, NeighbourTTL: -1, DegreeTTL: -1}
+		opt := testopts.Scorer(func(o *scorer.Options) {
+			o.TopN = 8
+			o.WeightItemKNN = 1
+			o.WeightPopular = 0.05
+			o.ExcludeSeen = true
+			o.NeighbourTTL = -1
+			o.DegreeTTL = -1
+		})
 		if withCatalog {
 			idx := catalog.NewIndex()
 			for n := 1; n <= 12; n++ {
@@ -151,7 +164,7 @@ func TestPopularFillsLists(t *testing.T) {
 func TestReasonsNameTheInteraction(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "d:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "d:" }))
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		t.Fatal(err)
@@ -176,7 +189,14 @@ func TestReasonsNameTheInteraction(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, exclude := range []bool{false, true} {
-		sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, WeightUserKNN: 1, WeightPopular: 0.05, ExcludeSeen: exclude, NeighbourTTL: -1, DegreeTTL: -1})
+		sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) {
+			o.WeightItemKNN = 1
+			o.WeightUserKNN = 1
+			o.WeightPopular = 0.05
+			o.ExcludeSeen = exclude
+			o.NeighbourTTL = -1
+			o.DegreeTTL = -1
+		}))
 		lists, err := sc.Recommend(ctx, []string{"demo"})
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +228,7 @@ func TestReasonsNameTheInteraction(t *testing.T) {
 func TestItemNeighbourDepth(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "n:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "n:" }))
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {
 		t.Fatal(err)
@@ -236,7 +256,13 @@ func TestItemNeighbourDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func(user string, n, budget int) int {
-		sc := scorer.New(st, scorer.Options{WeightItemKNN: 1, ItemNeighbours: n, ItemNeighbourBudget: budget, NeighbourTTL: -1, DegreeTTL: -1})
+		sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) {
+			o.WeightItemKNN = 1
+			o.ItemNeighbours = n
+			o.ItemNeighbourBudget = budget
+			o.NeighbourTTL = -1
+			o.DegreeTTL = -1
+		}))
 		us, err := sc.Score(ctx, []string{user})
 		if err != nil {
 			t.Fatal(err)
@@ -259,7 +285,8 @@ func TestItemNeighbourDepth(t *testing.T) {
 		{"one", 2, 100, 8}, // the whole row
 		{"two", 2, 6, 4},   // two seeds: 3 each
 		{"two", 4, 6, 6},   // item_neighbours is the floor
-		{"two", -1, 0, 16}, // whole rows
+		{"two", 0, 0, 16},  // whole rows
+		{"two", -1, 0, 16}, // whole rows too
 	} {
 		if got := count(tt.user, tt.n, tt.budget); got != tt.want {
 			t.Errorf("%s, item_neighbours %d, budget %d: %d co-occurring candidates, want %d", tt.user, tt.n, tt.budget, got, tt.want)

@@ -17,7 +17,7 @@ import (
 // among the best (every candidate is filtered).
 func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	s := New(nil, Options{TopN: 20})
+	s := New(nil, testOptions(nil))
 	for trial := range 200 {
 		var us UserScores
 		nc := 1 + rng.IntN(600)
@@ -111,7 +111,13 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 			}
 		}
 		unavailable, excl := exclude(rng, &us, trial)
-		s := New(nil, Options{TopN: 20, MaxPerCategory: 1 + rng.IntN(4), NewSlots: rng.IntN(3), WeightNew: 0.3, Catalog: idx})
+		s := New(nil, testOptions(func(o *Options) {
+			o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 0, 0, 0
+			o.MaxPerCategory = 1 + rng.IntN(4)
+			o.NewSlots = rng.IntN(3)
+			o.WeightNew = 0.3
+			o.Catalog = idx
+		}))
 		n := 1 + rng.IntN(30)
 		var all []*Candidate
 		for _, c := range us.list {

@@ -51,7 +51,10 @@ const (
 	SourcePopular  = "popular"
 )
 
-// Options configures a Scorer. Zero values take the documented defaults.
+// Options configures a Scorer. OptionsFromConfig gives the options of a
+// configuration; New panics on a zero where a value is needed (a count, a
+// similarity, the list TTL, the model name, the trending refresh, and
+// every source weight 0).
 type Options struct {
 	TopN            int     // items per list
 	Neighbours      int     // user-kNN: neighbours kept (K)
@@ -62,7 +65,7 @@ type Options struct {
 	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); 0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
-	ItemNeighbours  int     // item-kNN: co-occurring items read per seed at least; <0: whole rows
+	ItemNeighbours  int     // item-kNN: co-occurring items read per seed at least; 0: whole rows
 	UserSimilarity  string  // cosine or pearson
 	ItemSimilarity  string  // cosine, jaccard or lift
 	Shrinkage       float64 // added to similarity denominators
@@ -73,8 +76,8 @@ type Options struct {
 	WeightContent   float64 // content-based source (needs Catalog)
 	WeightNew       float64 // new-arrivals source (needs Catalog)
 	WeightNext      float64 // next-item source (next.go)
-	NextItems       int     // next-item: transitions read per latest item (default 300: whole rows at the default model.next_cap)
-	NextSeeds       int     // next-item: the user's latest distinct items read (default 10; processor: scorer.recent_events)
+	NextItems       int     // next-item: transitions read per latest item
+	NextSeeds       int     // next-item: the user's latest distinct items read
 	Catalog         Catalog // nil: no content, new-arrival, diversity or availability filtering
 	Content         ContentOptions
 	MaxPerCategory  int     // diversity: items of one category in a list at most; 0 = no cap
@@ -84,11 +87,11 @@ type Options struct {
 	ExcludeSeen     bool    // drop every item the user interacted with (purchases are always dropped)
 	ListTTL         time.Duration
 	ModelName       string
-	TrendingSize    int           // trending items read
-	TrendingRefresh time.Duration // how long the trending read is reused
-	DegreeTTL       time.Duration // how long item degrees are cached; 0: not cached
-	Now             func() time.Time
-	Logger          *slog.Logger
+	TrendingSize    int              // trending items read
+	TrendingRefresh time.Duration    // how long the trending read is reused
+	DegreeTTL       time.Duration    // how long item degrees are cached; 0: not cached
+	Now             func() time.Time // nil: time.Now
+	Logger          *slog.Logger     // nil: discard
 
 	// ImpressionDiscount multiplies the blended score of an item shown to
 	// the user k times since the user last clicked it by
@@ -108,52 +111,49 @@ type Options struct {
 	ItemNeighbourBudget int
 }
 
-func (o *Options) setDefaults() {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
+// check panics, naming the option, on a value the scorer cannot work
+// with.
+func (o *Options) check() {
+	bad := func(name string, v any) {
+		panic(fmt.Sprintf("scorer.New: Options.%s is %v; build the options with OptionsFromConfig", name, v))
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{
+		{"TopN", o.TopN}, {"Neighbours", o.Neighbours}, {"CandidateUsers", o.CandidateUsers},
+		{"UsersPerItem", o.UsersPerItem}, {"HistoryItems", o.HistoryItems}, {"UserItems", o.UserItems},
+		{"NeighbourItems", o.NeighbourItems}, {"NextItems", o.NextItems}, {"TrendingSize", o.TrendingSize},
+	} {
+		if c.v <= 0 {
+			bad(c.name, c.v)
 		}
 	}
-	def(&o.TopN, 20)
-	def(&o.Neighbours, 30)
-	def(&o.CandidateUsers, 100)
-	def(&o.UsersPerItem, 50)
-	def(&o.HistoryItems, 20)
-	def(&o.UserItems, 200)
-	def(&o.NeighbourItems, 50)
-	if o.ItemNeighbours == 0 {
-		o.ItemNeighbours = 50
+	if o.RecentEvents < 0 {
+		bad("RecentEvents", o.RecentEvents)
 	}
-	o.ItemNeighbourBudget = max(o.ItemNeighbourBudget, 0)
-	def(&o.NextItems, 300)
-	def(&o.NextSeeds, 10)
-	def(&o.TrendingSize, 200)
-	def(&o.RecentEvents, 10)
+	if o.NextSeeds < 0 {
+		bad("NextSeeds", o.NextSeeds)
+	}
 	if o.UserSimilarity == "" {
-		o.UserSimilarity = "cosine"
+		bad("UserSimilarity", `""`)
 	}
 	if o.ItemSimilarity == "" {
-		o.ItemSimilarity = "cosine"
+		bad("ItemSimilarity", `""`)
 	}
-	o.Content.setDefaults()
 	if o.WeightUserKNN == 0 && o.WeightItemKNN == 0 && o.WeightTrending == 0 && o.WeightEASE == 0 && o.WeightContent == 0 && o.WeightNew == 0 && o.WeightNext == 0 && o.WeightPopular == 0 {
-		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending = 1, 1, 0.05
+		bad("Weight*", "0 for every source")
 	}
 	if o.ListTTL <= 0 {
-		o.ListTTL = 7 * 24 * time.Hour
+		bad("ListTTL", o.ListTTL)
 	}
 	if o.ModelName == "" {
-		o.ModelName = "hybrid-v1"
+		bad("ModelName", `""`)
 	}
 	if o.TrendingRefresh <= 0 {
-		o.TrendingRefresh = time.Second
+		bad("TrendingRefresh", o.TrendingRefresh)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Content.check()
 }
 
 // Scorer computes hybrid recommendation lists from the store.
@@ -175,9 +175,17 @@ type Scorer struct {
 	listItems map[string]map[string]bool // user -> items of the list last written
 }
 
-// New returns a Scorer reading st.
+// New returns a Scorer reading st. It panics when opt lacks a count, a
+// similarity, every source weight, the list TTL, the model name or the
+// trending refresh.
 func New(st Store, opt Options) *Scorer {
-	opt.setDefaults()
+	opt.check()
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
 	s := &Scorer{st: st, opt: opt, maxNumbered: defaultMaxNumbered}
 	s.num.Store(newNumbered(opt))
 	return s
@@ -337,7 +345,7 @@ func (s *Scorer) Rank(ctx context.Context, user string, items []string) ([]store
 // rowDepth is how many items of each co-occurrence row a Score call
 // reads: the most any user reads (0: whole rows).
 func (s *Scorer) rowDepth() int {
-	if s.opt.ItemNeighbours < 0 {
+	if s.opt.ItemNeighbours <= 0 {
 		return 0
 	}
 	return max(s.opt.ItemNeighbours, s.opt.ItemNeighbourBudget)
@@ -347,7 +355,7 @@ func (s *Scorer) rowDepth() int {
 // uses (0: all): ItemNeighbours, or the budget shared among the seeds
 // when that is more.
 func (s *Scorer) seedDepth(n int) int {
-	if s.opt.ItemNeighbours < 0 {
+	if s.opt.ItemNeighbours <= 0 {
 		return 0
 	}
 	d := s.opt.ItemNeighbours
@@ -869,7 +877,7 @@ func (s *Scorer) Seeds(p store.Profile) []store.Scored {
 		out = append(out, store.Scored{ID: it.ID, Score: w[it.ID]})
 	}
 	boost := s.opt.RecencyBoost
-	for pos, id := range p.Recent {
+	for pos, id := range p.Recent[:min(len(p.Recent), s.opt.RecentEvents)] {
 		base, ok := w[id]
 		if !ok {
 			continue // evicted from the capped vector

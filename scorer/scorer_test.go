@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/scorer"
 	"github.com/recstream/recstream/store"
@@ -32,7 +33,15 @@ type fixture struct {
 func newFixture(t *testing.T, n int) *fixture {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "s:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 100000, TrendingCap: 100000})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) {
+		o.Prefix = "s:"
+		o.UserItemsCap = 100000
+		o.UserLogCap = 100000
+		o.ItemUsersCap = 100000
+		o.CoocCap = 100000
+		o.CoocHistory = 100000
+		o.TrendingCap = 100000
+	}))
 	g := loadgen.New(loadgen.Options{Users: 60, Items: 80, Seed: 3, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute})
 	var ops []store.Op
 	seen := map[string]bool{}
@@ -69,9 +78,20 @@ func relClose(a, b float64) bool {
 }
 
 func wide(sim string) scorer.Options {
-	return scorer.Options{Neighbours: 10, CandidateUsers: 100000, UsersPerItem: 100000, HistoryItems: 100000,
-		UserItems: 100000, NeighbourItems: 100000, ItemNeighbours: 100000, UserSimilarity: sim, ItemSimilarity: sim,
-		WeightUserKNN: 1, WeightItemKNN: 1, TrendingSize: 1}
+	return testopts.Scorer(func(o *scorer.Options) {
+		o.Neighbours = 10
+		o.CandidateUsers = 100000
+		o.UsersPerItem = 100000
+		o.HistoryItems = 100000
+		o.UserItems = 100000
+		o.NeighbourItems = 100000
+		o.ItemNeighbours = 100000
+		o.UserSimilarity = sim
+		o.ItemSimilarity = sim
+		o.WeightUserKNN = 1
+		o.WeightItemKNN = 1
+		o.TrendingSize = 1
+	})
 }
 
 // The user-kNN scores equal a brute-force computation over every user.
@@ -234,7 +254,7 @@ func TestRecommendExcludesPurchasesAndExplains(t *testing.T) {
 }
 
 func TestSeedsBoostRecentItems(t *testing.T) {
-	sc := scorer.New(nil, scorer.Options{HistoryItems: 2, RecencyBoost: 2})
+	sc := scorer.New(nil, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.HistoryItems, o.RecencyBoost = 2, 2 }))
 	p := store.Profile{
 		Items:  []store.Scored{{ID: "a", Score: 8}, {ID: "b", Score: 4}, {ID: "c", Score: 2}, {ID: "d", Score: 1}},
 		Recent: []string{"d", "b", "gone"},
@@ -248,6 +268,15 @@ func TestSeedsBoostRecentItems(t *testing.T) {
 		if got[i].ID != want[i].ID || !relClose(got[i].Score, want[i].Score) {
 			t.Fatalf("seeds %v, want %v", got, want)
 		}
+	}
+	// scorer.recent_events 0: the strongest items only (the store still
+	// reads one event, for the time of the latest).
+	none := scorer.New(nil, testopts.Scorer(func(o *scorer.Options) {
+		testopts.Hybrid(o)
+		o.HistoryItems, o.RecencyBoost, o.RecentEvents = 2, 2, 0
+	}))
+	if got, want := none.Seeds(p), []store.Scored{{ID: "a", Score: 1}, {ID: "b", Score: 0.5}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("recent_events 0: seeds %v, want %v", got, want)
 	}
 }
 
@@ -292,11 +321,11 @@ func TestNewNumberingKeepsLists(t *testing.T) {
 func TestExcludeSeen(t *testing.T) {
 	f := newFixture(t, 1500)
 	ctx := context.Background()
-	long, err := scorer.New(f.st, scorer.Options{TopN: 1000}).Recommend(ctx, f.users)
+	long, err := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.TopN = 1000 })).Recommend(ctx, f.users)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := scorer.New(f.st, scorer.Options{TopN: 10, ExcludeSeen: true}).Recommend(ctx, f.users)
+	got, err := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.TopN, o.ExcludeSeen = 10, true })).Recommend(ctx, f.users)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // candidates (about what user-kNN and item-kNN give at default settings),
 // purchased and seen items dropped, the best 20 kept.
 func BenchmarkTop(b *testing.B) {
-	s := New(nil, Options{ExcludeSeen: true})
+	s := New(nil, testOptions(func(o *Options) { o.ExcludeSeen = true }))
 	us := UserScores{Profile: store.Profile{User: "u1", Purchased: map[string]bool{"i7": true}}}
 	for i := 0; i < 50; i++ {
 		us.Profile.Items = append(us.Profile.Items, store.Scored{ID: "i" + strconv.Itoa(i*3), Score: 1})
@@ -45,7 +45,7 @@ func BenchmarkUserKNNSpread(b *testing.B) {
 		u := rng.Float64()
 		return int32(float64(items) * u * u * u)
 	}
-	s := New(nil, Options{})
+	s := New(nil, testOptions(nil))
 	vecs := make([]*neighbourVector, users)
 	for _, v := range rng.Perm(users) {
 		nv := &neighbourVector{ids: make([]int32, vecLen), vals: make([]float64, vecLen)}

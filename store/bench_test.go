@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
@@ -31,7 +32,7 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, history int) {
-	runApplyBench(b, store.Options{Prefix: "b:", CoocHistory: history},
+	runApplyBench(b, testopts.Store(func(o *store.Options) { o.Prefix, o.CoocHistory = "b:", history }),
 		loadgen.Options{Users: 10000, Items: 5000, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Second},
 		1000, 20, false, 0)
 }
@@ -220,7 +221,7 @@ func BenchmarkEncodeList(b *testing.B) {
 // one pipelined SET each against a real redis-server.
 func BenchmarkWriteLists(b *testing.B) {
 	srv := redistest.Start(b)
-	st := store.New(srv.Client(b), store.Options{Prefix: "b:"})
+	st := store.New(srv.Client(b), testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
 	lists := make([]store.List, 64)
 	for i := range lists {
 		lists[i] = benchList(20)
@@ -406,7 +407,7 @@ func BenchmarkApplyPhases(b *testing.B) {
 
 func benchApplyPhases(b *testing.B, users int, usersOnly bool, window int) {
 	const batch = 125
-	runApplyBench(b, store.Options{Prefix: "b:"},
+	runApplyBench(b, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }),
 		loadgen.Options{Users: users, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond},
 		batch, 200000/batch, usersOnly, window)
 }
@@ -435,7 +436,7 @@ func benchUserWeights(b *testing.B, mode string, size, n int) {
 	srv := redistest.Start(b, args...)
 	rdb := srv.Client(b)
 	ctx := context.Background()
-	st := store.New(rdb, store.Options{})
+	st := store.New(rdb, testopts.Store(nil))
 	const users, perRead = 2000, 64
 	rng := rand.New(rand.NewPCG(1, 2))
 	pipe := rdb.Pipeline()
@@ -484,7 +485,7 @@ func BenchmarkApplyAttribution(b *testing.B) {
 		lists  bool
 	}{{"off", 0, false}, {"on", 24 * time.Hour, false}, {"on_with_lists", 24 * time.Hour, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			opt := store.Options{Prefix: "b:", Attribution: store.AttributionOptions{Window: c.window}}
+			opt := testopts.Store(func(o *store.Options) { o.Prefix, o.Attribution.Window = "b:", c.window })
 			if c.lists {
 				opt.Prefix = "bl:"
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -190,7 +191,7 @@ func TestUserWeightsWithoutDump(t *testing.T) {
 		defer rdb.Close()
 		var log strings.Builder
 		logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		st := store.New(rdb, store.Options{Prefix: "t:", Logger: logger})
+		st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.Logger = "t:", logger }))
 		users := []string{"a", "b", "missing"}
 		for k, u := range users[:2] {
 			var zs []redis.Z

@@ -56,7 +56,7 @@ type AttributionOptions struct {
 	// NoListFallback turns off attributing to the user's current list
 	// when the user has no impression within Window.
 	NoListFallback bool
-	// ShownCap is how many shown items are remembered per user (default 500).
+	// ShownCap is how many shown items are remembered per user.
 	ShownCap int
 	// RefreshOnImpression asks for the user's list to be rescored after an
 	// impression (impression discounting needs it).

@@ -273,7 +273,7 @@ func attrReference(log []partitioned, lists map[string]store.List, window time.D
 
 func attrStore(t *testing.T, rdb redis.UniversalClient) *store.Store {
 	opt := bigCaps()
-	opt.Attribution = store.AttributionOptions{Window: attrWindow}
+	opt.Attribution.Window = attrWindow
 	return store.New(rdb, opt)
 }
 
@@ -454,7 +454,7 @@ func TestImpressionFirstKeepsTTLs(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	opt := bigCaps()
 	opt.UserTTL = time.Hour
-	opt.Attribution = store.AttributionOptions{Window: time.Hour}
+	opt.Attribution.Window = time.Hour
 	st := store.New(rdb, opt)
 	ctx := context.Background()
 	ts := time.Now().UnixMilli()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
@@ -86,7 +87,13 @@ func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ctx := context.Background()
-	opt := store.Options{UserLogCap: 1000, UserItemsCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 5}
+	opt := testopts.Store(func(o *store.Options) {
+		o.UserLogCap = 1000
+		o.UserItemsCap = 1000
+		o.ItemUsersCap = 1000
+		o.CoocCap = 1000
+		o.CoocHistory = 5
+	})
 	optA, optB := opt, opt
 	optA.Prefix, optB.Prefix = "a:", "b:"
 	a, b := store.New(rdb, optA), store.New(rdb, optB)
@@ -263,7 +270,13 @@ func TestForgetTruncatedLogLeavesOlderEvents(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ctx := context.Background()
-	opt := store.Options{UserLogCap: 8, UserItemsCap: 1000, ItemUsersCap: 1000, CoocCap: 1000, CoocHistory: 5}
+	opt := testopts.Store(func(o *store.Options) {
+		o.UserLogCap = 8
+		o.UserItemsCap = 1000
+		o.ItemUsersCap = 1000
+		o.CoocCap = 1000
+		o.CoocHistory = 5
+	})
 	optA, optB := opt, opt
 	optA.Prefix, optB.Prefix = "a:", "b:"
 	a, b := store.New(rdb, optA), store.New(rdb, optB)
@@ -302,7 +315,7 @@ func TestForgetTruncatedLogLeavesOlderEvents(t *testing.T) {
 		t.Fatalf("result %+v, want %d of %d events logged", res, window, len(mine))
 	}
 	// Brute force: what remains is the events older than the log window.
-	w := store.DefaultWeights()
+	w := opt.Weights
 	older := map[string]float64{}
 	for _, op := range mine[:len(mine)-window] {
 		older[op.Item] += w[op.Type] * a.Decay(op.TS)

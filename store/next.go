@@ -26,7 +26,7 @@ import (
 //
 // The row is a list of entries in the co-occurrence row's format
 // (cooc.go): appended by item.lua under the item's fences in the same
-// script as the co-occurrence entry, folded past CoocFold entries into one
+// script as the co-occurrence entry, folded past Options.CoocFold entries into one
 // entry of the NextCap highest names (item and purchase names together),
 // reduced by erasure entries. One mechanism serves both kinds of row.
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -16,7 +17,15 @@ func TestWritesAfterScriptFlush(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "n:", UserLogCap: 100, UserItemsCap: 100, ItemUsersCap: 100, CoocCap: 100, CoocHistory: 10, TrendingCap: 100})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) {
+		o.Prefix = "n:"
+		o.UserLogCap = 100
+		o.UserItemsCap = 100
+		o.ItemUsersCap = 100
+		o.CoocCap = 100
+		o.CoocHistory = 10
+		o.TrendingCap = 100
+	}))
 	flush := func() {
 		t.Helper()
 		if err := rdb.ScriptFlush(ctx).Err(); err != nil {

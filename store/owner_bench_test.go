@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
@@ -74,7 +75,7 @@ func benchItemOwner(b *testing.B, window int, usersToo bool) {
 	const batch = 125
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
-	st := store.New(rdb, store.Options{Prefix: "b:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
 	opt, k := st.Options(), st.Keys()
 	ctx := context.Background()
 	if err := st.LoadScripts(ctx); err != nil {

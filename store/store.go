@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/logx"
 )
@@ -28,7 +29,9 @@ var (
 	trendingLua string
 )
 
-// Options configures a Store. Zero caps take the documented defaults.
+// Options configures a Store. Every field without a "nil:" note must be
+// set: New panics on a zero cap, weight table, half-life or epoch.
+// OptionsFromConfig gives the options of a configuration.
 type Options struct {
 	Prefix       string
 	Weights      map[event.Type]float64 // implicit weight per event type
@@ -40,45 +43,76 @@ type Options struct {
 	CoocCap      int                    // co-occurring items kept per item
 	CoocHistory  int                    // earlier items a new item co-occurs with
 	CoocFold     int                    // entries after which a co-occurrence or next-item row is folded (cooc.go)
-	NextWindow   int                    // earlier distinct items an event's transitions come from (next.go); <0: none kept
+	NextWindow   int                    // earlier distinct items an event's transitions come from (next.go); 0: none kept
 	NextCap      int                    // names kept per next-item row when folded
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
-	Logger       *slog.Logger
+	Logger       *slog.Logger           // nil: discard
 }
 
-// DefaultWeights are the implicit weights per event type.
-func DefaultWeights() map[event.Type]float64 {
-	return map[event.Type]float64{event.Browse: 1, event.Click: 2, event.AddToCart: 4, event.Purchase: 8}
+// OptionsFromConfig returns the store options of a configuration: the key
+// prefix, the model section and attribution.
+func OptionsFromConfig(c config.Config) Options {
+	w := c.Model.Weights
+	return Options{
+		Prefix:       c.Redis.KeyPrefix,
+		Weights:      map[event.Type]float64{event.Browse: w.Browse, event.Click: w.Click, event.AddToCart: w.AddToCart, event.Purchase: w.Purchase},
+		HalfLife:     c.Model.HalfLife,
+		Epoch:        c.Model.EpochTime(),
+		UserItemsCap: c.Model.UserItemsCap,
+		UserLogCap:   c.Model.UserLogCap,
+		ItemUsersCap: c.Model.ItemUsersCap,
+		CoocCap:      c.Model.CoocCap,
+		CoocHistory:  c.Model.CoocHistory,
+		CoocFold:     c.Model.CoocFold,
+		NextWindow:   c.Model.NextWindow,
+		NextCap:      c.Model.NextCap,
+		TrendingCap:  c.Model.TrendingCap,
+		UserTTL:      c.Model.UserTTL,
+		Attribution: AttributionOptions{
+			Window:              c.Attribution.Window,
+			NoListFallback:      !c.Attribution.ListFallback,
+			ShownCap:            c.Attribution.ShownCap,
+			RefreshOnImpression: c.Attribution.Discount > 0,
+		},
+	}
 }
 
-func (o *Options) setDefaults() {
+// check panics, naming the option, on a value the store cannot work with.
+func (o *Options) check() {
+	bad := func(name string, v any) {
+		panic(fmt.Sprintf("store.New: Options.%s is %v; build the options with OptionsFromConfig", name, v))
+	}
 	if o.Weights == nil {
-		o.Weights = DefaultWeights()
+		bad("Weights", "nil")
 	}
 	if o.HalfLife <= 0 {
-		o.HalfLife = 14 * 24 * time.Hour
+		bad("HalfLife", o.HalfLife)
 	}
 	if o.Epoch.IsZero() {
-		o.Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+		bad("Epoch", "the zero time")
 	}
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
+	for _, c := range []struct {
+		name string
+		v    int
+	}{
+		{"UserItemsCap", o.UserItemsCap}, {"UserLogCap", o.UserLogCap}, {"ItemUsersCap", o.ItemUsersCap},
+		{"CoocCap", o.CoocCap}, {"CoocHistory", o.CoocHistory}, {"CoocFold", o.CoocFold}, {"NextCap", o.NextCap},
+		{"TrendingCap", o.TrendingCap}, {"Attribution.ShownCap", o.Attribution.ShownCap},
+	} {
+		if c.v <= 0 {
+			bad(c.name, c.v)
 		}
 	}
-	def(&o.UserItemsCap, 200)
-	def(&o.UserLogCap, 64)
-	def(&o.ItemUsersCap, 200)
-	def(&o.CoocCap, 200)
-	def(&o.CoocHistory, 20)
-	def(&o.CoocFold, 32)
-	def(&o.NextWindow, 3)
-	def(&o.NextCap, 300)
-	def(&o.TrendingCap, 10000)
+	if o.NextWindow < 0 {
+		bad("NextWindow", o.NextWindow)
+	}
+}
+
+func (o *Options) setNilDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -88,7 +122,6 @@ func (o *Options) setDefaults() {
 	if o.CoocMetrics == nil {
 		o.CoocMetrics = NewCoocMetrics(nil)
 	}
-	def(&o.Attribution.ShownCap, 500)
 }
 
 // Store is recstream's Redis state: the fenced write path used by the ingest
@@ -109,9 +142,11 @@ type Store struct {
 	foldHook       func() // tests: runs between a fold's read and its write
 }
 
-// New returns a Store on rdb. It does not take ownership of rdb.
+// New returns a Store on rdb. It does not take ownership of rdb. It panics
+// when opt lacks a cap, the weights, the half-life or the epoch.
 func New(rdb redis.UniversalClient, opt Options) *Store {
-	opt.setDefaults()
+	opt.check()
+	opt.setNilDefaults()
 	return &Store{
 		rdb:   rdb,
 		opt:   opt,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
@@ -231,7 +232,16 @@ func genLog(n, users, items, nparts int, seed uint64) []partitioned {
 }
 
 func bigCaps() store.Options {
-	return store.Options{Prefix: "t:", UserItemsCap: 100000, UserLogCap: 100000, ItemUsersCap: 100000, CoocCap: 100000, CoocHistory: 8, NextCap: 100000, TrendingCap: 100000}
+	return testopts.Store(func(o *store.Options) {
+		o.Prefix = "t:"
+		o.UserItemsCap = 100000
+		o.UserLogCap = 100000
+		o.ItemUsersCap = 100000
+		o.CoocCap = 100000
+		o.CoocHistory = 8
+		o.NextCap = 100000
+		o.TrendingCap = 100000
+	})
 }
 
 func reference(st *store.Store, log []partitioned) *refModel {
@@ -524,7 +534,16 @@ func TestMisKeyedReplayFindsItsOwnEntry(t *testing.T) {
 func TestCapsBind(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	opt := store.Options{Prefix: "c:", UserItemsCap: 5, UserLogCap: 7, ItemUsersCap: 4, CoocCap: 3, CoocHistory: 2, TrendingCap: 6, UserTTL: time.Hour}
+	opt := testopts.Store(func(o *store.Options) {
+		o.Prefix = "c:"
+		o.UserItemsCap = 5
+		o.UserLogCap = 7
+		o.ItemUsersCap = 4
+		o.CoocCap = 3
+		o.CoocHistory = 2
+		o.TrendingCap = 6
+		o.UserTTL = time.Hour
+	})
 	st := store.New(rdb, opt)
 	log := genLog(2000, 50, 40, 1, 9)
 	half := []partitioned{{0, log[0].ops[:1000]}}
@@ -673,7 +692,7 @@ func TestItemUsersRetentionAndCap(t *testing.T) {
 }
 
 func TestDecayIsEventTime(t *testing.T) {
-	st := store.New(nil, store.Options{HalfLife: time.Hour, Epoch: time.Unix(0, 0)})
+	st := store.New(nil, testopts.Store(func(o *store.Options) { o.HalfLife, o.Epoch = time.Hour, time.Unix(0, 0) }))
 	if got := st.Decay(time.Hour.Milliseconds()); !close(got, 2) {
 		t.Fatalf("decay after one half-life = %v, want 2", got)
 	}
@@ -685,7 +704,7 @@ func TestDecayIsEventTime(t *testing.T) {
 func TestRecentEventsAndLists(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	st := store.New(rdb, store.Options{Prefix: "r:"})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "r:" }))
 	ctx := context.Background()
 	ts := time.Now().UnixMilli()
 	ops := []store.Op{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -18,7 +19,7 @@ func TestTTLRenewal(t *testing.T) {
 	ctx := context.Background()
 	clock := time.Unix(1_800_000_000, 0)
 	const ttl = 6400 * time.Second // renewal interval 100 s
-	st := store.New(rdb, store.Options{Prefix: "x:", UserTTL: ttl, Now: func() time.Time { return clock }})
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.UserTTL, o.Now = "x:", ttl, func() time.Time { return clock } }))
 	k := st.Keys()
 	off := int64(0)
 	apply := func(item string, typ event.Type) {

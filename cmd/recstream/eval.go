@@ -20,6 +20,7 @@ import (
 	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/scorer"
+	"github.com/recstream/recstream/store"
 )
 
 // Model names of `recstream eval --models`.
@@ -573,7 +574,7 @@ func (e *evalEnv) newReplay(cfg config.Config, ease *scorer.EASE) *eval.Replay {
 		_ = eval.DeletePrefix(context.Background(), rdb, prefix)
 		_ = rdb.Close()
 	})
-	so := processor.StoreOptions(c)
+	so := store.OptionsFromConfig(c)
 	so.Epoch = time.Time{} // the log's first timestamp
 	rc := eval.ReplayConfig{Redis: rdb, Store: so, Partitions: e.f.partitions, BatchSize: e.f.batch, EASE: ease}
 	if e.f.fullPath {
@@ -589,12 +590,12 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 	var ease *scorer.EASE
 	getReplay := func() *eval.Replay {
 		if replay == nil {
-			ease = scorer.NewEASE(processor.EASEOptions(cfg))
+			ease = scorer.NewEASE(scorer.EASEOptionsFromConfig(cfg))
 			replay = e.newReplay(cfg, ease)
 		}
 		return replay
 	}
-	base := processor.ScorerOptions(cfg)
+	base := scorer.OptionsFromConfig(cfg)
 	only := func(u, i, t, x float64) scorer.Options {
 		o := base
 		o.WeightUserKNN, o.WeightItemKNN, o.WeightTrending, o.WeightEASE = u, i, t, x

@@ -8,7 +8,6 @@ import (
 	"github.com/recstream/recstream/catalog"
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/eval"
-	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/scorer"
 )
 
@@ -145,7 +144,7 @@ func tuneWindow(ctx context.Context, e *evalEnv, cfg config.Config, train []eval
 		if err := c.Validate(); err != nil {
 			return cfg, "", fmt.Errorf("tuning next-item window: model.next_window=%d: %w", w, err)
 		}
-		opt := processor.ScorerOptions(c)
+		opt := scorer.OptionsFromConfig(c)
 		opt.WeightUserKNN, opt.WeightItemKNN, opt.WeightTrending, opt.WeightEASE, opt.WeightContent, opt.WeightNew, opt.WeightNext = 0, 0, 0, 0, 0, 0, 1
 		desc := fmt.Sprintf("model.next_window=%d", w)
 		descs = append(descs, desc)
@@ -198,7 +197,7 @@ func tuneStagesOn(ctx context.Context, e *evalEnv, cfg config.Config, train []ev
 			if err := c.Validate(); err != nil {
 				return cfg, fmt.Errorf("tuning %s: %s: %w", st.name, ch.desc, err)
 			}
-			opt := processor.ScorerOptions(c)
+			opt := scorer.OptionsFromConfig(c)
 			if st.model != modelHybrid {
 				opt.WeightNext = 0
 			}
@@ -216,7 +215,7 @@ func tuneStagesOn(ctx context.Context, e *evalEnv, cfg config.Config, train []ev
 				opt.WeightContent = 0
 			}
 			if opt.WeightEASE > 0 {
-				opt.EASE = scorer.NewEASE(processor.EASEOptions(c))
+				opt.EASE = scorer.NewEASE(scorer.EASEOptionsFromConfig(c))
 			}
 			name := st.model + " " + ch.desc
 			factories = append(factories, func() eval.Model { return eval.NewIncremental(name, replay, opt) })

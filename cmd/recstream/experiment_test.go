@@ -13,7 +13,6 @@ import (
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/loadgen"
-	"github.com/recstream/recstream/processor"
 	"github.com/recstream/recstream/store"
 )
 
@@ -24,7 +23,7 @@ func TestExperimentCommand(t *testing.T) {
 	cfg := config.Default()
 	cfg.Redis.Addrs = []string{rs.Addr}
 	cfg.Scorer.Variants = []string{"a:50", "b:50"}
-	st := store.New(rs.Client(t), processor.StoreOptions(cfg))
+	st := store.New(rs.Client(t), store.OptionsFromConfig(cfg))
 	x := loadgen.NewExperiment(loadgen.ExperimentOptions{Users: 200, Items: 100, CTR: []float64{0.05, 0.1}, Seed: 4, Start: time.Now().Add(-time.Hour), Step: 10 * time.Millisecond})
 	var ops []store.Op
 	for i, ev := range x.Events(5000) {

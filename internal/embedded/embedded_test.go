@@ -14,6 +14,7 @@ import (
 
 	"github.com/recstream/recstream/internal/embedded"
 	"github.com/recstream/recstream/internal/redistest/redisproc"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -235,7 +236,7 @@ func TestMiniredisGaps(t *testing.T) {
 	}
 	var profiles [2][]store.Profile
 	for i, c := range []*redis.Client{real, mini} {
-		st := store.New(c, store.Options{Prefix: "gaps:"})
+		st := store.New(c, testopts.Store(func(o *store.Options) { o.Prefix = "gaps:" }))
 		var zs []redis.Z
 		for k := range 200 {
 			zs = append(zs, redis.Z{Score: float64(k*37%101) / 3, Member: "i" + strconv.Itoa(k)})
