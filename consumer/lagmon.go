@@ -26,13 +26,13 @@ type LagWatch struct {
 type LagMonitorOptions struct {
 	Kafka    Kafka
 	Watches  []LagWatch
-	Interval time.Duration // between polls; default 5 s
+	Interval time.Duration // between polls (admin.lag_interval)
 	// StallAfter is how long a partition may keep a positive lag without its
-	// committed offset moving before it is reported stalled; default
+	// committed offset moving before it is reported stalled; 0:
 	// max(3 intervals, 30 s).
 	StallAfter time.Duration
 	// LagThreshold is the age of a partition's oldest unconsumed message
-	// above which it is reported lagging; default 10 s.
+	// above which it is reported lagging (admin.lag_threshold).
 	LagThreshold time.Duration
 	Metrics      *Metrics              // lag gauges and rebalances are written here
 	Registerer   prometheus.Registerer // the monitor's own metrics; nil: not registered
@@ -113,16 +113,14 @@ const (
 	StatusStalled = "stalled"
 )
 
-// NewLagMonitor returns a monitor; Run polls.
+// NewLagMonitor returns a monitor; Run polls. It panics when Interval or
+// LagThreshold is not positive.
 func NewLagMonitor(opt LagMonitorOptions) *LagMonitor {
-	if opt.Interval <= 0 {
-		opt.Interval = 5 * time.Second
+	if err := positive("lag monitor", "Interval", opt.Interval, "LagThreshold", opt.LagThreshold); err != nil {
+		panic(err)
 	}
 	if opt.StallAfter <= 0 {
 		opt.StallAfter = max(3*opt.Interval, 30*time.Second)
-	}
-	if opt.LagThreshold <= 0 {
-		opt.LagThreshold = 10 * time.Second
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)

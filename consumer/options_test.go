@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,28 @@ func TestConsumersRejectZeroSizesAndWaits(t *testing.T) {
 	for _, c := range cases {
 		if err := c.new(); err == nil || !strings.Contains(err.Error(), c.name) {
 			t.Errorf("zero %s: error %v, want one naming it", c.name, err)
+		}
+	}
+}
+
+// The lag monitor takes its poll interval and lag threshold from config
+// too: a zero panics naming the option.
+func TestLagMonitorRejectsZeroIntervalAndThreshold(t *testing.T) {
+	ok := consumer.LagMonitorOptions{Interval: time.Second, LagThreshold: time.Second}
+	consumer.NewLagMonitor(ok)
+	for name, unset := range map[string]func(o *consumer.LagMonitorOptions){
+		"Interval":     func(o *consumer.LagMonitorOptions) { o.Interval = 0 },
+		"LagThreshold": func(o *consumer.LagMonitorOptions) { o.LagThreshold = 0 },
+	} {
+		o := ok
+		unset(&o)
+		got := func() (msg string) {
+			defer func() { msg = fmt.Sprint(recover()) }()
+			consumer.NewLagMonitor(o)
+			return ""
+		}()
+		if !strings.Contains(got, name) {
+			t.Errorf("zero %s: NewLagMonitor panicked with %q, want one naming it", name, got)
 		}
 	}
 }

@@ -61,7 +61,7 @@ type Options struct {
 	CandidateUsers  int     // user-kNN: candidate neighbours whose vectors are read
 	UsersPerItem    int     // user-kNN: recent users read per history item
 	HistoryItems    int     // the user's strongest items used as seeds
-	RecentEvents    int     // latest events whose items are seeds too
+	RecentEvents    int     // latest events whose items are seeds too; 0: none
 	RecencyBoost    float64 // extra seed weight of the latest item (decays 0.7 per step back); 0 disables
 	UserItems       int     // items of the user's own vector read
 	NeighbourItems  int     // items read per neighbour vector
