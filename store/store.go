@@ -29,9 +29,9 @@ var (
 	trendingLua string
 )
 
-// Options configures a Store. Every field without a "nil:" note must be
-// set: New panics on a zero cap, weight table, half-life or epoch.
-// OptionsFromConfig gives the options of a configuration.
+// Options configures a Store; OptionsFromConfig gives the options of a
+// configuration. New panics on a zero cap, weight table, half-life or
+// epoch, or a negative NextWindow.
 type Options struct {
 	Prefix       string
 	Weights      map[event.Type]float64 // implicit weight per event type

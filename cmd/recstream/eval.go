@@ -163,26 +163,10 @@ func openLoad[T any](path string, load func(io.Reader) (T, error)) (T, error) {
 
 func loadEvalData(f *evalFlags) (*evalData, error) {
 	d := &evalData{}
-	format := f.format
-	if format == "" {
-		if f.train != "" {
-			format = "ncf"
-		} else {
-			format = guessFormat(f.data)
-		}
+	format, err := evalFormat(f)
+	if err != nil {
+		return nil, err
 	}
-	if f.syntheticSeq > 0 {
-		if f.data != "" || f.train != "" {
-			return nil, errors.New("--synthetic-seq generates the log: no --data or --train")
-		}
-		format = "synthetic-seq"
-	} else if f.syntheticSeq < 0 {
-		return nil, errors.New("--synthetic-seq must be a number of users")
-	}
-	if format != "ncf" && format != "synthetic-seq" && f.data == "" {
-		return nil, errors.New("--data is required")
-	}
-	var err error
 	switch format {
 	case "synthetic-seq":
 		d.all = syntheticSequence(f.syntheticSeq)
@@ -197,48 +181,11 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 		if merr != nil {
 			return nil, merr
 		}
-		var attrs map[string]map[string]string
-		d.all, err = openLoad(f.data, func(r io.Reader) ([]eval.Interaction, error) {
-			in, a, err := eval.LoadCSV(r, m)
-			attrs = a
-			return in, err
-		})
-		d.attrs = attrs
+		d.all, d.attrs, err = loadCSVWithAttrs(f.data, m)
 	case "taobao":
-		var attrs map[string]map[string]string
-		d.all, err = openLoad(f.data, func(r io.Reader) ([]eval.Interaction, error) {
-			in, a, err := eval.LoadCSV(r, eval.TaobaoMapping())
-			attrs = a
-			return in, err
-		})
-		d.attrs = attrs
+		d.all, d.attrs, err = loadCSVWithAttrs(f.data, eval.TaobaoMapping())
 	case "ncf":
-		if f.train == "" || f.test == "" {
-			return nil, errors.New("--format ncf needs --train and --test")
-		}
-		tr, err := os.Open(f.train)
-		if err != nil {
-			return nil, err
-		}
-		defer tr.Close()
-		te, err := os.Open(f.test)
-		if err != nil {
-			return nil, err
-		}
-		defer te.Close()
-		var neg io.Reader
-		if _, nerr := strconv.Atoi(f.negatives); nerr != nil && f.negatives != "" {
-			fh, err := os.Open(f.negatives)
-			if err != nil {
-				return nil, err
-			}
-			defer fh.Close()
-			neg = fh
-		}
-		d.split, err = eval.LoadNCF(tr, te, neg)
-		if err != nil {
-			return nil, err
-		}
+		d.split, err = loadNCF(f)
 	default:
 		return nil, fmt.Errorf("unknown --format %q", format)
 	}
@@ -246,15 +193,7 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 		return nil, err
 	}
 	if f.items != "" {
-		if strings.HasSuffix(strings.ToLower(f.items), ".csv") {
-			d.attrs, err = openLoad(f.items, func(r io.Reader) (map[string]map[string]string, error) {
-				_, a, err := eval.LoadCSV(r, eval.CSVMapping{Header: true, User: "movieId", Item: "movieId", Attrs: map[string]string{"genres": "genres"}})
-				return a, err
-			})
-		} else {
-			d.attrs, err = openLoad(f.items, eval.LoadMovieLensGenres)
-		}
-		if err != nil {
+		if d.attrs, err = loadItemAttrs(f.items); err != nil {
 			return nil, err
 		}
 	}
@@ -262,6 +201,83 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 		d.all = eval.FilterMinCounts(d.all, f.minItem, f.minUser)
 	}
 	return d, nil
+}
+
+// evalFormat returns the data format: --format, else ncf with --train,
+// synthetic-seq with --synthetic-seq, else guessed from --data's name.
+func evalFormat(f *evalFlags) (string, error) {
+	format := f.format
+	if format == "" {
+		if f.train != "" {
+			format = "ncf"
+		} else {
+			format = guessFormat(f.data)
+		}
+	}
+	if f.syntheticSeq > 0 {
+		if f.data != "" || f.train != "" {
+			return "", errors.New("--synthetic-seq generates the log: no --data or --train")
+		}
+		format = "synthetic-seq"
+	} else if f.syntheticSeq < 0 {
+		return "", errors.New("--synthetic-seq must be a number of users")
+	}
+	if format != "ncf" && format != "synthetic-seq" && f.data == "" {
+		return "", errors.New("--data is required")
+	}
+	return format, nil
+}
+
+// loadCSVWithAttrs loads a CSV log and the item attributes its mapping
+// names.
+func loadCSVWithAttrs(path string, m eval.CSVMapping) ([]eval.Interaction, map[string]map[string]string, error) {
+	var attrs map[string]map[string]string
+	all, err := openLoad(path, func(r io.Reader) ([]eval.Interaction, error) {
+		in, a, err := eval.LoadCSV(r, m)
+		attrs = a
+		return in, err
+	})
+	return all, attrs, err
+}
+
+// loadNCF loads the NCF split of --train and --test, with the negatives
+// file --negatives names (a number there is a count to sample).
+func loadNCF(f *evalFlags) (*eval.Split, error) {
+	if f.train == "" || f.test == "" {
+		return nil, errors.New("--format ncf needs --train and --test")
+	}
+	tr, err := os.Open(f.train)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	te, err := os.Open(f.test)
+	if err != nil {
+		return nil, err
+	}
+	defer te.Close()
+	var neg io.Reader
+	if _, nerr := strconv.Atoi(f.negatives); nerr != nil && f.negatives != "" {
+		fh, err := os.Open(f.negatives)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		neg = fh
+	}
+	return eval.LoadNCF(tr, te, neg)
+}
+
+// loadItemAttrs loads --items: a .csv file as MovieLens movies.csv
+// (movieId, genres), any other with eval.LoadMovieLensGenres.
+func loadItemAttrs(path string) (map[string]map[string]string, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".csv") {
+		return openLoad(path, func(r io.Reader) (map[string]map[string]string, error) {
+			_, a, err := eval.LoadCSV(r, eval.CSVMapping{Header: true, User: "movieId", Item: "movieId", Attrs: map[string]string{"genres": "genres"}})
+			return a, err
+		})
+	}
+	return openLoad(path, eval.LoadMovieLensGenres)
 }
 
 func parseKs(s string) ([]int, error) {
@@ -640,30 +656,12 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 			}
 			m = eval.NewIncremental(n+suffix, getReplay(), o)
 		case modelContent, modelHybridCont:
-			idx := attrCatalog
-			if idx == nil || idx.Len() == 0 {
+			if attrCatalog == nil || attrCatalog.Len() == 0 {
 				return nil, fmt.Errorf("%s: no item attributes (use a data set with attributes or --items)", n)
 			}
-			o := only(0, 0, 0, 0)
-			if n == modelHybridCont {
-				o = base
-			}
-			o.Catalog = idx
-			o.WeightContent = cfg.Scorer.Weights.Content
-			if n == modelContent {
-				o.WeightContent = 1
-			}
-			o.WeightNew = 0 // replayed logs have no creation times
-			m = eval.NewIncremental(n+suffix, getReplay(), o)
-		case modelBatchUserKNN:
-			m = eval.NewBatchUserKNN(eval.UserKNNConfig{Similarity: cfg.Scorer.UserSimilarity, K: cfg.Scorer.Neighbours, Shrink: cfg.Scorer.Shrinkage})
-		case modelBatchItemKNN:
-			m = eval.NewBatchItemKNN(eval.ItemKNNConfig{Similarity: cfg.Scorer.ItemSimilarity, Shrink: cfg.Scorer.Shrinkage})
-		case modelBatchEASE:
-			m = eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
-		case modelBatchNext:
-			m = eval.NewBatchNextItem(eval.NextItemConfig{Window: cfg.Model.NextWindow, LogCap: cfg.Model.UserLogCap,
-				Recent: cfg.Scorer.RecentEvents, Seeds: cfg.Scorer.RecentEvents, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
+			m = eval.NewIncremental(n+suffix, getReplay(), contentOptions(n, base, only(0, 0, 0, 0), attrCatalog))
+		case modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE, modelBatchNext:
+			m = batchModel(cfg, n)
 		case "":
 			continue
 		default:
@@ -675,6 +673,43 @@ func (e *evalEnv) buildModels(cfg config.Config, names []string, suffix string) 
 		return nil, errors.New("--models: none")
 	}
 	return out, nil
+}
+
+// contentOptions returns the scorer options of the content model (the
+// content source alone, weight 1) or of hybrid-content (base plus content
+// at scorer.weights.content) over the attribute catalog idx; none is the
+// base with every source off. New arrivals stay off: replayed logs have
+// no creation times.
+func contentOptions(n string, base, none scorer.Options, idx *catalog.Index) scorer.Options {
+	o := none
+	if n == modelHybridCont {
+		o = base
+	}
+	o.Catalog = idx
+	o.WeightContent = base.WeightContent
+	if n == modelContent {
+		o.WeightContent = 1
+	}
+	o.WeightNew = 0
+	return o
+}
+
+// batchModel returns the batch reference model named n (one of
+// modelBatchUserKNN, modelBatchItemKNN, modelBatchEASE, modelBatchNext)
+// with the configuration's settings.
+func batchModel(cfg config.Config, n string) eval.Model {
+	switch n {
+	case modelBatchUserKNN:
+		return eval.NewBatchUserKNN(eval.UserKNNConfig{Similarity: cfg.Scorer.UserSimilarity, K: cfg.Scorer.Neighbours, Shrink: cfg.Scorer.Shrinkage})
+	case modelBatchItemKNN:
+		return eval.NewBatchItemKNN(eval.ItemKNNConfig{Similarity: cfg.Scorer.ItemSimilarity, Shrink: cfg.Scorer.Shrinkage})
+	case modelBatchEASE:
+		return eval.NewEASE(eval.EASEConfig{Lambda: cfg.Scorer.EASELambda, Weighting: eval.Weighting{Binary: true}})
+	case modelBatchNext:
+		return eval.NewBatchNextItem(eval.NextItemConfig{Window: cfg.Model.NextWindow, LogCap: cfg.Model.UserLogCap,
+			Recent: cfg.Scorer.RecentEvents, Seeds: cfg.Scorer.RecentEvents, Weights: cfg.Model.Weights.ByName(), HalfLife: cfg.Model.HalfLife})
+	}
+	panic("batchModel: not a batch model: " + n)
 }
 
 // catalogFromAttrs builds a catalog index from eval item attributes:
