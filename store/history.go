@@ -1,7 +1,5 @@
 package store
 
-import "strings"
-
 // The user script (lua/user.lua) answers each event with a code and
 // returns the user's stored log as it was before the call; the histories
 // that co-occurrence needs are computed here, from that log, so that
@@ -15,58 +13,36 @@ const (
 	codeAppliedNew = 2  // applied now, and it made its item new for the user
 )
 
-// afterFields returns what follows the first k '|'-separated fields of a
-// log entry offset|partition|type|ts|new|item, or false when it has fewer.
-func afterFields(e string, k int) (string, bool) {
-	for ; k > 0; k-- {
-		i := strings.IndexByte(e, '|')
-		if i < 0 {
-			return "", false
-		}
-		e = e[i+1:]
-	}
-	return e, true
-}
-
-// logEntryItem returns the item of a log entry: the rest after the fifth
-// '|' (an item may hold '|').
-func logEntryItem(e string) string {
-	it, _ := afterFields(e, 5)
-	return it
-}
-
-// logEntryNew reports whether a log entry's event made its item new.
-func logEntryNew(e string) bool {
-	rest, ok := afterFields(e, 4)
-	return ok && strings.HasPrefix(rest, "1|")
-}
-
 // userLog is one user's stored log as the script returned it (newest
-// first), with its entries' items parsed once.
+// first), its entries parsed once, when first needed (entry.go).
 type userLog struct {
 	entries []string
-	items   []string
-	parsed  []bool
+	events  []LoggedEvent
+	state   []int8 // 0 not parsed yet, 1 parsed, -1 malformed
 }
 
 func newUserLog(entries []string) *userLog {
-	return &userLog{entries: entries, items: make([]string, len(entries)), parsed: make([]bool, len(entries))}
+	return &userLog{entries: entries, events: make([]LoggedEvent, len(entries)), state: make([]int8, len(entries))}
 }
 
-func (l *userLog) item(k int) string {
-	if !l.parsed[k] {
-		l.items[k] = logEntryItem(l.entries[k])
-		l.parsed[k] = true
+// event returns entry k, parsed; false when it is malformed.
+func (l *userLog) event(k int) (LoggedEvent, bool) {
+	if l.state[k] == 0 {
+		e, err := parseLogEntry(l.entries[k])
+		l.state[k] = 1
+		if err != nil {
+			l.state[k] = -1
+		}
+		l.events[k] = e
 	}
-	return l.items[k]
+	return l.events[k], l.state[k] > 0
 }
 
 // find returns the index of the entry of the event at offset off of
 // partition p, or -1.
-func (l *userLog) find(off, p string) int {
-	prefix := off + "|" + p + "|"
-	for k, e := range l.entries {
-		if strings.HasPrefix(e, prefix) {
+func (l *userLog) find(off int64, p int32) int {
+	for k := range l.entries {
+		if e, ok := l.event(k); ok && e.Offset == off && e.Partition == p {
 			return k
 		}
 	}
@@ -80,14 +56,14 @@ func (l *userLog) find(off, p string) int {
 // not depend on batching, and since the log keeps 2·logcap entries an
 // event replayed after fewer than logcap newer events of the user were
 // applied (a crash before the commit) gets the same answer as when it was
-// first applied.
+// first applied. A malformed entry is scanned but gives no item.
 func (l *userLog) history(pending []string, from int, exclude string, m, logcap int) []string {
 	var res []string
 	var seen map[string]bool // for long histories; short ones are scanned
 	scanned := 0
-	take := func(it string) bool {
+	take := func(it string, ok bool) bool {
 		scanned++
-		if it != exclude && !contains(res, seen, it) {
+		if ok && it != exclude && !contains(res, seen, it) {
 			res = append(res, it)
 			if seen == nil && len(res) > 32 {
 				seen = make(map[string]bool, m)
@@ -101,12 +77,12 @@ func (l *userLog) history(pending []string, from int, exclude string, m, logcap 
 		return len(res) >= m || scanned >= logcap
 	}
 	for k := len(pending) - 1; k >= 0; k-- {
-		if take(pending[k]) {
+		if take(pending[k], true) {
 			return res
 		}
 	}
 	for k := from; k < len(l.entries); k++ {
-		if take(l.item(k)) {
+		if e, ok := l.event(k); take(e.Item, ok) {
 			return res
 		}
 	}
