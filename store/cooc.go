@@ -65,42 +65,18 @@ func (r *coocRow) add(item string, d float64) {
 // Blocking the row's readers and writers on it would stop ingest or
 // scoring; the next fold of the row drops it.
 func foldCooc(entries []string) (r *coocRow, bad int, err error) {
-	// The binary entries' pairs, parsed (and checked) first: all of them in
-	// one slice, entry i's at all[at[i]:at[i+1]], and room for the row.
-	size := 0
+	// Room for the binary entries' pairs, counted first.
+	n, most := 0, 0
 	for _, e := range entries {
-		if k := entryKind(e); k == rowFolded || k == rowDelta {
-			size += len(e) / minPairLen
-		}
+		k := countPairs(e)
+		n += k
+		most = max(most, k)
 	}
-	all := make([]Scored, 0, size)
-	at := make([]int, len(entries)+1)
-	var perr []error // per entry, once one is malformed
-	for i, e := range entries {
-		var err error
-		switch entryKind(e) {
-		case rowFolded:
-			all, err = parseFolded(e, all)
-		case rowDelta:
-			var d rowDeltaEntry
-			d, err = parseDelta(e, all)
-			all = d.Pairs
-		}
-		if err != nil {
-			if perr == nil {
-				perr = make([]error, len(entries))
-			}
-			perr[i] = err
-		}
-		at[i+1] = len(all)
-	}
-	r = newCoocRowSized(len(all))
+	r = newCoocRowSized(n)
+	buf := make([]Scored, 0, most)
 	for i, e := range entries {
 		var eerr error
-		if perr != nil {
-			eerr = perr[i]
-		}
-		if eerr = r.fold(i, e, all[at[i]:at[i+1]], eerr); eerr != nil {
+		if buf, eerr = r.fold(i, e, buf[:0]); eerr != nil {
 			bad++
 			if err == nil {
 				err = eerr
@@ -110,26 +86,34 @@ func foldCooc(entries []string) (r *coocRow, bad int, err error) {
 	return r, bad, err
 }
 
-// fold applies entry i of a row, or nothing when it is malformed; pairs
-// are a binary entry's pairs, perr the error of parsing them.
-func (r *coocRow) fold(i int, e string, pairs []Scored, perr error) error {
+// fold applies entry i of a row, or nothing when it is malformed; buf is
+// room for a binary entry's pairs, returned for the next entry.
+func (r *coocRow) fold(i int, e string, buf []Scored) ([]Scored, error) {
 	switch entryKind(e) {
 	case 0:
-		return errors.New("empty co-occurrence entry")
+		return buf, errors.New("empty co-occurrence entry")
 	case rowFolded, rowDelta:
-		if e[0] == rowFolded && i != 0 {
-			return errors.New("co-occurrence row entry not first")
+		var err error
+		if e[0] == rowFolded {
+			if i != 0 {
+				return buf, errors.New("co-occurrence row entry not first")
+			}
+			buf, err = parseFolded(e, buf)
+		} else {
+			var d rowDeltaEntry
+			d, err = parseDelta(e, buf)
+			buf = d.Pairs
 		}
-		if perr != nil {
-			return perr
+		if err != nil {
+			return buf, err // checked whole first, so that a malformed entry adds nothing
 		}
-		for _, p := range pairs {
+		for _, p := range buf {
 			r.add(p.ID, p.Score)
 		}
 	case rowEvent:
 		c, err := parseEvent(e, nil)
 		if err != nil {
-			return err
+			return buf, err
 		}
 		for _, it := range c.Items {
 			r.add(it, c.Value)
@@ -137,7 +121,7 @@ func (r *coocRow) fold(i int, e string, pairs []Scored, perr error) error {
 	case rowErasure:
 		x, err := parseErasure(e, nil)
 		if err != nil {
-			return err
+			return buf, err
 		}
 		r.erased = true
 		for _, sub := range x.Pairs {
@@ -150,9 +134,9 @@ func (r *coocRow) fold(i int, e string, pairs []Scored, perr error) error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown co-occurrence entry %.40q", e)
+		return buf, fmt.Errorf("unknown co-occurrence entry %.40q", e)
 	}
-	return nil
+	return buf, nil
 }
 
 // top returns the row's n highest items (all when n <= 0), highest first;
@@ -232,27 +216,30 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 		w.adds = append(w.adds, rowAdd{k, p.Score})
 	}
 	// The first n items of the folded entry the deltas do not name, ranked;
-	// the folded values of those they name.
-	if folded != "" {
-		var err error
-		if w.folded, err = parseFolded(folded, w.folded); err != nil {
+	// the folded values of those they name. (Its pairs are read in place:
+	// most of a row is its folded entry.)
+	out, named := w.out, w.named
+	var prev Scored
+	for i, body := 0, strings.TrimPrefix(folded, string(rowFolded)); len(body) > 0; i++ {
+		id, v, rest, ok := nextPair(body)
+		if !ok {
 			return nil, false
 		}
-	}
-	out, named := w.out, w.named
-	for i, cur := range w.folded {
-		if i > 0 && byRank(w.folded[i-1], cur) >= 0 {
+		cur := Scored{ID: id, Score: v}
+		if i > 0 && byRank(prev, cur) >= 0 {
 			return nil, false // not ranked: not written by folding
 		}
-		if k, isNamed := w.at[cur.ID]; isNamed {
+		prev = cur
+		if k, isNamed := w.at[id]; isNamed {
 			if w.inFolded[k] {
 				return nil, false
 			}
 			w.inFolded[k] = true
-			named[k].Score = cur.Score
+			named[k].Score = v
 		} else if len(out) < n {
 			out = append(out, cur)
 		}
+		body = rest
 	}
 	w.out = out
 	for _, a := range w.adds {
@@ -290,7 +277,6 @@ type rowWork struct {
 	inFolded []bool           // by slot: met in the folded entry
 	adds     []rowAdd         // the deltas' pairs by slot, in order
 	pairs    []Scored         // the deltas' pairs, in order
-	folded   []Scored         // the folded entry's pairs
 	out      []Scored         // the folded entry's first items the deltas do not name
 }
 
@@ -307,9 +293,8 @@ func (w *rowWork) put() {
 	clear(w.at)
 	clear(w.named)
 	clear(w.pairs)
-	clear(w.folded)
 	clear(w.out)
-	w.named, w.inFolded, w.adds, w.pairs, w.folded, w.out = w.named[:0], w.inFolded[:0], w.adds[:0], w.pairs[:0], w.folded[:0], w.out[:0]
+	w.named, w.inFolded, w.adds, w.pairs, w.out = w.named[:0], w.inFolded[:0], w.adds[:0], w.pairs[:0], w.out[:0]
 	rowWorkPool.Put(w)
 }
 

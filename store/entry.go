@@ -335,10 +335,6 @@ type rowErasureEntry struct {
 	Pairs   []Scored
 }
 
-// minPairLen is the length of the shortest pair (an empty name): a bound
-// on the pairs a body of n bytes holds.
-const minPairLen = 1 + 8
-
 // appendPair appends one binary (name, value) pair.
 func appendPair(dst []byte, name string, v float64) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(name)))
@@ -353,20 +349,52 @@ func appendPairs(dst []byte, pairs []Scored) []byte {
 	return dst
 }
 
+// nextPair decodes the first binary pair of body; false when it is
+// malformed.
+func nextPair(body string) (name string, v float64, rest string, ok bool) {
+	n, k := binary.Uvarint([]byte(body[:min(len(body), binary.MaxVarintLen64)]))
+	if k <= 0 || len(body)-k < 8 || n > uint64(len(body)-k-8) {
+		return "", 0, body, false
+	}
+	end := k + int(n)
+	return body[k:end], math.Float64frombits(binary.LittleEndian.Uint64([]byte(body[end : end+8]))), body[end+8:], true
+}
+
 // parsePairs appends the binary pairs of body to buf; on error it returns
 // buf unchanged. The names are substrings of body.
 func parsePairs(body string, buf []Scored) ([]Scored, bool) {
 	n0 := len(buf)
 	for len(body) > 0 {
-		n, k := binary.Uvarint([]byte(body[:min(len(body), binary.MaxVarintLen64)]))
-		if k <= 0 || len(body)-k < 8 || n > uint64(len(body)-k-8) {
+		name, v, rest, ok := nextPair(body)
+		if !ok {
 			return buf[:n0], false
 		}
-		end := k + int(n)
-		buf = append(buf, Scored{ID: body[k:end], Score: math.Float64frombits(binary.LittleEndian.Uint64([]byte(body[end : end+8])))})
-		body = body[end+8:]
+		buf = append(buf, Scored{ID: name, Score: v})
+		body = rest
 	}
 	return buf, true
+}
+
+// countPairs returns the number of pairs of a folded or delta entry
+// without parsing it (0 for other kinds, or when they are malformed):
+// room for what parsing it appends.
+func countPairs(e string) int {
+	var body string
+	switch entryKind(e) {
+	case rowFolded:
+		body = e[1:]
+	case rowDelta:
+		_, body, _ = strings.Cut(e, "|")
+	}
+	n := 0
+	for len(body) > 0 {
+		var ok bool
+		if _, _, body, ok = nextPair(body); !ok {
+			return 0
+		}
+		n++
+	}
+	return n
 }
 
 // appendFolded appends the folded entry of pairs.
