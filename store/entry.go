@@ -106,8 +106,23 @@ func appendBit(dst []byte, b bool) []byte {
 	return append(dst, '0')
 }
 
-// parseInt parses a decimal integer of at most bits bits.
+// parseInt parses a decimal integer of at most bits bits, as
+// strconv.ParseInt does (plain digits, the common case, without it).
 func parseInt(s string, bits int) (int64, bool) {
+	if len(s) > 0 && len(s) <= 18 {
+		var v int64
+		for i := 0; i < len(s); i++ {
+			c := s[i] - '0'
+			if c > 9 {
+				goto slow
+			}
+			v = v*10 + int64(c)
+		}
+		if bits >= 64 || v < 1<<(bits-1) {
+			return v, true
+		}
+	}
+slow:
 	v, err := strconv.ParseInt(s, 10, bits)
 	return v, err == nil
 }

@@ -14,35 +14,58 @@ const (
 )
 
 // userLog is one user's stored log as the script returned it (newest
-// first), its entries parsed once, when first needed (entry.go).
+// first), its entries parsed once, when first needed (entry.go): of each
+// only what history and find read, kept apart from the items (a slice
+// without pointers costs the collector nothing).
 type userLog struct {
 	entries []string
-	events  []LoggedEvent
-	state   []int8 // 0 not parsed yet, 1 parsed, -1 malformed
+	items   []string
+	meta    []logMeta
+}
+
+type logMeta struct {
+	offset    int64
+	partition int32
+	state     int8 // 0 not parsed yet, 1 parsed, -1 malformed
+	isNew     bool
 }
 
 func newUserLog(entries []string) *userLog {
-	return &userLog{entries: entries, events: make([]LoggedEvent, len(entries)), state: make([]int8, len(entries))}
+	return &userLog{entries: entries, items: make([]string, len(entries)), meta: make([]logMeta, len(entries))}
 }
 
-// event returns entry k, parsed; false when it is malformed.
-func (l *userLog) event(k int) (LoggedEvent, bool) {
-	if l.state[k] == 0 {
+// parse parses entry k once; false when it is malformed.
+func (l *userLog) parse(k int) bool {
+	m := &l.meta[k]
+	if m.state == 0 {
 		e, err := parseLogEntry(l.entries[k])
-		l.state[k] = 1
 		if err != nil {
-			l.state[k] = -1
+			m.state = -1
+			return false
 		}
-		l.events[k] = e
+		*m = logMeta{offset: e.Offset, partition: e.Partition, state: 1, isNew: e.New}
+		l.items[k] = e.Item
 	}
-	return l.events[k], l.state[k] > 0
+	return m.state > 0
+}
+
+// item returns the item of entry k; false when the entry is malformed.
+func (l *userLog) item(k int) (string, bool) {
+	ok := l.parse(k)
+	return l.items[k], ok
+}
+
+// isNew reports whether the event of entry k made its item new for the
+// user (false when the entry is malformed).
+func (l *userLog) isNew(k int) bool {
+	return l.parse(k) && l.meta[k].isNew
 }
 
 // find returns the index of the entry of the event at offset off of
 // partition p, or -1.
 func (l *userLog) find(off int64, p int32) int {
 	for k := range l.entries {
-		if e, ok := l.event(k); ok && e.Offset == off && e.Partition == p {
+		if l.parse(k) && l.meta[k].offset == off && l.meta[k].partition == p {
 			return k
 		}
 	}
@@ -82,7 +105,7 @@ func (l *userLog) history(pending []string, from int, exclude string, m, logcap 
 		}
 	}
 	for k := from; k < len(l.entries); k++ {
-		if e, ok := l.event(k); take(e.Item, ok) {
+		if take(l.item(k)) {
 			return res
 		}
 	}

@@ -370,7 +370,7 @@ func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.
 			if at := log.find(op.Offset, partition); at < 0 {
 				res.Lost++
 			} else {
-				if e, _ := log.event(at); e.New {
+				if log.isNew(at) {
 					a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 				}
 				a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
