@@ -10,13 +10,14 @@ import (
 )
 
 // Entry formats: the strings stored in Redis lists and hash values whose
-// parts recstream reads back. Each format has one Go type, an append
-// function that writes it and a parse function that reads it; everything
-// else goes through them. The Lua scripts write the same bytes (docs/keys.md
-// is the contract): a parse function accepts every entry a script writes,
-// and its append function writes that entry back byte for byte. A parse
-// function never panics; a malformed entry is an error wrapping errEntry,
-// and each caller decides what to do with it (leave it out, count it).
+// parts recstream reads back (docs/keys.md is the contract). Each format
+// has one Go type, an append function that writes it and a parse function
+// that reads it; every Go reader and writer goes through them. Where a Lua
+// script writes a format, its parse function accepts every entry the
+// script writes and its append function writes that entry back byte for
+// byte. A parse function never panics: a malformed entry is an error
+// wrapping errEntry, and each caller decides what to do with it (leave it
+// out, count it).
 //
 // # User log entry ({u:<id>}:log, written by lua/user.lua)
 //
@@ -33,16 +34,17 @@ import (
 // record is an attribution record. Type attEntry; appendAttEntry,
 // parseAttEntry.
 //
-// # Attribution record (the user script's answer and the attribution log)
+// # Attribution record (answered by lua/user.lua, and in the attribution log)
 //
-//	i|<variant>|<first>|<Δn²>|<Δnx>                                 an impression
+//	i|<variant>|<first>|<Δn²>|<Δnx>                                   an impression
 //	a|<type>|<variant>|<via>|<source>|<position>|<first>|<Δx²>|<Δnx>  an attributed event
 //
-// first is 1 for the user's first impression in the variant (the first
-// attributed event of its kind), else 0; via is i (an impression) or l
-// (the user's list); position is 1-based; the other numbers are decimal
-// integers. No field holds '|'. Types impressionRecord, attributedRecord;
-// append and parse functions of each.
+// first is 1 for the user's first impression in the variant (for an
+// attributed event: the user's first of its type in the variant), else 0;
+// via is i (an impression) or l (the user's list); position is 1-based;
+// the other numbers are decimal integers. No field holds '|'. Types
+// impressionRecord, attributedRecord; the append and parse functions of
+// each.
 //
 // # Shown item ({u:<id>}:imd hash value of an item, written by lua/user.lua)
 //
@@ -51,21 +53,26 @@ import (
 // decimal numbers; the source comes last and may hold '|'. Type ShownItem
 // (without Item, the hash field); appendShownValue, parseShownValue.
 //
-// # Row entries ({i:<id>}:cl and {i:<id>}:nx lists, written by the store)
+// # Row entries ({i:<id>}:cl and {i:<id>}:nx lists)
 //
-//	s<pairs>                              rowFolded: the row folded so far (first entry only)
-//	d<partition>:<first>-<last>|<pairs>   rowDelta: a source partition's offsets first..last add each pair's value
-//	c<partition>:<offset>|<value>|<items> rowEvent: one event adds value to each item ('\n'-joined; written by
-//	                                      versions before d, still read)
-//	e<erasure>|<name>\t<amount>\n...     rowErasure: an erasure subtracts each amount
+// Written by the store and appended by lua/item.lua and
+// lua/forget_item.lua as they are; lua/cooc_fold.lua compares them whole.
+//
+//	s<pairs>                               rowFolded: the row folded so far (first entry only)
+//	d<partition>:<first>-<last>|<pairs>    rowDelta: a source partition's offsets first..last; each name gains its value
+//	c<partition>:<offset>|<value>|<items>  rowEvent: one event; each item ('\n'-joined) gains value
+//	                                       (written by versions before d, still read)
+//	e<erasure>|<name>\t<amount>\n...       rowErasure: an erasure; each name loses its amount
 //
 // pairs are (uvarint name length, name, float64 little-endian) with no
-// separator; partition and offsets non-negative decimal integers; value
-// and amount decimal floats (written as %.17g, read as strconv reads
-// them). Names are
-// items; in a next-item row also purchase names (boughtName). Item names
-// never hold '\n' (ids hold no control characters); an erasure id holds
-// no '|'.
+// separator; partition and offsets are non-negative decimal integers;
+// value and amount decimal floats (written as %.17g, read as strconv
+// reads them). Names are items, and in a next-item row also purchase
+// names (boughtName). Names never hold '\n' (ids hold no control
+// characters); an erasure id holds no '|'. Types rowDeltaEntry,
+// rowEventEntry, rowErasureEntry ([]Scored for a folded row); the append
+// and parse functions of each, and countPairs and nextPair, which read a
+// binary entry's pairs in place.
 
 // errEntry is wrapped by every parse error of an entry.
 var errEntry = errors.New("malformed entry")
