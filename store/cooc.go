@@ -73,7 +73,9 @@ func foldCooc(entries []string) (r *coocRow, bad int, err error) {
 		most = max(most, k)
 	}
 	r = newCoocRowSized(n)
-	buf := make([]Scored, 0, most)
+	w := rowWorkPool.Get().(*rowWork)
+	defer w.put()
+	buf := slices.Grow(w.pairs[:0], most)
 	for i, e := range entries {
 		var eerr error
 		if buf, eerr = r.fold(i, e, buf[:0]); eerr != nil {
@@ -83,6 +85,7 @@ func foldCooc(entries []string) (r *coocRow, bad int, err error) {
 			}
 		}
 	}
+	w.pairs = buf // cleared by put
 	return r, bad, err
 }
 
@@ -270,7 +273,7 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 }
 
 // rowWork is rowTop's working memory, reused: of what it allocates for a
-// row only the answer is not.
+// row only the answer is not (foldCooc reuses its pairs).
 type rowWork struct {
 	at       map[string]int32 // slot of each item the deltas name
 	named    []Scored         // by slot: the item and its sum

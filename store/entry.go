@@ -114,24 +114,40 @@ func appendBit(dst []byte, b bool) []byte {
 }
 
 // parseInt parses a decimal integer of at most bits bits, as
-// strconv.ParseInt does (plain digits, the common case, without it).
+// strconv.ParseInt does.
 func parseInt(s string, bits int) (int64, bool) {
-	if len(s) > 0 && len(s) <= 18 {
-		var v int64
-		for i := 0; i < len(s); i++ {
-			c := s[i] - '0'
-			if c > 9 {
-				goto slow
-			}
-			v = v*10 + int64(c)
-		}
-		if bits >= 64 || v < 1<<(bits-1) {
-			return v, true
-		}
+	if v, ok := parseDigits(s, bits); ok {
+		return v, true
 	}
-slow:
 	v, err := strconv.ParseInt(s, 10, bits)
 	return v, err == nil
+}
+
+// parseUint parses a non-negative decimal integer below 2^bits, without a
+// sign (a '-' separates the offsets of a delta header).
+func parseUint(s string, bits int) (int64, bool) {
+	if v, ok := parseDigits(s, bits+1); ok {
+		return v, true
+	}
+	v, err := strconv.ParseUint(s, 10, bits)
+	return int64(v), err == nil
+}
+
+// parseDigits parses the common case of both: 1 to 18 digits, of a value
+// that fits a signed integer of bits bits; false for anything else.
+func parseDigits(s string, bits int) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		v = v*10 + int64(c)
+	}
+	return v, bits >= 64 || v < 1<<(bits-1)
 }
 
 // User log entry.
@@ -475,12 +491,6 @@ func parseDelta(e string, buf []Scored) (d rowDeltaEntry, err error) {
 	return d, nil
 }
 
-// parseUint parses a non-negative decimal integer of at most bits bits
-// (a '-' separates the offsets of a delta header, so no sign is read).
-func parseUint(s string, bits int) (int64, bool) {
-	v, err := strconv.ParseUint(s, 10, bits)
-	return int64(v), err == nil
-}
 
 // appendEvent appends the per-event entry of c.
 func appendEvent(dst []byte, c rowEventEntry) []byte {
