@@ -491,7 +491,6 @@ func parseDelta(e string, buf []Scored) (d rowDeltaEntry, err error) {
 	return d, nil
 }
 
-
 // appendEvent appends the per-event entry of c.
 func appendEvent(dst []byte, c rowEventEntry) []byte {
 	dst = append(dst, rowEvent)
