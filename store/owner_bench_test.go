@@ -17,8 +17,8 @@ import (
 )
 
 // BenchmarkItemOwner measures what Redis would do per event under the
-// item-owner design that docs/benchmarks.md ("Targets") gives as the route
-// to the ingest target: a measurement of that design's cost, not code the
+// item-owner design, a route to the ingest target (docs/benchmarks.md,
+// "Ingest" under "Limits"): a measurement of that design's cost, not code the
 // processor runs. On the full bench's shape (100,000 users, 50,000 items,
 // batches of 125 events, 200,000 events of warm-up), each batch's user
 // half is applied by the user scripts as now; its item half is summed
