@@ -25,7 +25,8 @@ import (
 //
 // offset, partition and ts in decimal; new is 1 when the event made its
 // item new for the user, else 0; the item comes last and may hold '|'.
-// Type LoggedEvent; appendLogEntry, parseLogEntry.
+// Type LoggedEvent; appendLogEntry, parseLogEntry, and logEntryItem,
+// which reads the item alone.
 //
 // # Attribution log entry ({u:<id>}:att, written by lua/user.lua)
 //
@@ -182,6 +183,18 @@ func parseLogEntry(e string) (LoggedEvent, error) {
 		return LoggedEvent{}, entryError("user log entry", e, "bad offset, partition, time or new flag")
 	}
 	return LoggedEvent{Offset: off, Partition: int32(p), Type: f[2], TS: ts, New: isNew, Item: item}, nil
+}
+
+// logEntryItem returns the item of a user log entry, checking only that
+// the entry has its six fields: the history of an event reads nothing
+// else, of many entries per event.
+func logEntryItem(e string) (string, error) {
+	var f [5]string
+	item, ok := cutFields(e, f[:])
+	if !ok {
+		return "", entryError("user log entry", e, "fewer than 6 fields")
+	}
+	return item, nil
 }
 
 // Attribution log entry.

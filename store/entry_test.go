@@ -92,6 +92,8 @@ func TestEntryParseErrors(t *testing.T) {
 	}{
 		{"log", func(s string) error { _, err := parseLogEntry(s); return err },
 			[]string{"", "garbage", "1|2|click|3|1", "x|2|click|3|1|a", "1|x|click|3|1|a", "1|2|click|x|1|a", "1|2|click|3|2|a", "1|99999999999|click|3|1|a"}},
+		{"log item", func(s string) error { _, err := logEntryItem(s); return err },
+			[]string{"", "garbage", "1|2|click|3|1"}},
 		{"attribution log", func(s string) error { _, err := parseAttEntry(s); return err },
 			[]string{"", "1|2", "x|2|i|a|1|1|1", "1|x|i"}},
 		{"impression", func(s string) error { _, err := parseImpressionRecord(s); return err },
@@ -309,6 +311,9 @@ func FuzzLogEntry(f *testing.F) {
 		e, err := parseLogEntry(s)
 		if err != nil {
 			return
+		}
+		if it, err := logEntryItem(s); err != nil || it != e.Item {
+			t.Fatalf("%q parsed with item %q, logEntryItem %q (%v)", s, e.Item, it, err)
 		}
 		b := appendLogEntry(nil, e)
 		e2, err := parseLogEntry(string(b))

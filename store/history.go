@@ -14,28 +14,45 @@ const (
 )
 
 // userLog is one user's stored log as the script returned it (newest
-// first), its entries parsed once, when first needed (entry.go): of each
-// only what history and find read, kept apart from the items (a slice
-// without pointers costs the collector nothing).
+// first), its entries read once, when first needed (entry.go): the items
+// (all that history reads, of many entries per event), and the rest of
+// the entries only for find (fenced events).
 type userLog struct {
 	entries []string
 	items   []string
-	meta    []logMeta
+	state   []int8    // of items: 0 not read yet, 1 read, -1 malformed
+	meta    []logMeta // of whole entries, allocated by the first parse
 }
 
 type logMeta struct {
 	offset    int64
 	partition int32
-	state     int8 // 0 not parsed yet, 1 parsed, -1 malformed
+	state     int8 // as userLog.state
 	isNew     bool
 }
 
 func newUserLog(entries []string) *userLog {
-	return &userLog{entries: entries, items: make([]string, len(entries)), meta: make([]logMeta, len(entries))}
+	return &userLog{entries: entries, items: make([]string, len(entries)), state: make([]int8, len(entries))}
+}
+
+// item returns the item of entry k; false when the entry is malformed.
+func (l *userLog) item(k int) (string, bool) {
+	if l.state[k] == 0 {
+		it, err := logEntryItem(l.entries[k])
+		l.state[k] = 1
+		if err != nil {
+			l.state[k] = -1
+		}
+		l.items[k] = it
+	}
+	return l.items[k], l.state[k] > 0
 }
 
 // parse parses entry k once; false when it is malformed.
 func (l *userLog) parse(k int) bool {
+	if l.meta == nil {
+		l.meta = make([]logMeta, len(l.entries))
+	}
 	m := &l.meta[k]
 	if m.state == 0 {
 		e, err := parseLogEntry(l.entries[k])
@@ -44,15 +61,8 @@ func (l *userLog) parse(k int) bool {
 			return false
 		}
 		*m = logMeta{offset: e.Offset, partition: e.Partition, state: 1, isNew: e.New}
-		l.items[k] = e.Item
 	}
 	return m.state > 0
-}
-
-// item returns the item of entry k; false when the entry is malformed.
-func (l *userLog) item(k int) (string, bool) {
-	ok := l.parse(k)
-	return l.items[k], ok
 }
 
 // isNew reports whether the event of entry k made its item new for the
@@ -79,7 +89,8 @@ func (l *userLog) find(off int64, p int32) int {
 // not depend on batching, and since the log keeps 2·logcap entries an
 // event replayed after fewer than logcap newer events of the user were
 // applied (a crash before the commit) gets the same answer as when it was
-// first applied. A malformed entry is scanned but gives no item.
+// first applied. An entry without its six fields is scanned but gives no
+// item.
 func (l *userLog) history(pending []string, from int, exclude string, m, logcap int) []string {
 	var res []string
 	var seen map[string]bool // for long histories; short ones are scanned

@@ -60,10 +60,11 @@ func TestHistoryMatchesReference(t *testing.T) {
 	}
 }
 
-// A malformed log entry is scanned but gives no item; find skips it.
+// A log entry without its six fields is scanned but gives no item; find
+// skips every malformed entry (a bad offset too).
 func TestHistorySkipsMalformedEntries(t *testing.T) {
 	l := newUserLog([]string{"9|3|click|1700|1|a", "garbage", "7|3|click|1600|0|b|c", "x|3|click|1500|0|d", "5|3|click|1400|1|e"})
-	if got, want := l.history(nil, 0, "", 10, 10), []string{"a", "b|c", "e"}; !slices.Equal(got, want) {
+	if got, want := l.history(nil, 0, "", 10, 10), []string{"a", "b|c", "d", "e"}; !slices.Equal(got, want) {
 		t.Errorf("history %q, want %q", got, want)
 	}
 	if got, want := l.history(nil, 0, "", 10, 3), []string{"a", "b|c"}; !slices.Equal(got, want) {
@@ -71,6 +72,9 @@ func TestHistorySkipsMalformedEntries(t *testing.T) {
 	}
 	if got := l.find(7, 3); got != 2 {
 		t.Errorf("find(7, 3) = %d, want 2", got)
+	}
+	if got := l.find(5, 3); got != 4 {
+		t.Errorf("find(5, 3) = %d, want 4", got)
 	}
 	if got := l.find(7, 4); got != -1 {
 		t.Errorf("find(7, 4) = %d, want -1", got)
