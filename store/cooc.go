@@ -7,9 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -18,21 +16,11 @@ import (
 	"github.com/recstream/recstream/internal/topk"
 )
 
-// An item's co-occurrence row is a list of entries ({i:<id>}:co), folded
-// in order by whoever reads it:
-//
-//	s<row>                        the row folded so far (only first): a
-//	                              sequence of (uvarint name length, name,
-//	                              float64 little-endian) pairs
-//	d<partition>:<first>-<last>|<pairs>  the contributions of a source
-//	                              partition's offsets first..last: each
-//	                              item gains its value (pairs as in s)
-//	c<partition>:<offset>|<d>|<items>   an event's contribution: every item
-//	                              (joined by "\n") gains d (written before
-//	                              contributions were summed; still read)
-//	e<erasure>|<item>\t<amount>\n...    an erasure: each item loses amount,
-//	                              and is removed when at or below a rounding
-//	                              residue of its former value
+// An item's co-occurrence row is a list of entries ({i:<id>}:cl), folded
+// in order by whoever reads it: first, optionally, the row folded so far
+// ('s'), then deltas ('d', the summed contributions of a source
+// partition's offsets), per-event entries ('c', written by versions before
+// deltas, still read) and erasures ('e'); entry.go has their formats.
 //
 // item.lua appends the sum of a batch's contributions to the row as one
 // entry (fenced per source partition, so each once) instead of updating a
@@ -77,91 +65,69 @@ func (r *coocRow) add(item string, d float64) {
 // Blocking the row's readers and writers on it would stop ingest or
 // scoring; the next fold of the row drops it.
 func foldCooc(entries []string) (r *coocRow, bad int, err error) {
-	// The binary entries' pairs, counted (and checked) once: room for the
-	// row, mostly, and -1 for a malformed entry.
-	np := make([]int, len(entries))
-	n := 0
-	for i, e := range entries {
-		if b, ok := binaryBody(e); ok {
-			np[i] = pairs(b)
-			n += max(0, np[i])
-		}
+	// Room for the binary entries' pairs, counted first.
+	n, most := 0, 0
+	for _, e := range entries {
+		k := countPairs(e)
+		n += k
+		most = max(most, k)
 	}
 	r = newCoocRowSized(n)
+	w := rowWorkPool.Get().(*rowWork)
+	defer w.put()
+	buf := slices.Grow(w.pairs[:0], most)
 	for i, e := range entries {
-		if eerr := r.fold(i, e, np[i]); eerr != nil {
+		var eerr error
+		if buf, eerr = r.fold(i, e, buf[:0]); eerr != nil {
 			bad++
 			if err == nil {
 				err = eerr
 			}
 		}
 	}
+	w.pairs = buf // cleared by put
 	return r, bad, err
 }
 
-// fold applies entry i of a row, or nothing when it is malformed; np is
-// the number of pairs of a binary entry, -1 when they are malformed.
-func (r *coocRow) fold(i int, e string, np int) error {
-	if e == "" {
-		return errors.New("empty co-occurrence entry")
-	}
-	switch e[0] {
-	case 's', 'd':
-		if e[0] == 's' && i != 0 {
-			return errors.New("co-occurrence row entry not first")
-		}
-		b, ok := binaryBody(e)
-		if !ok {
-			return fmt.Errorf("malformed co-occurrence entry %.40q", e)
-		}
-		// checked whole first, so that a malformed entry adds nothing
-		if np < 0 {
-			return errors.New("malformed co-occurrence row entry")
-		}
-		for len(b) > 0 {
-			id, v, rest, ok := nextPair(b)
-			if !ok {
-				break // cannot happen: checked above
+// fold applies entry i of a row, or nothing when it is malformed; buf is
+// room for a binary entry's pairs, returned for the next entry.
+func (r *coocRow) fold(i int, e string, buf []Scored) ([]Scored, error) {
+	switch entryKind(e) {
+	case 0:
+		return buf, errors.New("empty co-occurrence entry")
+	case rowFolded, rowDelta:
+		var err error
+		if e[0] == rowFolded {
+			if i != 0 {
+				return buf, errors.New("co-occurrence row entry not first")
 			}
-			r.add(id, v)
-			b = rest
+			buf, err = parseFolded(e, buf)
+		} else {
+			var d rowDeltaEntry
+			d, err = parseDelta(e, buf)
+			buf = d.Pairs
 		}
-	case 'c':
-		_, rest, ok := strings.Cut(e, "|")
-		ds, items, ok2 := strings.Cut(rest, "|")
-		if !ok || !ok2 {
-			return fmt.Errorf("malformed co-occurrence entry %.40q", e)
-		}
-		d, err := strconv.ParseFloat(ds, 64)
 		if err != nil {
-			return fmt.Errorf("malformed co-occurrence entry %.40q: %w", e, err)
+			return buf, err // checked whole first, so that a malformed entry adds nothing
 		}
-		for items != "" {
-			var it string
-			it, items, _ = strings.Cut(items, "\n")
-			r.add(it, d)
+		for _, p := range buf {
+			r.add(p.ID, p.Score)
 		}
-	case 'e':
-		_, rest, ok := strings.Cut(e, "|")
-		if !ok {
-			return fmt.Errorf("malformed co-occurrence erasure %.40q", e)
+	case rowEvent:
+		c, err := parseEvent(e, nil)
+		if err != nil {
+			return buf, err
 		}
-		var subs []Scored
-		for rest != "" {
-			var line string
-			line, rest, _ = strings.Cut(rest, "\n")
-			k := strings.LastIndexByte(line, '\t')
-			if k < 0 {
-				return fmt.Errorf("malformed co-occurrence erasure %.40q", e)
-			}
-			amt, err := strconv.ParseFloat(line[k+1:], 64)
-			if err != nil {
-				return fmt.Errorf("malformed co-occurrence erasure %.40q: %w", e, err)
-			}
-			subs = append(subs, Scored{ID: line[:k], Score: amt})
+		for _, it := range c.Items {
+			r.add(it, c.Value)
+		}
+	case rowErasure:
+		x, err := parseErasure(e, nil)
+		if err != nil {
+			return buf, err
 		}
 		r.erased = true
-		for _, sub := range subs {
+		for _, sub := range x.Pairs {
 			if cur, ok := r.val[sub.ID]; ok {
 				if v := cur - sub.Score; v <= 1e-9*cur {
 					delete(r.val, sub.ID) // as if it never co-occurred
@@ -171,9 +137,9 @@ func (r *coocRow) fold(i int, e string, np int) error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown co-occurrence entry %.40q", e)
+		return buf, fmt.Errorf("unknown co-occurrence entry %.40q", e)
 	}
-	return nil
+	return buf, nil
 }
 
 // top returns the row's n highest items (all when n <= 0), highest first;
@@ -227,44 +193,38 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 	defer w.put()
 	var folded string
 	deltas := entries
-	if e := entries[0]; e != "" && e[0] == 's' {
-		folded, deltas = e[1:], entries[1:]
+	if entryKind(entries[0]) == rowFolded {
+		folded, deltas = entries[0], entries[1:]
 	}
 	// The items the deltas name, each with a slot for its sum, and the
 	// deltas' pairs in order by slot.
 	for _, e := range deltas {
-		if e == "" || e[0] != 'd' {
+		if entryKind(e) != rowDelta {
 			return nil, false
 		}
-		b, ok := binaryBody(e)
-		if !ok {
-			return nil, false
+		d, err := parseDelta(e, w.pairs)
+		if err != nil {
+			return nil, false // malformed: nothing is answered before the end
 		}
-		w.bodies = append(w.bodies, b)
+		w.pairs = d.Pairs
 	}
-	for _, b := range w.bodies {
-		for len(b) > 0 {
-			id, v, rest, ok := nextPair(b)
-			if !ok {
-				return nil, false // malformed: nothing is answered before the end
-			}
-			k, seen := w.at[id]
-			if !seen {
-				k = int32(len(w.named))
-				w.at[id] = k
-				w.named = append(w.named, Scored{ID: id})
-				w.inFolded = append(w.inFolded, false)
-			}
-			w.adds = append(w.adds, rowAdd{k, v})
-			b = rest
+	for _, p := range w.pairs {
+		k, seen := w.at[p.ID]
+		if !seen {
+			k = int32(len(w.named))
+			w.at[p.ID] = k
+			w.named = append(w.named, Scored{ID: p.ID})
+			w.inFolded = append(w.inFolded, false)
 		}
+		w.adds = append(w.adds, rowAdd{k, p.Score})
 	}
 	// The first n items of the folded entry the deltas do not name, ranked;
-	// the folded values of those they name.
+	// the folded values of those they name. (Its pairs are read in place:
+	// most of a row is its folded entry.)
 	out, named := w.out, w.named
 	var prev Scored
-	for i := 0; len(folded) > 0; i++ {
-		id, v, rest, ok := nextPair(folded)
+	for i, body := 0, strings.TrimPrefix(folded, string(rowFolded)); len(body) > 0; i++ {
+		id, v, rest, ok := nextPair(body)
 		if !ok {
 			return nil, false
 		}
@@ -282,7 +242,7 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 		} else if len(out) < n {
 			out = append(out, cur)
 		}
-		folded = rest
+		body = rest
 	}
 	w.out = out
 	for _, a := range w.adds {
@@ -313,13 +273,13 @@ func rowTop(entries []string, n int) ([]Scored, bool) {
 }
 
 // rowWork is rowTop's working memory, reused: of what it allocates for a
-// row only the answer is not.
+// row only the answer is not (foldCooc reuses its pairs).
 type rowWork struct {
 	at       map[string]int32 // slot of each item the deltas name
 	named    []Scored         // by slot: the item and its sum
 	inFolded []bool           // by slot: met in the folded entry
-	adds     []rowAdd         // the deltas' pairs, in order
-	bodies   []string         // the deltas' pairs, as entries hold them
+	adds     []rowAdd         // the deltas' pairs by slot, in order
+	pairs    []Scored         // the deltas' pairs, in order
 	out      []Scored         // the folded entry's first items the deltas do not name
 }
 
@@ -335,85 +295,32 @@ var rowWorkPool = sync.Pool{New: func() any { return &rowWork{at: make(map[strin
 func (w *rowWork) put() {
 	clear(w.at)
 	clear(w.named)
-	clear(w.bodies)
+	clear(w.pairs)
 	clear(w.out)
-	w.named, w.inFolded, w.adds, w.bodies, w.out = w.named[:0], w.inFolded[:0], w.adds[:0], w.bodies[:0], w.out[:0]
+	w.named, w.inFolded, w.adds, w.pairs, w.out = w.named[:0], w.inFolded[:0], w.adds[:0], w.pairs[:0], w.out[:0]
 	rowWorkPool.Put(w)
 }
 
-// encodeCoocRow returns the row entry of the (already ranked) items.
+// encodeCoocRow returns the folded row entry of the (already ranked) items.
 func encodeCoocRow(items []Scored) string {
 	n := 1
 	for _, it := range items {
 		n += binary.MaxVarintLen64 + len(it.ID) + 8
 	}
-	b := make([]byte, 1, n)
-	b[0] = 's'
-	for _, it := range items {
-		b = appendPair(b, it.ID, it.Score)
-	}
-	return string(b)
+	return string(appendFolded(make([]byte, 0, n), items))
 }
 
 // deltaEntry returns the row entry of partition p's contributions of
 // offsets first..last, summed in c (items numbered in names, in the order
 // first met).
-func deltaEntry(p string, first, last int64, c *coSum, names []string) string {
-	b := make([]byte, 0, 32+len(c.ids)*(binary.MaxVarintLen64+16))
-	b = append(b, 'd')
-	b = append(b, p...)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, first, 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, last, 10)
-	b = append(b, '|')
+func deltaEntry(p int32, first, last int64, c *coSum, names []string) string {
+	d := rowDeltaEntry{Partition: p, First: first, Last: last, Pairs: make([]Scored, len(c.ids))}
+	n := 32
 	for k, id := range c.ids {
-		b = appendPair(b, names[id], c.vals[k])
+		d.Pairs[k] = Scored{ID: names[id], Score: c.vals[k]}
+		n += binary.MaxVarintLen64 + len(names[id]) + 8
 	}
-	return string(b)
-}
-
-// nextPair decodes the first (id, value) pair of a binary entry's body.
-func nextPair(b string) (id string, v float64, rest string, ok bool) {
-	n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
-	if k <= 0 || len(b)-k < 8 || n > uint64(len(b)-k-8) {
-		return "", 0, b, false
-	}
-	end := k + int(n)
-	return b[k:end], math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[end : end+8]))), b[end+8:], true
-}
-
-// pairs returns the number of pairs in a binary entry's body, or -1
-// when it is malformed.
-func pairs(b string) int {
-	n := 0
-	for len(b) > 0 {
-		var ok bool
-		if _, _, b, ok = nextPair(b); !ok {
-			return -1
-		}
-		n++
-	}
-	return n
-}
-
-// binaryBody returns the pairs of a binary entry: a folded row ('s') or a
-// delta ('d', after its header partition:first-last|).
-func binaryBody(e string) (string, bool) {
-	switch {
-	case strings.HasPrefix(e, "s"):
-		return e[1:], true
-	case strings.HasPrefix(e, "d"):
-		_, b, ok := strings.Cut(e[1:], "|")
-		return b, ok
-	}
-	return "", false
-}
-
-func appendPair(b []byte, id string, v float64) []byte {
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	b = append(b, id...)
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	return string(appendDelta(make([]byte, 0, n), d))
 }
 
 // CoocEntries folds a co-occurrence row's entries (as LRANGE returns them)
@@ -478,15 +385,11 @@ func (s *Store) foldRow(item string, entries []string, what string) *coocRow {
 // erasureEntry is an erasure's row entry: each of items (in this order)
 // loses amount[item].
 func erasureEntry(erasure string, items []string, amount map[string]float64) string {
-	var e strings.Builder
-	e.WriteString("e" + erasure + "|")
+	x := rowErasureEntry{Erasure: erasure, Pairs: make([]Scored, len(items))}
 	for i, it := range items {
-		if i > 0 {
-			e.WriteByte('\n')
-		}
-		e.WriteString(it + "\t" + fmtFloat(amount[it]))
+		x.Pairs[i] = Scored{ID: it, Score: amount[it]}
 	}
-	return e.String()
+	return string(appendErasure(nil, x))
 }
 
 // FoldCooc folds the co-occurrence rows of items into one entry each,

@@ -35,7 +35,7 @@ func benchRow(deltas int) []string {
 				c.add(uint32(2000+rng.IntN(3000)), rng.Float64())
 			}
 		}
-		entries = append(entries, deltaEntry("3", int64(e*100), int64(e*100+99), &c, names))
+		entries = append(entries, deltaEntry(3, int64(e*100), int64(e*100+99), &c, names))
 	}
 	return entries
 }
@@ -91,7 +91,7 @@ func TestCoocTopErasedThenMetAgain(t *testing.T) {
 		for _, it := range order {
 			c.add(uint32(slices.Index(names, it)), items[it])
 		}
-		return deltaEntry("0", first, first, &c, names)
+		return deltaEntry(0, first, first, &c, names)
 	}
 	entries := []string{
 		delta(1, map[string]float64{"x": 2, "y": 5}, "x", "y"),
@@ -136,7 +136,7 @@ func TestCoSumMatchesRow(t *testing.T) {
 			}
 		}
 		// The entry folds back to the same row.
-		back, bad, err := foldCooc([]string{deltaEntry("1", 5, 9, &c, names)})
+		back, bad, err := foldCooc([]string{deltaEntry(1, 5, 9, &c, names)})
 		if bad != 0 || err != nil || !slices.Equal(back.order, want.order) {
 			t.Fatalf("%d items: entry folds to %v (%d bad, %v)", distinct, back.order, bad, err)
 		}
@@ -199,7 +199,7 @@ func TestRowTopMatchesFold(t *testing.T) {
 			}
 			c.add(uint32(rng.IntN(len(names))), d)
 		}
-		return deltaEntry(strconv.Itoa(rng.IntN(4)), 1, 2, &c, names)
+		return deltaEntry(int32(rng.IntN(4)), 1, 2, &c, names)
 	}
 	fast := 0
 	for trial := range 300 {

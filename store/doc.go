@@ -38,6 +38,14 @@
 // summed per item window, become the global experiment counters
 // (experiment.go, lua/experiment.lua; package experiment reports them).
 //
+// # Entries
+//
+// The entries of the user log, the attribution log, the shown-items hash
+// and the co-occurrence and next-item rows each have one codec in
+// entry.go: a Go type, an append function and a parse function, with the
+// exact bytes the scripts write. Readers and writers go through them; a
+// malformed entry is an error its reader skips (and counts, for rows).
+//
 // # Decay
 //
 // Weights are stored scaled to a fixed epoch, w·2^((t−epoch)/half-life), in

@@ -92,20 +92,17 @@ type expEvent struct {
 }
 
 // expAdds returns what op adds to the experiment counters given the user
-// script's decision rec (see lua/user.lua), or nil when it adds nothing.
+// script's decision rec (an attribution record, entry.go), or nil when it
+// adds nothing (or is malformed).
 func expAdds(op Op, rec string) []expAdd {
-	if rec == "" {
-		return nil
-	}
-	f := strings.Split(rec, "|")
-	num := func(s string) float64 {
-		v, _ := strconv.ParseFloat(s, 64)
-		return v
-	}
-	switch {
-	case f[0] == "i" && len(f) == 5 && op.Shown != nil:
-		v := f[1] + "|"
-		adds := []expAdd{{v + "imp", 1}, {v + "users", num(f[2])}, {v + "n2", num(f[3])}, {v + "nx", num(f[4])}}
+	switch entryKind(rec) {
+	case recImpression:
+		r, err := parseImpressionRecord(rec)
+		if err != nil || op.Shown == nil {
+			return nil
+		}
+		v := r.Variant + "|"
+		adds := []expAdd{{v + "imp", 1}, {v + "users", bitValue(r.First)}, {v + "n2", float64(r.DN2)}, {v + "nx", float64(r.DNX)}}
 		met := make(map[string]bool, len(op.Shown.Items))
 		k := 0
 		for i, it := range op.Shown.Items {
@@ -121,17 +118,21 @@ func expAdds(op Op, rec string) []expAdd {
 			adds = append(adds, expAdd{v + "shown|s|" + src, 1}, expAdd{v + "shown|p|" + strconv.Itoa(i+1), 1})
 		}
 		return append(adds, expAdd{v + "shown", float64(k)})
-	case f[0] == "a" && len(f) == 9:
-		typ, v, via, src, pos := f[1], f[2]+"|", f[3], f[4], f[5]
-		if via == "l" {
-			adds := []expAdd{{v + typ + "|l", 1}, {v + typ + "|l|s|" + src, 1}, {v + typ + "|l|p|" + pos, 1}}
+	case recAttributed:
+		r, err := parseAttributedRecord(rec)
+		if err != nil {
+			return nil
+		}
+		typ, v, pos := r.Type, r.Variant+"|", strconv.FormatInt(r.Position, 10)
+		if r.Via == "l" {
+			adds := []expAdd{{v + typ + "|l", 1}, {v + typ + "|l|s|" + r.Source, 1}, {v + typ + "|l|p|" + pos, 1}}
 			if typ == event.Purchase.String() {
 				adds = append(adds, expAdd{v + "value|l", op.Value})
 			}
 			return adds
 		}
-		adds := []expAdd{{v + typ, 1}, {v + typ + "|s|" + src, 1}, {v + typ + "|p|" + pos, 1},
-			{v + typ + "_users", num(f[6])}, {v + "x2", num(f[7])}, {v + "nx", num(f[8])}}
+		adds := []expAdd{{v + typ, 1}, {v + typ + "|s|" + r.Source, 1}, {v + typ + "|p|" + pos, 1},
+			{v + typ + "_users", bitValue(r.First)}, {v + "x2", float64(r.DX2)}, {v + "nx", float64(r.DNX)}}
 		if typ == event.Purchase.String() {
 			adds = append(adds, expAdd{v + "value", op.Value})
 		}
@@ -140,13 +141,19 @@ func expAdds(op Op, rec string) []expAdd {
 	return nil
 }
 
+func bitValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // findRec returns the decision stored for the event at offset off of
-// partition p in the attribution log (entries offset|partition|rec).
-func findRec(attlog []string, off, p string) string {
-	prefix := off + "|" + p + "|"
+// partition p in the attribution log ("" when none).
+func findRec(attlog []string, off int64, p int32) string {
 	for _, e := range attlog {
-		if strings.HasPrefix(e, prefix) {
-			return e[len(prefix):]
+		if a, err := parseAttEntry(e); err == nil && a.Offset == off && a.Partition == p {
+			return a.Record
 		}
 	}
 	return ""
@@ -225,7 +232,8 @@ func (s *Store) ReadShown(ctx context.Context, user string) ([]ShownItem, error)
 		if strings.HasPrefix(it, " ") {
 			continue
 		}
-		if x, ok := parseShown(it, v); ok {
+		if x, err := parseShownValue(v); err == nil {
+			x.Item = it
 			out = append(out, x)
 		}
 	}
@@ -236,22 +244,6 @@ func (s *Store) ReadShown(ctx context.Context, user string) ([]ShownItem, error)
 		return out[i].Item < out[j].Item
 	})
 	return out, nil
-}
-
-// parseShown parses a shown hash value ts|n|done|pos|via|variant|source.
-func parseShown(item, v string) (ShownItem, bool) {
-	f := strings.SplitN(v, "|", 7)
-	if len(f) != 7 {
-		return ShownItem{}, false
-	}
-	ts, e1 := strconv.ParseInt(f[0], 10, 64)
-	n, e2 := strconv.Atoi(f[1])
-	done, e3 := strconv.Atoi(f[2])
-	pos, e4 := strconv.Atoi(f[3])
-	if e1 != nil || e2 != nil || e3 != nil || e4 != nil {
-		return ShownItem{}, false
-	}
-	return ShownItem{Item: item, TS: ts, Unseen: n, Done: done, Pos: pos, Via: f[4], Variant: f[5], Source: f[6]}, true
 }
 
 // ShownCounts returns, per user, how many times each item was shown to the
@@ -272,13 +264,11 @@ func (s *Store) ShownCounts(ctx context.Context, users []string) ([]map[string]i
 			if strings.HasPrefix(it, " ") {
 				continue
 			}
-			_, rest, _ := strings.Cut(v, "|")
-			nStr, _, _ := strings.Cut(rest, "|")
-			if n, err := strconv.Atoi(nStr); err == nil && n > 0 {
+			if x, err := parseShownValue(v); err == nil && x.Unseen > 0 {
 				if out[i] == nil {
 					out[i] = map[string]int{}
 				}
-				out[i][it] = n
+				out[i][it] = x.Unseen
 			}
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -239,12 +238,9 @@ func (s *Store) contributions(log []string) itemFixes {
 	fix := itemFixes{}
 	entries := make([]LoggedEvent, 0, len(log))
 	for _, e := range log {
-		f := strings.SplitN(e, "|", 6)
-		if len(f) != 6 {
-			continue
+		if x, err := parseLogEntry(e); err == nil {
+			entries = append(entries, x) // a malformed entry is left out
 		}
-		ts, _ := strconv.ParseInt(f[3], 10, 64)
-		entries = append(entries, LoggedEvent{Type: f[2], TS: ts, New: f[4] == "1", Item: f[5]})
 	}
 	weights := map[string]float64{}
 	for t, w := range s.opt.Weights {

@@ -1,7 +1,5 @@
 package store
 
-import "strings"
-
 // The user script (lua/user.lua) answers each event with a code and
 // returns the user's stored log as it was before the call; the histories
 // that co-occurrence needs are computed here, from that log, so that
@@ -15,58 +13,69 @@ const (
 	codeAppliedNew = 2  // applied now, and it made its item new for the user
 )
 
-// afterFields returns what follows the first k '|'-separated fields of a
-// log entry offset|partition|type|ts|new|item, or false when it has fewer.
-func afterFields(e string, k int) (string, bool) {
-	for ; k > 0; k-- {
-		i := strings.IndexByte(e, '|')
-		if i < 0 {
-			return "", false
-		}
-		e = e[i+1:]
-	}
-	return e, true
-}
-
-// logEntryItem returns the item of a log entry: the rest after the fifth
-// '|' (an item may hold '|').
-func logEntryItem(e string) string {
-	it, _ := afterFields(e, 5)
-	return it
-}
-
-// logEntryNew reports whether a log entry's event made its item new.
-func logEntryNew(e string) bool {
-	rest, ok := afterFields(e, 4)
-	return ok && strings.HasPrefix(rest, "1|")
-}
-
 // userLog is one user's stored log as the script returned it (newest
-// first), with its entries' items parsed once.
+// first), its entries read once, when first needed (entry.go): the items
+// (all that history reads, of many entries per event), and the rest of
+// the entries only for find (fenced events).
 type userLog struct {
 	entries []string
 	items   []string
-	parsed  []bool
+	state   []int8    // of items: 0 not read yet, 1 read, -1 malformed
+	meta    []logMeta // of whole entries, allocated by the first parse
+}
+
+type logMeta struct {
+	offset    int64
+	partition int32
+	state     int8 // as userLog.state
+	isNew     bool
 }
 
 func newUserLog(entries []string) *userLog {
-	return &userLog{entries: entries, items: make([]string, len(entries)), parsed: make([]bool, len(entries))}
+	return &userLog{entries: entries, items: make([]string, len(entries)), state: make([]int8, len(entries))}
 }
 
-func (l *userLog) item(k int) string {
-	if !l.parsed[k] {
-		l.items[k] = logEntryItem(l.entries[k])
-		l.parsed[k] = true
+// item returns the item of entry k; false when the entry is malformed.
+func (l *userLog) item(k int) (string, bool) {
+	if l.state[k] == 0 {
+		it, err := logEntryItem(l.entries[k])
+		l.state[k] = 1
+		if err != nil {
+			l.state[k] = -1
+		}
+		l.items[k] = it
 	}
-	return l.items[k]
+	return l.items[k], l.state[k] > 0
+}
+
+// parse parses entry k once; false when it is malformed.
+func (l *userLog) parse(k int) bool {
+	if l.meta == nil {
+		l.meta = make([]logMeta, len(l.entries))
+	}
+	m := &l.meta[k]
+	if m.state == 0 {
+		e, err := parseLogEntry(l.entries[k])
+		if err != nil {
+			m.state = -1
+			return false
+		}
+		*m = logMeta{offset: e.Offset, partition: e.Partition, state: 1, isNew: e.New}
+	}
+	return m.state > 0
+}
+
+// isNew reports whether the event of entry k made its item new for the
+// user (false when the entry is malformed).
+func (l *userLog) isNew(k int) bool {
+	return l.parse(k) && l.meta[k].isNew
 }
 
 // find returns the index of the entry of the event at offset off of
 // partition p, or -1.
-func (l *userLog) find(off, p string) int {
-	prefix := off + "|" + p + "|"
-	for k, e := range l.entries {
-		if strings.HasPrefix(e, prefix) {
+func (l *userLog) find(off int64, p int32) int {
+	for k := range l.entries {
+		if l.parse(k) && l.meta[k].offset == off && l.meta[k].partition == p {
 			return k
 		}
 	}
@@ -80,14 +89,15 @@ func (l *userLog) find(off, p string) int {
 // not depend on batching, and since the log keeps 2·logcap entries an
 // event replayed after fewer than logcap newer events of the user were
 // applied (a crash before the commit) gets the same answer as when it was
-// first applied.
+// first applied. An entry without its six fields is scanned but gives no
+// item.
 func (l *userLog) history(pending []string, from int, exclude string, m, logcap int) []string {
 	var res []string
 	var seen map[string]bool // for long histories; short ones are scanned
 	scanned := 0
-	take := func(it string) bool {
+	take := func(it string, ok bool) bool {
 		scanned++
-		if it != exclude && !contains(res, seen, it) {
+		if ok && it != exclude && !contains(res, seen, it) {
 			res = append(res, it)
 			if seen == nil && len(res) > 32 {
 				seen = make(map[string]bool, m)
@@ -101,7 +111,7 @@ func (l *userLog) history(pending []string, from int, exclude string, m, logcap 
 		return len(res) >= m || scanned >= logcap
 	}
 	for k := len(pending) - 1; k >= 0; k-- {
-		if take(pending[k]) {
+		if take(pending[k], true) {
 			return res
 		}
 	}

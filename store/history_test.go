@@ -60,21 +60,23 @@ func TestHistoryMatchesReference(t *testing.T) {
 	}
 }
 
-func TestLogEntryFields(t *testing.T) {
-	for _, c := range []struct {
-		e, item string
-		isNew   bool
-	}{
-		{"12|3|click|1700|1|sku-9", "sku-9", true},
-		{"12|3|click|1700|0|a|b|c", "a|b|c", false},
-		{"12|3|click|1700|1|", "", true},
-		{"garbage", "", false},
-	} {
-		if got := logEntryItem(c.e); got != c.item {
-			t.Errorf("logEntryItem(%q) = %q, want %q", c.e, got, c.item)
-		}
-		if got := logEntryNew(c.e); got != c.isNew {
-			t.Errorf("logEntryNew(%q) = %v, want %v", c.e, got, c.isNew)
-		}
+// A log entry without its six fields is scanned but gives no item; find
+// skips every malformed entry (a bad offset too).
+func TestHistorySkipsMalformedEntries(t *testing.T) {
+	l := newUserLog([]string{"9|3|click|1700|1|a", "garbage", "7|3|click|1600|0|b|c", "x|3|click|1500|0|d", "5|3|click|1400|1|e"})
+	if got, want := l.history(nil, 0, "", 10, 10), []string{"a", "b|c", "d", "e"}; !slices.Equal(got, want) {
+		t.Errorf("history %q, want %q", got, want)
+	}
+	if got, want := l.history(nil, 0, "", 10, 3), []string{"a", "b|c"}; !slices.Equal(got, want) {
+		t.Errorf("history with logcap 3: %q, want %q", got, want)
+	}
+	if got := l.find(7, 3); got != 2 {
+		t.Errorf("find(7, 3) = %d, want 2", got)
+	}
+	if got := l.find(5, 3); got != 4 {
+		t.Errorf("find(5, 3) = %d, want 4", got)
+	}
+	if got := l.find(7, 4); got != -1 {
+		t.Errorf("find(7, 4) = %d, want -1", got)
 	}
 }

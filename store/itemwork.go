@@ -306,7 +306,7 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 					return experimentScript.EvalSha(ctx, pipe, []string{s.keys.Experiment(), s.keys.ExperimentFence()}, w.experimentArgs(p, expAfter)...)
 				}
 				it := w.names[chunk[k]]
-				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it), s.keys.ItemNext(it)}, s.itemArgs(p, ttl, now, sums[chunk[k]], w.names)...)
+				return s.item.EvalSha(ctx, pipe, []string{s.keys.ItemUsers(it), s.keys.ItemCooc(it), s.keys.ItemMeta(it), s.keys.ItemNext(it)}, s.itemArgs(w.partition, ttl, now, sums[chunk[k]], w.names)...)
 			})
 			if err != nil {
 				return fmt.Errorf("applying item state: %w", err)
@@ -361,13 +361,14 @@ func (s *Store) ApplyItems(ctx context.Context, w *ItemWork) error {
 // itemArgs returns item.lua's arguments for an item's sums: the
 // popularity and degree added, the recent users' newest and oldest event
 // times, the row entry, the next-item row entry and the recent users.
-func (s *Store) itemArgs(p, ttl, now string, g *itemSum, names []string) []any {
+func (s *Store) itemArgs(partition int32, ttl, now string, g *itemSum, names []string) []any {
+	p := strconv.Itoa(int(partition))
 	entry, next := "", ""
 	if len(g.co.ids) > 0 {
-		entry = deltaEntry(p, g.first, g.last, &g.co, names)
+		entry = deltaEntry(partition, g.first, g.last, &g.co, names)
 	}
 	if len(g.next.ids) > 0 {
-		next = deltaEntry(p, g.first, g.last, &g.next, names)
+		next = deltaEntry(partition, g.first, g.last, &g.next, names)
 	}
 	num := func(f float64) string {
 		if f == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/recstream/recstream/event"
 )
@@ -18,7 +17,7 @@ import (
 //	w(type)·decay(ts) / k
 //
 // for j in i's row, and, when the event is a purchase, the same under j's
-// purchase name (j followed by boughtSep): the part of the transition
+// purchase name (boughtName, entry.go): the part of the transition
 // that purchases made, which names the interaction in the reason
 // ("often bought after i"). The earlier items are those the co-occurrence
 // history reads (history.go): the user's last UserLogCap events, so the
@@ -29,15 +28,6 @@ import (
 // script as the co-occurrence entry, folded past Options.CoocFold entries into one
 // entry of the NextCap highest names (item and purchase names together),
 // reduced by erasure entries. One mechanism serves both kinds of row.
-
-// boughtSep separates an item from the suffix of its purchase name in a
-// next-item row; ids cannot hold it (event.ValidateID rejects control
-// characters).
-const boughtSep = "\x00b"
-
-// boughtName is the name under which a next-item row holds the purchase
-// part of its transitions to item.
-func boughtName(item string) string { return item + boughtSep }
 
 // closeness is the weight of a transition from the earlier item at place k
 // (0 = the latest distinct earlier item) of an event's window: 1/distance.
@@ -87,7 +77,7 @@ func nextOf(top []Scored, n int) []Next {
 	var bought map[string]float64
 	out := make([]Next, 0, len(top))
 	for _, x := range top {
-		if it, ok := strings.CutSuffix(x.ID, boughtSep); ok {
+		if it, ok := cutBought(x.ID); ok {
 			if bought == nil {
 				bought = make(map[string]float64)
 			}

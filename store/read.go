@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,8 +60,9 @@ func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]
 		p.LastTS, _ = strconv.ParseInt(ts[i].Val(), 10, 64)
 		seen := make(map[string]bool)
 		for _, e := range logs[i].Val() {
-			typ, it := logTypeItem(e)
-			if it == "" {
+			x, err := parseLogEntry(e)
+			typ, it := x.Type, x.Item
+			if err != nil || it == "" {
 				continue
 			}
 			if !seen[it] {
@@ -227,26 +227,11 @@ func (s *Store) RecentEvents(ctx context.Context, user string, n int) ([]LoggedE
 	}
 	out := make([]LoggedEvent, 0, len(v))
 	for _, e := range v {
-		f := strings.SplitN(e, "|", 6)
-		if len(f) != 6 {
-			continue
+		if x, err := parseLogEntry(e); err == nil {
+			out = append(out, x) // a malformed entry is left out
 		}
-		off, _ := strconv.ParseInt(f[0], 10, 64)
-		p, _ := strconv.ParseInt(f[1], 10, 32)
-		ts, _ := strconv.ParseInt(f[3], 10, 64)
-		out = append(out, LoggedEvent{Partition: int32(p), Offset: off, Type: f[2], TS: ts, New: f[4] == "1", Item: f[5]})
 	}
 	return out, nil
-}
-
-// logTypeItem returns the event type and the item of a log entry
-// offset|partition|type|ts|new|item.
-func logTypeItem(e string) (typ, item string) {
-	f := strings.SplitN(e, "|", 6)
-	if len(f) != 6 {
-		return "", ""
-	}
-	return f[2], f[5]
 }
 
 // typeRank orders event types by strength: browse < click < add_to_cart

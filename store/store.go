@@ -267,7 +267,7 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	// answer was read.
 	answers := make([]userAnswer, len(ops))
 	for k, u := range users {
-		kept, err := s.readUserAnswer(p, ops, byUser[u], cmds[k], answers, &res)
+		kept, err := s.readUserAnswer(partition, ops, byUser[u], cmds[k], answers, &res)
 		if err != nil {
 			return res, fmt.Errorf("applying user state: %w", err)
 		}
@@ -349,7 +349,7 @@ type userAnswer struct {
 // and, when an event was fenced, the attribution log) into answers at the events'
 // indexes idx, counting the codes in res; kept is false when every event
 // of the user was dropped.
-func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
+func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.Cmd, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
 	reply, err := cmd.Slice()
 	if err != nil {
 		return false, err
@@ -392,21 +392,20 @@ func (s *Store) readUserAnswer(p string, ops []Op, idx []int, cmd *redis.Cmd, an
 			pending = append(pending, op.Item)
 		case codeFenced:
 			res.Fenced++
-			off := strconv.FormatInt(op.Offset, 10)
 			if s.opt.Attribution.Window > 0 {
 				if attlog == nil {
 					attlog = toStrings(reply[3])
 				}
-				a.rec = findRec(attlog, off, p)
+				a.rec = findRec(attlog, op.Offset, partition)
 			}
 			if op.Type == event.Impression {
 				break
 			}
 			// Fenced events come first (offsets ascend): pending is empty.
-			if at := log.find(off, p); at < 0 {
+			if at := log.find(op.Offset, partition); at < 0 {
 				res.Lost++
 			} else {
-				if logEntryNew(log.entries[at]) {
+				if log.isNew(at) {
 					a.isNew, a.hist = true, log.history(nil, at+1, op.Item, s.opt.CoocHistory, s.opt.UserLogCap)
 				}
 				a.prev = s.nextWindow(a.hist, a.isNew, func(m int) []string {
