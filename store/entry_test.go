@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/redistest"
 )
@@ -126,7 +127,9 @@ func TestEntriesWrittenByScriptsParse(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	st := New(rdb, Options{Prefix: "g:", CoocFold: 1 << 30, Attribution: AttributionOptions{Window: time.Hour}})
+	opt := OptionsFromConfig(config.Default())
+	opt.Prefix, opt.UserTTL, opt.CoocFold, opt.Attribution.Window = "g:", 0, 1<<30, time.Hour
+	st := New(rdb, opt)
 	ts0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	// u2 has a list and no impression: its click is attributed via l.
 	if err := st.WriteLists(ctx, []List{{User: "u2", GeneratedAt: ts0, Variant: "b", EventTS: ts0,
