@@ -396,7 +396,7 @@ func (s *ScorerConfig) SetDefaults() {
 	*s = ScorerConfig{
 		TopN:            20,
 		Neighbours:      30,
-		CandidateUsers:  100,
+		CandidateUsers:  200,
 		HistoryItems:    20,
 		RecentEvents:    10,
 		NextItems:       300,

@@ -64,6 +64,7 @@ type evalFlags struct {
 	sets                                        multiFlag
 	partitions, batch                           int
 	syntheticSeq                                int
+	syntheticShop                               int
 	windows, stride, warmup                     int
 	fullPath, tune, quiet, skipRepeats          bool
 	impressions                                 bool
@@ -85,6 +86,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.format, "format", "", "input format: movielens (u.data, ratings.dat), movielens-csv (ratings.csv), ncf, taobao, jsonl, csv (generic, see --csv-columns); empty guesses from the file name")
 	fs.StringVar(&f.data, "data", "", "interaction log")
 	fs.IntVar(&f.syntheticSeq, "synthetic-seq", 0, "evaluate on a generated sparse sequential log of this many users (loadgen.Sequence: 5-10 events each, long-tail items, planted next items) instead of --data")
+	fs.IntVar(&f.syntheticShop, "synthetic-shop", 0, "evaluate on a generated sparse shop log of this many users before its 5-core filter (loadgen.Shop: about 9 distinct items each, long-tail items, departments, weak next-item signal) instead of --data")
 	fs.StringVar(&f.train, "train", "", "ncf: X.train.rating")
 	fs.StringVar(&f.test, "test", "", "ncf: X.test.rating")
 	fs.StringVar(&f.negatives, "negatives", "99", "sampled negatives per user (loo), or the ncf X.test.negative file")
@@ -169,7 +171,9 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 	}
 	switch format {
 	case "synthetic-seq":
-		d.all = syntheticSequence(f.syntheticSeq)
+		d.all = interactions(loadgen.NewSequence(loadgen.SequenceOptions{Users: f.syntheticSeq, Seed: 1}).Events())
+	case "synthetic-shop":
+		d.all = interactions(loadgen.NewShop(loadgen.ShopOptions{Users: f.syntheticShop, Seed: 1}).Events())
 	case "movielens":
 		d.all, err = openLoad(f.data, eval.LoadMovieLens)
 	case "movielens-csv":
@@ -214,15 +218,21 @@ func evalFormat(f *evalFlags) (string, error) {
 			format = guessFormat(f.data)
 		}
 	}
-	if f.syntheticSeq > 0 {
-		if f.data != "" || f.train != "" {
-			return "", errors.New("--synthetic-seq generates the log: no --data or --train")
+	for _, g := range []struct {
+		flag  string
+		users int
+	}{{"synthetic-seq", f.syntheticSeq}, {"synthetic-shop", f.syntheticShop}} {
+		switch {
+		case g.users < 0:
+			return "", fmt.Errorf("--%s must be a number of users", g.flag)
+		case g.users == 0:
+		case f.data != "" || f.train != "" || strings.HasPrefix(format, "synthetic-"):
+			return "", fmt.Errorf("--%s generates the log: no --data, --train or other generated log", g.flag)
+		default:
+			format = g.flag
 		}
-		format = "synthetic-seq"
-	} else if f.syntheticSeq < 0 {
-		return "", errors.New("--synthetic-seq must be a number of users")
 	}
-	if format != "ncf" && format != "synthetic-seq" && f.data == "" {
+	if format != "ncf" && !strings.HasPrefix(format, "synthetic-") && f.data == "" {
 		return "", errors.New("--data is required")
 	}
 	return format, nil
@@ -797,10 +807,8 @@ func (f *evalFlags) csvMapping() (eval.CSVMapping, error) {
 	return m, nil
 }
 
-// syntheticSequence is the log of `recstream eval --synthetic-seq N`: the
-// sparse sequential log of loadgen.Sequence for N users (seed 1).
-func syntheticSequence(users int) []eval.Interaction {
-	evs := loadgen.NewSequence(loadgen.SequenceOptions{Users: users, Seed: 1}).Events()
+// interactions turns a generated log into the evaluator's interactions.
+func interactions(evs []event.Event) []eval.Interaction {
 	out := make([]eval.Interaction, len(evs))
 	for i, e := range evs {
 		out[i] = eval.Interaction{User: e.UserID, Item: e.ItemID, Type: e.Type.String(), TS: e.TS, Value: 1}
