@@ -428,7 +428,7 @@ func (s *ScorerConfig) SetDefaults() {
 		ItemNeighbours:      50,
 		ItemNeighbourBudget: 1000,
 		UsersPerItem:        50,
-		NeighbourItems:      50,
+		NeighbourItems:      200,
 	}
 }
 
