@@ -396,7 +396,7 @@ func (s *ScorerConfig) SetDefaults() {
 	*s = ScorerConfig{
 		TopN:            20,
 		Neighbours:      30,
-		CandidateUsers:  200,
+		CandidateUsers:  100,
 		HistoryItems:    20,
 		RecentEvents:    10,
 		NextItems:       300,
