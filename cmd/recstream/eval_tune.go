@@ -76,9 +76,11 @@ func tuneStages(withContent bool) []tuneStage {
 	}
 	var user []tuneChange
 	for _, k := range []int{30, 100} {
-		user = append(user, tuneChange{fmt.Sprintf("scorer.neighbours=%d scorer.candidate_users=%d", k, 3*k), func(c *config.Config) {
-			c.Scorer.Neighbours, c.Scorer.CandidateUsers = k, 3*k
-		}})
+		for _, n := range []int{50, 200} {
+			user = append(user, tuneChange{fmt.Sprintf("scorer.neighbours=%d scorer.candidate_users=%d scorer.neighbour_items=%d", k, 3*k, n), func(c *config.Config) {
+				c.Scorer.Neighbours, c.Scorer.CandidateUsers, c.Scorer.NeighbourItems = k, 3*k, n
+			}})
+		}
 	}
 	var ease []tuneChange
 	for _, l := range []float64{100, 300, 1000} {
