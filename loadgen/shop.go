@@ -14,6 +14,8 @@ import (
 // nine distinct items per user, few users per item, most items in a long
 // tail, a user's items mostly from one department (a console platform, say)
 // and a weak next-item signal (a complement follows an item now and then).
+// Published shop logs are 5-core filtered; `recstream eval --synthetic-shop`
+// applies that filter (eval.FilterMinCounts) to the generated log.
 type ShopOptions struct {
 	Users       int     // users before the filter (default 10,000)
 	Items       int     // items before the filter (default 1.2·Users)
@@ -29,12 +31,9 @@ type ShopOptions struct {
 	// Stay is the probability that an item that is not a complement is
 	// from the user's department (default 0.8); the rest are drawn from
 	// the whole catalogue by appeal.
-	Stay float64
-	// MinCount drops items with fewer users, then users with fewer items
-	// (default 5, as published shop logs are filtered).
-	MinCount int
-	Seed     uint64
-	Start    time.Time // first event time (default 2025-01-01 UTC)
+	Stay  float64
+	Seed  uint64
+	Start time.Time // first event time (default 2025-01-01 UTC)
 }
 
 // Shop is a sparse shop log: every event a click on an item new to the
@@ -68,9 +67,6 @@ func NewShop(opt ShopOptions) *Shop {
 	}
 	if opt.Stay <= 0 {
 		opt.Stay = 0.8
-	}
-	if opt.MinCount <= 0 {
-		opt.MinCount = 5
 	}
 	if opt.Start.IsZero() {
 		opt.Start = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -169,28 +165,6 @@ func (s *Shop) Events() []event.Event {
 			seen[item], prev = true, item
 			t = t.Add(time.Minute)
 			out = append(out, event.Event{UserID: UserID(u), ItemID: ItemID(item), Type: event.Click, TS: t.UnixMilli()})
-		}
-	}
-	return filterMinCount(out, o.MinCount)
-}
-
-// filterMinCount drops the events of items with fewer than n users, then
-// those of users with fewer than n items left.
-func filterMinCount(evs []event.Event, n int) []event.Event {
-	items := map[string]int{}
-	for _, e := range evs {
-		items[e.ItemID]++
-	}
-	users := map[string]int{}
-	for _, e := range evs {
-		if items[e.ItemID] >= n {
-			users[e.UserID]++
-		}
-	}
-	out := evs[:0]
-	for _, e := range evs {
-		if items[e.ItemID] >= n && users[e.UserID] >= n {
-			out = append(out, e)
 		}
 	}
 	return out

@@ -5,15 +5,22 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/recstream/recstream/eval"
 	"github.com/recstream/recstream/loadgen"
 )
 
 func TestShopShape(t *testing.T) {
 	opt := loadgen.ShopOptions{Users: 3000, Seed: 3}
-	evs := loadgen.NewShop(opt).Events()
-	if again := loadgen.NewShop(opt).Events(); !reflect.DeepEqual(evs, again) {
+	raw := loadgen.NewShop(opt).Events()
+	if again := loadgen.NewShop(opt).Events(); !reflect.DeepEqual(raw, again) {
 		t.Fatal("the same options and seed gave another log")
 	}
+	// The 5-core filter `recstream eval --synthetic-shop` applies.
+	all := make([]eval.Interaction, len(raw))
+	for i, e := range raw {
+		all[i] = eval.Interaction{User: e.UserID, Item: e.ItemID, TS: e.TS}
+	}
+	evs := eval.FilterMinCounts(all, 5, 5)
 	perUser := map[string]map[string]bool{}
 	perItem := map[string]int{}
 	var last int64
@@ -22,14 +29,14 @@ func TestShopShape(t *testing.T) {
 			t.Fatalf("not in time order at %+v", e)
 		}
 		last = e.TS
-		if perUser[e.UserID] == nil {
-			perUser[e.UserID] = map[string]bool{}
+		if perUser[e.User] == nil {
+			perUser[e.User] = map[string]bool{}
 		}
-		if perUser[e.UserID][e.ItemID] {
-			t.Fatalf("user %s has item %s twice", e.UserID, e.ItemID)
+		if perUser[e.User][e.Item] {
+			t.Fatalf("user %s has item %s twice", e.User, e.Item)
 		}
-		perUser[e.UserID][e.ItemID] = true
-		perItem[e.ItemID]++
+		perUser[e.User][e.Item] = true
+		perItem[e.Item]++
 	}
 	short := 0
 	for _, items := range perUser {

@@ -173,7 +173,8 @@ func loadEvalData(f *evalFlags) (*evalData, error) {
 	case "synthetic-seq":
 		d.all = interactions(loadgen.NewSequence(loadgen.SequenceOptions{Users: f.syntheticSeq, Seed: 1}).Events())
 	case "synthetic-shop":
-		d.all = interactions(loadgen.NewShop(loadgen.ShopOptions{Users: f.syntheticShop, Seed: 1}).Events())
+		// 5-core, as the published shop logs it stands in for.
+		d.all = eval.FilterMinCounts(interactions(loadgen.NewShop(loadgen.ShopOptions{Users: f.syntheticShop, Seed: 1}).Events()), 5, 5)
 	case "movielens":
 		d.all, err = openLoad(f.data, eval.LoadMovieLens)
 	case "movielens-csv":
