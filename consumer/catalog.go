@@ -114,7 +114,7 @@ func NewCatalogWriter(opt CatalogWriterOptions, st CatalogStore) (*CatalogWriter
 // and committed if it completes within ShutdownTimeout.
 func (w *CatalogWriter) Run(ctx context.Context) error {
 	r := w.opt.Kafka.reader(w.opt.Topic, w.opt.Group, 4*w.opt.BatchMax)
-	defer r.Close()
+	defer w.opt.Kafka.closeReader(r, "kafka_group", w.opt.Group)
 	kw := w.opt.Kafka.NewWriter()
 	defer kw.Close()
 	procCtx, cancelProc := graceContext(ctx, w.opt.ShutdownTimeout)
@@ -279,7 +279,7 @@ func (l *CatalogLoader) Run(ctx context.Context) error {
 
 func (l *CatalogLoader) follow(ctx context.Context, partition int, pending *atomic.Int64) {
 	r := l.opt.Kafka.partitionReader(l.opt.Topic, partition, 100)
-	defer r.Close()
+	defer l.opt.Kafka.closeReader(r, "kafka_topic", l.opt.Topic, "kafka_partition", partition)
 	done := false
 	markDone := func() {
 		if !done {

@@ -67,7 +67,7 @@ func NewControl(opt ControlOptions) *Control {
 // Run consumes until ctx ends.
 func (c *Control) Run(ctx context.Context) error {
 	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 16)
-	defer r.Close()
+	defer c.opt.Kafka.closeReader(r, "kafka_group", c.opt.Group)
 	w := c.opt.Kafka.NewWriter()
 	defer w.Close()
 	for {

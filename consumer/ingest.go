@@ -88,7 +88,7 @@ func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
 // finished and committed if it completes within ShutdownTimeout.
 func (c *Ingest) Run(ctx context.Context) error {
 	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
-	defer r.Close()
+	defer c.opt.Kafka.closeReader(r, "kafka_group", c.opt.Group)
 	w := c.opt.Kafka.NewWriter()
 	defer w.Close()
 	pub := &publisher{}

@@ -27,6 +27,39 @@ type Kafka struct {
 	// Logger receives kafka-go's own error messages (failed joins,
 	// heartbeats, commits and fetches) at warn level; nil discards them.
 	Logger *slog.Logger
+	// CloseTimeout bounds how long a consumer waits, when it stops, for
+	// its reader to close (leave the group, end its fetches); 0 waits as
+	// long as closing takes. See closeReader.
+	CloseTimeout time.Duration
+}
+
+// closeReader closes r within k.CloseTimeout. kafka-go's Close waits for
+// the reader's fetch goroutines, and a fetch blocked in a broker read ends
+// only at its read deadline (up to ReadBatchTimeout, 10 s): a cancelled
+// context does not interrupt it. A Close still running after CloseTimeout
+// is left to finish in the background and logged; nothing is lost, since
+// every commit happened before, and the group expires the member after its
+// session timeout if the leave request never went out.
+func (k Kafka) closeReader(r *kafka.Reader, attrs ...any) {
+	if k.CloseTimeout <= 0 {
+		r.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Close()
+	}()
+	t := time.NewTimer(k.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		if k.Logger != nil {
+			k.Logger.Warn("closing the Kafka reader did not finish in time; left to finish in the background",
+				append(attrs, "close_timeout", k.CloseTimeout)...)
+		}
+	}
 }
 
 // errorLogger adapts Logger, with attrs, to kafka-go's ErrorLogger.

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/recstream/recstream/internal/kafkatest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for kafka-go's goroutines.
@@ -71,5 +75,45 @@ func TestKafkaGoLogsFormatted(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), dead) {
 		t.Errorf("no message names the broker %s:\n%s", dead, buf.String())
+	}
+}
+
+// A reader whose Close would block on a broker read (here a ListOffsets
+// request the broker holds: kafka-go waits up to 10 s for it, whatever the
+// context) is closed within CloseTimeout, and the log says so.
+func TestCloseReaderWithinCloseTimeout(t *testing.T) {
+	kf := kafkatest.Start(t, 1, "t")
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	kf.ControlKey(kmsg.ListOffsets.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kf.KeepControl()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		kf.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	t.Cleanup(func() { close(release) }) // before the cluster closes
+	var logs lockedBuffer
+	k := Kafka{Brokers: kf.Brokers, CloseTimeout: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	r := k.partitionReader("t", 0, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.FetchMessage(ctx) //nolint:errcheck // starts the reader; ends with ctx
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reader never asked for offsets")
+	}
+	cancel()
+	start := time.Now()
+	k.closeReader(r, "kafka_topic", "t")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("closeReader took %v with CloseTimeout 300ms", d)
+	}
+	if !strings.Contains(logs.String(), "closing the Kafka reader did not finish in time") {
+		t.Fatalf("no warning logged; log:\n%s", logs.String())
 	}
 }

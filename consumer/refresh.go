@@ -83,7 +83,7 @@ func (s *Score) Lag() map[int]PartitionLag { return s.lag.snapshot() }
 // Run consumes until ctx is cancelled.
 func (s *Score) Run(ctx context.Context) error {
 	r := s.opt.Kafka.reader(s.opt.Topic, s.opt.Group, 2*s.opt.MaxUsers)
-	defer r.Close()
+	defer s.opt.Kafka.closeReader(r, "kafka_group", s.opt.Group)
 	procCtx, cancelProc := graceContext(ctx, s.opt.ShutdownTimeout)
 	defer cancelProc()
 

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -173,6 +175,7 @@ func KafkaOptions(c config.Config) consumer.Kafka {
 		SessionTimeout:   c.Kafka.SessionTimeout,
 		RebalanceTimeout: c.Kafka.RebalanceTimeout,
 		MaxWait:          c.Kafka.MaxWait,
+		CloseTimeout:     closeShutdown(c.Run.ShutdownTimeout),
 	}
 }
 
@@ -454,6 +457,13 @@ func batchShutdown(d time.Duration) time.Duration {
 	return d - min(max(d/5, 500*time.Millisecond), 2*time.Second, d/2)
 }
 
+// closeShutdown is how long a consumer waits for its Kafka reader to
+// close once its batch is done: half of what batchShutdown leaves, the
+// other half being the margin for the rest of the roles to return.
+func closeShutdown(d time.Duration) time.Duration {
+	return (d - batchShutdown(d)) / 2
+}
+
 // ErrShutdownTimeout is returned by Run when the roles did not stop within
 // run.shutdown_timeout after ctx ended; what was still running is abandoned
 // (an unfinished batch is replayed by the partition's next owner and
@@ -473,15 +483,16 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.setPhase("waiting for redis")
 	g, gctx := errgroup.WithContext(ctx)
+	var rs roleSet
 	if p.admin != nil {
 		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
+		rs.goRun(g, "admin server", func() error {
 			if err := srv.Serve(p.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin: %w", err)
 			}
 			return nil
 		})
-		g.Go(func() error {
+		rs.goRun(g, "admin shutdown", func() error {
 			<-gctx.Done()
 			// Requests in flight get a moment; a connection opened without a
 			// request yet (a scraper's) would hold Shutdown for 5 s.
@@ -493,9 +504,9 @@ func (p *Processor) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return p.Lag.Run(gctx) })
-	g.Go(func() error { p.trackReadiness(gctx); return nil })
-	g.Go(func() error {
+	rs.goRun(g, "lag monitor", func() error { return p.Lag.Run(gctx) })
+	rs.goRun(g, "readiness", func() error { p.trackReadiness(gctx); return nil })
+	rs.goRun(g, "start-up", func() error {
 		if err := p.waitRedis(gctx); err != nil {
 			return err
 		}
@@ -504,7 +515,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 		p.setPhase("")
-		return p.runRoles(gctx)
+		return p.runRoles(gctx, &rs)
 	})
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
@@ -519,37 +530,76 @@ func (p *Processor) Run(ctx context.Context) error {
 	case err := <-done:
 		return err
 	case <-t.C:
-		p.log.Error("shutdown did not finish in time; exiting with the rest unfinished", "shutdown_timeout", p.Config.Run.ShutdownTimeout)
+		p.log.Error("shutdown did not finish in time; exiting with the rest unfinished",
+			"shutdown_timeout", p.Config.Run.ShutdownTimeout, "still_running", rs.running())
 		return ErrShutdownTimeout
 	}
 }
 
 // runRoles runs the consumers, the catalog and EASE until ctx ends.
-func (p *Processor) runRoles(ctx context.Context) error {
+func (p *Processor) runRoles(ctx context.Context, rs *roleSet) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if p.Ingest != nil {
-		g.Go(func() error { return p.Ingest.Run(gctx) })
+		rs.goRun(g, "ingest", func() error { return p.Ingest.Run(gctx) })
 	}
 	if p.Score != nil {
-		g.Go(func() error {
+		rs.goRun(g, "score", func() error {
 			p.waitCatalog(gctx)
 			p.scoreStarted.Store(true)
 			return p.Score.Run(gctx)
 		})
 	}
 	if p.CatalogLoader != nil {
-		g.Go(func() error { return p.CatalogLoader.Run(gctx) })
+		rs.goRun(g, "catalog loader", func() error { return p.CatalogLoader.Run(gctx) })
 	}
 	if p.CatalogWriter != nil {
-		g.Go(func() error { return p.CatalogWriter.Run(gctx) })
+		rs.goRun(g, "catalog writer", func() error { return p.CatalogWriter.Run(gctx) })
 	}
 	if p.EASE != nil {
-		g.Go(func() error { return p.EASE.Run(gctx, p.Store) })
+		rs.goRun(g, "ease", func() error { return p.EASE.Run(gctx, p.Store) })
 	}
 	if p.Control != nil {
-		g.Go(func() error { return p.Control.Run(gctx) })
+		rs.goRun(g, "control", func() error { return p.Control.Run(gctx) })
 	}
 	return g.Wait()
+}
+
+// roleSet names the goroutines of Run that have not returned yet, for the
+// log line of a shutdown that ran out of time.
+type roleSet struct {
+	mu   sync.Mutex
+	live map[string]int
+}
+
+func (rs *roleSet) goRun(g *errgroup.Group, name string, f func() error) {
+	rs.mu.Lock()
+	if rs.live == nil {
+		rs.live = make(map[string]int)
+	}
+	rs.live[name]++
+	rs.mu.Unlock()
+	g.Go(func() error {
+		defer func() {
+			rs.mu.Lock()
+			if rs.live[name]--; rs.live[name] == 0 {
+				delete(rs.live, name)
+			}
+			rs.mu.Unlock()
+		}()
+		return f()
+	})
+}
+
+// running returns the names of the goroutines still running, sorted.
+func (rs *roleSet) running() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	names := make([]string, 0, len(rs.live))
+	for n := range rs.live {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // waitKafka checks the broker (an authentication or TLS failure ends
