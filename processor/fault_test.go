@@ -608,6 +608,7 @@ func (e *faultEnv) setArgs(extra ...string) []string {
 		fmt.Sprintf("model.user_items_cap=%d", c.Model.UserItemsCap),
 		fmt.Sprintf("model.item_users_cap=%d", c.Model.ItemUsersCap),
 		fmt.Sprintf("model.cooc_cap=%d", c.Model.CoocCap),
+		fmt.Sprintf("model.next_cap=%d", c.Model.NextCap),
 		fmt.Sprintf("attribution.list_fallback=%v", c.Attribution.ListFallback),
 		"log.level=warn",
 	}

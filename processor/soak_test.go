@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
@@ -441,6 +442,14 @@ func (r *soakRun) recover(f *soakFault, next time.Time) {
 	}
 }
 
+// soakConfig is faultConfig with next-item rows that are never folded
+// (a row names up to twice the items: each item and its purchase).
+func soakConfig(brokers []string, redisAddr string) config.Config {
+	cfg := faultConfig(brokers, redisAddr)
+	cfg.Model.NextCap = 5000
+	return cfg
+}
+
 func soakDurationEnv(t *testing.T) (time.Duration, int, uint64) {
 	v := os.Getenv("RECSTREAM_SOAK")
 	if v == "" {
@@ -481,7 +490,7 @@ func TestSoak(t *testing.T) {
 
 	kf := kafkatest.StartOpts(t, faultPartitions, faultTopics(), kfake.NumBrokers(soakBrokers))
 	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	e := &faultEnv{kf: kf, rs: rs, cfg: faultConfig(kf.Brokers, rs.Addr)}
+	e := &faultEnv{kf: kf, rs: rs, cfg: soakConfig(kf.Brokers, rs.Addr)}
 	r := &soakRun{t: t, e: e, rate: rate}
 	recstreamBinary(t)
 	for i := range r.procs {
@@ -581,6 +590,7 @@ func TestSoak(t *testing.T) {
 	// The reference: the same log through one uninterrupted processor.
 	refStart := time.Now()
 	ref := newFaultEnv(t)
+	ref.cfg = soakConfig(ref.kf.Brokers, ref.rs.Addr)
 	_, stop := runProcessor(t, ref.cfg)
 	gen := newSoakGen()
 	for left := produced; left > 0; {
