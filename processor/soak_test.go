@@ -175,14 +175,15 @@ func (p *soakProducer) stop() (int64, error) {
 
 // soakFault is one injected fault and how the pipeline recovered from it.
 type soakFault struct {
-	kind     string
-	at       time.Duration // since the start of the soak
-	detail   string
-	lagStart int64         // events produced but not committed when it began
-	lagMax   int64         // the most until every partition moved
-	first    time.Duration // from the end of the fault to the first commit
-	all      time.Duration // from the end of the fault until every partition committed past where it stood
-	caughtUp time.Duration // from the end of the fault until the lag was back to lagStart (or one second of events), -1 if not before the next fault
+	kind      string
+	at        time.Duration // since the start of the soak
+	detail    string
+	lagStart  int64         // events produced but not committed when it began
+	lagMax    int64         // the most until every partition moved
+	first     time.Duration // from the end of the fault to the first commit
+	all       time.Duration // from the end of the fault until every partition committed past where it stood then
+	fromStart time.Duration // from the start of the fault until every partition committed past where it stood then
+	caughtUp  time.Duration // from the end of the fault until the lag was back to lagStart (or one second of events), -1 if not before the next fault or the end
 }
 
 // soakRun is the state of one soak.
@@ -348,11 +349,32 @@ func (r *soakRun) inject(kind string, rng *rand.Rand) string {
 		if err := r.procs[i].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			r.fail(fmt.Sprintf("SIGSTOP: %v", err))
 		}
-		hold(d)
+		// While it is stopped: when does the other process hold every
+		// partition of the events topic, and what did the group look
+		// like last?
+		stopped := time.Now()
+		var took time.Duration
+		var state string
+		var members []groupMember
+		for time.Since(stopped) < d {
+			s, ok := r.sample()
+			r.check(s, ok)
+			if took == 0 {
+				state, members = groupMembers(r.e.kf, r.e.cfg.Kafka.IngestGroup, r.e.cfg.Kafka.EventsTopic)
+				if state == "Stable" && len(members) == 1 && len(members[0].partitions) == faultPartitions {
+					took = time.Since(stopped)
+				}
+			}
+			time.Sleep(min(250*time.Millisecond, d-time.Since(stopped)))
+		}
 		if err := r.procs[i].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			r.fail(fmt.Sprintf("SIGCONT: %v", err))
 		}
-		return fmt.Sprintf("processor %d stopped for %s (session timeout %s)", i, d, r.e.cfg.Kafka.SessionTimeout)
+		other := fmt.Sprintf("the other had every partition after %s", took.Round(10*time.Millisecond))
+		if took == 0 {
+			other = fmt.Sprintf("the other never had every partition; last ingest group state %q with %d members %v", state, len(members), members)
+		}
+		return fmt.Sprintf("processor %d stopped for %s (session timeout %s); %s", i, d, r.e.cfg.Kafka.SessionTimeout, other)
 	case "redis":
 		d := time.Duration(2000+rng.IntN(4000)) * time.Millisecond
 		r.e.rs.Kill(r.t)
@@ -389,7 +411,7 @@ func (r *soakRun) leaders() map[string]int32 {
 // recover watches the pipeline after fault f ended until every partition
 // committed past where it stood then, failing after the stall bound; then
 // until the lag is back, at most until next.
-func (r *soakRun) recover(f *soakFault, next time.Time) {
+func (r *soakRun) recover(f *soakFault, began time.Time, atStart soakSample, next time.Time) {
 	end := time.Now()
 	base := r.mustSample()
 	f.lagMax = max(f.lagMax, base.lag())
@@ -412,10 +434,21 @@ func (r *soakRun) recover(f *soakFault, next time.Time) {
 			if moved && f.all == 0 {
 				f.all = time.Since(end)
 			}
+			if f.fromStart == 0 {
+				past := true
+				for p := range atStart.high {
+					if s.committed[p] <= atStart.committed[p] {
+						past = false
+					}
+				}
+				if past {
+					f.fromStart = time.Since(began)
+				}
+			}
 			if f.all > 0 && f.caughtUp < 0 && s.lag() <= target {
 				f.caughtUp = time.Since(end)
 			}
-			if f.all > 0 && (f.caughtUp >= 0 || !time.Now().Before(next)) {
+			if f.all > 0 && f.fromStart > 0 && (f.caughtUp >= 0 || !time.Now().Before(next)) {
 				return
 			}
 			if f.all == 0 && time.Since(end) > r.stall {
@@ -517,20 +550,25 @@ func TestSoak(t *testing.T) {
 		}
 		kind := cycle[0]
 		cycle = cycle[1:]
-		f := &soakFault{kind: kind, at: time.Since(r.start)}
+		began := time.Now()
+		f := &soakFault{kind: kind, at: began.Sub(r.start)}
 		s := r.mustSample()
 		f.lagStart = s.lag()
 		f.detail = r.inject(kind, rng)
 		next = r.start.Add(f.at + soakMinGap + time.Duration(rng.Int64N(int64(soakMaxGap-soakMinGap))))
-		r.recover(f, next)
+		watchTo := next
+		if end.Before(watchTo) {
+			watchTo = end
+		}
+		r.recover(f, began, s, watchTo)
 		r.faults = append(r.faults, f)
 		caught := "not before the next fault"
 		if f.caughtUp >= 0 {
 			caught = f.caughtUp.Round(10 * time.Millisecond).String()
 		}
-		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; first commit %s and every partition %s after it ended; lag back to %d after %s",
+		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; first commit %s and every partition %s after it ended (%s after it began); lag back to %d after %s",
 			len(r.faults), f.at.Round(time.Second), kind, f.detail, f.lagStart, f.lagMax,
-			f.first.Round(10*time.Millisecond), f.all.Round(10*time.Millisecond), max(f.lagStart, int64(rate)), caught)
+			f.first.Round(10*time.Millisecond), f.all.Round(10*time.Millisecond), f.fromStart.Round(10*time.Millisecond), max(f.lagStart, int64(rate)), caught)
 	}
 
 	produced, err := r.prod.stop()
@@ -624,19 +662,23 @@ func TestSoak(t *testing.T) {
 
 // summary logs the faults by kind and the recovery times.
 func (r *soakRun) summary(produced int64, elapsed time.Duration) {
-	byKind := map[string][]time.Duration{}
-	var all []time.Duration
+	byKind := map[string][]*soakFault{}
 	for _, f := range r.faults {
-		byKind[f.kind] = append(byKind[f.kind], f.all)
-		all = append(all, f.all)
+		byKind[f.kind] = append(byKind[f.kind], f)
 	}
-	stats := func(ds []time.Duration) string {
-		if len(ds) == 0 {
+	mmm := func(ds []time.Duration) string {
+		slices.Sort(ds)
+		return fmt.Sprintf("%s/%s/%s", ds[0].Round(10*time.Millisecond), ds[len(ds)/2].Round(10*time.Millisecond), ds[len(ds)-1].Round(10*time.Millisecond))
+	}
+	stats := func(fs []*soakFault) string {
+		if len(fs) == 0 {
 			return "none"
 		}
-		slices.Sort(ds)
-		return fmt.Sprintf("%d, every partition committing again after min %s, median %s, max %s", len(ds),
-			ds[0].Round(10*time.Millisecond), ds[len(ds)/2].Round(10*time.Millisecond), ds[len(ds)-1].Round(10*time.Millisecond))
+		var ended, began []time.Duration
+		for _, f := range fs {
+			ended, began = append(ended, f.all), append(began, f.fromStart)
+		}
+		return fmt.Sprintf("%d; every partition committing again (min/median/max) %s after the fault ended, %s after it began", len(fs), mmm(ended), mmm(began))
 	}
 	var kinds []string
 	for k := range byKind {
@@ -644,7 +686,7 @@ func (r *soakRun) summary(produced int64, elapsed time.Duration) {
 	}
 	sort.Strings(kinds)
 	var b strings.Builder
-	fmt.Fprintf(&b, "summary: %s, %d events (%.0f/s), %d faults: %s", elapsed.Round(time.Second), produced, float64(produced)/elapsed.Seconds(), len(r.faults), stats(all))
+	fmt.Fprintf(&b, "summary: %s, %d events (%.0f/s), %d faults: %s", elapsed.Round(time.Second), produced, float64(produced)/elapsed.Seconds(), len(r.faults), stats(r.faults))
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "\n  %s: %s", k, stats(byKind[k]))
 	}
