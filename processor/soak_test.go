@@ -183,6 +183,7 @@ type soakFault struct {
 	first     time.Duration // from the end of the fault to the first commit
 	all       time.Duration // from the end of the fault until every partition committed past where it stood then
 	fromStart time.Duration // from the start of the fault until every partition committed past where it stood then
+	during    []int64       // per partition: how far its committed offset moved while the fault lasted
 	caughtUp  time.Duration // from the end of the fault until the lag was back to lagStart (or one second of events), -1 if not before the next fault or the end
 }
 
@@ -415,6 +416,9 @@ func (r *soakRun) recover(f *soakFault, began time.Time, atStart soakSample, nex
 	end := time.Now()
 	base := r.mustSample()
 	f.lagMax = max(f.lagMax, base.lag())
+	for p := 0; p < faultPartitions; p++ {
+		f.during = append(f.during, base.committed[p]-atStart.committed[p])
+	}
 	f.caughtUp = -1
 	target := max(f.lagStart, int64(r.rate))
 	for {
@@ -566,8 +570,8 @@ func TestSoak(t *testing.T) {
 		if f.caughtUp >= 0 {
 			caught = f.caughtUp.Round(10 * time.Millisecond).String()
 		}
-		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; first commit %s and every partition %s after it ended (%s after it began); lag back to %d after %s",
-			len(r.faults), f.at.Round(time.Second), kind, f.detail, f.lagStart, f.lagMax,
+		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; committed per partition while it lasted %v; first commit %s and every partition %s after it ended (%s after it began); lag back to %d after %s",
+			len(r.faults), f.at.Round(time.Second), kind, f.detail, f.lagStart, f.lagMax, f.during,
 			f.first.Round(10*time.Millisecond), f.all.Round(10*time.Millisecond), f.fromStart.Round(10*time.Millisecond), max(f.lagStart, int64(rate)), caught)
 	}
 
