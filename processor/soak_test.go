@@ -200,6 +200,11 @@ type soakRun struct {
 	// for the stall watch between faults
 	lastTotal int64
 	lastMove  time.Time
+	// the current fault, its start and the offsets then: every sample
+	// (during the fault too) checks whether every partition moved past them
+	cur      *soakFault
+	curBegan time.Time
+	curStart soakSample
 }
 
 // soakSample is the events topic's high watermarks and the ingest group's
@@ -298,6 +303,9 @@ func (r *soakRun) check(s soakSample, haveSample bool) {
 	}
 	if !haveSample {
 		return
+	}
+	if f := r.cur; f != nil && f.fromStart == 0 && movedPast(s, r.curStart) {
+		f.fromStart = time.Since(r.curBegan)
 	}
 	if tot := s.total(); tot != r.lastTotal || s.lag() == 0 {
 		r.lastTotal, r.lastMove = tot, time.Now()
@@ -412,7 +420,18 @@ func (r *soakRun) leaders() map[string]int32 {
 // recover watches the pipeline after fault f ended until every partition
 // committed past where it stood then, failing after the stall bound; then
 // until the lag is back, at most until next.
-func (r *soakRun) recover(f *soakFault, began time.Time, atStart soakSample, next time.Time) {
+// movedPast reports whether every partition's committed offset in s is
+// past the one in base.
+func movedPast(s, base soakSample) bool {
+	for p := range base.high {
+		if s.committed[p] <= base.committed[p] {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *soakRun) recover(f *soakFault, atStart soakSample, next time.Time) {
 	end := time.Now()
 	base := r.mustSample()
 	f.lagMax = max(f.lagMax, base.lag())
@@ -429,25 +448,8 @@ func (r *soakRun) recover(f *soakFault, began time.Time, atStart soakSample, nex
 			if f.first == 0 && s.total() > base.total() {
 				f.first = time.Since(end)
 			}
-			moved := true
-			for p := range base.high {
-				if s.committed[p] <= base.committed[p] {
-					moved = false
-				}
-			}
-			if moved && f.all == 0 {
+			if f.all == 0 && movedPast(s, base) {
 				f.all = time.Since(end)
-			}
-			if f.fromStart == 0 {
-				past := true
-				for p := range atStart.high {
-					if s.committed[p] <= atStart.committed[p] {
-						past = false
-					}
-				}
-				if past {
-					f.fromStart = time.Since(began)
-				}
 			}
 			if f.all > 0 && f.caughtUp < 0 && s.lag() <= target {
 				f.caughtUp = time.Since(end)
@@ -558,13 +560,15 @@ func TestSoak(t *testing.T) {
 		f := &soakFault{kind: kind, at: began.Sub(r.start)}
 		s := r.mustSample()
 		f.lagStart = s.lag()
+		r.cur, r.curBegan, r.curStart = f, began, s
 		f.detail = r.inject(kind, rng)
 		next = r.start.Add(f.at + soakMinGap + time.Duration(rng.Int64N(int64(soakMaxGap-soakMinGap))))
 		watchTo := next
 		if end.Before(watchTo) {
 			watchTo = end
 		}
-		r.recover(f, began, s, watchTo)
+		r.recover(f, s, watchTo)
+		r.cur = nil
 		r.faults = append(r.faults, f)
 		caught := "not before the next fault"
 		if f.caughtUp >= 0 {
