@@ -179,10 +179,10 @@ type soakFault struct {
 	at        time.Duration // since the start of the soak
 	detail    string
 	lagStart  int64         // events produced but not committed when it began
-	lagMax    int64         // the most until every partition moved
+	lagMax    int64         // the most seen after it, until its watch ended
 	first     time.Duration // from the end of the fault to the first commit
 	all       time.Duration // from the end of the fault until every partition committed past where it stood then
-	fromStart time.Duration // from the start of the fault until every partition committed past where it stood then
+	fromStart time.Duration // from the start of the fault until every partition committed past where it stood at the start
 	during    []int64       // per partition: how far its committed offset moved while the fault lasted
 	caughtUp  time.Duration // from the end of the fault until the lag was back to lagStart (or one second of events), -1 if not before the next fault or the end
 }
