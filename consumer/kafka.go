@@ -126,6 +126,9 @@ func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 func (k Kafka) partitionReader(topic string, partition, queue int) *kafka.Reader {
 	c := k.readerConfig(topic, "", queue)
 	c.Partition = partition
+	// kafka-go's own lag reader (readers without a group only) is not
+	// used: recstream measures lag itself (lagmon.go).
+	c.ReadLagInterval = -1
 	c.ErrorLogger = k.errorLogger("kafka_topic", topic, "kafka_partition", partition)
 	return kafka.NewReader(c)
 }
