@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,7 @@ type Options struct {
 	NextCap      int                    // names kept per next-item row when folded
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
+	UserCache    int                    // users whose state is kept in memory between batches, per source partition
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
@@ -110,6 +112,9 @@ func (o *Options) check() {
 	if o.NextWindow < 0 {
 		bad("NextWindow", o.NextWindow)
 	}
+	if o.UserCache < 0 {
+		bad("UserCache", o.UserCache)
+	}
 }
 
 func (o *Options) setNilDefaults() {
@@ -137,6 +142,10 @@ type Store struct {
 	warn *slog.Logger // Logger, rate-limited: warnings a hot key could repeat
 
 	dumpOff atomic.Bool // user weights are read with ZREVRANGE, not DUMP (dump.go)
+
+	cacheMu sync.Mutex
+	caches  map[int32]*userCache // per source partition (usercache.go)
+	refused atomic.Int64         // guarded user writes refused
 
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write
