@@ -19,6 +19,22 @@ import (
 	"github.com/recstream/recstream/internal/redistest"
 )
 
+// shownArg is the reference script's item argument of an impression: its
+// variant, then source and item per item shown, '\n'-joined.
+func shownArg(s *event.Shown) string {
+	var b strings.Builder
+	b.WriteString(s.Variant)
+	for i, it := range s.Items {
+		b.WriteByte('\n')
+		if i < len(s.Sources) {
+			b.WriteString(s.Sources[i])
+		}
+		b.WriteByte('\n')
+		b.WriteString(it)
+	}
+	return b.String()
+}
+
 // refUserScript is the user script that applied the user half in Redis
 // before it moved into the process (testdata/user.lua): the reference
 // the Go port is compared with.
