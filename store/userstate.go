@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -70,13 +71,17 @@ type userState struct {
 	att     []string           // {u}:att, newest first
 }
 
-// userLoad is one user's keys read in a pipeline (a transaction, so that
-// the copy is one instant's state: an erasure cannot fall between its
-// reads).
+// userLoad is one user's keys read in a pipeline, the meta hash's n and
+// gone read again after them: every writer of the group changes one of
+// them (a guarded write n, an erasure gone, an expiry both), so when they
+// are unchanged no write fell between the reads and the copy is one
+// instant's state. (A transaction would say the same, but go-redis runs
+// none across Cluster slots.)
 type userLoad struct {
 	w, buy, imp *redis.ZSliceCmd
 	log, att    *redis.StringSliceCmd
 	meta, shown *redis.MapStringStringCmd
+	check       *redis.SliceCmd
 }
 
 func (s *Store) queueUserLoad(ctx context.Context, pipe redis.Pipeliner, u string) userLoad {
@@ -89,6 +94,7 @@ func (s *Store) queueUserLoad(ctx context.Context, pipe redis.Pipeliner, u strin
 		imp:   pipe.ZRangeWithScores(ctx, k.UserShownAt(u), 0, -1),
 		shown: pipe.HGetAll(ctx, k.UserShown(u)),
 		att:   pipe.LRange(ctx, k.UserAttribution(u), 0, -1),
+		check: pipe.HMGet(ctx, k.UserMeta(u), "n", "gone"),
 	}
 }
 
@@ -104,6 +110,7 @@ func zsetMap(c *redis.ZSliceCmd) (map[string]float64, error) {
 	return m, nil
 }
 
+// state returns the copy read, nil when a write fell between the reads.
 func (l userLoad) state() (*userState, error) {
 	st := &userState{}
 	var err error
@@ -128,29 +135,56 @@ func (l userLoad) state() (*userState, error) {
 	if st.shown, err = l.shown.Result(); err != nil {
 		return nil, err
 	}
+	check, err := l.check.Result()
+	if err != nil {
+		return nil, err
+	}
+	for k, f := range []string{"n", "gone"} {
+		v, ok := st.meta[f]
+		if s, isStr := check[k].(string); isStr != ok || s != v {
+			return nil, nil
+		}
+	}
 	return st, nil
 }
 
-// loadUsers reads the key groups of users in one transaction.
+// maxLoadAttempts bounds how often one user is read again because a
+// write fell between its reads.
+const maxLoadAttempts = 8
+
+// loadUsers reads the key groups of users, in one pipeline (and again
+// for each user a write changed while it was read).
 func (s *Store) loadUsers(ctx context.Context, users []string) ([]*userState, error) {
 	out := make([]*userState, len(users))
-	if len(users) == 0 {
-		return out, nil
+	todo := make([]int, len(users))
+	for k := range todo {
+		todo[k] = k
 	}
-	pipe := s.rdb.TxPipeline()
-	loads := make([]userLoad, len(users))
-	for k, u := range users {
-		loads[k] = s.queueUserLoad(ctx, pipe, u)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	for k := range users {
-		st, err := loads[k].state()
-		if err != nil {
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == maxLoadAttempts {
+			return nil, fmt.Errorf("user %q changed while read, %d times", users[todo[0]], attempt)
+		}
+		pipe := s.rdb.Pipeline()
+		loads := make([]userLoad, len(todo))
+		for j, k := range todo {
+			loads[j] = s.queueUserLoad(ctx, pipe, users[k])
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, err
 		}
-		out[k] = st
+		again := todo[:0]
+		for j, k := range todo {
+			st, err := loads[j].state()
+			if err != nil {
+				return nil, err
+			}
+			if st == nil {
+				again = append(again, k)
+				continue
+			}
+			out[k] = st
+		}
+		todo = again
 	}
 	return out, nil
 }
