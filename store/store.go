@@ -48,6 +48,7 @@ type Options struct {
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	UserCache    int                    // users whose state is kept in memory between batches, per source partition
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
+	UserMetrics  *UserMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger           // nil: discard
@@ -126,6 +127,9 @@ func (o *Options) setNilDefaults() {
 	if o.CoocMetrics == nil {
 		o.CoocMetrics = NewCoocMetrics(nil)
 	}
+	if o.UserMetrics == nil {
+		o.UserMetrics = NewUserMetrics(nil)
+	}
 }
 
 // Store is recstream's Redis state: the fenced write path used by the ingest
@@ -143,7 +147,6 @@ type Store struct {
 
 	cacheMu sync.Mutex
 	caches  map[int32]*userCache // per source partition (usercache.go)
-	refused atomic.Int64         // guarded user writes refused
 
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write

@@ -112,7 +112,9 @@ func (s *Store) applyUserHalf(ctx context.Context, c *userCache, p int32, ops []
 		todo = append(todo, k)
 		if st := c.get(u); st != nil && st.ahead(ops, byUser[u], fkey) {
 			states[k] = st
+			s.opt.UserMetrics.Users.WithLabelValues("memory").Inc()
 		} else {
+			s.opt.UserMetrics.Users.WithLabelValues("read").Inc()
 			// An event the copy would fence or drop is answered from
 			// Redis as it is: the copy could predate an erasure.
 			c.drop(u)
@@ -187,7 +189,7 @@ func (s *Store) applyUserHalf(ctx context.Context, c *userCache, p int32, ops []
 				return nil, err
 			}
 			if !ok {
-				s.refused.Add(1)
+				s.opt.UserMetrics.Refused.Inc()
 				c.drop(users[k])
 				states[k] = nil
 				todo = append(todo, k)

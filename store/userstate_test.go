@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/config"
@@ -319,5 +320,5 @@ func runUserDiff(t *testing.T, ctx context.Context, rdb redis.UniversalClient, r
 	if dc.cache > 0 && port.userCacheOf(0).len() == 0 {
 		t.Fatalf("no copy was kept")
 	}
-	seen["refused"] += int(port.refused.Load())
+	seen["refused"] += int(testutil.ToFloat64(port.opt.UserMetrics.Refused))
 }
