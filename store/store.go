@@ -258,7 +258,10 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 // and a batch may hold offsets again (a consumer that restarted a
 // partition after a rebalance delivers it again from the committed
 // offset, possibly into the batch it is collecting): each offset's item
-// half is taken once.
+// half is taken once. Each user's events are applied in the process to
+// the copy of its keys kept for the partition (usercache.go), or read
+// first, and each changed user is written with one guarded write; calls
+// for one partition apply one at a time.
 func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *ItemWork) (ApplyResult, error) {
 	res := ApplyResult{Users: make(map[string]int64)}
 	if len(ops) == 0 {

@@ -406,7 +406,6 @@ type userApply struct {
 	newestOK bool // newest read
 	listIdx  *listIndex
 	listRead bool
-	needList bool
 }
 
 // applyUser applies the events ops[idx] of one user (in that order) to
