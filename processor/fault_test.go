@@ -187,6 +187,14 @@ func byPartition(msgs []kafka.Message, partitions int) [][]kafka.Message {
 
 func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) {
 	t.Helper()
+	if err := produceOrderedErr(kf, topic, partitions, msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// produceOrderedErr is produceOrdered returning its failure, for a
+// goroutine that must not stop the test itself.
+func produceOrderedErr(kf *kafkatest.Cluster, topic string, partitions int, msgs []kafka.Message) error {
 	per := byPartition(msgs, partitions)
 	records := func(ms []kafka.Message) kafka.RecordReader {
 		rs := make([]kafka.Record, len(ms))
@@ -235,7 +243,7 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 				hw, err := high(p)
 				if err != nil {
 					if fails++; fails > 50 {
-						t.Fatalf("producing to %s/%d: reading the high watermark: %v", topic, p, err)
+						return fmt.Errorf("producing to %s/%d: reading the high watermark: %v", topic, p, err)
 					}
 					continue
 				}
@@ -245,7 +253,7 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 				case hw == next+int64(pending): // appended after all
 					ms, next = ms[pending:], hw
 				case hw != next:
-					t.Fatalf("producing to %s/%d: a failed produce of %d messages at offset %d left the high watermark at %d", topic, p, pending, next, hw)
+					return fmt.Errorf("producing to %s/%d: a failed produce of %d messages at offset %d left the high watermark at %d", topic, p, pending, next, hw)
 				}
 				pending = 0
 				continue
@@ -257,17 +265,18 @@ func produceOrdered(t *testing.T, kf *kafkatest.Cluster, topic string, partition
 			}
 			if err != nil {
 				if fails++; fails > 50 {
-					t.Fatalf("producing to %s/%d: %v", topic, p, err)
+					return fmt.Errorf("producing to %s/%d: %v", topic, p, err)
 				}
 				pending = n
 				continue
 			}
 			if res.BaseOffset != next {
-				t.Fatalf("producing to %s/%d: %d messages appended at offset %d, want %d", topic, p, n, res.BaseOffset, next)
+				return fmt.Errorf("producing to %s/%d: %d messages appended at offset %d, want %d", topic, p, n, res.BaseOffset, next)
 			}
 			ms, next, fails = ms[n:], next+int64(n), 0
 		}
 	}
+	return nil
 }
 
 // committedOffsets returns the group's committed offsets on topic (nil
@@ -408,6 +417,13 @@ type snapshot struct {
 
 func takeSnapshot(t *testing.T, cfg config.Config, rs *redistest.Server) snapshot {
 	t.Helper()
+	return takeSnapshotOf(t, cfg, rs, fixedLog().users, faultClock)
+}
+
+// takeSnapshotOf is takeSnapshot for another log: its users and the clock
+// of the final rescore.
+func takeSnapshotOf(t *testing.T, cfg config.Config, rs *redistest.Server, users []string, clock func() time.Time) snapshot {
+	t.Helper()
 	s := snapshot{state: dumpState(t, []*redis.Client{rs.Client(t)}, cfg.Redis.KeyPrefix), lists: map[string]store.List{}}
 	p, err := processor.New(cfg, processor.Deps{})
 	if err != nil {
@@ -416,8 +432,7 @@ func takeSnapshot(t *testing.T, cfg config.Config, rs *redistest.Server) snapsho
 	defer p.Redis.Close()
 	o := scorer.OptionsFromConfig(cfg)
 	o.ItemNeighbours, o.UsersPerItem, o.NeighbourItems, o.TrendingSize = 1000, 1000, 1000, 1000
-	o.Now = faultClock
-	users := fixedLog().users
+	o.Now = clock
 	ls, err := scorer.New(p.Store, o).Recommend(context.Background(), users)
 	if err != nil {
 		t.Fatal(err)
@@ -593,6 +608,7 @@ func (e *faultEnv) setArgs(extra ...string) []string {
 		fmt.Sprintf("model.user_items_cap=%d", c.Model.UserItemsCap),
 		fmt.Sprintf("model.item_users_cap=%d", c.Model.ItemUsersCap),
 		fmt.Sprintf("model.cooc_cap=%d", c.Model.CoocCap),
+		fmt.Sprintf("model.next_cap=%d", c.Model.NextCap),
 		fmt.Sprintf("attribution.list_fallback=%v", c.Attribution.ListFallback),
 		"log.level=warn",
 	}
