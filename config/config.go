@@ -205,6 +205,11 @@ type IngestConfig struct {
 	// Workers is the number of apply workers; 0 lets the consumer use one
 	// per assigned partition.
 	Workers int `yaml:"workers"`
+	// UserCache is how many users' state (weights, log, meta, purchases,
+	// attribution state) is kept in memory between batches, per source
+	// partition, the least recently used dropped first; 0 reads every
+	// batch's users from Redis.
+	UserCache int `yaml:"user_cache"`
 }
 
 // SetDefaults sets every ingest key to its default.
@@ -217,6 +222,7 @@ func (s *IngestConfig) SetDefaults() {
 		MaxMessageBytes:  65536,
 		MaxFuture:        time.Hour,
 		Workers:          0,
+		UserCache:        1000,
 	}
 }
 

@@ -213,6 +213,7 @@ func TestBadFiles(t *testing.T) {
 		"nan_weight.yaml":                       {"scorer.weights.trending: must be a finite number"},
 		"batch_max_events_zero.yaml":            {"ingest.batch_max_events", "got 0"},
 		"item_window_negative.yaml":             {"ingest.item_window", "-1s"},
+		"user_cache_negative.yaml":              {"ingest.user_cache", "-1"},
 		"attribution_discount.yaml":             {"attribution.discount", "1.5"},
 		"attribution_max_items.yaml":            {"attribution.max_items", "got 0"},
 		"memory_limit_small.yaml":               {"run.memory_limit_mb", "16"},

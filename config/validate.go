@@ -165,6 +165,7 @@ func (s IngestConfig) Validate() error {
 	p.intRange("ingest.max_message_bytes", s.MaxMessageBytes, 1024, 16777216)
 	p.nonNegDur("ingest.max_future", s.MaxFuture)
 	p.minInt("ingest.workers", s.Workers, 0)
+	p.intRange("ingest.user_cache", s.UserCache, 0, 10000000)
 	return p.err()
 }
 

@@ -252,6 +252,7 @@ func (b *builder) store() {
 	so := store.OptionsFromConfig(cfg)
 	so.Logger = p.log
 	so.CoocMetrics = store.NewCoocMetrics(b.reg)
+	so.UserMetrics = store.NewUserMetrics(b.reg)
 	p.Store = store.New(p.Redis, so)
 	if cfg.Attribution.Window > 0 {
 		b.reg.MustRegister(experiment.NewCollector(p.Store.ReadExperiment, VariantNames(cfg)))

@@ -19,7 +19,7 @@ import (
 // wrapping errEntry, and each caller decides what to do with it (leave it
 // out, count it).
 //
-// # User log entry ({u:<id>}:log, written by lua/user.lua)
+// # User log entry ({u:<id>}:log, written by userstate.go)
 //
 //	<offset>|<partition>|<type>|<ts>|<new>|<item>
 //
@@ -28,14 +28,14 @@ import (
 // Type LoggedEvent; appendLogEntry, parseLogEntry, and logEntryItem,
 // which reads the item alone.
 //
-// # Attribution log entry ({u:<id>}:att, written by lua/user.lua)
+// # Attribution log entry ({u:<id>}:att, written by userstate.go)
 //
 //	<offset>|<partition>|<record>
 //
 // record is an attribution record. Type attEntry; appendAttEntry,
 // parseAttEntry.
 //
-// # Attribution record (answered by lua/user.lua, and in the attribution log)
+// # Attribution record (decided by userstate.go, and in the attribution log)
 //
 //	i|<variant>|<first>|<Δn²>|<Δnx>                                   an impression
 //	a|<type>|<variant>|<via>|<source>|<position>|<first>|<Δx²>|<Δnx>  an attributed event
@@ -47,7 +47,7 @@ import (
 // impressionRecord, attributedRecord; the append and parse functions of
 // each.
 //
-// # Shown item ({u:<id>}:imd hash value of an item, written by lua/user.lua)
+// # Shown item ({u:<id>}:imd hash value of an item, written by userstate.go)
 //
 //	<ts>|<n>|<done>|<pos>|<via>|<variant>|<source>
 //

@@ -120,7 +120,7 @@ func TestEntryParseErrors(t *testing.T) {
 	}
 }
 
-// Entries the real scripts write (user.lua: log, attribution log, shown
+// Entries the store writes (userstate.go: log, attribution log, shown
 // items; item.lua, forget_item.lua and cooc_fold.lua: row entries) parse
 // with the codecs, and appending what was parsed writes the same bytes.
 func TestEntriesWrittenByScriptsParse(t *testing.T) {

@@ -20,8 +20,8 @@ import (
 // An impression and every attributed click, cart or purchase add to the
 // global experiment counters (Keys.Experiment). What an event adds depends
 // on the user's state when it was first applied (was the item shown, was
-// the user exposed before), so the user script decides it under the user's
-// fence and stores the decision in the user's attribution log; the
+// the user exposed before), so the user half decides it under the user's
+// fence (userstate.go) and stores the decision in the user's attribution log; the
 // processor sums the decisions of a partition's events like trending
 // weights and writes them with one script fenced per source partition
 // (lua/experiment.lua). A replay reads the stored decisions of the events
@@ -61,22 +61,6 @@ type AttributionOptions struct {
 	// RefreshOnImpression asks for the user's list to be rescored after an
 	// impression (impression discounting needs it).
 	RefreshOnImpression bool
-}
-
-// shownArg is the user script's item argument of an impression: variant,
-// then source and item per item shown, '\n'-joined.
-func shownArg(s *event.Shown) string {
-	var b strings.Builder
-	b.WriteString(s.Variant)
-	for i, it := range s.Items {
-		b.WriteByte('\n')
-		if i < len(s.Sources) {
-			b.WriteString(s.Sources[i])
-		}
-		b.WriteByte('\n')
-		b.WriteString(it)
-	}
-	return b.String()
 }
 
 // expAdd is one counter increment.

@@ -165,7 +165,7 @@ func (s *Store) Forget(ctx context.Context, user string, opt ForgetOptions) (For
 	return res, err
 }
 
-// erasedUser is what the user script read before deleting the user's keys.
+// erasedUser is what the erasure script read before deleting the user's keys.
 type erasedUser struct {
 	log           []string // the user log, newest first
 	items, bought []string // the items of the weights vector and the purchases

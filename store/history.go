@@ -1,11 +1,10 @@
 package store
 
-// The user script (lua/user.lua) answers each event with a code and
-// returns the user's stored log as it was before the call; the histories
-// that co-occurrence needs are computed here, from that log, so that
-// Redis's single thread does not run them in its interpreter.
+// Applying a user's events (userstate.go) answers each event with a code
+// and returns the user's stored log as it was before; the histories that
+// co-occurrence needs are computed here, from that log.
 
-// Codes of the user script, one per event.
+// Codes of applying a user's events, one per event.
 const (
 	codeErased     = -2 // dropped: the user was erased at or after the event's time
 	codeFenced     = 0  // applied before (its offset is at or below the fence)
@@ -13,8 +12,8 @@ const (
 	codeAppliedNew = 2  // applied now, and it made its item new for the user
 )
 
-// userLog is one user's stored log as the script returned it (newest
-// first), its entries read once, when first needed (entry.go): the items
+// userLog is one user's stored log as applying its events returned it
+// (newest first), its entries read once, when first needed (entry.go): the items
 // (all that history reads, of many entries per event), and the rest of
 // the entries only for find (fenced events).
 type userLog struct {

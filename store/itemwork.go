@@ -19,7 +19,7 @@ import (
 var itemChunk = 512
 
 // ItemWork is the item and trending half of one partition's applied
-// batches: what the user scripts answered, written by ApplyItems summed per
+// batches: what the user half answered, written by ApplyItems summed per
 // item. A consumer may collect several batches in one ItemWork and write
 // them together (ingest.item_window): fewer, larger item scripts. It keeps
 // one small record per event (item ids numbered), and sums only when

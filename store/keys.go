@@ -48,7 +48,7 @@ func (k Keys) TrendingList() string { return k.Prefix + "{g}:list:trending" }
 func (k Keys) UserShownAt(user string) string { return k.Prefix + "{u:" + user + "}:imp" }
 
 // UserShown is a hash item -> what the user was last shown of it
-// (ts|n|done|pos|via|variant|source, see lua/user.lua), plus the user's
+// (ts|n|done|pos|via|variant|source, see userstate.go), plus the user's
 // experiment state in fields starting with a space.
 func (k Keys) UserShown(user string) string { return k.Prefix + "{u:" + user + "}:imd" }
 

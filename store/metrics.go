@@ -176,3 +176,32 @@ func NewCoocMetrics(reg prometheus.Registerer) *CoocMetrics {
 	}
 	return m
 }
+
+// UserMetrics counts how the user half reached each user's state
+// (usercache.go).
+type UserMetrics struct {
+	Users   *prometheus.CounterVec // by copy: memory or read
+	Refused prometheus.Counter
+}
+
+// NewUserMetrics registers the user half's metrics on reg (nil: not
+// registered).
+func NewUserMetrics(reg prometheus.Registerer) *UserMetrics {
+	m := &UserMetrics{
+		Users: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_ingest_users_total",
+			Help: "Users whose events a batch applied, by copy: memory (the copy kept since an earlier batch) or read (read from Redis first).",
+		}, []string{"copy"}),
+		Refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recstream_ingest_user_writes_refused_total",
+			Help: "Guarded user writes refused because another writer changed the user first (an erasure, another owner of the partition, a batch of another partition of the user, keys expired); the user is read again and its events applied again.",
+		}),
+	}
+	for _, c := range []string{"memory", "read"} {
+		m.Users.WithLabelValues(c)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Users, m.Refused)
+	}
+	return m
+}

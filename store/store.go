@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,6 @@ import (
 var (
 	//go:embed lua/common.lua
 	commonLua string
-	//go:embed lua/user.lua
-	userLua string
 	//go:embed lua/item.lua
 	itemLua string
 	//go:embed lua/trending.lua
@@ -47,7 +46,9 @@ type Options struct {
 	NextCap      int                    // names kept per next-item row when folded
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
+	UserCache    int                    // users whose state is kept in memory between batches, per source partition
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
+	UserMetrics  *UserMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
 	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
 	Logger       *slog.Logger           // nil: discard
@@ -72,6 +73,7 @@ func OptionsFromConfig(c config.Config) Options {
 		NextCap:      c.Model.NextCap,
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
+		UserCache:    c.Ingest.UserCache,
 		Attribution: AttributionOptions{
 			Window:              c.Attribution.Window,
 			NoListFallback:      !c.Attribution.ListFallback,
@@ -110,6 +112,9 @@ func (o *Options) check() {
 	if o.NextWindow < 0 {
 		bad("NextWindow", o.NextWindow)
 	}
+	if o.UserCache < 0 {
+		bad("UserCache", o.UserCache)
+	}
 }
 
 func (o *Options) setNilDefaults() {
@@ -122,6 +127,9 @@ func (o *Options) setNilDefaults() {
 	if o.CoocMetrics == nil {
 		o.CoocMetrics = NewCoocMetrics(nil)
 	}
+	if o.UserMetrics == nil {
+		o.UserMetrics = NewUserMetrics(nil)
+	}
 }
 
 // Store is recstream's Redis state: the fenced write path used by the ingest
@@ -130,13 +138,15 @@ type Store struct {
 	rdb   redis.UniversalClient
 	opt   Options
 	keys  Keys
-	user  *redis.Script
 	item  *redis.Script
 	trend *redis.Script
 
 	warn *slog.Logger // Logger, rate-limited: warnings a hot key could repeat
 
 	dumpOff atomic.Bool // user weights are read with ZREVRANGE, not DUMP (dump.go)
+
+	cacheMu sync.Mutex
+	caches  map[int32]*userCache // per source partition (usercache.go)
 
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write
@@ -152,7 +162,6 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		opt:   opt,
 		keys:  Keys{Prefix: opt.Prefix},
 		warn:  slog.New(logx.RateLimit(opt.Logger.Handler(), 10*time.Second)),
-		user:  redis.NewScript(commonLua + userLua),
 		item:  redis.NewScript(commonLua + itemLua),
 		trend: redis.NewScript(commonLua + trendingLua),
 	}
@@ -170,7 +179,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.user, s.item, s.trend, guardedScript, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
+	all := []*redis.Script{s.item, s.trend, guardedScript, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -225,9 +234,11 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 17, 64) }
 
 // Apply applies one partition's batch (ops in ascending offset order). It is
 // safe to call again with any overlapping batch: every key group skips the
-// offsets it has already applied. It issues one script per user, one per item
-// touched and one for trending, in two pipelined round trips, and folds the
-// co-occurrence rows it made long (two more, when there are any).
+// offsets it has already applied. It writes each changed user with one
+// guarded write (reading first the users it holds no copy of), then one
+// script per item touched and one for trending, and folds the
+// co-occurrence rows it made long (two more round trips, when there are
+// any).
 func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResult, error) {
 	w := NewItemWork(partition)
 	res, err := s.ApplyUsers(ctx, partition, ops, w)
@@ -247,7 +258,10 @@ func (s *Store) Apply(ctx context.Context, partition int32, ops []Op) (ApplyResu
 // and a batch may hold offsets again (a consumer that restarted a
 // partition after a rebalance delivers it again from the committed
 // offset, possibly into the batch it is collecting): each offset's item
-// half is taken once.
+// half is taken once. Each user's events are applied in the process to
+// the copy of its keys kept for the partition (usercache.go), or read
+// first, and each changed user is written with one guarded write; calls
+// for one partition apply one at a time.
 func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *ItemWork) (ApplyResult, error) {
 	res := ApplyResult{Users: make(map[string]int64)}
 	if len(ops) == 0 {
@@ -256,18 +270,17 @@ func (s *Store) ApplyUsers(ctx context.Context, partition int32, ops []Op, w *It
 	if w.partition != partition {
 		return res, fmt.Errorf("applying user state: item work of partition %d given for partition %d", w.partition, partition)
 	}
-	p := strconv.Itoa(int(partition))
 	users, byUser := groupByUser(ops, &res, s.opt.Attribution.RefreshOnImpression)
-	cmds, err := s.runUserScripts(ctx, p, ops, users, byUser)
+	replies, err := s.applyUserHalf(ctx, s.userCacheOf(partition), partition, ops, users, byUser)
 	if err != nil {
 		return res, fmt.Errorf("applying user state: %w", err)
 	}
-	// The item half and the experiment counters, from the user scripts'
-	// answers: read first, added to w (in offset order) only when every
-	// answer was read.
+	// The item half and the experiment counters, from the users' answers:
+	// read first, added to w (in offset order) only when every answer was
+	// read.
 	answers := make([]userAnswer, len(ops))
 	for k, u := range users {
-		kept, err := s.readUserAnswer(partition, ops, byUser[u], cmds[k], answers, &res)
+		kept, err := s.readUserAnswer(partition, ops, byUser[u], replies[k], answers, &res)
 		if err != nil {
 			return res, fmt.Errorf("applying user state: %w", err)
 		}
@@ -300,37 +313,6 @@ func groupByUser(ops []Op, res *ApplyResult, impressionRefresh bool) (users []st
 	return users, byUser
 }
 
-// runUserScripts sends one user script per user, pipelined.
-func (s *Store) runUserScripts(ctx context.Context, p string, ops []Op, users []string, byUser map[string][]int) ([]*redis.Cmd, error) {
-	purchase := event.Purchase.String()
-	ttl := strconv.FormatInt(int64(s.opt.UserTTL/time.Second), 10)
-	now := strconv.FormatInt(s.opt.Now().Unix(), 10) // TTL renewal, see lua/user.lua
-	att := s.opt.Attribution
-	window, fallback := strconv.FormatInt(att.Window.Milliseconds(), 10), "1"
-	if att.NoListFallback {
-		fallback = "0"
-	}
-	return s.runScripts(ctx, s.user, len(users), func(pipe redis.Pipeliner, k int) *redis.Cmd {
-		u := users[k]
-		idx := byUser[u]
-		args := make([]any, 0, 11+5*len(idx))
-		args = append(args, p, s.opt.UserItemsCap, s.opt.UserLogCap, ttl, purchase, now, len(idx), window, fallback, att.ShownCap)
-		for _, i := range idx {
-			op := ops[i]
-			if op.Type == event.Impression {
-				args = append(args, op.Offset, shownArg(op.Shown), op.Type.String(), op.TS, "0")
-				continue
-			}
-			args = append(args, op.Offset, op.Item, op.Type.String(), op.TS, fmtFloat(s.opt.Weights[op.Type]*s.Decay(op.TS)))
-		}
-		if s.opt.NextWindow > 0 {
-			args = append(args, "1") // every applied event's history (next.go)
-		}
-		return s.user.EvalSha(ctx, pipe, []string{s.keys.UserWeights(u), s.keys.UserLog(u), s.keys.UserMeta(u), s.keys.UserPurchased(u),
-			s.keys.UserShownAt(u), s.keys.UserShown(u), s.keys.UserAttribution(u), s.keys.UserList(u)}, args...)
-	})
-}
-
 // userAnswer is what the item half needs of one event: whether it made
 // its item new for the user, with the user's earlier items then, the
 // earlier items its transitions come from (next.go), or whether it was
@@ -344,33 +326,20 @@ type userAnswer struct {
 	rec     string
 }
 
-// readUserAnswer reads one user's script answer (a code per event, the
-// user log as it was before the call, the attribution decisions made now
-// and, when an event was fenced, the attribution log) into answers at the events'
-// indexes idx, counting the codes in res; kept is false when every event
-// of the user was dropped.
-func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.Cmd, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
-	reply, err := cmd.Slice()
-	if err != nil {
-		return false, err
+// readUserAnswer reads one user's answer (a code per event, the user log
+// as it was before, the attribution decisions made now and, when an event
+// was fenced, the attribution log) into answers at the events' indexes
+// idx, counting the codes in res; kept is false when every event of the
+// user was dropped.
+func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, reply userReply, answers []userAnswer, res *ApplyResult) (kept bool, err error) {
+	if len(reply.codes) != len(idx) || len(reply.recs) != len(idx) {
+		return false, fmt.Errorf("%d codes for %d events", len(reply.codes), len(idx))
 	}
-	var codes, recs []any
-	if len(reply) == 4 {
-		codes, _ = reply[0].([]any)
-		recs, _ = reply[2].([]any)
-	}
-	if len(codes) != len(idx) || len(recs) != len(idx) {
-		return false, fmt.Errorf("script answered %d codes for %d events", len(codes), len(idx))
-	}
-	log := newUserLog(toStrings(reply[1]))
-	var attlog []string
-	var pending []string // items of the events this call applied, oldest first
+	log := newUserLog(reply.log)
+	var pending []string // items of the events applied now, oldest first
 	for j, i := range idx {
 		op := ops[i]
-		code, ok := codes[j].(int64)
-		if !ok {
-			return false, errors.New("malformed script answer")
-		}
+		code := reply.codes[j]
 		var a userAnswer
 		switch code {
 		case codeErased:
@@ -379,7 +348,7 @@ func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.
 			continue
 		case codeApplied, codeAppliedNew:
 			res.Applied++
-			a.rec, _ = recs[j].(string)
+			a.rec = reply.recs[j]
 			if op.Type == event.Impression {
 				break
 			}
@@ -393,10 +362,7 @@ func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.
 		case codeFenced:
 			res.Fenced++
 			if s.opt.Attribution.Window > 0 {
-				if attlog == nil {
-					attlog = toStrings(reply[3])
-				}
-				a.rec = findRec(attlog, op.Offset, partition)
+				a.rec = findRec(reply.attlog, op.Offset, partition)
 			}
 			if op.Type == event.Impression {
 				break
@@ -413,7 +379,7 @@ func (s *Store) readUserAnswer(partition int32, ops []Op, idx []int, cmd *redis.
 				})
 			}
 		default:
-			return false, fmt.Errorf("unknown script code %d", code)
+			return false, fmt.Errorf("unknown code %d", code)
 		}
 		kept = true
 		answers[i] = a

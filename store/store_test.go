@@ -284,7 +284,7 @@ func TestApplyMatchesBatchReference(t *testing.T) {
 // with about 75 events each), where a new pair's earlier items come from
 // the user's last user_log_cap events only. A replayed event gets the
 // history it first got while fewer than user_log_cap newer events of its
-// user were applied (store/lua/user.lua), so there batches and replays
+// user were applied (store/userstate.go), so there batches and replays
 // stay shorter than that.
 func TestReplayWithOtherBatchingIsIdempotent(t *testing.T) {
 	t.Run("long_logs", func(t *testing.T) {
@@ -552,7 +552,7 @@ func TestCapsBind(t *testing.T) {
 	applyInBatches(t, st, half, rng, 100)
 	ctx := context.Background()
 	k := st.Keys()
-	// The size bounds the meta hashes keep (user.lua, item.lua) lost, as
+	// The size bounds the meta hashes keep (userstate.go, item.lua) lost, as
 	// in state written by an older version: unknown, not zero.
 	metas, _ := rdb.Keys(ctx, "c:*}:m").Result()
 	for _, m := range metas {
@@ -569,7 +569,7 @@ func TestCapsBind(t *testing.T) {
 		case strings.HasSuffix(key, "}:log"):
 			// The log keeps 2·user_log_cap entries: the history of an
 			// event replayed after a crash reads up to user_log_cap
-			// entries older than it (store/lua/user.lua).
+			// entries older than it (store/userstate.go).
 			n, cap = rdb.LLen(ctx, key).Val(), 14
 		case strings.HasSuffix(key, "}:u"):
 			n, cap = rdb.ZCard(ctx, key).Val(), 4

@@ -1,4 +1,4 @@
--- Helpers shared by the write scripts (prepended to user.lua, item.lua and
+-- Helpers shared by the write scripts (prepended to item.lua and
 -- trending.lua when they are loaded).
 
 -- capSize trims zset key to its cap highest-scored members and returns its

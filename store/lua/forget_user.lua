@@ -3,7 +3,7 @@
 --       then any more keys of the user to delete (shown items, attribution log)
 -- ARGV: 1 erasure time (unix ms), 2 tombstone ttl seconds
 -- The meta hash is replaced by the tombstone: the per-partition fences and
--- gone = erasure time. user.lua drops every event whose time is at or
+-- gone = erasure time. Ingest drops every event whose time is at or
 -- before gone, so a batch in flight or a replay cannot bring the state
 -- back. The tombstone expires after the ttl.
 -- Returns {log entries (newest first), weighted items, purchased items,

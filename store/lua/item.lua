@@ -28,7 +28,7 @@
 -- members are removed elsewhere (erasure, expiry); a missing one counts
 -- as unknown.
 --
--- Expiry as in user.lua: x is when the TTLs were last renewed, k a bitmask
+-- Expiry as for users (store/userstate.go): x is when the TTLs were last renewed, k a bitmask
 -- of the keys that got one then (1 recent users, 2 co-occurrence, 4 meta,
 -- 8 next-item row).
 local p = ARGV[1]
