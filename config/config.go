@@ -222,7 +222,7 @@ func (s *IngestConfig) SetDefaults() {
 		MaxMessageBytes:  65536,
 		MaxFuture:        time.Hour,
 		Workers:          0,
-		UserCache:        1000,
+		UserCache:        250,
 	}
 }
 
