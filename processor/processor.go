@@ -10,9 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -595,12 +596,7 @@ func (rs *roleSet) goRun(g *errgroup.Group, name string, f func() error) {
 func (rs *roleSet) running() []string {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	names := make([]string, 0, len(rs.live))
-	for n := range rs.live {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(rs.live))
 }
 
 // waitKafka checks the broker (an authentication or TLS failure ends

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -672,14 +673,7 @@ func applyUser(cfg *userApplyConfig, st *userState, keys userKeys, ops []Op, idx
 	return reply, c, nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
+func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
 
 // mergedMap returns base with over's values set, without changing base.
 func mergedMap(base, over map[string]float64) map[string]float64 {
