@@ -63,8 +63,10 @@ type RunConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MemoryLimitMB is the Go runtime's soft memory limit for `recstream
 	// run`, in MiB (runtime/debug.SetMemoryLimit): the garbage collector
-	// works harder as the process nears it. 0 leaves the runtime's own
-	// (the GOMEMLIMIT environment variable, or none).
+	// works harder as the process nears it, and the ingest role drops
+	// users' copies (Ingest.UserCache) while the live heap is above three
+	// quarters of it. 0 leaves the runtime's own (the GOMEMLIMIT
+	// environment variable, or none).
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
@@ -210,6 +212,10 @@ type IngestConfig struct {
 	// partition, the least recently used dropped first; 0 reads every
 	// batch's users from Redis.
 	UserCache int `yaml:"user_cache"`
+	// UserCacheIdle drops a user's copy once no batch has used it for
+	// this long; 0 keeps copies until UserCache or the memory limit
+	// (run.memory_limit_mb) drops them.
+	UserCacheIdle time.Duration `yaml:"user_cache_idle"`
 }
 
 // SetDefaults sets every ingest key to its default.
@@ -223,6 +229,7 @@ func (s *IngestConfig) SetDefaults() {
 		MaxFuture:        time.Hour,
 		Workers:          0,
 		UserCache:        250,
+		UserCacheIdle:    5 * time.Minute,
 	}
 }
 

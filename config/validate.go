@@ -166,6 +166,7 @@ func (s IngestConfig) Validate() error {
 	p.nonNegDur("ingest.max_future", s.MaxFuture)
 	p.minInt("ingest.workers", s.Workers, 0)
 	p.intRange("ingest.user_cache", s.UserCache, 0, 10000000)
+	p.nonNegDur("ingest.user_cache_idle", s.UserCacheIdle)
 	return p.err()
 }
 

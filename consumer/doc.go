@@ -97,8 +97,10 @@
 // Registered elsewhere on the same registry: the Redis client's
 // recstream_redis_command_duration_seconds{command},
 // recstream_redis_errors_total{command} and recstream_redis_dials_total{result},
-// the user half's recstream_ingest_users_total{copy} and
+// the user half's recstream_ingest_users_total{copy},
 // recstream_ingest_user_writes_refused_total,
+// recstream_ingest_user_copies and
+// recstream_ingest_user_copies_evicted_total{reason},
 // and the co-occurrence rows' recstream_cooc_folds_total{result} and
 // recstream_cooc_malformed_entries_total (package store),
 // recstream_build_info{version,commit} and the Go and

@@ -48,6 +48,13 @@ type IngestOptions struct {
 	// UserID maps each valid event's user id before anything is stored or
 	// published (pseudonymization); nil keeps ids as sent.
 	UserID func(string) string
+
+	// Assigned, when set, is called with the partitions of Topic the
+	// group assigns this consumer, ascending, at the start of each group
+	// generation (store.Store.AssignedPartitions drops the users' copies
+	// of the others). Batches fetched before may still be applied after
+	// it.
+	Assigned func(partitions []int)
 }
 
 // Ingest consumes events, applies them to the store in micro-batches, sends
@@ -87,7 +94,11 @@ func (c *Ingest) Lag() map[int]PartitionLag { return c.lag.snapshot() }
 // Run consumes until ctx is cancelled. A batch in flight when ctx ends is
 // finished and committed if it completes within ShutdownTimeout.
 func (c *Ingest) Run(ctx context.Context) error {
-	r := c.opt.Kafka.reader(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
+	rc := c.opt.Kafka.readerConfig(c.opt.Topic, c.opt.Group, 4*c.opt.BatchMaxEvents)
+	if c.opt.Assigned != nil {
+		rc.Logger = assignmentLogger(c.opt.Topic, c.opt.Assigned)
+	}
+	r := kafka.NewReader(rc)
 	defer c.opt.Kafka.closeReader(r, "kafka_group", c.opt.Group)
 	w := c.opt.Kafka.NewWriter()
 	defer w.Close()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -208,4 +210,65 @@ func TestIngestCommitsOnlyAfterBothHalvesAndRetries(t *testing.T) {
 	if !reflect.DeepEqual(refreshed, users) {
 		t.Fatalf("refresh requests for %v, users %v", keys(refreshed), us)
 	}
+}
+
+// nopApplier applies nothing.
+type nopApplier struct{}
+
+func (nopApplier) ApplyUsers(context.Context, int32, []store.Op, *store.ItemWork) (store.ApplyResult, error) {
+	return store.ApplyResult{}, nil
+}
+func (nopApplier) ApplyItems(context.Context, *store.ItemWork) error { return nil }
+
+// The ingest consumer tells its Assigned callback the partitions its group
+// gives it at each generation (kafka-go's Reader has no rebalance
+// callback: it reads them from the Reader's log): all four when alone,
+// and when a second consumer joins, each its share, the first one losing
+// the partitions the second one gets.
+func TestIngestAssignedPartitions(t *testing.T) {
+	const events, group = "events", "ingest"
+	kf := kafkatest.Start(t, 4, events, "events.dlq", "refresh")
+	var mu sync.Mutex
+	last := make([][]int, 2)
+	calls := make([]int, 2)
+	newIngest := func(i int) *consumer.Ingest {
+		ing, err := consumer.NewIngest(consumer.IngestOptions{
+			Kafka: consumer.Kafka{Brokers: kf.Brokers, MaxWait: 50 * time.Millisecond, SessionTimeout: time.Second, RebalanceTimeout: 2 * time.Second},
+			Topic: events, DLQTopic: "events.dlq", RefreshTopic: "refresh", Group: group,
+			BatchMaxEvents: 16, BatchMaxWait: 10 * time.Millisecond, ItemWindowEvents: 1000,
+			ShutdownTimeout: 5 * time.Second,
+			Decoder:         event.Decoder{},
+			Assigned: func(ps []int) {
+				mu.Lock()
+				defer mu.Unlock()
+				last[i] = ps
+				calls[i]++
+			},
+		}, nopApplier{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ing
+	}
+	state := func() ([][]int, []int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(last), slices.Clone(calls)
+	}
+	run(t, "first ingest", newIngest(0).Run)
+	waitFor(t, "the first consumer assigned every partition", func() bool {
+		l, _ := state()
+		return slices.Equal(l[0], []int{0, 1, 2, 3})
+	})
+	run(t, "second ingest", newIngest(1).Run)
+	waitFor(t, "the partitions shared between both consumers", func() bool {
+		l, c := state()
+		if c[1] == 0 || len(l[0]) == 0 || len(l[1]) == 0 {
+			return false
+		}
+		both := slices.Sorted(slices.Values(append(slices.Clone(l[0]), l[1]...)))
+		return slices.Equal(both, []int{0, 1, 2, 3})
+	})
+	l, c := state()
+	t.Logf("assigned %v and %v (%d and %d generations)", l[0], l[1], c[0], c[1])
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -119,6 +121,62 @@ func (k Kafka) readerConfig(topic, group string, queue int) kafka.ReaderConfig {
 // reader reads topic in consumer group group.
 func (k Kafka) reader(topic, group string, queue int) *kafka.Reader {
 	return kafka.NewReader(k.readerConfig(topic, group, queue))
+}
+
+// subscribedFormat is the message kafka-go's Reader logs, at info level,
+// each time its consumer group gives it partitions (a new generation),
+// with the map of its partitions (topic and partition) to their starting
+// offsets as the argument.
+const subscribedFormat = "subscribed to topics and partitions: %+v"
+
+// assignmentLogger returns an info logger for a group reader of topic
+// that calls f with the reader's partitions of topic, ascending, each time
+// the group assigns it partitions (each generation; none: an empty
+// slice). kafka-go's
+// Reader has no rebalance callback; this message is the one place it
+// tells its assignment. f runs in the reader's group goroutine, after the
+// previous generation's fetches stopped; batches already fetched may
+// still be applied after it. Any other message is ignored, so is this one
+// when its argument does not have the expected shape (f is then never
+// called; TestIngestAssignedPartitions checks it against kafka-go).
+func assignmentLogger(topic string, f func([]int)) kafka.Logger {
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		if format != subscribedFormat || len(args) != 1 {
+			return
+		}
+		if ps, ok := subscribedPartitions(topic, args[0]); ok {
+			f(ps)
+		}
+	})
+}
+
+// subscribedPartitions returns the partitions of topic among the keys of
+// kafka-go's map of topic-partitions (structs with fields topic and
+// partition) to offsets.
+func subscribedPartitions(topic string, m any) ([]int, bool) {
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Map || v.Type().Key().Kind() != reflect.Struct {
+		return nil, false
+	}
+	kt := v.Type().Key()
+	tf, ok1 := kt.FieldByName("topic")
+	pf, ok2 := kt.FieldByName("partition")
+	if !ok1 || !ok2 || tf.Type.Kind() != reflect.String {
+		return nil, false
+	}
+	switch pf.Type.Kind() {
+	case reflect.Int, reflect.Int32, reflect.Int64:
+	default:
+		return nil, false
+	}
+	ps := []int{}
+	for _, k := range v.MapKeys() {
+		if k.FieldByIndex(tf.Index).String() == topic {
+			ps = append(ps, int(k.FieldByIndex(pf.Index).Int()))
+		}
+	}
+	slices.Sort(ps)
+	return ps, true
 }
 
 // partitionReader reads one partition of topic from its first offset,

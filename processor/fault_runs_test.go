@@ -67,10 +67,13 @@ func TestFaultRebalanceAndZombie(t *testing.T) {
 	})
 	e.waitDone(t, 90*time.Second)
 	for i, p := range procs {
-		t.Logf("processor %d: %v events, %v fenced", i, consumedBy(p), testutil.ToFloat64(p.Metrics.Fenced))
+		t.Logf("processor %d: %v events, %v fenced, %v users' copies dropped for partitions it lost", i, consumedBy(p), testutil.ToFloat64(p.Metrics.Fenced), revokedCopies(p))
 	}
 	if consumedBy(procs[1]) == 0 && consumedBy(procs[2]) == 0 {
 		t.Error("the joining processors consumed nothing: no rebalance happened mid-stream")
+	}
+	if revokedCopies(procs[0]) == 0 {
+		t.Error("processor 0 kept the users' copies of the partitions it lost to the processors that joined")
 	}
 	stops[2]()
 	e.checkAgainstReference(t)
@@ -107,6 +110,15 @@ func TestFaultRebalanceAndZombie(t *testing.T) {
 		t.Fatalf("zombie batch: %d of %d events fenced; want all", res.Fenced, len(ops))
 	}
 	e.checkAgainstReference(t)
+}
+
+// revokedCopies is how many users' copies p dropped because its group
+// assigned their partition to another process.
+func revokedCopies(p *processor.Processor) float64 {
+	if p == nil {
+		return 0
+	}
+	return testutil.ToFloat64(p.Store.Options().UserMetrics.Evicted.WithLabelValues("revoked"))
 }
 
 func consumedBy(p *processor.Processor) float64 {

@@ -372,6 +372,7 @@ func (b *builder) ingest() error {
 		Metrics:          p.Metrics,
 		Logger:           b.rlog.With("role", "ingest"),
 		UserID:           p.userID(),
+		Assigned:         p.Store.AssignedPartitions,
 	}, p.Store)
 	if err != nil {
 		return err
@@ -543,6 +544,7 @@ func (p *Processor) runRoles(ctx context.Context, rs *roleSet) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if p.Ingest != nil {
 		rs.goRun(g, "ingest", func() error { return p.Ingest.Run(gctx) })
+		rs.goRun(g, "user copies", func() error { p.Store.TrimUserCopies(gctx); return nil })
 	}
 	if p.Score != nil {
 		rs.goRun(g, "score", func() error {

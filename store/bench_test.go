@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
@@ -507,4 +511,56 @@ func BenchmarkApplyAttribution(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkUserCopyBytes measures the heap a user's copy costs the
+// ingest role (ingest.user_cache): it applies 8 and 16 times 4,000
+// synthetic events (4,000 users, 50,000 items, the default
+// configuration, attribution on) in batches of 1,000 with every copy
+// kept, collects, drops the copies and collects again; bytes/copy is the
+// live heap given back divided by the copies dropped (users with events:
+// events/copy each on average). Run it once:
+// go test -run '^$' -bench UserCopyBytes -benchtime 1x ./store/
+func BenchmarkUserCopyBytes(b *testing.B) {
+	for _, perUser := range []int{8, 16} {
+		b.Run(fmt.Sprintf("events=%d", 4000*perUser), func(b *testing.B) {
+			const users = 4000
+			rdb := redistest.Start(b).Client(b)
+			ctx := context.Background()
+			gen := loadgen.New(loadgen.Options{Users: users, Items: 50000, Seed: 3, Start: time.Now().Add(-time.Hour), Step: time.Millisecond})
+			var ops []store.Op
+			for i := range users * perUser {
+				ev := gen.Next()
+				ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS})
+			}
+			for range b.N {
+				opt := store.OptionsFromConfig(config.Default())
+				opt.Prefix, opt.UserCache = fmt.Sprintf("cb%d:", perUser), users
+				opt.UserMetrics = store.NewUserMetrics(nil)
+				st := store.New(rdb, opt)
+				for from := 0; from < len(ops); from += 1000 {
+					if _, err := st.Apply(ctx, 0, ops[from:min(from+1000, len(ops))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				copies := testutil.ToFloat64(opt.UserMetrics.Copies)
+				with := liveHeap()
+				st.AssignedPartitions(nil)
+				without := liveHeap()
+				b.ReportMetric(float64(with-without)/copies, "bytes/copy")
+				b.ReportMetric(copies, "copies")
+				b.ReportMetric(float64(len(ops))/copies, "events/copy")
+				runtime.KeepAlive(st)
+			}
+		})
+	}
+}
+
+// liveHeap collects and returns the live heap.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }

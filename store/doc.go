@@ -21,7 +21,9 @@
 // ApplyUsers takes one partition's batch and applies each user's events in
 // the process, to a copy of the user's keys (userstate.go) kept between
 // batches (Options.UserCache per source partition, least recently used
-// out) or read in one pipelined transaction. Each changed user is written
+// out; TrimUserCopies and AssignedPartitions drop idle copies, copies
+// over the memory limit and those of partitions the process lost) or
+// read in one pipelined transaction. Each changed user is written
 // with one guarded write (guarded.go): plain commands run by a small
 // script only while the user's meta hash still holds n, gone and the
 // partition's fence as the copy does. A write refused because another

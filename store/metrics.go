@@ -177,11 +177,13 @@ func NewCoocMetrics(reg prometheus.Registerer) *CoocMetrics {
 	return m
 }
 
-// UserMetrics counts how the user half reached each user's state
-// (usercache.go).
+// UserMetrics counts how the user half reached each user's state and
+// the copies kept in memory (usercache.go).
 type UserMetrics struct {
 	Users   *prometheus.CounterVec // by copy: memory or read
 	Refused prometheus.Counter
+	Copies  prometheus.Gauge
+	Evicted *prometheus.CounterVec // by reason: count, idle, memory or revoked
 }
 
 // NewUserMetrics registers the user half's metrics on reg (nil: not
@@ -196,12 +198,23 @@ func NewUserMetrics(reg prometheus.Registerer) *UserMetrics {
 			Name: "recstream_ingest_user_writes_refused_total",
 			Help: "Guarded user writes refused because another writer changed the user first (an erasure, another owner of the partition, a batch of another partition of the user, keys expired); the user is read again and its events applied again.",
 		}),
+		Copies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recstream_ingest_user_copies",
+			Help: "Users whose copy the ingest role keeps in memory between batches, all partitions.",
+		}),
+		Evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_ingest_user_copies_evicted_total",
+			Help: "Users' copies dropped from memory (Redis keeps the users), by reason: count (ingest.user_cache), idle (ingest.user_cache_idle), memory (live heap over three quarters of the memory limit) or revoked (the partition was assigned elsewhere).",
+		}, []string{"reason"}),
 	}
 	for _, c := range []string{"memory", "read"} {
 		m.Users.WithLabelValues(c)
 	}
+	for _, r := range []string{"count", "idle", "memory", "revoked"} {
+		m.Evicted.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.Users, m.Refused)
+		reg.MustRegister(m.Users, m.Refused, m.Copies, m.Evicted)
 	}
 	return m
 }

@@ -47,10 +47,11 @@ type Options struct {
 	TrendingCap  int                    // items kept in the trending zset
 	UserTTL      time.Duration          // inactivity expiry of user and item state; 0 = never
 	UserCache    int                    // users whose state is kept in memory between batches, per source partition
+	CopyIdle     time.Duration          // a user's copy no batch used for this long is dropped (TrimUserCopies); 0: never
 	CoocMetrics  *CoocMetrics           // nil: counted but not registered
 	UserMetrics  *UserMetrics           // nil: counted but not registered
 	Attribution  AttributionOptions     // attribution at ingest (experiment.go)
-	Now          func() time.Time       // wall clock for TTL renewal; nil = time.Now
+	Now          func() time.Time       // wall clock for TTL renewal and the copies' idle time; nil = time.Now
 	Logger       *slog.Logger           // nil: discard
 }
 
@@ -74,6 +75,7 @@ func OptionsFromConfig(c config.Config) Options {
 		TrendingCap:  c.Model.TrendingCap,
 		UserTTL:      c.Model.UserTTL,
 		UserCache:    c.Ingest.UserCache,
+		CopyIdle:     c.Ingest.UserCacheIdle,
 		Attribution: AttributionOptions{
 			Window:              c.Attribution.Window,
 			NoListFallback:      !c.Attribution.ListFallback,
@@ -115,6 +117,9 @@ func (o *Options) check() {
 	if o.UserCache < 0 {
 		bad("UserCache", o.UserCache)
 	}
+	if o.CopyIdle < 0 {
+		bad("CopyIdle", o.CopyIdle)
+	}
 }
 
 func (o *Options) setNilDefaults() {
@@ -145,8 +150,10 @@ type Store struct {
 
 	dumpOff atomic.Bool // user weights are read with ZREVRANGE, not DUMP (dump.go)
 
-	cacheMu sync.Mutex
-	caches  map[int32]*userCache // per source partition (usercache.go)
+	cacheMu   sync.Mutex
+	caches    map[int32]*userCache // per source partition (usercache.go)
+	heap      func() heapReading   // readHeap; tests replace it
+	trimmedAt uint64               // the collection after which trimUserCopies last trimmed for memory
 
 	failAfterUsers bool   // tests: simulate a crash between the phases
 	foldHook       func() // tests: runs between a fold's read and its write
@@ -164,6 +171,7 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 		warn:  slog.New(logx.RateLimit(opt.Logger.Handler(), 10*time.Second)),
 		item:  redis.NewScript(commonLua + itemLua),
 		trend: redis.NewScript(commonLua + trendingLua),
+		heap:  readHeap,
 	}
 }
 

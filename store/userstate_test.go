@@ -141,6 +141,8 @@ type userDiffConfig struct {
 	ttl        time.Duration
 	nextWindow int
 	cache      int
+	idle       time.Duration // Options.CopyIdle
+	trim       bool          // copies also dropped at random: revoked partitions, memory
 }
 
 // The Go port of the user script (userstate.go, applied by applyUserHalf
@@ -151,7 +153,8 @@ type userDiffConfig struct {
 // of random boundaries, replays of applied offsets with other
 // boundaries, offsets delivered again within a batch, erasures, lists
 // for attribution's fallback, attribution on and off, TTLs renewed on a
-// moving clock, caps that trim every key.
+// moving clock, caps that trim every key, and copies dropped between
+// batches (idle, memory, revoked partitions).
 func TestUserPortMatchesScript(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -162,6 +165,7 @@ func TestUserPortMatchesScript(t *testing.T) {
 		{name: "no_fallback", window: 10 * time.Second, ttl: time.Hour, nextWindow: 0, cache: 5},
 		{name: "no_attribution", ttl: 0, nextWindow: 3, cache: 1},
 		{name: "no_cache", window: 10 * time.Second, fallback: true, ttl: 10 * time.Minute, nextWindow: 3, cache: 0},
+		{name: "copies_dropped", window: 10 * time.Second, fallback: true, ttl: time.Hour, nextWindow: 3, cache: 3, idle: 90 * time.Second, trim: true},
 	} {
 		t.Run(dc.name, func(t *testing.T) {
 			seen := make(map[string]int)
@@ -179,6 +183,9 @@ func TestUserPortMatchesScript(t *testing.T) {
 			}
 			if dc.cache > 0 {
 				want = append(want, "refused")
+			}
+			if dc.trim {
+				want = append(want, "evicted count", "evicted idle", "evicted memory", "evicted revoked")
 			}
 			for _, w := range want {
 				if seen[w] == 0 {
@@ -199,11 +206,15 @@ func runUserDiff(t *testing.T, ctx context.Context, rdb redis.UniversalClient, r
 		o.Prefix, o.UserTTL = prefix, dc.ttl
 		o.UserItemsCap, o.UserLogCap, o.NextWindow = 5, 4, dc.nextWindow
 		o.Attribution = AttributionOptions{Window: dc.window, NoListFallback: !dc.fallback, ShownCap: 4}
-		o.UserCache = dc.cache
+		o.UserCache, o.CopyIdle = dc.cache, dc.idle
 		o.Now = func() time.Time { return clock }
 		return o
 	}
 	lua, port := New(rdb, opts("l:")), New(rdb, opts("g:"))
+	// A memory limit always exceeded: each trim drops the least recently
+	// used quarter.
+	var cycles uint64
+	port.heap = func() heapReading { cycles++; return heapReading{live: 1 << 30, limit: 1 << 30, cycles: cycles} }
 
 	users := []string{"u1", "u2", "u3", "u4"} // u4 only sees lists
 	items := []string{"i0", "i1", "i2", "i3", "i4", "i5", "i6", "x|y", "i8"}
@@ -279,6 +290,14 @@ func runUserDiff(t *testing.T, ctx context.Context, rdb redis.UniversalClient, r
 			for _, s := range []*Store{lua, port} {
 				rdb.Set(ctx, s.keys.UserList(u), b, 0)
 			}
+		case 7, 8: // the other partition revoked
+			if dc.trim {
+				port.AssignedPartitions([]int{int(p)})
+			}
+		case 9, 10, 11: // idle copies and, over the memory limit, the oldest quarter
+			if dc.trim {
+				port.trimUserCopies()
+			}
 		}
 
 		res := ApplyResult{Users: make(map[string]int64)}
@@ -317,8 +336,18 @@ func runUserDiff(t *testing.T, ctx context.Context, rdb redis.UniversalClient, r
 			}
 		}
 	}
-	if dc.cache > 0 && port.userCacheOf(0).len() == 0 {
-		t.Fatalf("no copy was kept")
+	if dc.cache > 0 && testutil.ToFloat64(port.opt.UserMetrics.Users.WithLabelValues("memory")) == 0 {
+		t.Fatalf("seed %d: no batch used a copy kept", seed)
 	}
 	seen["refused"] += int(testutil.ToFloat64(port.opt.UserMetrics.Refused))
+	for _, r := range []string{"count", "idle", "memory", "revoked"} {
+		seen["evicted "+r] += int(testutil.ToFloat64(port.opt.UserMetrics.Evicted.WithLabelValues(r)))
+	}
+	kept := 0
+	for _, c := range port.userCaches() {
+		kept += c.len()
+	}
+	if g := int(testutil.ToFloat64(port.opt.UserMetrics.Copies)); g != kept {
+		t.Fatalf("seed %d: copies gauge %d, %d copies kept", seed, g, kept)
+	}
 }
