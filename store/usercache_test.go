@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"testing"
@@ -315,5 +317,24 @@ func (r *copyRig) settled() {
 			r.kept()
 			return
 		}
+	}
+}
+
+// readHeap reads the runtime's live heap, memory limit and collections.
+func TestReadHeap(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(math.MaxInt64)
+	if h := readHeap(); h.limit != math.MaxInt64 {
+		t.Fatalf("without a limit: limit %d, want math.MaxInt64", h.limit)
+	}
+	debug.SetMemoryLimit(300 << 20)
+	runtime.GC()
+	h := readHeap()
+	if h.limit != 300<<20 || h.live == 0 || h.cycles == 0 {
+		t.Fatalf("with a limit of 300 MiB after a collection: %+v", h)
+	}
+	runtime.GC()
+	if n := readHeap().cycles; n <= h.cycles {
+		t.Fatalf("collections %d, then %d after one more", h.cycles, n)
 	}
 }
