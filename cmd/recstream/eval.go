@@ -55,23 +55,23 @@ var evalProfile = []string{
 }
 
 type evalFlags struct {
-	format, data, train, test, negatives, items string
-	minItem, minUser                            int
-	protocol, ks, models, ties, metric          string
-	seed                                        uint64
-	jsonOut                                     bool
-	svg, redis, configPath                      string
-	sets                                        multiFlag
-	partitions, batch                           int
-	syntheticSeq                                int
-	syntheticShop                               int
-	windows, stride, warmup                     int
-	fullPath, tune, quiet, skipRepeats          bool
-	impressions                                 bool
-	easeLambda                                  float64
-	easeItems                                   int
-	csvColumns, csvTypes, csvTSUnit, csvComma   string
-	csvHeader                                   bool
+	format, data, train, test, negatives, items    string
+	minItem, minUser                               int
+	protocol, ks, models, ties, metric             string
+	seed                                           uint64
+	jsonOut                                        bool
+	svg, redis, configPath                         string
+	sets                                           multiFlag
+	partitions, batch                              int
+	syntheticSeq                                   int
+	syntheticShop                                  int
+	windows, stride, warmup                        int
+	fullPath, tune, validation, quiet, skipRepeats bool
+	impressions                                    bool
+	easeLambda                                     float64
+	easeItems                                      int
+	csvColumns, csvTypes, csvTSUnit, csvComma      string
+	csvHeader                                      bool
 }
 
 func cmdEval(args []string) error {
@@ -117,6 +117,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.BoolVar(&f.impressions, "impressions", false, "prequential: simulate impressions, each list evaluated is shown to the user before the interaction is learnt (with --set attribution.discount=F, impression discounting)")
 	fs.BoolVar(&f.skipRepeats, "skip-repeats", false, "loo/full: leave out users whose held-out item is in their training data")
 	fs.BoolVar(&f.fullPath, "full-path", false, "replay through an embedded Kafka broker and the real processor (ingest role) instead of calling the store directly")
+	fs.BoolVar(&f.validation, "validation", false, "evaluate on a validation split carved from the training part (each user's latest training interaction held out) instead of the test split, to compare settings without seeing the test")
 	fs.BoolVar(&f.tune, "tune", false, "tune the incremental models on a validation split carved from the training part, then test the best settings")
 	fs.BoolVar(&f.quiet, "q", false, "no progress bar")
 	fs.Float64Var(&f.easeLambda, "ease-lambda", 0, "EASE λ (0: scorer.ease_lambda)")
@@ -350,6 +351,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if split, err = validationSplit(f, split, es); err != nil {
+		return err
+	}
 	cfg, err := tuneForEval(ctx, env, es, split, names, progress, stderr)
 	if err != nil {
 		return err
@@ -444,6 +448,29 @@ func evalSplit(f *evalFlags, d *evalData, es evalSettings) (*eval.Split, error) 
 		return nil, fmt.Errorf("--protocol %q: want loo, full or prequential", f.protocol)
 	}
 	return split, nil
+}
+
+// validationSplit returns split, or with --validation the split --tune
+// validates on: each user's latest training interaction held out from
+// split's training part, with negatives sampled as the test's are.
+func validationSplit(f *evalFlags, split *eval.Split, es evalSettings) (*eval.Split, error) {
+	if !f.validation {
+		return split, nil
+	}
+	if split == nil {
+		return nil, errors.New("--validation needs --protocol loo or full")
+	}
+	if f.tune {
+		return nil, errors.New("--validation and --tune do not go together: --tune validates on this split itself")
+	}
+	val := eval.SplitLeaveOneOutTies(split.Train, es.ties)
+	if len(val.Test) == 0 {
+		return nil, fmt.Errorf("--validation: %w", eval.ErrNoData)
+	}
+	if f.protocol == eval.ProtocolLeaveOneOut {
+		val.SampleNegatives(es.nneg, f.seed)
+	}
+	return val, nil
 }
 
 // tuneForEval returns the configuration the models are built with: tuned

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,30 @@ func TestEvalGenericCSV(t *testing.T) {
 	var errb bytes.Buffer
 	if err := runEval(context.Background(), []string{"--format", "csv", "--data", path, "--csv-columns", "user=0,bogus=1"}, &errb, &errb); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("bad --csv-columns: %v", err)
+	}
+}
+
+// TestEvalValidation evaluates on the split --tune validates on: each
+// user's latest training interaction, never a test one.
+func TestEvalValidation(t *testing.T) {
+	data := writePlanted(t, 4, 20, 25, 15)
+	args := []string{"--format", "movielens", "--data", data, "--protocol", "loo", "--negatives", "49",
+		"--seed", "1", "--k", "10", "--json", "-q", "--models", "popularity,hybrid"}
+	test := runEvalJSON(t, args...)
+	val := runEvalJSON(t, append(args, "--validation")...)
+	for _, m := range []string{"Popularity", modelHybrid} {
+		if val[m]["users"] != test[m]["users"] {
+			t.Errorf("%s: %v users on validation, %v on test", m, val[m]["users"], test[m]["users"])
+		}
+		t.Logf("%s hr@10 test %.3f validation %.3f", m, test[m]["hr@10"], val[m]["hr@10"])
+	}
+	if val[modelHybrid]["hr@10"] == test[modelHybrid]["hr@10"] && val["Popularity"]["hr@10"] == test["Popularity"]["hr@10"] {
+		t.Errorf("validation measured what the test measures: %v", val)
+	}
+	for _, extra := range [][]string{{"--tune"}, {"--protocol", "prequential"}} {
+		var out, errb bytes.Buffer
+		if err := runEval(context.Background(), append(append(slices.Clone(args), "--validation"), extra...), &out, &errb); err == nil {
+			t.Errorf("--validation %v: no error", extra)
+		}
 	}
 }
