@@ -132,9 +132,8 @@ const subscribedFormat = "subscribed to topics and partitions: %+v"
 // assignmentLogger returns an info logger for a group reader of topic
 // that calls f with the reader's partitions of topic, ascending, each time
 // the group assigns it partitions (each generation; none: an empty
-// slice). kafka-go's
-// Reader has no rebalance callback; this message is the one place it
-// tells its assignment. f runs in the reader's group goroutine, after the
+// slice). kafka-go's Reader has no rebalance callback; this message is
+// the one place it tells its assignment. f runs in the reader's group goroutine, after the
 // previous generation's fetches stopped; batches already fetched may
 // still be applied after it. Any other message is ignored, so is this one
 // when its argument does not have the expected shape (f is then never
