@@ -427,7 +427,7 @@ func (s *ScorerConfig) SetDefaults() {
 		TrendingItems:   200,
 		NeighbourTTL:    5 * time.Second,
 		EASELambda:      300,
-		EASEMaxItems:    2000,
+		EASEMaxItems:    4000,
 		EASERefresh:     10 * time.Minute,
 
 		ContentCategories: 3,
@@ -439,7 +439,7 @@ func (s *ScorerConfig) SetDefaults() {
 		VariantSalt:       "recstream",
 
 		ItemNeighbours:      50,
-		ItemNeighbourBudget: 1000,
+		ItemNeighbourBudget: 8000,
 		UsersPerItem:        50,
 		NeighbourItems:      200,
 	}

@@ -13,7 +13,7 @@ type EASEConfig struct {
 	// Lambda is the L2 regularisation λ; 0 means 500.
 	Lambda float64
 	// MaxItems refuses catalogues larger than this (the model is a dense
-	// items×items matrix: 8·n² bytes, several times over while fitting);
+	// items×items matrix: 8·n² bytes while fitting);
 	// 0 means 20000.
 	MaxItems int
 	// Weighting gives the matrix X (the zero value counts events; Binary for

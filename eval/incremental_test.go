@@ -169,7 +169,11 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 				if math.IsInf(w, -1) {
 					w = 0
 				}
-				if math.Abs(got-w) > 1e-9*math.Max(1, math.Abs(w)) {
+				tol := 1e-9
+				if src == scorer.SourceEASE {
+					tol = 1e-6 // the production model keeps B in float32
+				}
+				if math.Abs(got-w) > tol*math.Max(1, math.Abs(w)) {
 					t.Fatalf("%s user %s item %s: incremental %.12g, batch %.12g", src, u, it, got, w)
 				}
 				if w != 0 {

@@ -29,8 +29,8 @@ type EASEOptions struct {
 	// Lambda is the L2 regularisation λ.
 	Lambda float64
 	// MaxItems keeps the model to the items with the most users: the
-	// model is a dense MaxItems² matrix (8·n² bytes) and a refresh costs
-	// O(n³).
+	// model is a dense MaxItems² matrix of float32 (4·n² bytes); a refresh
+	// holds 8·n² bytes more while it solves, in O(n³) time.
 	MaxItems int
 	// UserItems is how many of each user's strongest items are read.
 	UserItems int
@@ -71,7 +71,7 @@ type EASE struct {
 type easeModel struct {
 	idx   map[string]int
 	items []string
-	b     []float64 // n×n row-major: b[i*n+j] is the weight of item i in the score of j
+	b     []float32 // n×n row-major: b[i*n+j] is the weight of item i in the score of j
 	built time.Time
 	users int
 }
@@ -211,7 +211,10 @@ func solveEASE(ctx context.Context, rows [][]string, lambda float64, maxItems in
 	if err != nil {
 		return nil, err
 	}
-	m.b = b
+	m.b = make([]float32, len(b))
+	for i, v := range b {
+		m.b[i] = float32(v)
+	}
 	return m, nil
 }
 
@@ -227,7 +230,7 @@ func (e *EASE) Weight(i, j string) float64 {
 	if !ok1 || !ok2 {
 		return 0
 	}
-	return m.b[a*len(m.items)+c]
+	return float64(m.b[a*len(m.items)+c])
 }
 
 // scoreVector returns x·B for the user's items (weights scaled to a maximum
@@ -253,7 +256,7 @@ func (e *EASE) scoreVector(items []store.Scored) (ids []string, scores []float64
 		w := x[it.ID]
 		row := m.b[i*n : (i+1)*n]
 		for j, b := range row {
-			c := w * b
+			c := w * float64(b)
 			s[j] += c
 			if c > best[j] {
 				best[j], bestFrom[j] = c, k

@@ -2,6 +2,7 @@ package ease
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -61,5 +62,37 @@ func TestSolveMeetsTheStationarityCondition(t *testing.T) {
 	}
 	if _, err := Solve(context.Background(), make([]float64, 4), 2, 0); err == nil {
 		t.Fatal("a zero Gram matrix with λ = 0 was solved")
+	}
+}
+
+// BenchmarkSolve solves EASE over a random sparse binary matrix of 10·n
+// users with about 20 items each: the refresh's O(n³) step at
+// scorer.ease_max_items n. `go test -run XXX -bench Solve -benchtime 1x ./internal/ease`.
+func BenchmarkSolve(b *testing.B) {
+	for _, n := range []int{1000, 2000, 4000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, uint64(n)))
+			base := make([]float64, n*n)
+			row := make([]int, 20)
+			for range 10 * n {
+				for k := range row {
+					row[k] = r.IntN(n)
+				}
+				for _, i := range row {
+					for _, j := range row {
+						if i <= j {
+							base[i*n+j]++
+						}
+					}
+				}
+			}
+			g := make([]float64, n*n)
+			for b.Loop() {
+				copy(g, base)
+				if _, err := Solve(context.Background(), g, n, 300); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
