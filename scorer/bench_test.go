@@ -3,9 +3,11 @@ package scorer_test
 import (
 	"context"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/loadgen"
@@ -61,15 +63,31 @@ func BenchmarkNormalisedVector(b *testing.B) {
 // consumer's chunk; Recommend: everything but the write) against a real
 // redis-server holding 40,000 events of 4,000 users and 2,000 items at
 // default caps: three pipelined read rounds, the in-process kNN work and
-// the ranking. ns/op is per chunk.
+// the ranking. ns/op is per chunk; cpu-ns/user is the benchmark process's
+// CPU (not the redis-server's) per user.
 func BenchmarkScoreChunk(b *testing.B) {
+	benchScoreChunk(b, 4000, 40000, func(o *scorer.Options) {})
+}
+
+// BenchmarkScoreChunkDeep is BenchmarkScoreChunk with longer histories
+// (80,000 events of 2,000 users) and item-kNN reading the seeds' rows as
+// deep as the default scorer.item_neighbour_budget lets it: whole rows,
+// up to model.cooc_cap items each.
+func BenchmarkScoreChunkDeep(b *testing.B) {
+	budget := scorer.OptionsFromConfig(config.Default()).ItemNeighbourBudget
+	benchScoreChunk(b, 2000, 80000, func(o *scorer.Options) { o.ItemNeighbourBudget = budget })
+}
+
+// benchScoreChunk makes the lists of chunks of 64 users, the hybrid scorer
+// changed by set, after events events of users users.
+func benchScoreChunk(b *testing.B, users, events int, set func(o *scorer.Options)) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
 	ctx := context.Background()
-	g := loadgen.New(loadgen.Options{Users: 4000, Items: 2000, Clusters: 10, Seed: 5, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
+	g := loadgen.New(loadgen.Options{Users: users, Items: 2000, Clusters: 10, Seed: 5, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
 	off := int64(0)
-	for k := 0; k < 40; k++ {
+	for k := 0; k < events/1000; k++ {
 		ops := make([]store.Op, 1000)
 		for i := range ops {
 			ev := g.Next()
@@ -80,9 +98,9 @@ func BenchmarkScoreChunk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.UserItems = 200 }))
+	sc := scorer.New(st, testopts.Scorer(func(o *scorer.Options) { testopts.Hybrid(o); o.UserItems = 200; set(o) }))
 	chunks := make([][]string, 0, 60)
-	for c := 0; c < 60; c++ {
+	for c := 0; c < min(60, users/64); c++ {
 		users := make([]string, 64)
 		for i := range users {
 			users[i] = loadgen.UserID(c*64 + i)
@@ -91,11 +109,23 @@ func BenchmarkScoreChunk(b *testing.B) {
 	}
 	b.ReportAllocs()
 	k := 0
+	cpu := processCPU()
 	for b.Loop() {
 		if _, err := sc.Recommend(ctx, chunks[k%len(chunks)]); err != nil {
 			b.Fatal(err)
 		}
 		k++
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/user")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(k*64), "ns/user")
+	b.ReportMetric(float64(processCPU()-cpu)/float64(k*64), "cpu-ns/user")
+}
+
+// processCPU returns this process's user and system CPU time (not the
+// redis-server's) in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

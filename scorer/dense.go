@@ -205,21 +205,50 @@ type entry struct {
 
 // numbers numbers the ids of a sorted set read from the store.
 func (t *table) numbers(z []store.Scored) []int32 {
-	names := make([]string, len(z))
-	for i, x := range z {
-		names[i] = x.ID
-	}
 	ids := make([]int32, len(z))
-	t.number(names, ids)
+	missing := false
+	t.mu.RLock()
+	for i, x := range z {
+		id, ok := t.ids[x.ID]
+		if !ok {
+			id, missing = -1, true
+		}
+		ids[i] = id
+	}
+	t.mu.RUnlock()
+	if missing {
+		t.mu.Lock()
+		for i, id := range ids {
+			if id < 0 {
+				ids[i] = t.numberLocked(z[i].ID)
+			}
+		}
+		t.mu.Unlock()
+	}
 	return ids
 }
 
 // entries numbers a sorted set read from the store.
 func (t *table) entries(z []store.Scored) []entry {
-	ids := t.numbers(z)
 	out := make([]entry, len(z))
+	missing := false
+	t.mu.RLock()
 	for i, x := range z {
-		out[i] = entry{ids[i], x.Score}
+		id, ok := t.ids[x.ID]
+		if !ok {
+			id, missing = -1, true
+		}
+		out[i] = entry{id, x.Score}
+	}
+	t.mu.RUnlock()
+	if missing {
+		t.mu.Lock()
+		for i := range out {
+			if out[i].id < 0 {
+				out[i].id = t.numberLocked(z[i].ID)
+			}
+		}
+		t.mu.Unlock()
 	}
 	return out
 }
@@ -238,6 +267,7 @@ type scratch struct {
 	order []int32   // user-kNN: items in the order first touched
 	deg   []float64 // item-kNN: the degrees of the call's seeds and row items
 	dmark []bool    // deg was set
+	sims  []float64 // item-kNN: the seeds' similarities to their rows' items (seedsOf.sims)
 
 	// by user number
 	shared []int32            // candidate neighbours: seeds shared with the user
