@@ -117,6 +117,7 @@ const userKNNReason = "popular with shoppers like you"
 type candRow struct {
 	vals  [numSources]float64 // raw score per source
 	score float64             // blended
+	best  float64             // item-kNN, then next-item: the source's largest single contribution so far (0 between them)
 	id    int32               // item number
 	seed  int32               // item-kNN: the user's seed (by place) of the largest single contribution
 	has   uint8               // bit s: source s scored the candidate
@@ -290,6 +291,15 @@ func (us *UserScores) at(id int32) int32 {
 	k := int32(len(us.t.rows))
 	us.sc.slot[id] = k
 	return k - 1
+}
+
+// clearBest sets every candidate's best back to 0 for the next source.
+func (us *UserScores) clearBest() {
+	if us.t != nil {
+		for k := range us.t.rows {
+			us.t.rows[k].best = 0
+		}
+	}
 }
 
 // note sets source s's score of the candidate at place k, and the reason

@@ -259,7 +259,6 @@ func (t *table) entries(z []store.Scored) []entry {
 // touched), so nothing is cleared in full per user.
 type scratch struct {
 	slot  []int32   // candidate of the current user: index+1 in UserScores.list, 0 none
-	best  []float64 // item-kNN: the largest single contribution so far
 	uval  []float64 // user-kNN: the user's normalised weight
 	umark bitset    // user-kNN: the user has the item (tested for every neighbour entry: a bit each keeps it in cache)
 	acc   []float64 // user-kNN: Σ sim·r over the neighbours
@@ -290,7 +289,7 @@ func (sc *scratch) fit(n int) {
 	grow := func(s []float64) []float64 { return append(s, make([]float64, n-len(s))...) }
 	growB := func(s []bool) []bool { return append(s, make([]bool, n-len(s))...) }
 	sc.slot = append(sc.slot, make([]int32, n-len(sc.slot))...)
-	sc.best, sc.uval, sc.acc, sc.deg = grow(sc.best), grow(sc.uval), grow(sc.acc), grow(sc.deg)
+	sc.uval, sc.acc, sc.deg = grow(sc.uval), grow(sc.acc), grow(sc.deg)
 	sc.amark, sc.dmark = growB(sc.amark), growB(sc.dmark)
 	sc.umark = append(sc.umark, make(bitset, (n+63)/64-len(sc.umark))...)
 }

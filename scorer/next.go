@@ -53,7 +53,6 @@ func (s *Scorer) nextItem(us *UserScores, seeds []string, at map[string]int, row
 	if s.opt.WeightNext <= 0 || len(seeds) == 0 {
 		return
 	}
-	best := us.sc.best
 	touched := false
 	for pos, seed := range seeds {
 		i, ok := at[seed]
@@ -73,8 +72,8 @@ func (s *Scorer) nextItem(us *UserScores, seeds []string, at map[string]int, row
 			}
 			k := us.at(x.id)
 			r := &us.t.rows[k]
-			if c > best[x.id] {
-				best[x.id] = c
+			if c > r.best {
+				r.best = c
 				r.nseed = int8(min(pos, 127))
 				r.nbuy = 2*x.bought >= x.score
 			}
@@ -85,9 +84,7 @@ func (s *Scorer) nextItem(us *UserScores, seeds []string, at map[string]int, row
 	}
 	us.nextSeeds = seeds
 	if touched {
-		for _, r := range us.t.rows {
-			best[r.id] = 0
-		}
+		us.clearBest()
 	}
 }
 

@@ -934,7 +934,6 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 	if s.opt.WeightItemKNN <= 0 {
 		return
 	}
-	best := us.sc.best // the largest single contribution so far, per item
 	d := s.seedDepth(len(seeds))
 	for si, seed := range seeds {
 		a := seed.Score
@@ -949,19 +948,15 @@ func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 			k := us.at(x.id) // before us.t is read: it may make the table
 			r := &us.t.rows[k]
 			contrib := sim * a
-			if contrib > best[x.id] {
-				best[x.id] = contrib
+			if contrib > r.best {
+				r.best = contrib
 				r.seed = int32(si) // the reason: "because you viewed" the seed
 			}
 			r.vals[srcItemKNN] += contrib
 			r.has |= 1 << srcItemKNN
 		}
 	}
-	if us.t != nil {
-		for _, r := range us.t.rows {
-			best[r.id] = 0
-		}
-	}
+	us.clearBest()
 }
 
 // candidateUsers returns the numbers of the CandidateUsers users (the

@@ -58,7 +58,9 @@ func BenchmarkFoldCooc(b *testing.B) {
 
 // BenchmarkRowTop reads a row's top 50 as the scorer does (item-kNN's
 // neighbours), by folding the whole row (fold) and with rowTop, for rows
-// with 0, 8 and 32 deltas after their folded entry.
+// with 0, 8 and 32 deltas after their folded entry; rowTopDeep reads the
+// top 8,000 with rowTop, the whole row, as the scorer does at the default
+// scorer.item_neighbour_budget.
 func BenchmarkRowTop(b *testing.B) {
 	for _, deltas := range []int{0, 8, 32} {
 		entries := benchRow(deltas)
@@ -75,6 +77,14 @@ func BenchmarkRowTop(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if top, ok := rowTop(entries, 50); !ok || len(top) != 50 {
+					b.Fatal("not answered")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("deltas=%d/rowTopDeep", deltas), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if top, ok := rowTop(entries, 8000); !ok || len(top) < 200 {
 					b.Fatal("not answered")
 				}
 			}
