@@ -266,7 +266,6 @@ type scratch struct {
 	order []int32   // user-kNN: items in the order first touched
 	deg   []float64 // item-kNN: the degrees of the call's seeds and row items
 	dmark []bool    // deg was set
-	sims  []float64 // item-kNN: the seeds' similarities to their rows' items (seedsOf.sims)
 
 	// by user number
 	shared []int32            // candidate neighbours: seeds shared with the user

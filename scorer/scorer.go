@@ -401,7 +401,6 @@ func (s *Scorer) score(ctx context.Context, users []string, extra [][]string) ([
 	if err := c.readNeighbours(ctx); err != nil {
 		return nil, err
 	}
-	c.itemSimilarities()
 	c.trendingReasons()
 	c.numberUserItems()
 	var shown []map[string]int
@@ -610,34 +609,6 @@ func (c *scoreCall) markDegrees() {
 	}
 }
 
-// itemSimilarities computes item-kNN's similarity of each seed to the
-// items of its row, as deep as markDegrees read their degrees, once for
-// all the users of the call.
-func (c *scoreCall) itemSimilarities() {
-	s, sd, sc := c.s, &c.sd, c.sc
-	if s.opt.WeightItemKNN <= 0 {
-		return
-	}
-	n := 0
-	for _, d := range sd.deep {
-		n += d
-	}
-	buf := slices.Grow(sc.sims[:0], n)[:n]
-	sc.sims = buf
-	deg := sc.deg
-	sd.sims = make([][]float64, len(sd.ids))
-	for i, id := range sd.ids {
-		row := sd.rows[i][:sd.deep[i]]
-		sims := buf[:len(row):len(row)]
-		buf = buf[len(row):]
-		nj := deg[id]
-		for j, x := range row {
-			sims[j] = ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
-		}
-		sd.sims[i] = sims
-	}
-}
-
 // readNeighbours reads, in one round, the candidate neighbours' vectors
 // and the marked degrees into the scratch.
 func (c *scoreCall) readNeighbours(ctx context.Context) error {
@@ -827,11 +798,10 @@ func categoryShares(cat Catalog, items []store.Scored) map[string]float64 {
 // (at gives a seed's place by name).
 type seedsOf struct {
 	at    map[string]int
-	ids   []int32     // the seeds' item numbers
-	rows  [][]entry   // co-occurrence rows (item-kNN)
-	deep  []int       // item-kNN: how many items of its row the deepest reading user reads
-	sims  [][]float64 // item-kNN: the seed's similarity to the items of rows[i][:deep[i]]
-	users [][]int32   // recent users by number (user-kNN)
+	ids   []int32   // the seeds' item numbers
+	rows  [][]entry // co-occurrence rows (item-kNN)
+	deep  []int     // item-kNN: how many items of its row the deepest reading user reads
+	users [][]int32 // recent users by number (user-kNN)
 }
 
 // readByNumber returns a cache fetch for items (or users) of table t by
@@ -928,20 +898,20 @@ func (s *Scorer) Seeds(p store.Profile) []store.Scored {
 	return out
 }
 
-// itemKNN scores the items of the seeds' co-occurrence rows (in sd, with
-// the seeds' similarities to them).
+// itemKNN scores the items of the seeds' co-occurrence rows (in sd); the
+// scratch holds the degrees of the seeds and of the rows' items.
 func (s *Scorer) itemKNN(us *UserScores, seeds []store.Scored, sd *seedsOf) {
 	if s.opt.WeightItemKNN <= 0 {
 		return
 	}
+	deg := us.sc.deg
 	d := s.seedDepth(len(seeds))
 	for si, seed := range seeds {
 		a := seed.Score
 		i := sd.at[seed.ID]
-		row := head(sd.rows[i], d)
-		sims := sd.sims[i][:len(row)]
-		for j, x := range row {
-			sim := sims[j]
+		nj := deg[sd.ids[i]]
+		for _, x := range head(sd.rows[i], d) {
+			sim := ItemSimilarity(s.opt.ItemSimilarity, x.score, deg[x.id], nj, s.opt.Shrinkage)
 			if sim <= 0 {
 				continue
 			}
