@@ -154,7 +154,7 @@ func (t *table) len() int {
 
 // defaultMaxNumbered is how many items (or users) a table numbers before
 // it is replaced, with the caches that hold its numbers: it bounds the
-// tables and the scratch slices indexed by item number (about 40 bytes per
+// tables and the scratch slices indexed by item number (about 30 bytes per
 // item and worker).
 const defaultMaxNumbered = 1 << 18
 
