@@ -438,8 +438,8 @@ func (s *ScorerConfig) SetDefaults() {
 		Variants:          []string{},
 		VariantSalt:       "recstream",
 
-		ItemNeighbours:      50,
-		ItemNeighbourBudget: 8000,
+		ItemNeighbours:      100,
+		ItemNeighbourBudget: 1000,
 		UsersPerItem:        50,
 		NeighbourItems:      200,
 	}

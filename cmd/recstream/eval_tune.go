@@ -69,7 +69,7 @@ func tuneStages(withContent bool) []tuneStage {
 		}
 	}
 	var depth []tuneChange
-	for _, d := range [][2]int{{50, 0}, {50, 1000}, {50, 3000}, {50, 8000}, {100, 2000}, {0, 0}} {
+	for _, d := range [][2]int{{50, 0}, {50, 1000}, {100, 1000}, {50, 3000}, {50, 8000}, {100, 2000}, {0, 0}} {
 		depth = append(depth, tuneChange{fmt.Sprintf("scorer.item_neighbours=%d scorer.item_neighbour_budget=%d", d[0], d[1]), func(c *config.Config) {
 			c.Scorer.ItemNeighbours, c.Scorer.ItemNeighbourBudget = d[0], d[1]
 		}})
