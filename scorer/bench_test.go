@@ -66,34 +66,36 @@ func BenchmarkNormalisedVector(b *testing.B) {
 // the ranking. ns/op is per chunk; cpu-ns/user is the benchmark process's
 // CPU (not the redis-server's) per user.
 func BenchmarkScoreChunk(b *testing.B) {
-	benchScoreChunk(b, 4000, 40000, func(o *scorer.Options) {})
+	benchScoreChunk(b, 4000, 40000, func(o *store.Options) {}, func(o *scorer.Options) {})
 }
 
 // BenchmarkScoreChunkDeep is BenchmarkScoreChunk with longer histories
-// (80,000 events of 2,000 users) and item-kNN reading the seeds' rows as
-// deep as the default scorer.item_neighbour_budget lets it: whole rows,
-// up to model.cooc_cap items each. reads reads every row, vector and
-// degree in every chunk; cached keeps them for the default
-// scorer.neighbour_ttl and degree TTL, as the score role does, so that
-// after the first chunks it measures the in-process work.
+// (80,000 events of 2,000 users) and the rows and budget of
+// deploy/profiles/deep-rows.yaml (model.cooc_cap 1,000,
+// scorer.item_neighbour_budget 8,000): item-kNN reads whole rows. reads
+// reads every row, vector and degree in every chunk; cached keeps them for
+// the default scorer.neighbour_ttl and degree TTL, as the score role does,
+// so that after the first chunks it measures the in-process work.
 func BenchmarkScoreChunkDeep(b *testing.B) {
 	def := scorer.OptionsFromConfig(config.Default())
+	deepRows := func(o *store.Options) { o.CoocCap = 1000 }
 	b.Run("reads", func(b *testing.B) {
-		benchScoreChunk(b, 2000, 80000, func(o *scorer.Options) { o.ItemNeighbourBudget = def.ItemNeighbourBudget })
+		benchScoreChunk(b, 2000, 80000, deepRows, func(o *scorer.Options) { o.ItemNeighbourBudget = 8000 })
 	})
 	b.Run("cached", func(b *testing.B) {
-		benchScoreChunk(b, 2000, 80000, func(o *scorer.Options) {
-			o.ItemNeighbourBudget, o.NeighbourTTL, o.DegreeTTL = def.ItemNeighbourBudget, def.NeighbourTTL, def.DegreeTTL
+		benchScoreChunk(b, 2000, 80000, deepRows, func(o *scorer.Options) {
+			o.ItemNeighbourBudget, o.NeighbourTTL, o.DegreeTTL = 8000, def.NeighbourTTL, def.DegreeTTL
 		})
 	})
 }
 
-// benchScoreChunk makes the lists of chunks of 64 users, the hybrid scorer
-// changed by set, after events events of users users.
-func benchScoreChunk(b *testing.B, users, events int, set func(o *scorer.Options)) {
+// benchScoreChunk makes the lists of chunks of 64 users, with the store
+// changed by setStore and the hybrid scorer changed by set, after events
+// events of users users.
+func benchScoreChunk(b *testing.B, users, events int, setStore func(o *store.Options), set func(o *scorer.Options)) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
-	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:"; setStore(o) }))
 	ctx := context.Background()
 	g := loadgen.New(loadgen.Options{Users: users, Items: 2000, Clusters: 10, Seed: 5, Start: time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Second})
 	off := int64(0)

@@ -59,8 +59,8 @@ func BenchmarkFoldCooc(b *testing.B) {
 // BenchmarkRowTop reads a row's top 50 as the scorer does (item-kNN's
 // neighbours), by folding the whole row (fold) and with rowTop, for rows
 // with 0, 8 and 32 deltas after their folded entry; rowTopDeep reads the
-// top 8,000 with rowTop, the whole row, as the scorer does at the default
-// scorer.item_neighbour_budget.
+// top 8,000 with rowTop, the whole row, as the scorer does with
+// deploy/profiles/deep-rows.yaml's scorer.item_neighbour_budget.
 func BenchmarkRowTop(b *testing.B) {
 	for _, deltas := range []int{0, 8, 32} {
 		entries := benchRow(deltas)
