@@ -438,7 +438,7 @@ func (s *ScorerConfig) SetDefaults() {
 		Variants:          []string{},
 		VariantSalt:       "recstream",
 
-		ItemNeighbours:      100,
+		ItemNeighbours:      50,
 		ItemNeighbourBudget: 1000,
 		UsersPerItem:        50,
 		NeighbourItems:      200,
