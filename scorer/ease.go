@@ -30,7 +30,8 @@ type EASEOptions struct {
 	Lambda float64
 	// MaxItems keeps the model to the items with the most users: the
 	// model is a dense MaxItems² matrix of float32 (4·n² bytes); a refresh
-	// holds 8·n² bytes more while it solves, in O(n³) time.
+	// holds up to 12·n² bytes more (the system in float64, then the new
+	// model beside the old one) and solves in O(n³) time.
 	MaxItems int
 	// UserItems is how many of each user's strongest items are read.
 	UserItems int
