@@ -206,31 +206,24 @@ type entry struct {
 // numbers numbers the ids of a sorted set read from the store.
 func (t *table) numbers(z []store.Scored) []int32 {
 	ids := make([]int32, len(z))
-	missing := false
-	t.mu.RLock()
-	for i, x := range z {
-		id, ok := t.ids[x.ID]
-		if !ok {
-			id, missing = -1, true
-		}
-		ids[i] = id
-	}
-	t.mu.RUnlock()
-	if missing {
-		t.mu.Lock()
-		for i, id := range ids {
-			if id < 0 {
-				ids[i] = t.numberLocked(z[i].ID)
-			}
-		}
-		t.mu.Unlock()
-	}
+	t.numberInto(z, func(i int) *int32 { return &ids[i] })
 	return ids
 }
 
 // entries numbers a sorted set read from the store.
 func (t *table) entries(z []store.Scored) []entry {
 	out := make([]entry, len(z))
+	for i, x := range z {
+		out[i].score = x.Score
+	}
+	t.numberInto(z, func(i int) *int32 { return &out[i].id })
+	return out
+}
+
+// numberInto writes the number of z[i].ID to *at(i) for every i, under
+// one read lock when every id has a number, numbering the others under
+// the write lock.
+func (t *table) numberInto(z []store.Scored, at func(i int) *int32) {
 	missing := false
 	t.mu.RLock()
 	for i, x := range z {
@@ -238,19 +231,18 @@ func (t *table) entries(z []store.Scored) []entry {
 		if !ok {
 			id, missing = -1, true
 		}
-		out[i] = entry{id, x.Score}
+		*at(i) = id
 	}
 	t.mu.RUnlock()
 	if missing {
 		t.mu.Lock()
-		for i := range out {
-			if out[i].id < 0 {
-				out[i].id = t.numberLocked(z[i].ID)
+		for i := range z {
+			if p := at(i); *p < 0 {
+				*p = t.numberLocked(z[i].ID)
 			}
 		}
 		t.mu.Unlock()
 	}
-	return out
 }
 
 // scratch is one Score call's per-item working memory, indexed by item
