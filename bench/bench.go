@@ -165,6 +165,8 @@ type RescoreResult struct {
 	RedisCPUUsPerUser   float64          `json:"redis_cpu_us_per_user"`
 	ProcessCPUUsPerUser float64          `json:"process_cpu_us_per_user"`
 	EmptyLists          int              `json:"empty_lists"`
+	EASEItems           int              `json:"ease_items"`     // items of the EASE model the scorer used (0: the source is off)
+	EASERefreshSec      float64          `json:"ease_refresh_s"` // its refresh before the phase: read every user vector, solve
 	Commands            map[string]int64 `json:"commands"`
 	CommandsUsec        map[string]int64 `json:"commands_usec"`
 }
@@ -569,6 +571,17 @@ func runRescore(ctx context.Context, cfg config.Config, admin *redis.Client, n i
 		return err
 	}
 	defer p.Redis.Close()
+	// The EASE source scores with a model refreshed from the ingested
+	// users, as a running score role would hold it.
+	var easeItems int
+	var easeSec float64
+	if p.EASE != nil {
+		start := time.Now()
+		if err := p.EASE.Refresh(ctx, p.Store); err != nil {
+			return fmt.Errorf("ease refresh: %w", err)
+		}
+		easeItems, easeSec = p.EASE.Items(), time.Since(start).Seconds()
+	}
 	cc := &cmdCounter{}
 	p.Redis.AddHook(cc)
 	users := make([]string, n)
@@ -621,6 +634,8 @@ func runRescore(ctx context.Context, cfg config.Config, admin *redis.Client, n i
 		RedisCPUUsPerUser:   d.redisCPU * 1e6 / u,
 		ProcessCPUUsPerUser: d.procCPU * 1e6 / u,
 		EmptyLists:          emptyLists,
+		EASEItems:           easeItems,
+		EASERefreshSec:      easeSec,
 		Commands:            d.calls,
 		CommandsUsec:        d.usec,
 	}

@@ -49,7 +49,7 @@ func TestQuickRun(t *testing.T) {
 		"machine":              {"cpus", "cpu_model", "redis_version"},
 		"params":               {"users", "items", "events", "rate", "partitions", "rescore_users", "batch_max_events"},
 		"ingest":               {"events", "seconds", "events_per_s", "client_cmds_per_event", "redis_cmds_per_event", "redis_cpu_us_per_event", "process_cpu_us_per_event", "kafka_only_cpu_us_per_event", "users", "items", "commands"},
-		"rescore":              {"users", "seconds", "users_per_s", "client_cmds_per_user", "redis_cmds_per_user", "redis_cpu_us_per_user", "process_cpu_us_per_user", "commands"},
+		"rescore":              {"users", "seconds", "users_per_s", "client_cmds_per_user", "redis_cmds_per_user", "redis_cpu_us_per_user", "process_cpu_us_per_user", "ease_items", "ease_refresh_s", "commands"},
 		"freshness":            {"offered_per_s", "produced_per_s", "seconds", "samples", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lists_per_s", "process_cpu_cores", "redis_cpu_cores"},
 		"memory":               {"used_memory_delta_bytes", "used_memory_per_user_bytes", "user_state_bytes", "user_state_p99_bytes", "user_list_bytes", "item_state_bytes", "item_state_p99_bytes", "events_per_user", "process_peak_rss_bytes", "process_heap_inuse_bytes"},
 		"redis_benchmark_hset": {"command", "ops_per_s", "ingest_ratio", "rescore_ratio"},

@@ -47,6 +47,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "rescoring\t%.0f users/s\t>= %.0f\t%s\n", rs.UsersPerSec, Targets.RescorePerSec, mark(rs.UsersPerSec >= Targets.RescorePerSec))
 	fmt.Fprintf(tw, "client / Redis commands per rescore\t%.2f / %.2f\t\t\n", rs.ClientCmdsPerUser, rs.RedisCmdsPerUser)
 	fmt.Fprintf(tw, "Redis / process CPU per rescore\t%.0f / %.0f µs\t\t\n", rs.RedisCPUUsPerUser, rs.ProcessCPUUsPerUser)
+	if rs.EASEItems > 0 {
+		fmt.Fprintf(tw, "  EASE model used, refreshed before the phase\t%d items, %.1f s\t\t\n", rs.EASEItems, rs.EASERefreshSec)
+	}
 	f := r.Freshness
 	fmt.Fprintf(tw, "freshness at %.0f events/s offered (%.0f produced)\tp50 %.0f ms, p99 %.0f ms, p999 %.0f ms\tp99 <= %.0f ms\t%s\n",
 		f.OfferedPerSec, f.ProducedPerSec, f.P50Ms, f.P99Ms, f.P999Ms, Targets.FreshnessP99Ms, mark(f.P99Ms <= Targets.FreshnessP99Ms && f.Samples > 0))

@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recstream/recstream/internal/ease"
+	"github.com/recstream/recstream/internal/topk"
 	"github.com/recstream/recstream/store"
 )
 
@@ -235,18 +237,19 @@ func (e *EASE) Weight(i, j string) float64 {
 }
 
 // scoreVector returns x·B for the user's items (weights scaled to a maximum
-// of 1), with the seed of the largest contribution of each item.
-func (e *EASE) scoreVector(items []store.Scored) (ids []string, scores []float64, from []string) {
-	m := e.model.Load()
+// of 1), with the place in items of the seed of the largest contribution
+// to each item (-1: none).
+func (e *EASE) scoreVector(items []store.Scored) (m *easeModel, scores []float64, from []int) {
+	m = e.model.Load()
 	if m == nil || len(items) == 0 {
 		return nil, nil, nil
 	}
 	n := len(m.items)
 	s := make([]float64, n)
 	best := make([]float64, n)
-	bestFrom := make([]int, n)
-	for j := range bestFrom {
-		bestFrom[j] = -1
+	from = make([]int, n)
+	for j := range from {
+		from[j] = -1
 	}
 	x := NormalisedVector(items)
 	for k, it := range items {
@@ -260,34 +263,52 @@ func (e *EASE) scoreVector(items []store.Scored) (ids []string, scores []float64
 			c := w * float64(b)
 			s[j] += c
 			if c > best[j] {
-				best[j], bestFrom[j] = c, k
+				best[j], from[j] = c, k
 			}
 		}
 	}
-	from = make([]string, n)
-	for j, k := range bestFrom {
-		if k >= 0 {
-			from[j] = items[k].ID
-		}
-	}
-	return m.items, s, from
+	return m, s, from
 }
 
-// easeScores adds the EASE source to a user's candidates: every item with
-// a positive score.
+// easeScores adds the EASE source to a user's candidates: every candidate
+// the other sources proposed or Rank asked for that the model holds, and
+// the model's 4·TopN best items beyond the user's own. An item outside
+// those with no other source scores below all of them, so it could reach
+// a list only when the filters (seen, availability, diversity) dropped
+// more than three lists' worth of them.
 func (s *Scorer) easeScores(us *UserScores) {
 	if s.opt.EASE == nil || s.opt.WeightEASE <= 0 {
 		return
 	}
-	ids, scores, from := s.opt.EASE.scoreVector(us.Profile.Items)
-	for j, v := range scores {
-		if v <= 0 {
-			continue
-		}
+	m, scores, from := s.opt.EASE.scoreVector(us.Profile.Items)
+	if m == nil {
+		return
+	}
+	set := func(j int) {
 		reason := ""
-		if from[j] != "" {
-			reason = because(us.Profile, from[j])
+		if k := from[j]; k >= 0 {
+			reason = because(us.Profile, us.Profile.Items[k].ID)
 		}
-		us.setReason(ids[j], SourceEASE, v, reason)
+		us.setReason(m.items[j], SourceEASE, scores[j], reason)
+	}
+	for k := range us.len() {
+		if j, ok := m.idx[us.item(k)]; ok && scores[j] > 0 {
+			set(j)
+		}
+	}
+	best := make([]int, 0, len(scores))
+	for j, v := range scores {
+		if v > 0 {
+			best = append(best, j)
+		}
+	}
+	best = topk.Best(best, 4*s.opt.TopN+len(us.Profile.Items), func(a, b int) int {
+		if scores[a] != scores[b] {
+			return cmp.Compare(scores[b], scores[a])
+		}
+		return cmp.Compare(a, b)
+	})
+	for _, j := range best {
+		set(j)
 	}
 }

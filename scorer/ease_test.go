@@ -3,6 +3,7 @@ package scorer_test
 import (
 	"context"
 	"math"
+	"sort"
 	"testing"
 
 	"github.com/recstream/recstream/internal/testopts"
@@ -105,6 +106,48 @@ func TestEASE(t *testing.T) {
 		}
 		if got == 0 {
 			t.Errorf("user %s: no ease candidates", u.Profile.User)
+		}
+	}
+	// Against x·B computed here: every EASE score equals it, and the
+	// model's 4·TopN best items beyond the user's own are candidates.
+	capped := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { o.WeightEASE, o.EASE, o.TopN = 1, e, 3 }))
+	us, err = capped.Score(ctx, f.users[:20])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range us {
+		x := scorer.NormalisedVector(u.Profile.Items)
+		want := map[string]float64{}
+		var pos []string
+		for _, j := range items {
+			v := 0.0
+			for i, w := range x {
+				v += w * e.Weight(i, j)
+			}
+			if v > 0 {
+				want[j] = v
+				pos = append(pos, j)
+			}
+		}
+		got := map[string]float64{}
+		for _, c := range u.Candidates() {
+			if v := c.Sources.Of(scorer.SourceEASE); v > 0 {
+				got[c.Item] = v
+				if math.Abs(v-want[c.Item]) > 1e-6*math.Max(1, math.Abs(want[c.Item])) {
+					t.Fatalf("user %s item %s: ease %g, want %g", u.Profile.User, c.Item, v, want[c.Item])
+				}
+			}
+		}
+		sort.Slice(pos, func(a, b int) bool { return want[pos[a]] > want[pos[b]] })
+		k := min(len(pos), 4*3+len(u.Profile.Items))
+		for _, j := range pos[:k] {
+			// Float32 weights: an item tied with the last kept may swap.
+			if _, ok := got[j]; !ok && want[j] > want[pos[k-1]]*(1+1e-6) {
+				t.Fatalf("user %s: ease's item %s (%g) is not a candidate", u.Profile.User, j, want[j])
+			}
+		}
+		if len(pos) > 2*k && len(got) >= len(pos) {
+			t.Fatalf("user %s: all %d items with an ease score are candidates, want about %d", u.Profile.User, len(got), k)
 		}
 	}
 	// The item cap keeps the items with the most users.

@@ -676,7 +676,6 @@ func (c *scoreCall) sources() []UserScores {
 		if len(p.Items) > 0 {
 			s.itemKNN(&us, c.userSeeds[k], &c.sd)
 			s.userKNN(&us, c.userIDs[k], c.cands[k], c.userOrder)
-			s.easeScores(&us)
 		}
 		if k < len(c.extraIDs) {
 			for _, id := range c.extraIDs[k] {
@@ -693,6 +692,9 @@ func (c *scoreCall) sources() []UserScores {
 			} else {
 				us.at(id)
 			}
+		}
+		if len(p.Items) > 0 {
+			s.easeScores(&us)
 		}
 		if s.opt.ExcludeSeen {
 			us.markOwn(c.userIDs[k])
