@@ -101,14 +101,15 @@ func (e *EASE) Items() int {
 	return 0
 }
 
-// Run refreshes the model now and then every Interval until ctx ends.
+// Run refreshes the model now and then every Interval until ctx ends, on
+// a thread of the lowest priority (inBackground).
 // Refresh errors are logged and retried at the next tick.
 func (e *EASE) Run(ctx context.Context, src EASESource) error {
 	t := time.NewTicker(e.opt.Interval)
 	defer t.Stop()
 	for {
 		start := time.Now()
-		if err := e.Refresh(ctx, src); err != nil {
+		if err := inBackground(func() error { return e.Refresh(ctx, src) }); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -127,81 +128,103 @@ func (e *EASE) Run(ctx context.Context, src EASESource) error {
 // Refresh reads every user vector, keeps the MaxItems items with the most
 // users and solves the model. The new weights replace the old atomically.
 func (e *EASE) Refresh(ctx context.Context, src EASESource) error {
-	var rows [][]string
+	// Every user's items, numbered as met: a flat list of numbers with
+	// each user's end in ends, so that the scan holds 4 bytes per item of
+	// a user rather than a string.
+	num := make(map[string]int32)
+	var names []string
+	var flat []int32
+	var ends []int
 	err := src.ScanUsers(ctx, 500, func(users []string) error {
 		vecs, err := src.UserVectors(ctx, users, e.opt.UserItems)
 		if err != nil {
 			return err
 		}
 		for _, u := range users {
-			row := make([]string, 0, len(vecs[u]))
+			if len(vecs[u]) == 0 {
+				continue
+			}
 			for _, x := range vecs[u] {
-				row = append(row, x.ID)
+				id, ok := num[x.ID]
+				if !ok {
+					id = int32(len(names))
+					num[x.ID] = id
+					names = append(names, x.ID)
+				}
+				flat = append(flat, id)
 			}
-			if len(row) > 0 {
-				rows = append(rows, row)
-			}
+			ends = append(ends, len(flat))
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	m, err := solveEASE(ctx, rows, e.opt.Lambda, e.opt.MaxItems)
+	m, err := solveEASE(ctx, names, flat, ends, e.opt.Lambda, e.opt.MaxItems)
 	if err != nil {
 		return err
 	}
-	m.users = len(rows)
+	m.users = len(ends)
 	m.built = time.Now()
 	e.model.Store(m)
 	return nil
 }
 
-// solveEASE builds the binary Gram matrix of rows over the maxItems items
+// solveEASE builds the binary Gram matrix of the users' items (user k's
+// are flat[ends[k-1]:ends[k]], numbers of names) over the maxItems items
 // with the most users (ties by id) and solves EASE.
-func solveEASE(ctx context.Context, rows [][]string, lambda float64, maxItems int) (*easeModel, error) {
-	deg := make(map[string]int)
-	for _, r := range rows {
-		for _, it := range r {
-			deg[it]++
-		}
+func solveEASE(ctx context.Context, names []string, flat []int32, ends []int, lambda float64, maxItems int) (*easeModel, error) {
+	deg := make([]int, len(names))
+	for _, id := range flat {
+		deg[id]++
 	}
-	items := make([]string, 0, len(deg))
-	for it := range deg {
-		items = append(items, it)
+	order := make([]int32, len(names))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	sort.Slice(items, func(a, b int) bool {
-		if deg[items[a]] != deg[items[b]] {
-			return deg[items[a]] > deg[items[b]]
+	sort.Slice(order, func(a, b int) bool {
+		x, y := order[a], order[b]
+		if deg[x] != deg[y] {
+			return deg[x] > deg[y]
 		}
-		return items[a] < items[b]
+		return names[x] < names[y]
 	})
-	if len(items) > maxItems {
-		items = items[:maxItems]
+	if len(order) > maxItems {
+		order = order[:maxItems]
+	}
+	items := make([]string, len(order))
+	for i, id := range order {
+		items[i] = names[id]
 	}
 	sort.Strings(items)
 	n := len(items)
 	m := &easeModel{idx: make(map[string]int, n), items: items}
+	col := make([]int32, len(names)) // number -> place in the model + 1; 0: not in it
 	for i, it := range items {
 		m.idx[it] = i
+	}
+	for _, id := range order {
+		col[id] = int32(m.idx[names[id]]) + 1
 	}
 	if n == 0 {
 		return m, nil
 	}
 	g := make([]float64, n*n)
 	var cols []int
-	for k, r := range rows {
+	from := 0
+	for k, end := range ends {
 		if k&0xff == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
 		cols = cols[:0]
-		for _, it := range r {
-			if i, ok := m.idx[it]; ok {
-				cols = append(cols, i)
+		for _, id := range flat[from:end] {
+			if c := col[id]; c > 0 {
+				cols = append(cols, int(c-1))
 			}
 		}
+		from = end
 		sort.Ints(cols)
 		for p, a := range cols {
 			base := a * n
