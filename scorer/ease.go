@@ -261,52 +261,73 @@ func (e *EASE) Weight(i, j string) float64 {
 	return float64(m.b[a*len(m.items)+c])
 }
 
-// easeScratch is the per-user working memory of scoreVector, pooled:
-// three slices of the model's size per rescored user would otherwise be
-// garbage (96 KB at 4,000 items).
+// easeCache holds, for one Score call and model, each item number's place
+// in the model + 1 (-1: not in it; 0: not looked up yet).
+type easeCache struct {
+	m  *easeModel
+	at []int32
+}
+
+// easeScratch is the per-user working memory of scoreVector, pooled: a
+// slice of the model's size per rescored user would otherwise be garbage.
 type easeScratch struct {
-	scores, best []float64
-	from         []int32
-	order        []int
+	scores []float64
+	order  []int
 }
 
 var easePool = sync.Pool{New: func() any { return new(easeScratch) }}
 
 // scoreVector returns x·B for the user's items (weights scaled to a maximum
-// of 1), with the place in items of the seed of the largest contribution
-// to each item (-1: none), in sc's slices.
-func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel, scores []float64, from []int32) {
+// of 1) in sc's slice.
+func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel, scores []float64) {
 	m = e.model.Load()
 	if m == nil || len(items) == 0 {
-		return nil, nil, nil
+		return nil, nil
+	}
+	maxW := 0.0
+	for _, it := range items {
+		maxW = max(maxW, it.Score)
+	}
+	if maxW <= 0 {
+		return nil, nil
 	}
 	n := len(m.items)
 	sc.scores = slices.Grow(sc.scores[:0], n)[:n]
-	sc.best = slices.Grow(sc.best[:0], n)[:n]
-	sc.from = slices.Grow(sc.from[:0], n)[:n]
-	s, best, from := sc.scores, sc.best, sc.from
+	s := sc.scores
 	clear(s)
-	clear(best)
-	for j := range from {
-		from[j] = -1
-	}
-	x := NormalisedVector(items)
-	for k, it := range items {
+	for _, it := range items {
 		i, ok := m.idx[it.ID]
 		if !ok {
 			continue
 		}
-		w := x[it.ID]
-		row := m.b[i*n : (i+1)*n]
-		for j, b := range row {
-			c := w * float64(b)
-			s[j] += c
-			if c > best[j] {
-				best[j], from[j] = c, int32(k)
+		w := it.Score / maxW
+		for j, b := range m.b[i*n : (i+1)*n] {
+			s[j] += w * float64(b)
+		}
+	}
+	return m, s
+}
+
+// seed returns the user's item of the largest contribution to item's
+// score (x_ui·B_ij), "" for none: the EASE reason's item.
+func (m *easeModel) seed(items []store.Scored, item string) string {
+	if m == nil {
+		return ""
+	}
+	j, ok := m.idx[item]
+	if !ok {
+		return ""
+	}
+	n := len(m.items)
+	best, seed := 0.0, ""
+	for _, it := range items {
+		if i, ok := m.idx[it.ID]; ok {
+			if c := it.Score * float64(m.b[i*n+j]); c > best {
+				best, seed = c, it.ID
 			}
 		}
 	}
-	return m, s, from
+	return seed
 }
 
 // easeScores adds the EASE source to a user's candidates: every candidate
@@ -314,27 +335,41 @@ func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel,
 // the model's 4·TopN best items beyond the user's own. An item outside
 // those with no other source scores below all of them, so it could reach
 // a list only when the filters (seen, availability, diversity) dropped
-// more than three lists' worth of them.
-func (s *Scorer) easeScores(us *UserScores) {
+// more than three lists' worth of them. c caches the items' places in
+// the model for the Score call.
+func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
 	if s.opt.EASE == nil || s.opt.WeightEASE <= 0 {
 		return
 	}
 	sc := easePool.Get().(*easeScratch)
 	defer easePool.Put(sc)
-	m, scores, from := s.opt.EASE.scoreVector(us.Profile.Items, sc)
+	m, scores := s.opt.EASE.scoreVector(us.Profile.Items, sc)
 	if m == nil {
 		return
 	}
-	set := func(j int) {
-		reason := ""
-		if k := from[j]; k >= 0 {
-			reason = because(us.Profile, us.Profile.Items[k].ID)
-		}
-		us.setReason(m.items[j], SourceEASE, scores[j], reason)
+	us.ease = m
+	if c.m != m {
+		c.m, c.at = m, c.at[:0]
 	}
-	for k := range us.len() {
-		if j, ok := m.idx[us.item(k)]; ok && scores[j] > 0 {
-			set(j)
+	at := &c.at
+	if n := len(us.items.names); len(*at) < n {
+		*at = append(*at, make([]int32, n-len(*at))...)
+	}
+	for k := range int32(us.len()) {
+		id := us.t.rows[k].id
+		if int(id) >= len(*at) {
+			*at = append(*at, make([]int32, int(id)+1-len(*at))...)
+		}
+		j := (*at)[id]
+		if j == 0 {
+			j = -1
+			if i, ok := m.idx[us.items.names[id]]; ok {
+				j = int32(i) + 1
+			}
+			(*at)[id] = j
+		}
+		if j > 0 && scores[j-1] > 0 {
+			us.note(k, srcEASE, scores[j-1], "")
 		}
 	}
 	best := sc.order[:0]
@@ -351,6 +386,6 @@ func (s *Scorer) easeScores(us *UserScores) {
 		return cmp.Compare(a, b)
 	})
 	for _, j := range best {
-		set(j)
+		us.note(us.at(us.items.id(m.items[j])), srcEASE, scores[j], "")
 	}
 }

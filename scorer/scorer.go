@@ -436,6 +436,7 @@ type scoreCall struct {
 	nextIDs   []int32          // the next-item source's seeds, once
 	nextAt    map[string]int   // a next-item seed's place in nextIDs by name
 	nextRows  [][]nextEntry    // by nextIDs
+	easeAt    easeCache        // the items' places in the EASE model (easeScores)
 
 	cands     [][]int32 // by profile: candidate neighbours by user number
 	candList  []int32   // every user's candidates, once
@@ -694,7 +695,7 @@ func (c *scoreCall) sources() []UserScores {
 			}
 		}
 		if len(p.Items) > 0 {
-			s.easeScores(&us)
+			s.easeScores(&us, &c.easeAt)
 		}
 		if s.opt.ExcludeSeen {
 			us.markOwn(c.userIDs[k])
