@@ -417,7 +417,7 @@ func (s *ScorerConfig) SetDefaults() {
 		UserSimilarity:  SimilarityCosine,
 		ItemSimilarity:  SimilarityCosine,
 		Shrinkage:       0,
-		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, Content: 0.05, NewArrivals: 0.3, NextItem: 1.0, Popular: 0.01},
+		Weights:         ScorerWeights{UserKNN: 1.0, ItemKNN: 1.0, Trending: 0.05, EASE: 0.3, Content: 0.05, NewArrivals: 0.3, NextItem: 1.0, Popular: 0.01},
 		ExcludeSeen:     true,
 		ListTTL:         168 * time.Hour,
 		Debounce:        100 * time.Millisecond,
