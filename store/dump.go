@@ -380,9 +380,13 @@ func backlenSize(size int) int {
 
 // lzfDecompress decompresses LZF data (liblzf's lzf_d.c, as Redis uses it)
 // into exactly n bytes.
+// errLZF is lzfDecompress's error, made once: decompressing is on the
+// scorer's read path.
+var errLZF = fmt.Errorf("%w: corrupt LZF data", errDumpFormat)
+
 func lzfDecompress(in []byte, n int) ([]byte, error) {
 	out := make([]byte, 0, n)
-	bad := fmt.Errorf("%w: corrupt LZF data", errDumpFormat)
+	bad := errLZF
 	for i := 0; i < len(in); {
 		ctrl := int(in[i])
 		i++
