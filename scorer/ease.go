@@ -268,6 +268,27 @@ type easeCache struct {
 	at []int32
 }
 
+// place returns the place in m of item number id named name, -1 when m
+// does not hold it.
+func (c *easeCache) place(m *easeModel, id int32, name string) int {
+	if c.m != m {
+		c.m, c.at = m, c.at[:0]
+	}
+	if int(id) >= len(c.at) {
+		c.at = append(c.at, make([]int32, int(id)+1-len(c.at))...)
+	}
+	if c.at[id] == 0 {
+		c.at[id] = -1
+		if i, ok := m.idx[name]; ok {
+			c.at[id] = int32(i) + 1
+		}
+	}
+	if v := c.at[id]; v > 0 {
+		return int(v - 1)
+	}
+	return -1
+}
+
 // easeScratch is the per-user working memory of scoreVector, pooled: a
 // slice of the model's size per rescored user would otherwise be garbage.
 type easeScratch struct {
@@ -348,28 +369,10 @@ func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
 		return
 	}
 	us.ease = m
-	if c.m != m {
-		c.m, c.at = m, c.at[:0]
-	}
-	at := &c.at
-	if n := len(us.items.names); len(*at) < n {
-		*at = append(*at, make([]int32, n-len(*at))...)
-	}
 	for k := range int32(us.len()) {
 		id := us.t.rows[k].id
-		if int(id) >= len(*at) {
-			*at = append(*at, make([]int32, int(id)+1-len(*at))...)
-		}
-		j := (*at)[id]
-		if j == 0 {
-			j = -1
-			if i, ok := m.idx[us.items.names[id]]; ok {
-				j = int32(i) + 1
-			}
-			(*at)[id] = j
-		}
-		if j > 0 && scores[j-1] > 0 {
-			us.note(k, srcEASE, scores[j-1], "")
+		if j := c.place(m, id, us.items.names[id]); j >= 0 && scores[j] > 0 {
+			us.note(k, srcEASE, scores[j], "")
 		}
 	}
 	best := sc.order[:0]

@@ -378,22 +378,21 @@ func backlenSize(size int) int {
 	return 5
 }
 
-// lzfDecompress decompresses LZF data (liblzf's lzf_d.c, as Redis uses it)
-// into exactly n bytes.
 // errLZF is lzfDecompress's error, made once: decompressing is on the
 // scorer's read path.
 var errLZF = fmt.Errorf("%w: corrupt LZF data", errDumpFormat)
 
+// lzfDecompress decompresses LZF data (liblzf's lzf_d.c, as Redis uses it)
+// into exactly n bytes.
 func lzfDecompress(in []byte, n int) ([]byte, error) {
 	out := make([]byte, 0, n)
-	bad := errLZF
 	for i := 0; i < len(in); {
 		ctrl := int(in[i])
 		i++
 		if ctrl < 1<<5 { // literal run of ctrl+1 bytes
 			l := ctrl + 1
 			if i+l > len(in) || len(out)+l > n {
-				return nil, bad
+				return nil, errLZF
 			}
 			out = append(out, in[i:i+l]...)
 			i += l
@@ -402,19 +401,19 @@ func lzfDecompress(in []byte, n int) ([]byte, error) {
 		l := ctrl >> 5 // back reference
 		if l == 7 {
 			if i >= len(in) {
-				return nil, bad
+				return nil, errLZF
 			}
 			l += int(in[i])
 			i++
 		}
 		if i >= len(in) {
-			return nil, bad
+			return nil, errLZF
 		}
 		ref := len(out) - (ctrl&0x1f)<<8 - 1 - int(in[i])
 		i++
 		l += 2
 		if ref < 0 || len(out)+l > n {
-			return nil, bad
+			return nil, errLZF
 		}
 		if ref+l <= len(out) {
 			out = append(out, out[ref:ref+l]...)
@@ -425,7 +424,7 @@ func lzfDecompress(in []byte, n int) ([]byte, error) {
 		}
 	}
 	if len(out) != n {
-		return nil, bad
+		return nil, errLZF
 	}
 	return out, nil
 }
