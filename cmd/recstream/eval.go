@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,7 +286,7 @@ func loadNCF(f *evalFlags) (*eval.Split, error) {
 func loadItemAttrs(path string) (map[string]map[string]string, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".csv") {
 		return openLoad(path, func(r io.Reader) (map[string]map[string]string, error) {
-			_, a, err := eval.LoadCSV(r, eval.CSVMapping{Header: true, User: "movieId", Item: "movieId", Attrs: map[string]string{"genres": "genres"}})
+			_, a, err := eval.LoadCSV(r, eval.CSVMapping{Header: true, User: "movieId", Item: "movieId", Attrs: map[string]string{"genres": "genres", "title": "title"}})
 			return a, err
 		})
 	}
@@ -750,9 +751,14 @@ func batchModel(cfg config.Config, n string) eval.Model {
 	panic("batchModel: not a batch model: " + n)
 }
 
+// releaseYear finds a MovieLens title's release year: "Toy Story (1995)".
+var releaseYear = regexp.MustCompile(`\((\d{4})\)\s*$`)
+
 // catalogFromAttrs builds a catalog index from eval item attributes:
 // "category" (Taobao) becomes the category; MovieLens "genre" or "genres"
-// (| separated) give the first genre as category and every genre as a tag.
+// (| separated) give the first genre as category and every genre as a tag,
+// and the release year in a MovieLens title ("Toy Story (1995)") two more
+// tags, the year and the decade ("year:1995", "decade:1990s").
 func catalogFromAttrs(attrs map[string]map[string]string) *catalog.Index {
 	idx := catalog.NewIndex()
 	for id, a := range attrs {
@@ -766,6 +772,9 @@ func catalogFromAttrs(attrs map[string]map[string]string) *catalog.Index {
 			if it.Category == "" {
 				it.Category = it.Tags[0]
 			}
+		}
+		if y := releaseYear.FindStringSubmatch(a["title"]); y != nil {
+			it.Tags = append(it.Tags, "year:"+y[1], "decade:"+y[1][:3]+"0s")
 		}
 		if it.Validate() == nil {
 			idx.Put(it)

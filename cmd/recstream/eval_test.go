@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recstream/recstream/catalog"
 )
 
 // writePlanted writes a MovieLens u.data file (user, item, rating, ts) with
@@ -239,6 +241,33 @@ func TestEvalValidation(t *testing.T) {
 		var out, errb bytes.Buffer
 		if err := runEval(context.Background(), append(append(slices.Clone(args), "--validation"), extra...), &out, &errb); err == nil {
 			t.Errorf("--validation %v: no error", extra)
+		}
+	}
+}
+
+// TestCatalogFromAttrs checks the catalog the content models score with:
+// the first genre is the category, every genre and the release year and
+// decade of a MovieLens title are tags.
+func TestCatalogFromAttrs(t *testing.T) {
+	idx := catalogFromAttrs(map[string]map[string]string{
+		"1": {"genre": "Animation|Children's|Comedy", "title": "Toy Story (1995)"},
+		"2": {"genres": "Drama", "title": "Seven (Se7en) (1995) "},
+		"3": {"title": "Unknown Title"},
+		"4": {"category": "4756105"},
+	})
+	want := map[string]catalog.Item{
+		"1": {ID: "1", Category: "Animation", Tags: []string{"Animation", "Children's", "Comedy", "year:1995", "decade:1990s"}},
+		"2": {ID: "2", Category: "Drama", Tags: []string{"Drama", "year:1995", "decade:1990s"}},
+		"3": {ID: "3"},
+		"4": {ID: "4", Category: "4756105"},
+	}
+	for id, w := range want {
+		got, ok := idx.Get(id)
+		if !ok {
+			t.Fatalf("item %s not in the catalog", id)
+		}
+		if got.Category != w.Category || !slices.Equal(got.Tags, w.Tags) {
+			t.Errorf("item %s: category %q tags %q, want %q %q", id, got.Category, got.Tags, w.Category, w.Tags)
 		}
 	}
 }
