@@ -1,0 +1,214 @@
+package store_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/store"
+)
+
+// repartition is the repartition topic of the item-owner tests: one
+// partition, messages in the order sent (encoded and decoded, as on the
+// wire).
+type repartition struct {
+	t    *testing.T
+	msgs []store.ItemUpdate
+	dups int
+}
+
+func (r *repartition) send(us []store.ItemUpdate, rng *rand.Rand) {
+	r.t.Helper()
+	for i := range us {
+		b, err := store.EncodeItemUpdate(&us[i])
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		u, err := store.DecodeItemUpdate(b)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.msgs = append(r.msgs, u)
+		if rng.IntN(8) == 0 { // delivered twice
+			r.msgs = append(r.msgs, u)
+			r.dups++
+		}
+	}
+}
+
+// ingestToTopic applies the log's user half in random batches, two
+// source partitions interleaved, and sends each batch's item half to the
+// topic. Some batches crash between the user write and the sends: the
+// batch's item half is lost and the partition is replayed from an
+// earlier offset with other batch boundaries (its user half fenced,
+// answered from the user log).
+func ingestToTopic(t *testing.T, st *store.Store, log []partitioned, rng *rand.Rand) (*repartition, int) {
+	t.Helper()
+	ctx := context.Background()
+	topic := &repartition{t: t}
+	pos := make([]int, len(log))
+	crashes := 0
+	for {
+		var open []int
+		for k := range log {
+			if pos[k] < len(log[k].ops) {
+				open = append(open, k)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		k := open[rng.IntN(len(open))]
+		pl := log[k]
+		i := pos[k]
+		j := min(i+1+rng.IntN(60), len(pl.ops))
+		w := store.NewItemWork(pl.p)
+		if _, err := st.ApplyUsers(ctx, pl.p, pl.ops[i:j], w); err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(6) == 0 {
+			// crash after the user write, before the sends: replayed
+			// from the committed offset (i) or earlier
+			crashes++
+			pos[k] = max(0, i-rng.IntN(20))
+			continue
+		}
+		topic.send(w.TakeUpdates(), rng)
+		pos[k] = j
+	}
+	return topic, crashes
+}
+
+func newOwner(st *store.Store) (*store.ItemOwner, *store.ItemOwnerMetrics) {
+	m := store.NewItemOwnerMetrics(nil)
+	return st.NewItemOwner(store.ItemOwnerOptions{Metrics: m}), m
+}
+
+// The item owner's state after a random log equals the brute-force
+// reference: with batches replayed with other boundaries after crashes
+// between the user write and the sends, messages delivered twice, flushes
+// at random points, owners killed before a flush (restarted from the
+// last committed message) and zombie owners (an owner that lost its
+// partition flushing after the new owner wrote: refused, read again, the
+// fences skip what was applied).
+func TestItemOwnerMatchesReference(t *testing.T) {
+	defer store.SetItemChunk(7)()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(4000, 80, 60, 2, 23)
+	rng := rand.New(rand.NewPCG(7, 8))
+	topic, crashes := ingestToTopic(t, st, log, rng)
+	if crashes == 0 || topic.dups == 0 {
+		t.Fatalf("%d crashes, %d duplicates: the test exercised too little", crashes, topic.dups)
+	}
+
+	owner, m := newOwner(st)
+	committed := 0 // the next message after the last flush
+	kills, zombies := 0, 0
+	refused := 0.0
+	for i := committed; i < len(topic.msgs); {
+		j := min(i+1+rng.IntN(40), len(topic.msgs))
+		for _, u := range topic.msgs[i:j] {
+			owner.Add(0, u)
+		}
+		i = j
+		switch rng.IntN(6) {
+		case 0, 1, 2: // flushed, committed
+			if err := owner.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			committed = i
+		case 3: // killed before the flush: the next owner replays
+			owner, m = newOwner(st)
+			i = committed
+			kills++
+		case 4: // frozen: a new owner takes over and writes, then the old one flushes
+			zombie, zm := owner, m
+			owner, m = newOwner(st)
+			for _, u := range topic.msgs[committed:i] {
+				owner.Add(0, u)
+			}
+			if err := owner.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := zombie.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			refused += testutil.ToFloat64(zm.Writes.WithLabelValues("refused"))
+			committed = i
+			zombies++
+		}
+	}
+	if err := owner.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kills == 0 || zombies == 0 || refused == 0 {
+		t.Fatalf("%d kills, %d zombies, %v refused zombie writes: the test exercised too little", kills, zombies, refused)
+	}
+	checkOwned(t, st, rdb, log)
+}
+
+// checkOwned compares the state with the reference: trending holds each
+// item's popularity.
+func checkOwned(t *testing.T, st *store.Store, rdb *redis.Client, log []partitioned) {
+	t.Helper()
+	reference(st, log).check(t, st, rdb)
+}
+
+// A zombie owner's write of an item another owner wrote since its copy
+// was read changes nothing: its guarded write is refused. (Unguarded, the
+// zombie would write its state of the first two parts of the log over the
+// new owner's state of all three.)
+func TestItemOwnerZombieWriteRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(900, 20, 10, 1, 29)
+	var parts [3][]store.ItemUpdate
+	for k := range parts {
+		w := store.NewItemWork(0)
+		if _, err := st.ApplyUsers(ctx, 0, log[0].ops[300*k:300*(k+1)], w); err != nil {
+			t.Fatal(err)
+		}
+		parts[k] = w.TakeUpdates()
+	}
+	add := func(o *store.ItemOwner, us ...[]store.ItemUpdate) {
+		for _, u := range us {
+			for _, x := range u {
+				o.Add(0, x)
+			}
+		}
+	}
+	zombie, zm := newOwner(st)
+	add(zombie, parts[0])
+	if err := zombie.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The new owner replays from the same point and goes on.
+	owner, _ := newOwner(st)
+	add(owner, parts[:]...)
+	if err := owner.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(t, rdb)
+	// The zombie, its copies older than the new owner's writes, flushes
+	// the second part.
+	add(zombie, parts[1])
+	if err := zombie.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(zm.Writes.WithLabelValues("refused")); n == 0 {
+		t.Fatal("no zombie write was refused")
+	}
+	if got := dump(t, rdb); got != want {
+		t.Fatal("the zombie's flush changed the state")
+	}
+	reference(st, log).check(t, st, rdb)
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ItemUpdate is one message of the repartition topic
+// (kafka.item_updates_topic, keyed by Item): what the events of one
+// source partition's batch add to one item, per source offset. The item
+// owner applies each contribution whose offset lies above the item's
+// fence for Partition and skips the others, so a message delivered
+// twice, or sent again by the next owner of the source partition after a
+// crash (with other batch boundaries), counts once.
+type ItemUpdate struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Item      string
+	Partition int32 // the source partition of the events
+	Contribs  []ItemContrib
+}
+
+// ItemContrib is what one event (its source offset) adds to one item:
+// when the event is on the item, its user (recent users, at TS), its
+// weight (popularity, trending), its decay when it made the (user, item)
+// pair new (degree) and, then, its decay for each of the user's earlier
+// items in the item's co-occurrence row (Co); when the item is one of the
+// user's earlier items, the event's item in the item's co-occurrence row
+// (Co, when the event made its pair new) and the transitions to the
+// event's item in its next-item row (Next, next.go).
+type ItemContrib struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Offset   int64
+	User     string // "" when the event is on another item
+	TS       int64
+	Pop      float64
+	Deg      float64
+	Co       []ItemPair
+	Next     []ItemPair
+}
+
+// ItemPair is one name of a row and what it gains.
+type ItemPair struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	ID       string
+	V        float64
+}
+
+// EncodeItemUpdate encodes u as msgpack.
+func EncodeItemUpdate(u *ItemUpdate) ([]byte, error) {
+	b, err := msgpack.Marshal(u)
+	if err != nil {
+		return nil, fmt.Errorf("encoding item update: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeItemUpdate decodes an item update; one without an item or with
+// contributions out of offset order is an error.
+func DecodeItemUpdate(b []byte) (ItemUpdate, error) {
+	var u ItemUpdate
+	if err := msgpack.Unmarshal(b, &u); err != nil {
+		return u, fmt.Errorf("decoding item update: %w", err)
+	}
+	if u.Item == "" {
+		return u, fmt.Errorf("decoding item update: no item")
+	}
+	for i := 1; i < len(u.Contribs); i++ {
+		if u.Contribs[i].Offset <= u.Contribs[i-1].Offset {
+			return u, fmt.Errorf("decoding item update: offsets out of order")
+		}
+	}
+	return u, nil
+}
+
+// TakeUpdates returns the item half w holds as one update per item, its
+// contributions per source offset in offset order, and drops it from w;
+// the experiment counters stay in w for ApplyItems, and w still counts
+// the events (Events, Since) until ApplyItems empties it.
+func (w *ItemWork) TakeUpdates() []ItemUpdate {
+	if len(w.evs) == 0 {
+		return nil
+	}
+	order, touch := w.index()
+	out := make([]ItemUpdate, 0, len(order))
+	for _, it := range order {
+		u := ItemUpdate{Item: w.names[it], Partition: w.partition, Contribs: make([]ItemContrib, 0, len(touch[it]))}
+		for _, i := range touch[it] {
+			e := &w.evs[i]
+			c := ItemContrib{Offset: e.off}
+			if e.item == it {
+				c.User, c.TS, c.Pop = e.user, e.ts, e.weight
+				if e.isNew {
+					c.Deg = e.decay
+				}
+				for _, h := range e.hist {
+					c.Co = append(c.Co, ItemPair{ID: w.names[h], V: e.decay})
+				}
+			} else {
+				if slices.Contains(e.hist, it) {
+					c.Co = append(c.Co, ItemPair{ID: w.names[e.item], V: e.decay})
+				}
+				if k := slices.Index(e.prev, it); k >= 0 {
+					v := e.weight * closeness(k)
+					c.Next = append(c.Next, ItemPair{ID: w.names[e.item], V: v})
+					if e.isBuy {
+						c.Next = append(c.Next, ItemPair{ID: w.names[e.bought], V: v})
+					}
+				}
+			}
+			u.Contribs = append(u.Contribs, c)
+		}
+		out = append(out, u)
+	}
+	clear(w.ids)
+	w.names = w.names[:0]
+	w.evs = w.evs[:0]
+	return out
+}
