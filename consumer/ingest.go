@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -40,10 +42,15 @@ type IngestOptions struct {
 	// ItemWindowEvents writes the collected item half early once it holds
 	// this many events (all partitions).
 	ItemWindowEvents int
-	ShutdownTimeout  time.Duration // how long an in-flight batch may take after shutdown starts
-	Decoder          event.Decoder
-	Metrics          *Metrics
-	Logger           *slog.Logger
+	// ItemTopic, when set, is the repartition topic (ingest.item_owner):
+	// each batch's item contributions are sent there, keyed by item, for
+	// the item owner, and published with the refresh requests (the
+	// experiment counters are still written with the item window).
+	ItemTopic       string
+	ShutdownTimeout time.Duration // how long an in-flight batch may take after shutdown starts
+	Decoder         event.Decoder
+	Metrics         *Metrics
+	Logger          *slog.Logger
 
 	// UserID maps each valid event's user id before anything is stored or
 	// published (pseudonymization); nil keeps ids as sent.
@@ -156,8 +163,14 @@ func (c *Ingest) Run(ctx context.Context) error {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
+		nitems := 0
+		if c.opt.ItemTopic != "" {
+			if out, nitems, err = c.itemUpdates(out, iw); err != nil {
+				return err
+			}
+		}
 		if len(out) > 0 {
-			pub.start(func() error { return c.publish(procCtx, w, out, ndlq) })
+			pub.start(func() error { return c.publish(procCtx, w, out, ndlq, nitems) })
 		}
 		for _, m := range LastPerPartition(msgs) {
 			// Until the commit only the position (and what the lag
@@ -248,13 +261,35 @@ func (c *Ingest) process(ctx context.Context, msgs []kafka.Message, iw *itemWind
 // with backoff until Kafka acknowledges them all or ctx ends. A retry may
 // send some of them twice: a refresh request twice only rescores the user
 // twice, and a dead letter carries its source offset.
-func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq int) error {
+func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq, nitems int) error {
 	err := c.retry(ctx, "publishing refresh requests and dead letters", func() error { return w.WriteMessages(ctx, out...) })
 	if err != nil {
 		return err
 	}
 	c.opt.Metrics.DLQWrites.Add(float64(ndlq))
+	c.opt.Metrics.ItemUpdates.WithLabelValues("sent").Add(float64(nitems))
 	return nil
+}
+
+// itemUpdates appends to out the item half the batch added to iw, one
+// message per item and source partition keyed by the item (its
+// contributions per source offset, store.ItemUpdate), and takes it out
+// of iw; it returns how many it appended. Sent with the refresh
+// requests, they are acknowledged by Kafka before the batch's offsets
+// are committed.
+func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow) ([]kafka.Message, int, error) {
+	n := 0
+	for _, p := range slices.Sorted(maps.Keys(iw.work)) {
+		for _, u := range iw.work[p].TakeUpdates() {
+			b, err := store.EncodeItemUpdate(&u)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, kafka.Message{Topic: c.opt.ItemTopic, Key: []byte(u.Item), Value: b})
+			n++
+		}
+	}
+	return out, n, nil
 }
 
 // publisher runs one batch's publish while the ingest loop applies the
