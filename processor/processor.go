@@ -244,6 +244,8 @@ type builder struct {
 	cm        *consumer.CatalogMetrics // nil until a catalog role needs them
 	refresher consumer.Refresher       // the scorer, or the variants
 	watches   []consumer.LagWatch      // the running roles' groups
+
+	itemMetrics *store.ItemOwnerMetrics // exported whether an item owner runs or not
 }
 
 // store builds the instrumented Redis client and the store, and registers
@@ -257,6 +259,7 @@ func (b *builder) store() {
 	so.Logger = p.log
 	so.CoocMetrics = store.NewCoocMetrics(b.reg)
 	so.UserMetrics = store.NewUserMetrics(b.reg)
+	b.itemMetrics = store.NewItemOwnerMetrics(b.reg)
 	p.Store = store.New(p.Redis, so)
 	if cfg.Attribution.Window > 0 {
 		b.reg.MustRegister(experiment.NewCollector(p.Store.ReadExperiment, VariantNames(cfg)))
@@ -414,7 +417,7 @@ func (b *builder) items() error {
 	}
 	owner := p.Store.NewItemOwner(store.ItemOwnerOptions{
 		Idle:    cfg.Ingest.ItemOwnerIdle,
-		Metrics: store.NewItemOwnerMetrics(b.reg),
+		Metrics: b.itemMetrics,
 	})
 	it, err := consumer.NewItemOwner(consumer.ItemOwnerOptions{
 		Kafka:           p.kafka,
