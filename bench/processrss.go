@@ -42,7 +42,8 @@ func runProcessorRSS(ctx context.Context, bin string, cfg config.Config, events 
 	cfg.Kafka.ScoreGroup = "bench-rss-score"
 	cfg.Kafka.RefreshTopic = rssRefresh
 	cfg.Kafka.ControlTopic = ""
-	cfg.Run.Roles = []string{config.RoleIngest, config.RoleScore}
+	cfg.Kafka.ItemOwnerGroup = "bench-rss-items"
+	cfg.Run.Roles = withItemOwner(cfg, []string{config.RoleIngest, config.RoleScore})
 	y, err := cfg.YAML()
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@
 //	recstream_ready{role}                                  gauge      1 when the role (ingest, score, catalog) is ready (set by the processor's readiness check)
 //	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
 //	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
-//	recstream_item_updates_total{result}                   counter    repartition messages sent by ingest, or invalid ones skipped by the item owner
+//	recstream_item_updates_total{result}                   counter    repartition messages sent by ingest, written by the item owner, or invalid (skipped)
 //	recstream_item_flush_duration_seconds                  histogram  writing the item owner's changed items
 //
 // Catalog consumers (CatalogMetrics, registered only with the catalog enabled):

@@ -80,7 +80,9 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMax, c.opt.BatchWait, c.opt.Logger, "item updates")
 	defer bt.stop()
+	taken := 0 // messages taken in since the last flush
 	handle := func(msgs []kafka.Message) error {
+		taken += len(msgs)
 		for _, m := range msgs {
 			u, err := store.DecodeItemUpdate(m.Value)
 			if err != nil {
@@ -100,6 +102,8 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 			return err
 		}
 		c.opt.Metrics.ItemFlush.Observe(time.Since(start).Seconds())
+		c.opt.Metrics.ItemUpdates.WithLabelValues("written").Add(float64(taken))
+		taken = 0
 		c.st.Sweep()
 		return nil
 	}
