@@ -243,6 +243,10 @@ type IngestConfig struct {
 	// contribution reached it for this long; 0 keeps items until their
 	// partition is assigned elsewhere.
 	ItemOwnerIdle time.Duration `yaml:"item_owner_idle"`
+	// ItemOwnerCache bounds the items an item owner keeps in memory
+	// between flushes, the least recently reached dropped first; 0: no
+	// bound.
+	ItemOwnerCache int `yaml:"item_owner_cache"`
 }
 
 // SetDefaults sets every ingest key to its default.
@@ -260,6 +264,7 @@ func (s *IngestConfig) SetDefaults() {
 		ItemOwner:         false,
 		ItemFlushInterval: 500 * time.Millisecond,
 		ItemOwnerIdle:     5 * time.Minute,
+		ItemOwnerCache:    10000,
 	}
 }
 

@@ -173,6 +173,7 @@ func (s IngestConfig) Validate() error {
 		p.add("ingest.item_flush_interval", "must be above 0 and at most 1m, got %v", s.ItemFlushInterval)
 	}
 	p.nonNegDur("ingest.item_owner_idle", s.ItemOwnerIdle)
+	p.intRange("ingest.item_owner_cache", s.ItemOwnerCache, 0, 10000000)
 	return p.err()
 }
 

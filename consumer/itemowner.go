@@ -84,14 +84,16 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 	handle := func(msgs []kafka.Message) error {
 		taken += len(msgs)
 		for _, m := range msgs {
-			u, err := store.DecodeItemUpdate(m.Value)
+			us, err := store.DecodeItemUpdates(m.Value)
 			if err != nil {
 				// Only a bug makes one: the ingest role wrote it.
 				c.opt.Metrics.ItemUpdates.WithLabelValues("invalid").Inc()
-				c.opt.Logger.Warn("skipping an invalid item update", "partition", m.Partition, "offset", m.Offset, "err", err)
+				c.opt.Logger.Warn("skipping an invalid item update message", "partition", m.Partition, "offset", m.Offset, "err", err)
 				continue
 			}
-			c.st.Add(m.Partition, u)
+			for _, u := range us {
+				c.st.Add(m.Partition, u)
+			}
 		}
 		return nil
 	}

@@ -416,8 +416,9 @@ func (b *builder) items() error {
 		return nil
 	}
 	owner := p.Store.NewItemOwner(store.ItemOwnerOptions{
-		Idle:    cfg.Ingest.ItemOwnerIdle,
-		Metrics: b.itemMetrics,
+		Idle:     cfg.Ingest.ItemOwnerIdle,
+		MaxItems: cfg.Ingest.ItemOwnerCache,
+		Metrics:  b.itemMetrics,
 	})
 	it, err := consumer.NewItemOwner(consumer.ItemOwnerOptions{
 		Kafka:           p.kafka,

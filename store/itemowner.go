@@ -45,8 +45,9 @@ var (
 //
 // An item is read from Redis when its first contributions are flushed,
 // and its copy dropped once no contribution reached it for the idle time,
-// or once its repartition partition is no longer assigned here (kept
-// until its queued contributions are written).
+// when more than MaxItems are kept (the least recently reached first), or
+// once its repartition partition is no longer assigned here (kept until
+// its queued contributions are written).
 
 // ItemOwnerMetrics counts the item owner's work.
 type ItemOwnerMetrics struct {
@@ -74,7 +75,7 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 		}, []string{"result"}),
 		Evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recstream_item_owner_evicted_total",
-			Help: "Items dropped from the item owner's memory (Redis keeps them), by reason: idle or revoked (the repartition partition was assigned elsewhere).",
+			Help: "Items dropped from the item owner's memory (Redis keeps them), by reason: count (ingest.item_owner_cache, least recently reached first), idle or revoked (the repartition partition was assigned elsewhere).",
 		}, []string{"reason"}),
 	}
 	for _, r := range []string{"written", "refused"} {
@@ -83,7 +84,7 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 	for _, r := range []string{"applied", "skipped"} {
 		m.Contributions.WithLabelValues(r)
 	}
-	for _, r := range []string{"idle", "revoked"} {
+	for _, r := range []string{"count", "idle", "revoked"} {
 		m.Evicted.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -96,8 +97,11 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 type ItemOwnerOptions struct {
 	// Idle drops an item's copy once no contribution reached it for this
 	// long; 0 keeps copies until their partition is revoked.
-	Idle    time.Duration
-	Metrics *ItemOwnerMetrics // nil: counted but not registered
+	Idle time.Duration
+	// MaxItems bounds the items kept in memory between flushes (the
+	// least recently reached go first); 0: no bound.
+	MaxItems int
+	Metrics  *ItemOwnerMetrics // nil: counted but not registered
 }
 
 // ItemOwner keeps the items of its repartition partitions in memory and
@@ -113,6 +117,8 @@ type ItemOwner struct {
 
 	mu       sync.Mutex
 	assigned map[int]bool // nil: every partition
+
+	failBeforeTrend bool // tests: simulate a crash between the item writes and trending
 }
 
 type trendSet struct {
@@ -214,6 +220,25 @@ func (o *ItemOwner) Sweep() {
 		o.opt.Metrics.Items.Dec()
 		o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
 	}
+	if o.opt.MaxItems <= 0 || len(o.items) <= o.opt.MaxItems {
+		return
+	}
+	type use struct {
+		name string
+		at   time.Time
+	}
+	var clean []use
+	for name, it := range o.items {
+		if !o.dirty[name] {
+			clean = append(clean, use{name, it.used})
+		}
+	}
+	slices.SortFunc(clean, func(a, b use) int { return a.at.Compare(b.at) })
+	for _, u := range clean[:min(len(clean), len(o.items)-o.opt.MaxItems)] {
+		delete(o.items, u.name)
+		o.opt.Metrics.Items.Dec()
+		o.opt.Metrics.Evicted.WithLabelValues("count").Inc()
+	}
 }
 
 // maxItemAttempts bounds how often one flush writes an item again after
@@ -240,6 +265,10 @@ func (o *ItemOwner) Flush(ctx context.Context) error {
 		}
 		todo = again
 	}
+	if o.failBeforeTrend {
+		o.failBeforeTrend = false
+		return errors.New("writing trending: simulated crash")
+	}
 	return o.writeTrending(ctx)
 }
 
@@ -256,8 +285,15 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 		it := o.items[name]
 		g := o.apply(name, it)
 		if g == nil {
+			// Every contribution was applied before, perhaps by a
+			// process that died before it wrote trending: trending gets
+			// the item's weight again (unchanged when it holds this
+			// version already).
 			it.queue = it.queue[:0]
 			delete(o.dirty, name)
+			if v := metaInt(it.st.meta, "v", 0); v > 0 {
+				o.trend[name] = trendSet{v: v, pop: metaFloat(it.st.meta, "pop")}
+			}
 			continue
 		}
 		writes = append(writes, g)

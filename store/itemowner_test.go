@@ -23,15 +23,15 @@ type repartition struct {
 
 func (r *repartition) send(us []store.ItemUpdate, rng *rand.Rand) {
 	r.t.Helper()
-	for i := range us {
-		b, err := store.EncodeItemUpdate(&us[i])
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		u, err := store.DecodeItemUpdate(b)
-		if err != nil {
-			r.t.Fatal(err)
-		}
+	b, err := store.EncodeItemUpdates(us)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	us, err = store.DecodeItemUpdates(b)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, u := range us {
 		r.msgs = append(r.msgs, u)
 		if rng.IntN(8) == 0 { // delivered twice
 			r.msgs = append(r.msgs, u)
@@ -91,8 +91,9 @@ func newOwner(st *store.Store) (*store.ItemOwner, *store.ItemOwnerMetrics) {
 // The item owner's state after a random log equals the brute-force
 // reference: with batches replayed with other boundaries after crashes
 // between the user write and the sends, messages delivered twice, flushes
-// at random points, owners killed before a flush (restarted from the
-// last committed message) and zombie owners (an owner that lost its
+// at random points, owners killed before a flush or between its item
+// writes and its trending write (restarted from the last committed
+// message) and zombie owners (an owner that lost its
 // partition flushing after the new owner wrote: refused, read again, the
 // fences skip what was applied).
 func TestItemOwnerMatchesReference(t *testing.T) {
@@ -118,7 +119,7 @@ func TestItemOwnerMatchesReference(t *testing.T) {
 			owner.Add(0, u)
 		}
 		i = j
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
 		case 0, 1, 2: // flushed, committed
 			if err := owner.Flush(ctx); err != nil {
 				t.Fatal(err)
@@ -143,6 +144,14 @@ func TestItemOwnerMatchesReference(t *testing.T) {
 			refused += testutil.ToFloat64(zm.Writes.WithLabelValues("refused"))
 			committed = i
 			zombies++
+		case 5: // killed after writing the items, before trending
+			owner.FailBeforeTrending()
+			if err := owner.Flush(ctx); err == nil {
+				t.Fatal("simulated crash did not fail")
+			}
+			owner, m = newOwner(st)
+			i = committed
+			kills++
 		}
 	}
 	if err := owner.Flush(ctx); err != nil {

@@ -7,9 +7,11 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// ItemUpdate is one message of the repartition topic
-// (kafka.item_updates_topic, keyed by Item): what the events of one
-// source partition's batch add to one item, per source offset. The item
+// ItemUpdate is what the events of one source partition's batch add to
+// one item, per source offset. The repartition topic
+// (kafka.item_updates_topic) carries them in messages of a batch's
+// updates of the items of one of its partitions (EncodeItemUpdates),
+// keyed by one of those items. The item
 // owner applies each contribution whose offset lies above the item's
 // fence for Partition and skips the others, so a message delivered
 // twice, or sent again by the next owner of the source partition after a
@@ -47,31 +49,36 @@ type ItemPair struct {
 	V        float64
 }
 
-// EncodeItemUpdate encodes u as msgpack.
-func EncodeItemUpdate(u *ItemUpdate) ([]byte, error) {
-	b, err := msgpack.Marshal(u)
+// EncodeItemUpdates encodes updates as one message value (a msgpack
+// array): the updates of one batch whose items share a partition of the
+// repartition topic.
+func EncodeItemUpdates(us []ItemUpdate) ([]byte, error) {
+	b, err := msgpack.Marshal(us)
 	if err != nil {
-		return nil, fmt.Errorf("encoding item update: %w", err)
+		return nil, fmt.Errorf("encoding item updates: %w", err)
 	}
 	return b, nil
 }
 
-// DecodeItemUpdate decodes an item update; one without an item or with
-// contributions out of offset order is an error.
-func DecodeItemUpdate(b []byte) (ItemUpdate, error) {
-	var u ItemUpdate
-	if err := msgpack.Unmarshal(b, &u); err != nil {
-		return u, fmt.Errorf("decoding item update: %w", err)
+// DecodeItemUpdates decodes a message value of EncodeItemUpdates; an
+// update without an item or with contributions out of offset order is an
+// error.
+func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
+	var us []ItemUpdate
+	if err := msgpack.Unmarshal(b, &us); err != nil {
+		return nil, fmt.Errorf("decoding item updates: %w", err)
 	}
-	if u.Item == "" {
-		return u, fmt.Errorf("decoding item update: no item")
-	}
-	for i := 1; i < len(u.Contribs); i++ {
-		if u.Contribs[i].Offset <= u.Contribs[i-1].Offset {
-			return u, fmt.Errorf("decoding item update: offsets out of order")
+	for _, u := range us {
+		if u.Item == "" {
+			return nil, fmt.Errorf("decoding item updates: no item")
+		}
+		for i := 1; i < len(u.Contribs); i++ {
+			if u.Contribs[i].Offset <= u.Contribs[i-1].Offset {
+				return nil, fmt.Errorf("decoding item updates: offsets out of order")
+			}
 		}
 	}
-	return u, nil
+	return us, nil
 }
 
 // TakeUpdates returns the item half w holds as one update per item, its
