@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/recstream/recstream/internal/redistest"
 	"github.com/recstream/recstream/store"
@@ -220,4 +223,37 @@ func TestItemOwnerZombieWriteRefused(t *testing.T) {
 		t.Fatal("the zombie's flush changed the state")
 	}
 	reference(st, log).check(t, st, rdb)
+}
+
+// The item updates' codec writes what msgpack/v5 writes for the types by
+// reflection, and reads it back unchanged.
+func TestItemUpdatesCodec(t *testing.T) {
+	us := []store.ItemUpdate{
+		{Item: "i1", Partition: 3, Contribs: []store.ItemContrib{
+			{Offset: 7, User: "u1", TS: 1700000000000, Pop: 2.5, Deg: 1.25, Co: []store.ItemPair{{ID: "i2", V: 1.25}}},
+			{Offset: 9, Next: []store.ItemPair{{ID: "i3", V: 0.5}, {ID: "i3\x00b", V: 0.5}}},
+		}},
+		{Item: "i2", Partition: 0, Contribs: []store.ItemContrib{{Offset: 1 << 40, User: "u2", TS: 5}}},
+	}
+	b, err := store.EncodeItemUpdates(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.DecodeItemUpdates(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, us) {
+		t.Fatalf("decoded %+v, want %+v", got, us)
+	}
+	var viaReflection []store.ItemUpdate
+	if err := msgpack.Unmarshal(b, &viaReflection); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", viaReflection) != fmt.Sprintf("%+v", us) { // empty arrays read as empty slices, not nil
+		t.Fatalf("msgpack/v5 reads %+v, want %+v", viaReflection, us)
+	}
+	if _, err := store.DecodeItemUpdates(b[:len(b)-3]); err == nil {
+		t.Fatal("a cut message decoded")
+	}
 }

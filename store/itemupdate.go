@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -49,23 +51,63 @@ type ItemPair struct {
 	V        float64
 }
 
-// EncodeItemUpdates encodes updates as one message value (a msgpack
-// array): the updates of one batch whose items share a partition of the
-// repartition topic.
+// EncodeItemUpdates encodes updates as one message value: the updates of
+// one batch whose items share a partition of the repartition topic. The
+// value is a msgpack array of updates, each an array [item, partition,
+// contributions], each contribution [offset, user, ts, pop, deg, co,
+// next], each pair [id, value] (as msgpack/v5 encodes the types above as
+// arrays), written and read with the encoder's and decoder's typed calls
+// rather than by reflection, which took a third of an item owner's CPU.
 func EncodeItemUpdates(us []ItemUpdate) ([]byte, error) {
-	b, err := msgpack.Marshal(us)
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	err := encodeUpdates(e, us)
 	if err != nil {
 		return nil, fmt.Errorf("encoding item updates: %w", err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
+}
+
+func encodeUpdates(e *msgpack.Encoder, us []ItemUpdate) error {
+	if err := e.EncodeArrayLen(len(us)); err != nil {
+		return err
+	}
+	for i := range us {
+		u := &us[i]
+		if err := errors.Join(e.EncodeArrayLen(3), e.EncodeString(u.Item), e.EncodeInt32(u.Partition),
+			e.EncodeArrayLen(len(u.Contribs))); err != nil {
+			return err
+		}
+		for j := range u.Contribs {
+			c := &u.Contribs[j]
+			if err := errors.Join(e.EncodeArrayLen(7), e.EncodeInt(c.Offset), e.EncodeString(c.User), e.EncodeInt(c.TS),
+				e.EncodeFloat64(c.Pop), e.EncodeFloat64(c.Deg), encodePairs(e, c.Co), encodePairs(e, c.Next)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func encodePairs(e *msgpack.Encoder, ps []ItemPair) error {
+	if err := e.EncodeArrayLen(len(ps)); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if err := errors.Join(e.EncodeArrayLen(2), e.EncodeString(p.ID), e.EncodeFloat64(p.V)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeItemUpdates decodes a message value of EncodeItemUpdates; an
 // update without an item or with contributions out of offset order is an
 // error.
 func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
-	var us []ItemUpdate
-	if err := msgpack.Unmarshal(b, &us); err != nil {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	us, err := decodeUpdates(d)
+	if err != nil {
 		return nil, fmt.Errorf("decoding item updates: %w", err)
 	}
 	for _, u := range us {
@@ -79,6 +121,93 @@ func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
 		}
 	}
 	return us, nil
+}
+
+// arrayLen reads an array header of want elements (any length when want
+// is negative); nil reads as empty.
+func arrayLen(d *msgpack.Decoder, want int) (int, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return 0, err
+	}
+	n = max(n, 0)
+	if want >= 0 && n != want {
+		return 0, fmt.Errorf("an array of %d elements, want %d", n, want)
+	}
+	return n, nil
+}
+
+func decodeUpdates(d *msgpack.Decoder) ([]ItemUpdate, error) {
+	n, err := arrayLen(d, -1)
+	if err != nil {
+		return nil, err
+	}
+	us := make([]ItemUpdate, n)
+	for i := range us {
+		u := &us[i]
+		if _, err := arrayLen(d, 3); err != nil {
+			return nil, err
+		}
+		if u.Item, err = d.DecodeString(); err != nil {
+			return nil, err
+		}
+		if u.Partition, err = d.DecodeInt32(); err != nil {
+			return nil, err
+		}
+		nc, err := arrayLen(d, -1)
+		if err != nil {
+			return nil, err
+		}
+		u.Contribs = make([]ItemContrib, nc)
+		for j := range u.Contribs {
+			c := &u.Contribs[j]
+			if _, err := arrayLen(d, 7); err != nil {
+				return nil, err
+			}
+			if c.Offset, err = d.DecodeInt64(); err != nil {
+				return nil, err
+			}
+			if c.User, err = d.DecodeString(); err != nil {
+				return nil, err
+			}
+			if c.TS, err = d.DecodeInt64(); err != nil {
+				return nil, err
+			}
+			if c.Pop, err = d.DecodeFloat64(); err != nil {
+				return nil, err
+			}
+			if c.Deg, err = d.DecodeFloat64(); err != nil {
+				return nil, err
+			}
+			if c.Co, err = decodePairs(d); err != nil {
+				return nil, err
+			}
+			if c.Next, err = decodePairs(d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return us, nil
+}
+
+func decodePairs(d *msgpack.Decoder) ([]ItemPair, error) {
+	n, err := arrayLen(d, -1)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	ps := make([]ItemPair, n)
+	for i := range ps {
+		if _, err := arrayLen(d, 2); err != nil {
+			return nil, err
+		}
+		if ps[i].ID, err = d.DecodeString(); err != nil {
+			return nil, err
+		}
+		if ps[i].V, err = d.DecodeFloat64(); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
 }
 
 // TakeUpdates returns the item half w holds as one update per item, its
