@@ -264,7 +264,7 @@ func (s *IngestConfig) SetDefaults() {
 		ItemOwner:         false,
 		ItemFlushInterval: 500 * time.Millisecond,
 		ItemOwnerIdle:     5 * time.Minute,
-		ItemOwnerCache:    10000,
+		ItemOwnerCache:    100000,
 	}
 }
 

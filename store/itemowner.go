@@ -1,11 +1,13 @@
 package store
 
 import (
+	"container/list"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,8 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/recstream/recstream/internal/topk"
 )
 
 var (
@@ -25,23 +25,26 @@ var (
 )
 
 // The item owner (ingest.item_owner) keeps the state of the items of its
-// partitions of the repartition topic in memory: an image of each item's
-// key group as Redis holds it (the recent users, the co-occurrence and
-// next-item rows folded, the meta hash with its per-source-partition
-// fences, degree and popularity). Contributions (ItemUpdate) are queued
-// per item as they arrive; Flush applies them, skipping each one at or
-// below the item's fence for its source partition, and writes every
-// changed item with one guarded write (guarded.go): the recent users
-// changed (ZADD, ZREM), each row whole as one folded entry, the meta hash
-// with the fences and a version v one higher than the copy's. The write
-// runs only while the meta hash holds v, n and pop as the copy holds
-// them: every owner write changes v, an erasure (forget_item.lua) changes
-// v, n or pop, an expiry removes them all. A refused write drops the
-// copy; the item is read again and its queued contributions applied
-// again, the fences skipping what another writer applied. Trending gets
-// each written item's popularity, tagged with its version
-// (lua/owner_trending.lua), so a late write of an older version changes
-// nothing.
+// partitions of the repartition topic in memory: a copy of each item's
+// meta hash as Redis holds it (its per-source-partition fences, degree,
+// popularity, the bounds c and o, its version v) and the lengths of its
+// rows. Contributions (ItemUpdate) are queued per item as they arrive;
+// Flush applies them, skipping each one at or below the item's fence for
+// its source partition, and writes every changed item with one guarded
+// write (guarded.go) of plain commands: the recent users changed (ZADD,
+// trimmed past the cap and the retention time when the bounds say so),
+// each row's increments as one delta entry (RPUSH; a row past
+// Options.CoocFold entries is folded after the write, cooc.go), the meta
+// hash with the fences and a version v one higher than the copy's. Redis
+// does no arithmetic and the process keeps no row: the rows are summed by
+// their readers, as the item scripts' rows are. The write runs only while
+// the meta hash holds v, n and pop as the copy holds them: every owner
+// write changes v, an erasure (forget_item.lua) changes v, n or pop, an
+// expiry removes them all. A refused write drops the copy; the item is
+// read again and its queued contributions applied again, the fences
+// skipping what another writer applied. Trending gets each written
+// item's popularity, tagged with its version (lua/owner_trending.lua), so
+// a late write of an older version changes nothing.
 //
 // An item is read from Redis when its first contributions are flushed,
 // and its copy dropped once no contribution reached it for the idle time,
@@ -63,7 +66,7 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 	m := &ItemOwnerMetrics{
 		Items: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "recstream_item_owner_items",
-			Help: "Items whose state the item owner keeps in memory.",
+			Help: "Items whose copy the item owner keeps in memory (at most ingest.item_owner_cache, plus one flush chunk while it writes).",
 		}),
 		Writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recstream_item_owner_writes_total",
@@ -112,6 +115,7 @@ type ItemOwner struct {
 	opt ItemOwnerOptions
 
 	items map[string]*ownedItem
+	lru   *list.List          // names of the items holding a copy, most recently reached first
 	dirty map[string]bool     // items with queued contributions
 	trend map[string]trendSet // written items whose trending weight is not written yet
 
@@ -132,7 +136,8 @@ type ownedItem struct {
 	part  int // the repartition partition its last update came from
 	used  time.Time
 	queue []queuedContrib
-	st    *itemCopy // nil until read, and after a failed or refused write
+	st    *itemCopy     // nil until read, and after a failed or refused write or an eviction
+	elem  *list.Element // in lru while st is set
 }
 
 type queuedContrib struct {
@@ -140,13 +145,12 @@ type queuedContrib struct {
 	c ItemContrib
 }
 
-// itemCopy is the image of one item's keys.
+// itemCopy is what an item owner keeps of one item: its meta hash as
+// Redis holds it (fences, n, pop, c, o, v, x, k) and about how many
+// entries its rows hold (when to fold them).
 type itemCopy struct {
 	meta    map[string]string
-	users   map[string]float64 // user -> event time (ms)
-	row     map[string]float64
-	next    map[string]float64
-	rowLen  int64 // entries of the row lists in Redis
+	rowLen  int64
 	nextLen int64
 }
 
@@ -155,7 +159,39 @@ func (s *Store) NewItemOwner(opt ItemOwnerOptions) *ItemOwner {
 	if opt.Metrics == nil {
 		opt.Metrics = NewItemOwnerMetrics(nil)
 	}
-	return &ItemOwner{s: s, opt: opt, items: make(map[string]*ownedItem), dirty: make(map[string]bool), trend: make(map[string]trendSet)}
+	return &ItemOwner{s: s, opt: opt, items: make(map[string]*ownedItem), lru: list.New(), dirty: make(map[string]bool), trend: make(map[string]trendSet)}
+}
+
+// setCopy sets the copy of item name (nil: drops it).
+func (o *ItemOwner) setCopy(name string, it *ownedItem, st *itemCopy) {
+	switch {
+	case st != nil && it.elem == nil:
+		it.elem = o.lru.PushFront(name)
+	case st == nil && it.elem != nil:
+		o.lru.Remove(it.elem)
+		it.elem = nil
+	}
+	it.st = st
+	o.opt.Metrics.Items.Set(float64(o.lru.Len()))
+}
+
+// trimCopies drops the copies of the least recently reached items
+// without queued contributions while more than MaxItems are kept.
+func (o *ItemOwner) trimCopies() {
+	if o.opt.MaxItems <= 0 {
+		return
+	}
+	e := o.lru.Back()
+	for o.lru.Len() > o.opt.MaxItems && e != nil {
+		prev := e.Prev()
+		name := e.Value.(string)
+		if !o.dirty[name] {
+			o.setCopy(name, o.items[name], nil)
+			delete(o.items, name)
+			o.opt.Metrics.Evicted.WithLabelValues("count").Inc()
+		}
+		e = prev
+	}
 }
 
 // Add queues u, received on repartition partition part.
@@ -167,7 +203,9 @@ func (o *ItemOwner) Add(part int, u ItemUpdate) {
 	if it == nil {
 		it = &ownedItem{}
 		o.items[u.Item] = it
-		o.opt.Metrics.Items.Inc()
+	}
+	if it.elem != nil {
+		o.lru.MoveToFront(it.elem)
 	}
 	it.part = part
 	it.used = o.s.opt.Now()
@@ -192,9 +230,9 @@ func (o *ItemOwner) Assigned(partitions []int) {
 	}
 }
 
-// Sweep drops the copies of items without queued contributions that no
+// Sweep drops the items without queued contributions that no
 // contribution reached for the idle time or whose partition is assigned
-// elsewhere.
+// elsewhere, and the copies past MaxItems.
 func (o *ItemOwner) Sweep() {
 	o.mu.Lock()
 	assigned := o.assigned
@@ -213,32 +251,17 @@ func (o *ItemOwner) Sweep() {
 			reason = "revoked"
 		case !cut.IsZero() && it.used.Before(cut):
 			reason = "idle"
+		case it.st == nil:
+			delete(o.items, name) // nothing kept
+			continue
 		default:
 			continue
 		}
+		o.setCopy(name, it, nil)
 		delete(o.items, name)
-		o.opt.Metrics.Items.Dec()
 		o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
 	}
-	if o.opt.MaxItems <= 0 || len(o.items) <= o.opt.MaxItems {
-		return
-	}
-	type use struct {
-		name string
-		at   time.Time
-	}
-	var clean []use
-	for name, it := range o.items {
-		if !o.dirty[name] {
-			clean = append(clean, use{name, it.used})
-		}
-	}
-	slices.SortFunc(clean, func(a, b use) int { return a.at.Compare(b.at) })
-	for _, u := range clean[:min(len(clean), len(o.items)-o.opt.MaxItems)] {
-		delete(o.items, u.name)
-		o.opt.Metrics.Items.Dec()
-		o.opt.Metrics.Evicted.WithLabelValues("count").Inc()
-	}
+	o.trimCopies()
 }
 
 // maxItemAttempts bounds how often one flush writes an item again after
@@ -261,6 +284,9 @@ func (o *ItemOwner) Flush(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			// Copies past MaxItems go as soon as they are written, so
+			// that a flush of more items holds at most a chunk more.
+			o.trimCopies()
 			again = append(again, refused...)
 		}
 		todo = again
@@ -307,14 +333,14 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 	})
 	drop := func() {
 		for _, name := range at {
-			o.items[name].st = nil // what was written is unknown
+			o.setCopy(name, o.items[name], nil) // what was written is unknown
 		}
 	}
 	if err != nil {
 		drop()
 		return nil, fmt.Errorf("writing item state: %w", err)
 	}
-	var refused []string
+	var refused, fold, foldNext []string
 	for k, name := range at {
 		ok, _, err := guardedAnswer(cmds[k])
 		if err != nil {
@@ -324,16 +350,32 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 		it := o.items[name]
 		if !ok {
 			o.opt.Metrics.Writes.WithLabelValues("refused").Inc()
-			it.st = nil
+			o.setCopy(name, it, nil)
 			refused = append(refused, name)
 			continue
 		}
 		o.opt.Metrics.Writes.WithLabelValues("written").Inc()
+		if it.st.rowLen > int64(o.s.opt.CoocFold) {
+			fold = append(fold, name)
+			it.st.rowLen = 1
+		}
+		if it.st.nextLen > int64(o.s.opt.CoocFold) {
+			foldNext = append(foldNext, name)
+			it.st.nextLen = 1
+		}
 		it.queue = it.queue[:0]
 		delete(o.dirty, name)
 		v, _ := strconv.ParseInt(it.st.meta["v"], 10, 64)
 		pop, _ := strconv.ParseFloat(it.st.meta["pop"], 64)
 		o.trend[name] = trendSet{v: v, pop: pop}
+	}
+	// Rows that these writes made long are folded (cooc.go): read,
+	// folded into one entry, written back if unchanged meanwhile.
+	if err := o.s.FoldCooc(ctx, fold); err != nil {
+		return nil, err
+	}
+	if err := o.s.FoldNext(ctx, foldNext); err != nil {
+		return nil, err
 	}
 	return refused, nil
 }
@@ -366,22 +408,16 @@ func (o *ItemOwner) writeTrending(ctx context.Context) error {
 	return nil
 }
 
-// itemLoad is one item's keys read in a pipeline, with v, n and pop read
-// again after them: a write in between changes one of them, and the item
-// is read again.
+// itemLoad is one item's meta hash and row lengths read in a pipeline.
 type itemLoad struct {
 	meta      *redis.MapStringStringCmd
-	users     *redis.ZSliceCmd
-	row, next *redis.StringSliceCmd
-	check     *redis.SliceCmd
+	row, next *redis.IntCmd
 	name      string
 }
 
-// maxItemLoads bounds how often one item is read again because a write
-// fell between its reads.
-const maxItemLoads = 8
-
-// load reads the copies of the items of names that have none.
+// load reads the copies of the items of names that have none: the meta
+// hash (one command: one instant's state) and the rows' lengths (when to
+// fold them).
 func (o *ItemOwner) load(ctx context.Context, names []string) error {
 	var todo []string
 	for _, name := range names {
@@ -389,39 +425,37 @@ func (o *ItemOwner) load(ctx context.Context, names []string) error {
 			todo = append(todo, name)
 		}
 	}
+	if len(todo) == 0 {
+		return nil
+	}
 	k := o.s.keys
-	for attempt := 0; len(todo) > 0; attempt++ {
-		if attempt == maxItemLoads {
-			return fmt.Errorf("item %q changed while read, %d times", todo[0], attempt)
+	pipe := o.s.rdb.Pipeline()
+	loads := make([]itemLoad, len(todo))
+	for j, name := range todo {
+		loads[j] = itemLoad{
+			meta: pipe.HGetAll(ctx, k.ItemMeta(name)),
+			row:  pipe.LLen(ctx, k.ItemCooc(name)),
+			next: pipe.LLen(ctx, k.ItemNext(name)),
+			name: name,
 		}
-		pipe := o.s.rdb.Pipeline()
-		loads := make([]itemLoad, len(todo))
-		for j, name := range todo {
-			loads[j] = itemLoad{
-				meta:  pipe.HGetAll(ctx, k.ItemMeta(name)),
-				users: pipe.ZRangeWithScores(ctx, k.ItemUsers(name), 0, -1),
-				row:   pipe.LRange(ctx, k.ItemCooc(name), 0, -1),
-				next:  pipe.LRange(ctx, k.ItemNext(name), 0, -1),
-				check: pipe.HMGet(ctx, k.ItemMeta(name), itemGuards...),
-				name:  name,
-			}
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading item state: %w", err)
+	}
+	for _, l := range loads {
+		meta, err := l.meta.Result()
+		if err != nil {
 			return fmt.Errorf("reading item state: %w", err)
 		}
-		var again []string
-		for _, l := range loads {
-			st, err := o.copyOf(l)
-			if err != nil {
-				return fmt.Errorf("reading item state: %w", err)
-			}
-			if st == nil {
-				again = append(again, l.name)
-				continue
-			}
-			o.items[l.name].st = st
+		rowLen, err := l.row.Result()
+		if err != nil {
+			return fmt.Errorf("reading item state: %w", err)
 		}
-		todo = again
+		nextLen, err := l.next.Result()
+		if err != nil {
+			return fmt.Errorf("reading item state: %w", err)
+		}
+		o.setCopy(l.name, o.items[l.name], &itemCopy{meta: meta, rowLen: rowLen, nextLen: nextLen})
 	}
 	return nil
 }
@@ -429,43 +463,20 @@ func (o *ItemOwner) load(ctx context.Context, names []string) error {
 // itemGuards are the meta fields an item's guarded write checks.
 var itemGuards = []string{"v", "n", "pop"}
 
-// copyOf returns the copy read, nil when a write fell between the reads.
-func (o *ItemOwner) copyOf(l itemLoad) (*itemCopy, error) {
-	st := &itemCopy{}
-	var err error
-	if st.meta, err = l.meta.Result(); err != nil {
-		return nil, err
-	}
-	if st.users, err = zsetMap(l.users); err != nil {
-		return nil, err
-	}
-	check, err := l.check.Result()
-	if err != nil {
-		return nil, err
-	}
-	for k, f := range itemGuards {
-		v, ok := st.meta[f]
-		if s, isStr := check[k].(string); isStr != ok || s != v {
-			return nil, nil
-		}
-	}
-	rows, err := l.row.Result()
-	if err != nil {
-		return nil, err
-	}
-	nexts, err := l.next.Result()
-	if err != nil {
-		return nil, err
-	}
-	st.rowLen, st.nextLen = int64(len(rows)), int64(len(nexts))
-	st.row = o.s.foldRow(l.name, rows, "dropped by the item owner").val
-	st.next = o.s.foldRow(l.name, nexts, "dropped by the item owner").val
-	return st, nil
-}
+// ownerDeltaPartition is the partition of the delta entries an item
+// owner appends to rows (cooc.go, entry.go): they sum the contributions
+// of one write, of any source partitions, and First and Last hold the
+// write's version, which makes them unique in the row.
+const ownerDeltaPartition = math.MaxInt32
 
 // apply applies it's queued contributions after its fences to its copy
 // and returns the guarded write that makes Redis hold the copy, or nil
-// when every contribution was skipped.
+// when every contribution was skipped. The write appends the rows'
+// increments as one delta entry each (the rows are folded, once long,
+// after the write), adds or updates the recent users changed, trims them
+// past the cap by the bound c on their number (as item.lua does) and
+// sets the meta hash: fences, n, pop, c, o, v one higher, TTL
+// bookkeeping.
 func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	st := it.st
 	opt := &o.s.opt
@@ -480,9 +491,10 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	}
 	pop := metaFloat(st.meta, "pop")
 	deg := metaFloat(st.meta, "n")
-	changedUsers := make(map[string]bool)
-	rowChanged, nextChanged := false, false
-	maxts := int64(0)
+	users := make(map[string]int64)
+	var userOrder []string
+	var row, next *coocRow
+	maxts, mints := int64(0), int64(0)
 	applied, skipped := 0, 0
 	for _, q := range it.queue {
 		c := &q.c
@@ -493,19 +505,28 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		fences[q.p] = c.Offset
 		applied++
 		if c.User != "" {
-			st.users[c.User] = float64(c.TS)
-			changedUsers[c.User] = true
+			if _, ok := users[c.User]; !ok {
+				userOrder = append(userOrder, c.User)
+			}
+			users[c.User] = c.TS
 			maxts = max(maxts, c.TS)
+			if mints == 0 || c.TS < mints {
+				mints = c.TS
+			}
 			pop += c.Pop
 			deg += c.Deg
 		}
 		for _, x := range c.Co {
-			st.row[x.ID] += x.V
-			rowChanged = true
+			if row == nil {
+				row = newCoocRowSized(len(c.Co))
+			}
+			row.add(x.ID, x.V)
 		}
 		for _, x := range c.Next {
-			st.next[x.ID] += x.V
-			nextChanged = true
+			if next == nil {
+				next = newCoocRowSized(len(c.Next))
+			}
+			next.add(x.ID, x.V)
 		}
 	}
 	o.opt.Metrics.Contributions.WithLabelValues("skipped").Add(float64(skipped))
@@ -520,39 +541,21 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	for _, f := range itemGuards {
 		g.guard(f, st.meta[f])
 	}
-	ttl := int64(opt.UserTTL / time.Second)
-	var recreated int64 // bits (as k) of keys written anew: they need a TTL
-	writeRow := func(key string, row map[string]float64, n int, length *int64, bit int64) {
-		top := rankRow(row, n)
-		if len(top) < len(row) {
-			clear(row)
-			for _, x := range top {
-				row[x.ID] = x.Score
-			}
+	version := metaInt(st.meta, "v", 0) + 1
+	appendRow := func(key string, r *coocRow, length *int64) {
+		if r == nil {
+			return
 		}
-		switch {
-		case len(top) == 0:
-			if *length > 0 {
-				g.cmd("DEL", key)
-				*length = 0
-			}
-		case *length == 1:
-			g.cmd("LSET", key, 0, encodeCoocRow(top)) // keeps the key's TTL
-		default:
-			if *length > 0 {
-				g.cmd("DEL", key)
-			}
-			g.cmd("RPUSH", key, encodeCoocRow(top))
-			*length = 1
-			recreated |= bit
+		d := rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: make([]Scored, 0, len(r.order))}
+		for _, id := range r.order {
+			d.Pairs = append(d.Pairs, Scored{ID: id, Score: r.val[id]})
 		}
+		g.cmd("RPUSH", key, string(appendDelta(nil, d)))
+		*length++
 	}
-	if rowChanged {
-		writeRow(keys.row, st.row, opt.CoocCap, &st.rowLen, 2)
-	}
-	if nextChanged {
-		writeRow(keys.next, st.next, opt.NextCap, &st.nextLen, 8)
-	}
+	appendRow(keys.row, row, &st.rowLen)
+	appendRow(keys.next, next, &st.nextLen)
+
 	meta := [][2]string{}
 	for p, f := range fences {
 		if f >= 0 {
@@ -566,50 +569,38 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	if deg != 0 || st.meta["n"] != "" {
 		meta = append(meta, [2]string{"n", fmtFloat(deg)})
 	}
-	if len(changedUsers) > 0 {
-		var gone []string
+	ttl := int64(opt.UserTTL / time.Second)
+	if len(users) > 0 {
+		za := make([]any, 0, 2*len(users))
+		for _, u := range userOrder {
+			za = append(za, fmtInt(users[u]), u)
+		}
+		cmdChunks(g, "ZADD", keys.users, za)
+		// c is at least the zset's size and o at most its oldest time
+		// (item.lua): the zset is trimmed only when they say there may be
+		// something to trim.
+		card := metaInt(st.meta, "c", -1)
+		if card >= 0 {
+			card += int64(len(users))
+		}
+		lowV := metaInt(st.meta, "o", mints)
+		lowV = min(lowV, mints)
 		if ttl > 0 && maxts > 0 {
 			// retention: users whose last interaction with this item is
 			// older than ttl (in event time) before the newest applied one
-			cutoff := float64(maxts - ttl*1000)
-			for u, ts := range st.users {
-				if ts < cutoff {
-					gone = append(gone, u)
-				}
-			}
-			for _, u := range gone {
-				delete(st.users, u)
+			cutoff := maxts - ttl*1000
+			if lowV < cutoff {
+				g.cmd("ZREMRANGEBYSCORE", keys.users, "-inf", "("+fmtInt(cutoff))
+				lowV = cutoff
 			}
 		}
-		if over := len(st.users) - opt.ItemUsersCap; over > 0 {
-			low := lowest(st.users, over)
-			for _, u := range low {
-				delete(st.users, u)
-			}
-			gone = append(gone, low...)
+		if card < 0 || card > int64(opt.ItemUsersCap) {
+			g.cmd("ZREMRANGEBYRANK", keys.users, 0, -opt.ItemUsersCap-1)
+			card = int64(opt.ItemUsersCap)
 		}
-		var za []any
-		for _, u := range slices.Sorted(maps.Keys(changedUsers)) {
-			if ts, ok := st.users[u]; ok {
-				za = append(za, fmtInt(int64(ts)), u)
-			}
-		}
-		cmdChunks(g, "ZADD", keys.users, za)
-		if len(gone) > 0 {
-			slices.Sort(gone)
-			rm := make([]any, len(gone))
-			for i, u := range gone {
-				rm[i] = u
-			}
-			cmdChunks(g, "ZREM", keys.users, rm)
-		}
-		meta = append(meta, [2]string{"c", fmtInt(int64(len(st.users)))})
-		if len(st.users) > 0 {
-			low := lowest(st.users, 1)
-			meta = append(meta, [2]string{"o", fmtInt(int64(st.users[low[0]]))})
-		}
+		meta = append(meta, [2]string{"c", fmtInt(card)}, [2]string{"o", fmtInt(lowV)})
 	}
-	meta = append(meta, [2]string{"v", fmtInt(metaInt(st.meta, "v", 0) + 1)})
+	meta = append(meta, [2]string{"v", fmtInt(version)})
 	renewMeta := false
 	if ttl > 0 {
 		now := opt.Now().Unix()
@@ -619,7 +610,7 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 			key string
 			bit int64
 			has bool
-		}{{keys.users, 1, len(st.users) > 0}, {keys.row, 2, st.rowLen > 0}, {keys.next, 8, st.nextLen > 0}}
+		}{{keys.users, 1, len(users) > 0 || metaInt(st.meta, "c", 0) > 0}, {keys.row, 2, st.rowLen > 0}, {keys.next, 8, st.nextLen > 0}}
 		if x < 0 || now-x >= ttl/64 {
 			mask = 4
 			for _, e := range exist {
@@ -633,7 +624,7 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		} else {
 			m2 := mask
 			for _, e := range exist {
-				if e.has && (mask&e.bit == 0 || recreated&e.bit != 0) {
+				if e.has && mask&e.bit == 0 {
 					g.cmd("EXPIRE", e.key, ttl)
 					m2 |= e.bit
 				}
@@ -653,15 +644,6 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		g.cmd("EXPIRE", keys.meta, ttl)
 	}
 	return g
-}
-
-// rankRow returns a row's n highest names, ranked as folding ranks them.
-func rankRow(row map[string]float64, n int) []Scored {
-	out := make([]Scored, 0, len(row))
-	for id, v := range row {
-		out = append(out, Scored{ID: id, Score: v})
-	}
-	return topk.Best(out, n, byRank)
 }
 
 // metaFloat reads a float of a meta hash, 0 when absent or malformed.

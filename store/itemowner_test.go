@@ -87,8 +87,13 @@ func ingestToTopic(t *testing.T, st *store.Store, log []partitioned, rng *rand.R
 }
 
 func newOwner(st *store.Store) (*store.ItemOwner, *store.ItemOwnerMetrics) {
+	return newOwnerCap(st, 0)
+}
+
+// newOwnerCap is newOwner keeping at most max items' copies.
+func newOwnerCap(st *store.Store, max int) (*store.ItemOwner, *store.ItemOwnerMetrics) {
 	m := store.NewItemOwnerMetrics(nil)
-	return st.NewItemOwner(store.ItemOwnerOptions{Metrics: m}), m
+	return st.NewItemOwner(store.ItemOwnerOptions{MaxItems: max, Metrics: m}), m
 }
 
 // The item owner's state after a random log equals the brute-force
@@ -112,7 +117,12 @@ func TestItemOwnerMatchesReference(t *testing.T) {
 		t.Fatalf("%d crashes, %d duplicates: the test exercised too little", crashes, topic.dups)
 	}
 
-	owner, m := newOwner(st)
+	// Half the owners keep at most 7 of the 60 items between flushes (and
+	// during a flush, one chunk of 7 more): most flushes read items again.
+	owners := func() (*store.ItemOwner, *store.ItemOwnerMetrics) {
+		return newOwnerCap(st, 7*rng.IntN(2))
+	}
+	owner, m := owners()
 	committed := 0 // the next message after the last flush
 	kills, zombies := 0, 0
 	refused := 0.0
@@ -129,12 +139,12 @@ func TestItemOwnerMatchesReference(t *testing.T) {
 			}
 			committed = i
 		case 3: // killed before the flush: the next owner replays
-			owner, m = newOwner(st)
+			owner, m = owners()
 			i = committed
 			kills++
 		case 4: // frozen: a new owner takes over and writes, then the old one flushes
 			zombie, zm := owner, m
-			owner, m = newOwner(st)
+			owner, m = owners()
 			for _, u := range topic.msgs[committed:i] {
 				owner.Add(0, u)
 			}
@@ -152,7 +162,7 @@ func TestItemOwnerMatchesReference(t *testing.T) {
 			if err := owner.Flush(ctx); err == nil {
 				t.Fatal("simulated crash did not fail")
 			}
-			owner, m = newOwner(st)
+			owner, m = owners()
 			i = committed
 			kills++
 		}
