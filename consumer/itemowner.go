@@ -27,7 +27,8 @@ type ItemOwnerOptions struct {
 	Kafka Kafka
 	Topic string // the repartition topic (kafka.item_updates_topic)
 	Group string
-	// BatchMax and BatchWait bound a fetched batch of updates.
+	// BatchMax (messages) and BatchWait bound a fetched batch of
+	// updates; the reader queues 4·BatchMax messages.
 	BatchMax  int
 	BatchWait time.Duration
 	// FlushInterval is how long updates are kept in memory before the

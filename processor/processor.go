@@ -408,6 +408,14 @@ func itemTopic(cfg config.Config) string {
 	return cfg.Kafka.ItemUpdatesTopic
 }
 
+// itemOwnerBatch is the most messages of the repartition topic an item
+// owner takes in per batch (its reader queues four times as many). A
+// message holds a whole ingest batch's updates of the items of its
+// partition (up to about 256 KB), so batches counted in events, as the
+// ingest consumer's are, queued gigabytes in the reader and made flushes
+// far longer than ingest.item_flush_interval.
+const itemOwnerBatch = 16
+
 // items builds the item owner's consumer (items role, with
 // ingest.item_owner).
 func (b *builder) items() error {
@@ -424,7 +432,7 @@ func (b *builder) items() error {
 		Kafka:           p.kafka,
 		Topic:           cfg.Kafka.ItemUpdatesTopic,
 		Group:           cfg.Kafka.ItemOwnerGroup,
-		BatchMax:        4 * cfg.Ingest.BatchMaxEvents,
+		BatchMax:        itemOwnerBatch,
 		BatchWait:       cfg.Ingest.BatchMaxWait,
 		FlushInterval:   cfg.Ingest.ItemFlushInterval,
 		ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
