@@ -219,6 +219,7 @@ type HSETResult struct {
 const (
 	liveEvents  = "bench.events.live"
 	liveRefresh = "bench.refresh.live"
+	liveItems   = "bench.item-updates.live"
 	chunkUsers  = 64 // users per scorer round trip, as the score consumer
 )
 
@@ -231,7 +232,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Config != nil {
 		base = *opt.Config
 	}
-	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, base.Kafka.ItemUpdatesTopic, liveEvents, liveRefresh, rssRefresh}
+	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, base.Kafka.ItemUpdatesTopic, liveEvents, liveRefresh, liveItems, rssRefresh, rssItems}
 	kf, err := embedded.StartKafka(opt.Partitions, topics...)
 	if err != nil {
 		return nil, err
@@ -375,6 +376,7 @@ func (b *benchRun) freshness(ctx context.Context) error {
 	live.Kafka.IngestGroup = "bench-live-ingest"
 	live.Kafka.ScoreGroup = "bench-live-score"
 	live.Kafka.ItemOwnerGroup = "bench-live-items"
+	live.Kafka.ItemUpdatesTopic = liveItems
 	if err := runFreshness(ctx, live, b.admin, b.opt, &b.res.Freshness); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type ProcessorRSS struct {
 // Topic and prefix of the processor-alone phase.
 const (
 	rssRefresh = "bench.refresh.rss"
+	rssItems   = "bench.item-updates.rss"
 	rssPrefix  = "rss:"
 )
 
@@ -43,6 +44,7 @@ func runProcessorRSS(ctx context.Context, bin string, cfg config.Config, events 
 	cfg.Kafka.RefreshTopic = rssRefresh
 	cfg.Kafka.ControlTopic = ""
 	cfg.Kafka.ItemOwnerGroup = "bench-rss-items"
+	cfg.Kafka.ItemUpdatesTopic = rssItems
 	cfg.Run.Roles = withItemOwner(cfg, []string{config.RoleIngest, config.RoleScore})
 	y, err := cfg.YAML()
 	if err != nil {
