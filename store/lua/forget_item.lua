@@ -39,7 +39,7 @@ for _, f in ipairs({{'n', 2}, {'pop', 3}}) do
     end
   end
 end
-if redis.call('HEXISTS', KEYS[3], 'v') == 1 then
+if redis.call('HGET', KEYS[3], 'v') then
   redis.call('HINCRBY', KEYS[3], 'v', 1)
 end
 return {removed, changed}
