@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/recstream/recstream/config"
 	"github.com/recstream/recstream/internal/kafkatest"
 	"github.com/recstream/recstream/internal/redistest"
@@ -132,11 +134,42 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 		points[i] = int64(rng.IntN(faultEvents*9/10)) + faultEvents/20
 	}
 	sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
-	e.produceLog(t)
+	// The log arrives in 20 chunks over about 10 s, so that the ingest
+	// role commits batch by batch and kills land mid-stream (between a
+	// batch's user write and its item sends too), not after a backlog
+	// was ingested at once.
+	produced := make(chan error, 1)
+	go func() {
+		per := byPartition(fixedLog().msgs, faultPartitions)
+		const n = 20
+		for i := 0; i < n; i++ {
+			var chunk []kafka.Message
+			for _, pm := range per {
+				chunk = append(chunk, pm[len(pm)*i/n:len(pm)*(i+1)/n]...)
+			}
+			if err := produceOrderedErr(e.kf, e.cfg.Kafka.EventsTopic, faultPartitions, chunk); err != nil {
+				produced <- err
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		produced <- nil
+	}()
+	// A run during which neither group commits anything for 45 s is
+	// stopped and restarted, at most twice in the test, as in
+	// TestFaultCrashSIGKILL (the test broker has been seen keeping killed
+	// runs' members in the groups, holding their partitions).
+	restarts := 0
 	run := func(what string, at int64) *subprocess {
 		p := e.startSubprocess(t, ownerSets()...)
-		if !e.reachedOrStalled(t, p, at, 45*time.Second) {
-			t.Fatalf("%s: no commit in 45s; its output:\n%s", what, p.kill())
+		for !e.reachedOrStalled(t, p, at, 45*time.Second) {
+			if restarts == 2 {
+				t.Fatalf("%s: no commit in 45s after %d restarts", what, restarts)
+			}
+			restarts++
+			t.Logf("%s: no commit in 45s; group %s: %s; its output:\n%s", what,
+				e.cfg.Kafka.IngestGroup, describeGroup(e.kf, e.cfg.Kafka.IngestGroup), p.kill())
+			p = e.startSubprocess(t, ownerSets()...)
 		}
 		return p
 	}
@@ -158,6 +191,9 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(int(ownerFlush/time.Millisecond))) * time.Millisecond)
 		p.kill()
 		t.Logf("SIGKILL at %d committed events (target %d); item owners committed %d updates", e.committedTotal(t), at, itemsCommitted())
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 	p := run("final run", -1)
 	e.waitItemsDone(t, 60*time.Second)
