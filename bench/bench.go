@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,6 +219,7 @@ type HSETResult struct {
 const (
 	liveEvents  = "bench.events.live"
 	liveRefresh = "bench.refresh.live"
+	liveItems   = "bench.item-updates.live"
 	chunkUsers  = 64 // users per scorer round trip, as the score consumer
 )
 
@@ -230,7 +232,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Config != nil {
 		base = *opt.Config
 	}
-	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, liveEvents, liveRefresh, rssRefresh}
+	topics := []string{base.Kafka.EventsTopic, base.Kafka.DLQTopic, base.Kafka.RefreshTopic, base.Kafka.ItemsTopic, base.Kafka.ItemUpdatesTopic, liveEvents, liveRefresh, liveItems, rssRefresh, rssItems}
 	kf, err := embedded.StartKafka(opt.Partitions, topics...)
 	if err != nil {
 		return nil, err
@@ -373,6 +375,8 @@ func (b *benchRun) freshness(ctx context.Context) error {
 	live.Kafka.RefreshTopic = liveRefresh
 	live.Kafka.IngestGroup = "bench-live-ingest"
 	live.Kafka.ScoreGroup = "bench-live-score"
+	live.Kafka.ItemOwnerGroup = "bench-live-items"
+	live.Kafka.ItemUpdatesTopic = liveItems
 	if err := runFreshness(ctx, live, b.admin, b.opt, &b.res.Freshness); err != nil {
 		return err
 	}
@@ -472,7 +476,7 @@ type running struct {
 }
 
 func start(ctx context.Context, cfg config.Config, roles []string, prepare func(*processor.Processor)) (*running, error) {
-	cfg.Run.Roles = roles
+	cfg.Run.Roles = withItemOwner(cfg, roles)
 	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return nil, err
@@ -497,14 +501,31 @@ func (r *running) stop() error {
 	return err
 }
 
+// withItemOwner returns roles with the item owner added when the ingest
+// role runs with ingest.item_owner: the item half is written by it.
+func withItemOwner(cfg config.Config, roles []string) []string {
+	if cfg.Ingest.ItemOwner && slices.Contains(roles, config.RoleIngest) && !slices.Contains(roles, config.RoleItems) {
+		return append(slices.Clone(roles), config.RoleItems)
+	}
+	return roles
+}
+
 func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n int, out *IngestResult) error {
 	r, err := start(ctx, cfg, []string{config.RoleIngest}, nil)
 	if err != nil {
 		return err
 	}
-	// Consumed: applied, item half written (the item window closed).
+	// Consumed: applied, item half written (the item window closed; with
+	// item owners, every update sent written by the item owner too).
 	consumed := func() int {
-		return int(counterSum(r.p.Metrics.ItemEvents) + counterSum(r.p.Metrics.Invalid))
+		c := int(counterSum(r.p.Metrics.ItemEvents) + counterSum(r.p.Metrics.Invalid))
+		if cfg.Ingest.ItemOwner && c >= n {
+			u := r.p.Metrics.ItemUpdates
+			if counterSum(u.WithLabelValues("written")) < counterSum(u.WithLabelValues("sent")) {
+				return n - 1
+			}
+		}
+		return c
 	}
 	deadline := time.Now().Add(30 * time.Minute)
 	var before snapshot

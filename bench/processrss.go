@@ -28,6 +28,7 @@ type ProcessorRSS struct {
 // Topic and prefix of the processor-alone phase.
 const (
 	rssRefresh = "bench.refresh.rss"
+	rssItems   = "bench.item-updates.rss"
 	rssPrefix  = "rss:"
 )
 
@@ -42,7 +43,9 @@ func runProcessorRSS(ctx context.Context, bin string, cfg config.Config, events 
 	cfg.Kafka.ScoreGroup = "bench-rss-score"
 	cfg.Kafka.RefreshTopic = rssRefresh
 	cfg.Kafka.ControlTopic = ""
-	cfg.Run.Roles = []string{config.RoleIngest, config.RoleScore}
+	cfg.Kafka.ItemOwnerGroup = "bench-rss-items"
+	cfg.Kafka.ItemUpdatesTopic = rssItems
+	cfg.Run.Roles = withItemOwner(cfg, []string{config.RoleIngest, config.RoleScore})
 	y, err := cfg.YAML()
 	if err != nil {
 		return err

@@ -8,6 +8,10 @@ import (
 const (
 	RoleIngest = "ingest"
 	RoleScore  = "score"
+	// RoleItems is the item owner (ingest.item_owner): it consumes the
+	// repartition topic in kafka.item_owner_group. Without
+	// ingest.item_owner it runs nothing.
+	RoleItems = "items"
 )
 
 // Similarity names accepted in scorer.user_similarity and
@@ -57,7 +61,8 @@ func Default() Config {
 
 // RunConfig selects what this process does.
 type RunConfig struct {
-	// Roles lists the roles this process runs: RoleIngest, RoleScore or both.
+	// Roles lists the roles this process runs: any of RoleIngest,
+	// RoleScore and RoleItems.
 	Roles []string `yaml:"roles"`
 	// ShutdownTimeout bounds the graceful shutdown after a signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -73,7 +78,7 @@ type RunConfig struct {
 // SetDefaults sets every run key to its default.
 func (s *RunConfig) SetDefaults() {
 	*s = RunConfig{
-		Roles:           []string{RoleIngest, RoleScore},
+		Roles:           []string{RoleIngest, RoleScore, RoleItems},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -103,13 +108,20 @@ func (s *LogConfig) SetDefaults() {
 
 // KafkaConfig configures the Kafka clients, topics and consumer groups.
 type KafkaConfig struct {
-	Brokers          []string      `yaml:"brokers"`
-	EventsTopic      string        `yaml:"events_topic"`
-	DLQTopic         string        `yaml:"dlq_topic"`
-	RefreshTopic     string        `yaml:"refresh_topic"`
-	ItemsTopic       string        `yaml:"items_topic"`
-	IngestGroup      string        `yaml:"ingest_group"`
-	ScoreGroup       string        `yaml:"score_group"`
+	Brokers      []string `yaml:"brokers"`
+	EventsTopic  string   `yaml:"events_topic"`
+	DLQTopic     string   `yaml:"dlq_topic"`
+	RefreshTopic string   `yaml:"refresh_topic"`
+	ItemsTopic   string   `yaml:"items_topic"`
+	IngestGroup  string   `yaml:"ingest_group"`
+	ScoreGroup   string   `yaml:"score_group"`
+	// ItemUpdatesTopic is the repartition topic of ingest.item_owner:
+	// item contributions keyed by item, from the ingest role to the item
+	// owners.
+	ItemUpdatesTopic string `yaml:"item_updates_topic"`
+	// ItemOwnerGroup is the consumer group of the item owners (role
+	// items).
+	ItemOwnerGroup   string        `yaml:"item_owner_group"`
 	ClientID         string        `yaml:"client_id"`
 	SessionTimeout   time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
@@ -135,6 +147,8 @@ func (s *KafkaConfig) SetDefaults() {
 		ItemsTopic:       "items",
 		IngestGroup:      "recstream-ingest",
 		ScoreGroup:       "recstream-score",
+		ItemUpdatesTopic: "recstream.item-updates",
+		ItemOwnerGroup:   "recstream-items",
 		ClientID:         "recstream",
 		SessionTimeout:   10 * time.Second,
 		RebalanceTimeout: 10 * time.Second,
@@ -216,20 +230,41 @@ type IngestConfig struct {
 	// this long; 0 keeps copies until UserCache or the memory limit
 	// (run.memory_limit_mb) drops them.
 	UserCacheIdle time.Duration `yaml:"user_cache_idle"`
+	// ItemOwner sends the item half of each batch (co-occurrence and
+	// next-item rows, recent users, degree, popularity, trending) through
+	// kafka.item_updates_topic to the item owners (role items), which
+	// keep items in memory and write them behind every ItemFlushInterval;
+	// false writes it from the ingest role with one script per item.
+	ItemOwner bool `yaml:"item_owner"`
+	// ItemFlushInterval is how long an item owner keeps contributions in
+	// memory before it writes the changed items (and commits).
+	ItemFlushInterval time.Duration `yaml:"item_flush_interval"`
+	// ItemOwnerIdle drops an item from an item owner's memory once no
+	// contribution reached it for this long; 0 keeps items until their
+	// partition is assigned elsewhere.
+	ItemOwnerIdle time.Duration `yaml:"item_owner_idle"`
+	// ItemOwnerCache bounds the items an item owner keeps in memory
+	// between flushes, the least recently reached dropped first; 0: no
+	// bound.
+	ItemOwnerCache int `yaml:"item_owner_cache"`
 }
 
 // SetDefaults sets every ingest key to its default.
 func (s *IngestConfig) SetDefaults() {
 	*s = IngestConfig{
-		BatchMaxEvents:   1000,
-		BatchMaxWait:     20 * time.Millisecond,
-		ItemWindow:       0,
-		ItemWindowEvents: 20000,
-		MaxMessageBytes:  65536,
-		MaxFuture:        time.Hour,
-		Workers:          0,
-		UserCache:        250,
-		UserCacheIdle:    5 * time.Minute,
+		BatchMaxEvents:    1000,
+		BatchMaxWait:      20 * time.Millisecond,
+		ItemWindow:        0,
+		ItemWindowEvents:  20000,
+		MaxMessageBytes:   65536,
+		MaxFuture:         time.Hour,
+		Workers:           0,
+		UserCache:         250,
+		UserCacheIdle:     5 * time.Minute,
+		ItemOwner:         false,
+		ItemFlushInterval: 500 * time.Millisecond,
+		ItemOwnerIdle:     5 * time.Minute,
+		ItemOwnerCache:    100000,
 	}
 }
 

@@ -215,6 +215,7 @@ func TestBadFiles(t *testing.T) {
 		"item_window_negative.yaml":             {"ingest.item_window", "-1s"},
 		"user_cache_negative.yaml":              {"ingest.user_cache", "-1"},
 		"user_cache_idle_negative.yaml":         {"ingest.user_cache_idle", "-1m0s"},
+		"item_flush_interval_zero.yaml":         {"ingest.item_flush_interval", "0s"},
 		"attribution_discount.yaml":             {"attribution.discount", "1.5"},
 		"attribution_max_items.yaml":            {"attribution.max_items", "got 0"},
 		"memory_limit_small.yaml":               {"run.memory_limit_mb", "16"},

@@ -42,13 +42,13 @@ func (c Config) Validate() error {
 func (s RunConfig) Validate() error {
 	var p problems
 	if len(s.Roles) == 0 {
-		p.add("run.roles", "must not be empty (want %s and/or %s)", RoleIngest, RoleScore)
+		p.add("run.roles", "must not be empty (want some of %s, %s, %s)", RoleIngest, RoleScore, RoleItems)
 	}
 	seen := map[string]bool{}
 	for _, r := range s.Roles {
 		switch {
-		case r != RoleIngest && r != RoleScore:
-			p.add("run.roles", "unknown role %q (want %s or %s)", r, RoleIngest, RoleScore)
+		case r != RoleIngest && r != RoleScore && r != RoleItems:
+			p.add("run.roles", "unknown role %q (want %s, %s or %s)", r, RoleIngest, RoleScore, RoleItems)
 		case seen[r]:
 			p.add("run.roles", "duplicate role %q", r)
 		}
@@ -85,11 +85,13 @@ func (s KafkaConfig) Validate() error {
 		{"kafka.dlq_topic", s.DLQTopic},
 		{"kafka.refresh_topic", s.RefreshTopic},
 		{"kafka.items_topic", s.ItemsTopic},
+		{"kafka.item_updates_topic", s.ItemUpdatesTopic},
 	}
 	p.kafkaNames(topics)
 	p.kafkaNames([]struct{ key, name string }{
 		{"kafka.ingest_group", s.IngestGroup},
 		{"kafka.score_group", s.ScoreGroup},
+		{"kafka.item_owner_group", s.ItemOwnerGroup},
 	})
 	if s.SessionTimeout < time.Second {
 		p.add("kafka.session_timeout", "must be at least 1s, got %v", s.SessionTimeout)
@@ -167,6 +169,11 @@ func (s IngestConfig) Validate() error {
 	p.minInt("ingest.workers", s.Workers, 0)
 	p.intRange("ingest.user_cache", s.UserCache, 0, 10000000)
 	p.nonNegDur("ingest.user_cache_idle", s.UserCacheIdle)
+	if s.ItemFlushInterval <= 0 || s.ItemFlushInterval > time.Minute {
+		p.add("ingest.item_flush_interval", "must be above 0 and at most 1m, got %v", s.ItemFlushInterval)
+	}
+	p.nonNegDur("ingest.item_owner_idle", s.ItemOwnerIdle)
+	p.intRange("ingest.item_owner_cache", s.ItemOwnerCache, 0, 10000000)
 	return p.err()
 }
 

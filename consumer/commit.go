@@ -107,3 +107,72 @@ func LastPerPartition(msgs []kafka.Message) []kafka.Message {
 	}
 	return out
 }
+
+// consumeWindowed is consume for a consumer whose handle only takes a
+// batch in (into memory) and whose flush stores what the batches taken
+// since the last flush hold: flush runs once window has passed since the
+// first of them (and when ctx ends), and their offsets are committed
+// once it returned nil. With a commit pending and no batch coming it
+// retries the commit alone. It returns when ctx ends, or when handle or
+// flush fails: only when procCtx, ctx's shutdown grace, ran out.
+func consumeWindowed(ctx, procCtx context.Context, r *kafka.Reader, bt *batches, cm *committer, window time.Duration,
+	handle func([]kafka.Message) error, flush func() error) {
+	var held []kafka.Message
+	var since time.Time
+	store := func() bool {
+		if len(held) == 0 {
+			return true
+		}
+		if err := flush(); err != nil {
+			return false
+		}
+		cm.commit(procCtx, r, held)
+		held, since = nil, time.Time{}
+		return true
+	}
+	for {
+		wait := cm.retryAfter()
+		if len(held) > 0 {
+			due := max(time.Until(since.Add(window)), time.Millisecond)
+			if wait == 0 || due < wait {
+				wait = due
+			}
+		}
+		msgs, ok := bt.next(ctx, wait)
+		if !ok {
+			store()
+			return
+		}
+		if msgs == nil {
+			if len(held) > 0 && time.Since(since) >= window {
+				if !store() {
+					return
+				}
+			} else {
+				cm.retry(procCtx, r)
+			}
+			continue
+		}
+		if err := handle(msgs); err != nil {
+			return
+		}
+		if len(held) == 0 {
+			since = time.Now()
+		}
+		for _, m := range LastPerPartition(msgs) {
+			// Until the commit only the position (and what the lag
+			// tracker reads) is kept, not the payload.
+			m.Key, m.Value, m.Headers = nil, nil, nil
+			held = append(held, m)
+		}
+		held = LastPerPartition(held)
+		if ctx.Err() != nil || time.Since(since) >= window {
+			if !store() {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}

@@ -62,6 +62,8 @@
 //	recstream_ready{role}                                  gauge      1 when the role (ingest, score, catalog) is ready (set by the processor's readiness check)
 //	recstream_assigned_partitions{group}                   gauge      partitions this process committed in the last minute
 //	recstream_rebalances_total{group}                      counter    assignment changes seen by the lag poller
+//	recstream_item_updates_total{result}                   counter    repartition messages sent by ingest, written by the item owner, or invalid (skipped)
+//	recstream_item_flush_duration_seconds                  histogram  writing the item owner's changed items
 //
 // Catalog consumers (CatalogMetrics, registered only with the catalog enabled):
 //
@@ -97,6 +99,10 @@
 // Registered elsewhere on the same registry: the Redis client's
 // recstream_redis_command_duration_seconds{command},
 // recstream_redis_errors_total{command} and recstream_redis_dials_total{result},
+// the item owner's recstream_item_owner_items,
+// recstream_item_owner_writes_total{result},
+// recstream_item_owner_contributions_total{result} and
+// recstream_item_owner_evicted_total{reason},
 // the user half's recstream_ingest_users_total{copy},
 // recstream_ingest_user_writes_refused_total,
 // recstream_ingest_user_copies and

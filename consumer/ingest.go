@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -40,10 +42,15 @@ type IngestOptions struct {
 	// ItemWindowEvents writes the collected item half early once it holds
 	// this many events (all partitions).
 	ItemWindowEvents int
-	ShutdownTimeout  time.Duration // how long an in-flight batch may take after shutdown starts
-	Decoder          event.Decoder
-	Metrics          *Metrics
-	Logger           *slog.Logger
+	// ItemTopic, when set, is the repartition topic (ingest.item_owner):
+	// each batch's item contributions are sent there, keyed by item, for
+	// the item owner, and published with the refresh requests (the
+	// experiment counters are still written with the item window).
+	ItemTopic       string
+	ShutdownTimeout time.Duration // how long an in-flight batch may take after shutdown starts
+	Decoder         event.Decoder
+	Metrics         *Metrics
+	Logger          *slog.Logger
 
 	// UserID maps each valid event's user id before anything is stored or
 	// published (pseudonymization); nil keeps ids as sent.
@@ -108,6 +115,19 @@ func (c *Ingest) Run(ctx context.Context) error {
 	procCtx, cancelProc := graceContext(ctx, c.opt.ShutdownTimeout)
 	defer cancelProc()
 
+	// The repartition topic's partitions: item updates are grouped by the
+	// partition their item's key goes to.
+	itemParts := 0
+	if c.opt.ItemTopic != "" {
+		err := c.retry(procCtx, "reading the partitions of "+c.opt.ItemTopic, func() error {
+			var err error
+			itemParts, err = c.opt.Kafka.PartitionCount(procCtx, c.opt.ItemTopic)
+			return err
+		})
+		if err != nil {
+			return nil
+		}
+	}
 	c.start()
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMaxEvents, c.opt.BatchMaxWait, c.opt.Logger, "events")
@@ -156,8 +176,14 @@ func (c *Ingest) Run(ctx context.Context) error {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
+		nitems := 0
+		if c.opt.ItemTopic != "" {
+			if out, nitems, err = c.itemUpdates(out, iw, itemParts); err != nil {
+				return err
+			}
+		}
 		if len(out) > 0 {
-			pub.start(func() error { return c.publish(procCtx, w, out, ndlq) })
+			pub.start(func() error { return c.publish(procCtx, w, out, ndlq, nitems) })
 		}
 		for _, m := range LastPerPartition(msgs) {
 			// Until the commit only the position (and what the lag
@@ -248,13 +274,77 @@ func (c *Ingest) process(ctx context.Context, msgs []kafka.Message, iw *itemWind
 // with backoff until Kafka acknowledges them all or ctx ends. A retry may
 // send some of them twice: a refresh request twice only rescores the user
 // twice, and a dead letter carries its source offset.
-func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq int) error {
+func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Message, ndlq, nitems int) error {
 	err := c.retry(ctx, "publishing refresh requests and dead letters", func() error { return w.WriteMessages(ctx, out...) })
 	if err != nil {
 		return err
 	}
 	c.opt.Metrics.DLQWrites.Add(float64(ndlq))
+	c.opt.Metrics.ItemUpdates.WithLabelValues("sent").Add(float64(nitems))
 	return nil
+}
+
+// itemUpdates appends to out the item half the batch added to iw (one
+// store.ItemUpdate per item and source partition: its contributions per
+// source offset) and takes it out of iw; it returns how many messages
+// it appended. The updates go in messages of the items of one partition
+// of the repartition topic (of at most about itemBundleBytes), keyed by
+// one of those items, so that the writer's key hash puts each message
+// where each of its items' keys would go: the items' owner. Sent with
+// the refresh requests, they are acknowledged by Kafka before the
+// batch's offsets are committed.
+func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow, parts int) ([]kafka.Message, int, error) {
+	all := make([]int, parts)
+	for i := range all {
+		all[i] = i
+	}
+	var h kafka.Hash
+	byPart := make(map[int][]store.ItemUpdate)
+	for _, p := range slices.Sorted(maps.Keys(iw.work)) {
+		for _, u := range iw.work[p].TakeUpdates() {
+			r := h.Balance(kafka.Message{Key: []byte(u.Item)}, all...)
+			byPart[r] = append(byPart[r], u)
+		}
+	}
+	n := 0
+	for _, r := range slices.Sorted(maps.Keys(byPart)) {
+		us := byPart[r]
+		for len(us) > 0 {
+			k, size := 0, 0
+			for k < len(us) && (k == 0 || size < itemBundleBytes) {
+				size += updateSize(&us[k])
+				k++
+			}
+			b, err := store.EncodeItemUpdates(us[:k])
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, kafka.Message{Topic: c.opt.ItemTopic, Key: []byte(us[0].Item), Value: b})
+			n++
+			us = us[k:]
+		}
+	}
+	return out, n, nil
+}
+
+// itemBundleBytes is about the most bytes of item updates one message
+// of the repartition topic carries.
+const itemBundleBytes = 256 << 10
+
+// updateSize is about the bytes of u encoded.
+func updateSize(u *store.ItemUpdate) int {
+	n := 8 + len(u.Item)
+	for i := range u.Contribs {
+		c := &u.Contribs[i]
+		n += 36 + len(c.User)
+		for _, x := range c.Co {
+			n += 11 + len(x.ID)
+		}
+		for _, x := range c.Next {
+			n += 11 + len(x.ID)
+		}
+	}
+	return n
 }
 
 // publisher runs one batch's publish while the ingest loop applies the

@@ -268,6 +268,33 @@ func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...strin
 	return nil
 }
 
+// PartitionCount returns the number of partitions of topic.
+func (k Kafka) PartitionCount(ctx context.Context, topic string) (int, error) {
+	d := k.Dialer
+	if d == nil {
+		d = &kafka.Dialer{Timeout: 10 * time.Second}
+	}
+	var conn *kafka.Conn
+	var err error
+	for _, b := range k.Brokers {
+		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("connecting to kafka: %w", err)
+	}
+	defer conn.Close()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return 0, fmt.Errorf("reading the partitions of %s: %w", topic, err)
+	}
+	if len(ps) == 0 {
+		return 0, fmt.Errorf("topic %s has no partitions", topic)
+	}
+	return len(ps), nil
+}
+
 // RefreshRequest asks the scorer to rescore a user. TS is the newest event
 // time (unix ms) that the new list must reflect, for freshness measurement.
 type RefreshRequest struct {

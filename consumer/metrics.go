@@ -29,6 +29,8 @@ type Metrics struct {
 	Ready          *prometheus.GaugeVec   // by role: 1 when ready; set by the processor from its readiness check
 	Partitions     *prometheus.GaugeVec   // by group: partitions seen in the last interval
 	Rebalances     *prometheus.CounterVec // by group
+	ItemUpdates    *prometheus.CounterVec // repartition messages, by result: sent, written, invalid
+	ItemFlush      prometheus.Histogram   // seconds to write the item owner's changed items
 	_              struct{}
 }
 
@@ -99,6 +101,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recstream_rebalances_total", Help: "Changes in the group's partition assignment seen by the lag poller, by group.",
 		}, []string{"group"}),
+		ItemUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_item_updates_total", Help: "Messages of the repartition topic (ingest.item_owner), by result: sent (by the ingest role, acknowledged by Kafka), written (consumed by an item owner and their items written) or invalid (consumed by an item owner and skipped: only a bug makes one).",
+		}, []string{"result"}),
+		ItemFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "recstream_item_flush_duration_seconds", Help: "Time for the item owner to write its changed items and their trending weights (once per ingest.item_flush_interval).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	for _, r := range []string{"sent", "written", "invalid"} {
+		m.ItemUpdates.WithLabelValues(r)
 	}
 	for _, t := range event.AllTypes {
 		m.Events.WithLabelValues(t.String())
@@ -109,7 +121,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Events, m.Invalid, m.DLQWrites, m.Fenced, m.Batches, m.BatchSize, m.BatchDuration, m.ItemEvents,
 			m.StoreErrors, m.Commits, m.Lag, m.LagSeconds, m.LastEventTS, m.RefreshPending, m.RefreshBatches,
-			m.ListsWritten, m.Freshness, m.Ready, m.Partitions, m.Rebalances)
+			m.ListsWritten, m.Freshness, m.Ready, m.Partitions, m.Rebalances, m.ItemUpdates, m.ItemFlush)
 	}
 	return m
 }

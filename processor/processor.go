@@ -46,13 +46,16 @@ type Deps struct {
 
 // Processor is one recstream process: the roles its configuration selects.
 type Processor struct {
-	Config  config.Config
-	Redis   redis.UniversalClient
-	Store   *store.Store
-	Scorer  *scorer.Scorer
-	Ingest  *consumer.Ingest // nil unless the ingest role runs
-	Score   *consumer.Score  // nil unless the score role runs
-	EASE    *scorer.EASE     // nil unless scorer.weights.ease > 0
+	Config config.Config
+	Redis  redis.UniversalClient
+	Store  *store.Store
+	Scorer *scorer.Scorer
+	Ingest *consumer.Ingest // nil unless the ingest role runs
+	Score  *consumer.Score  // nil unless the score role runs
+	// Items is the item owner's consumer; nil unless the items role runs
+	// with ingest.item_owner.
+	Items   *consumer.ItemOwner
+	EASE    *scorer.EASE // nil unless scorer.weights.ease > 0
 	Metrics *consumer.Metrics
 	Lag     *consumer.LagMonitor // polls lag of the running roles' groups
 	// Control consumes kafka.control_topic (erasure requests); nil unless
@@ -220,7 +223,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	p.kafka.Logger = b.rlog.With("role", "kafka")
 	b.store()
 	b.scorer()
-	for _, step := range []func() error{b.variants, b.catalogWriter, b.ingest, b.score} {
+	for _, step := range []func() error{b.variants, b.catalogWriter, b.ingest, b.items, b.score} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -241,6 +244,8 @@ type builder struct {
 	cm        *consumer.CatalogMetrics // nil until a catalog role needs them
 	refresher consumer.Refresher       // the scorer, or the variants
 	watches   []consumer.LagWatch      // the running roles' groups
+
+	itemMetrics *store.ItemOwnerMetrics // exported whether an item owner runs or not
 }
 
 // store builds the instrumented Redis client and the store, and registers
@@ -254,6 +259,7 @@ func (b *builder) store() {
 	so.Logger = p.log
 	so.CoocMetrics = store.NewCoocMetrics(b.reg)
 	so.UserMetrics = store.NewUserMetrics(b.reg)
+	b.itemMetrics = store.NewItemOwnerMetrics(b.reg)
 	p.Store = store.New(p.Redis, so)
 	if cfg.Attribution.Window > 0 {
 		b.reg.MustRegister(experiment.NewCollector(p.Store.ReadExperiment, VariantNames(cfg)))
@@ -367,6 +373,7 @@ func (b *builder) ingest() error {
 		BatchMaxWait:     cfg.Ingest.BatchMaxWait,
 		ItemWindow:       cfg.Ingest.ItemWindow,
 		ItemWindowEvents: cfg.Ingest.ItemWindowEvents,
+		ItemTopic:        itemTopic(cfg),
 		ShutdownTimeout:  batchShutdown(cfg.Run.ShutdownTimeout),
 		Decoder:          Decoder(cfg),
 		Metrics:          p.Metrics,
@@ -389,6 +396,54 @@ func (b *builder) ingest() error {
 			Logger:       b.rlog.With("role", "control"),
 		})
 	}
+	return nil
+}
+
+// itemTopic is the repartition topic the ingest role sends item
+// contributions to: none unless ingest.item_owner.
+func itemTopic(cfg config.Config) string {
+	if !cfg.Ingest.ItemOwner {
+		return ""
+	}
+	return cfg.Kafka.ItemUpdatesTopic
+}
+
+// itemOwnerBatch is the most messages of the repartition topic an item
+// owner takes in per batch (its reader queues four times as many). A
+// message holds a whole ingest batch's updates of the items of its
+// partition (up to about 256 KB), so batches counted in events, as the
+// ingest consumer's are, queued gigabytes in the reader and made flushes
+// far longer than ingest.item_flush_interval.
+const itemOwnerBatch = 16
+
+// items builds the item owner's consumer (items role, with
+// ingest.item_owner).
+func (b *builder) items() error {
+	p, cfg := b.p, b.cfg
+	if !cfg.Run.Has(config.RoleItems) || !cfg.Ingest.ItemOwner {
+		return nil
+	}
+	owner := p.Store.NewItemOwner(store.ItemOwnerOptions{
+		Idle:     cfg.Ingest.ItemOwnerIdle,
+		MaxItems: cfg.Ingest.ItemOwnerCache,
+		Metrics:  b.itemMetrics,
+	})
+	it, err := consumer.NewItemOwner(consumer.ItemOwnerOptions{
+		Kafka:           p.kafka,
+		Topic:           cfg.Kafka.ItemUpdatesTopic,
+		Group:           cfg.Kafka.ItemOwnerGroup,
+		BatchMax:        itemOwnerBatch,
+		BatchWait:       cfg.Ingest.BatchMaxWait,
+		FlushInterval:   cfg.Ingest.ItemFlushInterval,
+		ShutdownTimeout: batchShutdown(cfg.Run.ShutdownTimeout),
+		Metrics:         p.Metrics,
+		Logger:          b.rlog.With("role", config.RoleItems),
+	}, owner)
+	if err != nil {
+		return err
+	}
+	p.Items = it
+	b.watches = append(b.watches, consumer.LagWatch{Group: cfg.Kafka.ItemOwnerGroup, Topic: cfg.Kafka.ItemUpdatesTopic})
 	return nil
 }
 
@@ -432,6 +487,9 @@ func (b *builder) lag() {
 	})
 	p.setPhase("not running")
 	for _, r := range cfg.Run.Roles {
+		if r == config.RoleItems && p.Items == nil {
+			continue // nothing runs
+		}
 		p.Metrics.Ready.WithLabelValues(r).Set(0)
 	}
 	if p.CatalogWriter != nil {
@@ -546,6 +604,9 @@ func (p *Processor) runRoles(ctx context.Context, rs *roleSet) error {
 		rs.goRun(g, "ingest", func() error { return p.Ingest.Run(gctx) })
 		rs.goRun(g, "user copies", func() error { p.Store.TrimUserCopies(gctx); return nil })
 	}
+	if p.Items != nil {
+		rs.goRun(g, "items", func() error { return p.Items.Run(gctx) })
+	}
 	if p.Score != nil {
 		rs.goRun(g, "score", func() error {
 			p.waitCatalog(gctx)
@@ -613,6 +674,9 @@ func (p *Processor) waitKafka(ctx context.Context) error {
 		return nil
 	}
 	topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
+	if p.Config.Ingest.ItemOwner {
+		topics = append(topics, c.ItemUpdatesTopic)
+	}
 	if c.ControlTopic != "" {
 		topics = append(topics, c.ControlTopic)
 	}
@@ -728,6 +792,13 @@ func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
 		}
 		role(config.RoleIngest, err)
 	}
+	if p.Items != nil {
+		var err error
+		if !p.Items.Ready() {
+			err = errors.New("items: retrying a failed flush")
+		}
+		role(config.RoleItems, err)
+	}
 	if p.Score != nil {
 		var err error
 		switch {
@@ -754,6 +825,9 @@ func (p *Processor) readiness(ctx context.Context) (map[string]error, error) {
 	}
 	if p.Score != nil {
 		roles[config.RoleScore] = p.Lag.CheckGroup(p.Config.Kafka.ScoreGroup)
+	}
+	if p.Items != nil {
+		roles[config.RoleItems] = p.Lag.CheckGroup(p.Config.Kafka.ItemOwnerGroup)
 	}
 	return roles, p.Lag.Check()
 }

@@ -184,6 +184,11 @@ func (p *Processor) Forget(ctx context.Context, user, source, request string, re
 	if w := p.Config.Ingest.ItemWindow; w > 0 {
 		inFlight = w + time.Second
 	}
+	// With item owners, an item half waits in the repartition topic and
+	// an item owner's memory for up to ingest.item_flush_interval.
+	if p.Config.Ingest.ItemOwner {
+		inFlight = max(inFlight, p.Config.Ingest.ItemFlushInterval+time.Second)
+	}
 	res, err := p.Store.Forget(ctx, id, store.ForgetOptions{
 		InFlight:     inFlight,
 		TombstoneTTL: pc.ForgetTombstoneTTL,

@@ -38,6 +38,17 @@
 // touched, one for trending and one for the experiment counters, fenced by
 // the first and last offsets they cover. Apply is both for one batch.
 //
+// # Item owners
+//
+// With item owners (ingest.item_owner), ItemWork.TakeUpdates turns the
+// item half into ItemUpdate messages, one per item, holding the item's
+// contributions per source offset, which the ingest consumer sends to the
+// repartition topic. An ItemOwner (itemowner.go) keeps the items of its
+// repartition partitions in memory, applies the contributions above each
+// item's per-source-partition fences and writes each changed item with
+// one guarded write on its version v, n and pop (rows whole, as one
+// folded entry), and trending by version (lua/owner_trending.lua).
+//
 // # Attribution
 //
 // Impressions (event.Impression) go through the user half under the same

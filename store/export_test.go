@@ -64,3 +64,7 @@ func (s *Store) DumpOff() bool { return s.dumpOff.Load() }
 
 // DecodeZSetDump exposes decodeZSetDump.
 var DecodeZSetDump = decodeZSetDump
+
+// FailBeforeTrending makes the next Flush return an error after the item
+// writes, before trending is written, as a crash between them would.
+func (o *ItemOwner) FailBeforeTrending() { o.failBeforeTrend = true }

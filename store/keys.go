@@ -40,6 +40,10 @@ func (k Keys) Trending() string { return k.Prefix + "{g}:trend" }
 // TrendingFence is the hash of per-partition fences for Trending.
 func (k Keys) TrendingFence() string { return k.Prefix + "{g}:trend:f" }
 
+// TrendingVersions is the hash item -> version of the item owner's write
+// that Trending's weight of the item comes from (itemowner.go).
+func (k Keys) TrendingVersions() string { return k.Prefix + "{g}:trend:v" }
+
 // TrendingList is the anonymous visitors' list (same payload as UserList).
 func (k Keys) TrendingList() string { return k.Prefix + "{g}:list:trending" }
 

@@ -187,7 +187,7 @@ func (s *Store) Options() Options { return s.opt }
 // LoadScripts loads the Lua scripts on every node (SCRIPT LOAD), so that
 // EVALSHA finds them.
 func (s *Store) LoadScripts(ctx context.Context) error {
-	all := []*redis.Script{s.item, s.trend, guardedScript, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
+	all := []*redis.Script{s.item, s.trend, guardedScript, ownerTrendingScript, experimentScript, coocFoldScript, forgetUserScript, forgetItemScript, forgetTrendingScript, catalogScript}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range all {
 			if err := sc.Load(ctx, c).Err(); err != nil {

@@ -9,6 +9,9 @@
 -- Counts never go below zero: the degree and popularity stop at zero, and
 -- a co-occurrence entry at or below a rounding residue of its former value
 -- is removed when the row is folded.
+-- An item written by an item owner (store/itemowner.go) has a version v
+-- in its meta hash: the erasure increments it, so that the owner's copy
+-- of the item, read before, fails its guarded write and is read again.
 -- Returns {removed from the index (0/1), erasure entry appended (0/1)}.
 if redis.call('SET', KEYS[4], '1', 'NX', 'EX', tonumber(ARGV[4])) == false then
   return {0, 0}
@@ -35,5 +38,8 @@ for _, f in ipairs({{'n', 2}, {'pop', 3}}) do
       redis.call('HSET', KEYS[3], f[1], string.format('%.17g', sub(tonumber(cur), d)))
     end
   end
+end
+if redis.call('HGET', KEYS[3], 'v') then
+  redis.call('HINCRBY', KEYS[3], 'v', 1)
 end
 return {removed, changed}

@@ -1,0 +1,656 @@
+package store
+
+import (
+	"container/list"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/owner_trending.lua
+	ownerTrendingLua    string
+	ownerTrendingScript = redis.NewScript(ownerTrendingLua)
+)
+
+// The item owner (ingest.item_owner) keeps the state of the items of its
+// partitions of the repartition topic in memory: a copy of each item's
+// meta hash as Redis holds it (its per-source-partition fences, degree,
+// popularity, the bounds c and o, its version v) and the lengths of its
+// rows. Contributions (ItemUpdate) are queued per item as they arrive;
+// Flush applies them, skipping each one at or below the item's fence for
+// its source partition, and writes every changed item with one guarded
+// write (guarded.go) of plain commands: the recent users changed (ZADD,
+// trimmed past the cap and the retention time when the bounds say so),
+// each row's increments as one delta entry (RPUSH; a row past
+// Options.CoocFold entries is folded after the write, cooc.go), the meta
+// hash with the fences and a version v one higher than the copy's. Redis
+// does no arithmetic and the process keeps no row: the rows are summed by
+// their readers, as the item scripts' rows are. The write runs only while
+// the meta hash holds v, n and pop as the copy holds them: every owner
+// write changes v, an erasure (forget_item.lua) changes v, n or pop, an
+// expiry removes them all. A refused write drops the copy; the item is
+// read again and its queued contributions applied again, the fences
+// skipping what another writer applied. Trending gets each written
+// item's popularity, tagged with its version (lua/owner_trending.lua), so
+// a late write of an older version changes nothing.
+//
+// An item is read from Redis when its first contributions are flushed,
+// and its copy dropped once no contribution reached it for the idle time,
+// when more than MaxItems are kept (the least recently reached first), or
+// once its repartition partition is no longer assigned here (kept until
+// its queued contributions are written).
+
+// ItemOwnerMetrics counts the item owner's work.
+type ItemOwnerMetrics struct {
+	Items         prometheus.Gauge
+	Writes        *prometheus.CounterVec // by result: written, refused
+	Contributions *prometheus.CounterVec // by result: applied, skipped
+	Evicted       *prometheus.CounterVec // by reason: idle, revoked
+}
+
+// NewItemOwnerMetrics registers the item owner's metrics on reg (nil:
+// not registered).
+func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
+	m := &ItemOwnerMetrics{
+		Items: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recstream_item_owner_items",
+			Help: "Items whose copy the item owner keeps in memory (at most ingest.item_owner_cache, plus one flush chunk while it writes).",
+		}),
+		Writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_item_owner_writes_total",
+			Help: "Guarded item writes of the item owner, by result: written, or refused (another writer changed the item first: another owner, an erasure, expiry; the item is read again and its contributions applied again).",
+		}, []string{"result"}),
+		Contributions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_item_owner_contributions_total",
+			Help: "Per-offset item contributions the item owner flushed, by result: applied, or skipped (at or below the item's fence for its source partition: delivered again).",
+		}, []string{"result"}),
+		Evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recstream_item_owner_evicted_total",
+			Help: "Items dropped from the item owner's memory (Redis keeps them), by reason: count (ingest.item_owner_cache, least recently reached first), idle or revoked (the repartition partition was assigned elsewhere).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"written", "refused"} {
+		m.Writes.WithLabelValues(r)
+	}
+	for _, r := range []string{"applied", "skipped"} {
+		m.Contributions.WithLabelValues(r)
+	}
+	for _, r := range []string{"count", "idle", "revoked"} {
+		m.Evicted.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Items, m.Writes, m.Contributions, m.Evicted)
+	}
+	return m
+}
+
+// ItemOwnerOptions configures an ItemOwner.
+type ItemOwnerOptions struct {
+	// Idle drops an item's copy once no contribution reached it for this
+	// long; 0 keeps copies until their partition is revoked.
+	Idle time.Duration
+	// MaxItems bounds the items kept in memory between flushes (the
+	// least recently reached go first); 0: no bound.
+	MaxItems int
+	Metrics  *ItemOwnerMetrics // nil: counted but not registered
+}
+
+// ItemOwner keeps the items of its repartition partitions in memory and
+// writes them behind (see above). Add, Flush and Sweep are called by one
+// goroutine; Assigned may be called from another.
+type ItemOwner struct {
+	s   *Store
+	opt ItemOwnerOptions
+
+	items map[string]*ownedItem
+	lru   *list.List          // names of the items holding a copy, most recently reached first
+	dirty map[string]bool     // items with queued contributions
+	trend map[string]trendSet // written items whose trending weight is not written yet
+
+	mu       sync.Mutex
+	assigned map[int]bool // nil: every partition
+
+	failBeforeTrend bool // tests: simulate a crash between the item writes and trending
+}
+
+type trendSet struct {
+	v   int64
+	pop float64
+}
+
+// ownedItem is one item: its queued contributions and, once read, the
+// copy of its key group.
+type ownedItem struct {
+	part  int // the repartition partition its last update came from
+	used  time.Time
+	queue []queuedContrib
+	st    *itemCopy     // nil until read, and after a failed or refused write or an eviction
+	elem  *list.Element // in lru while st is set
+}
+
+type queuedContrib struct {
+	p int32
+	c ItemContrib
+}
+
+// itemCopy is what an item owner keeps of one item: its meta hash as
+// Redis holds it (fences, n, pop, c, o, v, x, k) and about how many
+// entries its rows hold (when to fold them).
+type itemCopy struct {
+	meta    map[string]string
+	rowLen  int64
+	nextLen int64
+}
+
+// NewItemOwner returns an item owner writing to s.
+func (s *Store) NewItemOwner(opt ItemOwnerOptions) *ItemOwner {
+	if opt.Metrics == nil {
+		opt.Metrics = NewItemOwnerMetrics(nil)
+	}
+	return &ItemOwner{s: s, opt: opt, items: make(map[string]*ownedItem), lru: list.New(), dirty: make(map[string]bool), trend: make(map[string]trendSet)}
+}
+
+// setCopy sets the copy of item name (nil: drops it).
+func (o *ItemOwner) setCopy(name string, it *ownedItem, st *itemCopy) {
+	switch {
+	case st != nil && it.elem == nil:
+		it.elem = o.lru.PushFront(name)
+	case st == nil && it.elem != nil:
+		o.lru.Remove(it.elem)
+		it.elem = nil
+	}
+	it.st = st
+	o.opt.Metrics.Items.Set(float64(o.lru.Len()))
+}
+
+// trimCopies drops the copies of the least recently reached items
+// without queued contributions while more than MaxItems are kept.
+func (o *ItemOwner) trimCopies() {
+	if o.opt.MaxItems <= 0 {
+		return
+	}
+	e := o.lru.Back()
+	for o.lru.Len() > o.opt.MaxItems && e != nil {
+		prev := e.Prev()
+		name := e.Value.(string)
+		if !o.dirty[name] {
+			o.setCopy(name, o.items[name], nil)
+			delete(o.items, name)
+			o.opt.Metrics.Evicted.WithLabelValues("count").Inc()
+		}
+		e = prev
+	}
+}
+
+// Add queues u, received on repartition partition part.
+func (o *ItemOwner) Add(part int, u ItemUpdate) {
+	if len(u.Contribs) == 0 {
+		return
+	}
+	it := o.items[u.Item]
+	if it == nil {
+		it = &ownedItem{}
+		o.items[u.Item] = it
+	}
+	if it.elem != nil {
+		o.lru.MoveToFront(it.elem)
+	}
+	it.part = part
+	it.used = o.s.opt.Now()
+	for _, c := range u.Contribs {
+		it.queue = append(it.queue, queuedContrib{p: u.Partition, c: c})
+	}
+	o.dirty[u.Item] = true
+}
+
+// Pending reports whether contributions or trending weights wait for a
+// flush.
+func (o *ItemOwner) Pending() bool { return len(o.dirty) > 0 || len(o.trend) > 0 }
+
+// Assigned tells the owner the repartition partitions assigned to it
+// now; Sweep drops the copies of the others once they are written.
+func (o *ItemOwner) Assigned(partitions []int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.assigned = make(map[int]bool, len(partitions))
+	for _, p := range partitions {
+		o.assigned[p] = true
+	}
+}
+
+// Sweep drops the items without queued contributions that no
+// contribution reached for the idle time or whose partition is assigned
+// elsewhere, and the copies past MaxItems.
+func (o *ItemOwner) Sweep() {
+	o.mu.Lock()
+	assigned := o.assigned
+	o.mu.Unlock()
+	var cut time.Time
+	if o.opt.Idle > 0 {
+		cut = o.s.opt.Now().Add(-o.opt.Idle)
+	}
+	for name, it := range o.items {
+		if o.dirty[name] {
+			continue
+		}
+		reason := ""
+		switch {
+		case assigned != nil && !assigned[it.part]:
+			reason = "revoked"
+		case !cut.IsZero() && it.used.Before(cut):
+			reason = "idle"
+		case it.st == nil:
+			delete(o.items, name) // nothing kept
+			continue
+		default:
+			continue
+		}
+		o.setCopy(name, it, nil)
+		delete(o.items, name)
+		o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
+	}
+	o.trimCopies()
+}
+
+// maxItemAttempts bounds how often one flush writes an item again after
+// its write was refused.
+const maxItemAttempts = 8
+
+// Flush applies every queued contribution and writes the changed items
+// and their trending weights. On an error the contributions stay queued
+// (the copies whose write is in doubt are dropped), and Flush may be
+// called again.
+func (o *ItemOwner) Flush(ctx context.Context) error {
+	todo := slices.Sorted(maps.Keys(o.dirty))
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == maxItemAttempts {
+			return fmt.Errorf("item %q: its guarded write was refused %d times in a row", todo[0], attempt)
+		}
+		var again []string
+		for start := 0; start < len(todo); start += itemChunk {
+			refused, err := o.flushChunk(ctx, todo[start:min(start+itemChunk, len(todo))])
+			if err != nil {
+				return err
+			}
+			// Copies past MaxItems go as soon as they are written, so
+			// that a flush of more items holds at most a chunk more.
+			o.trimCopies()
+			again = append(again, refused...)
+		}
+		todo = again
+	}
+	if o.failBeforeTrend {
+		o.failBeforeTrend = false
+		return errors.New("writing trending: simulated crash")
+	}
+	return o.writeTrending(ctx)
+}
+
+// flushChunk reads the items of names that have no copy, applies their
+// queued contributions and writes them; it returns the items whose write
+// was refused (their copies dropped).
+func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, error) {
+	if err := o.load(ctx, names); err != nil {
+		return nil, err
+	}
+	writes := make([]*guardedWrite, 0, len(names))
+	var at []string
+	for _, name := range names {
+		it := o.items[name]
+		g := o.apply(name, it)
+		if g == nil {
+			// Every contribution was applied before, perhaps by a
+			// process that died before it wrote trending: trending gets
+			// the item's weight again (unchanged when it holds this
+			// version already).
+			it.queue = it.queue[:0]
+			delete(o.dirty, name)
+			if v := metaInt(it.st.meta, "v", 0); v > 0 {
+				o.trend[name] = trendSet{v: v, pop: metaFloat(it.st.meta, "pop")}
+			}
+			continue
+		}
+		writes = append(writes, g)
+		at = append(at, name)
+	}
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	cmds, err := o.s.runScripts(ctx, guardedScript, len(writes), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+		return writes[k].send(ctx, pipe)
+	})
+	drop := func() {
+		for _, name := range at {
+			o.setCopy(name, o.items[name], nil) // what was written is unknown
+		}
+	}
+	if err != nil {
+		drop()
+		return nil, fmt.Errorf("writing item state: %w", err)
+	}
+	var refused, fold, foldNext []string
+	for k, name := range at {
+		ok, _, err := guardedAnswer(cmds[k])
+		if err != nil {
+			drop()
+			return nil, fmt.Errorf("writing item state: %w", err)
+		}
+		it := o.items[name]
+		if !ok {
+			o.opt.Metrics.Writes.WithLabelValues("refused").Inc()
+			o.setCopy(name, it, nil)
+			refused = append(refused, name)
+			continue
+		}
+		o.opt.Metrics.Writes.WithLabelValues("written").Inc()
+		if it.st.rowLen > int64(o.s.opt.CoocFold) {
+			fold = append(fold, name)
+			it.st.rowLen = 1
+		}
+		if it.st.nextLen > int64(o.s.opt.CoocFold) {
+			foldNext = append(foldNext, name)
+			it.st.nextLen = 1
+		}
+		it.queue = it.queue[:0]
+		delete(o.dirty, name)
+		v, _ := strconv.ParseInt(it.st.meta["v"], 10, 64)
+		pop, _ := strconv.ParseFloat(it.st.meta["pop"], 64)
+		o.trend[name] = trendSet{v: v, pop: pop}
+	}
+	// Rows that these writes made long are folded (cooc.go): read,
+	// folded into one entry, written back if unchanged meanwhile.
+	if err := o.s.FoldCooc(ctx, fold); err != nil {
+		return nil, err
+	}
+	if err := o.s.FoldNext(ctx, foldNext); err != nil {
+		return nil, err
+	}
+	return refused, nil
+}
+
+// trendChunk bounds the items of one owner_trending.lua call.
+const trendChunk = 500
+
+// writeTrending writes the trending weights of the items written.
+func (o *ItemOwner) writeTrending(ctx context.Context) error {
+	if len(o.trend) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(o.trend))
+	n := (len(names) + trendChunk - 1) / trendChunk
+	keys := []string{o.s.keys.Trending(), o.s.keys.TrendingVersions()}
+	_, err := o.s.runScripts(ctx, ownerTrendingScript, n, func(pipe redis.Pipeliner, k int) *redis.Cmd {
+		part := names[k*trendChunk : min((k+1)*trendChunk, len(names))]
+		args := make([]any, 0, 1+3*len(part))
+		args = append(args, o.s.opt.TrendingCap)
+		for _, name := range part {
+			t := o.trend[name]
+			args = append(args, name, t.v, fmtFloat(t.pop))
+		}
+		return ownerTrendingScript.EvalSha(ctx, pipe, keys, args...)
+	})
+	if err != nil {
+		return fmt.Errorf("writing trending: %w", err)
+	}
+	clear(o.trend)
+	return nil
+}
+
+// itemLoad is one item's meta hash and row lengths read in a pipeline.
+type itemLoad struct {
+	meta      *redis.MapStringStringCmd
+	row, next *redis.IntCmd
+	name      string
+}
+
+// load reads the copies of the items of names that have none: the meta
+// hash (one command: one instant's state) and the rows' lengths (when to
+// fold them).
+func (o *ItemOwner) load(ctx context.Context, names []string) error {
+	var todo []string
+	for _, name := range names {
+		if o.items[name].st == nil {
+			todo = append(todo, name)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	k := o.s.keys
+	pipe := o.s.rdb.Pipeline()
+	loads := make([]itemLoad, len(todo))
+	for j, name := range todo {
+		loads[j] = itemLoad{
+			meta: pipe.HGetAll(ctx, k.ItemMeta(name)),
+			row:  pipe.LLen(ctx, k.ItemCooc(name)),
+			next: pipe.LLen(ctx, k.ItemNext(name)),
+			name: name,
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading item state: %w", err)
+	}
+	for _, l := range loads {
+		meta, err := l.meta.Result()
+		if err != nil {
+			return fmt.Errorf("reading item state: %w", err)
+		}
+		rowLen, err := l.row.Result()
+		if err != nil {
+			return fmt.Errorf("reading item state: %w", err)
+		}
+		nextLen, err := l.next.Result()
+		if err != nil {
+			return fmt.Errorf("reading item state: %w", err)
+		}
+		o.setCopy(l.name, o.items[l.name], &itemCopy{meta: meta, rowLen: rowLen, nextLen: nextLen})
+	}
+	return nil
+}
+
+// itemGuards are the meta fields an item's guarded write checks.
+var itemGuards = []string{"v", "n", "pop"}
+
+// ownerDeltaPartition is the partition of the delta entries an item
+// owner appends to rows (cooc.go, entry.go): they sum the contributions
+// of one write, of any source partitions, and First and Last hold the
+// write's version, which makes them unique in the row.
+const ownerDeltaPartition = math.MaxInt32
+
+// apply applies it's queued contributions after its fences to its copy
+// and returns the guarded write that makes Redis hold the copy, or nil
+// when every contribution was skipped. The write appends the rows'
+// increments as one delta entry each (the rows are folded, once long,
+// after the write), adds or updates the recent users changed, trims them
+// past the cap by the bound c on their number (as item.lua does) and
+// sets the meta hash: fences, n, pop, c, o, v one higher, TTL
+// bookkeeping.
+func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
+	st := it.st
+	opt := &o.s.opt
+	fences := make(map[int32]int64)
+	fence := func(p int32) int64 {
+		f, ok := fences[p]
+		if !ok {
+			f = metaInt(st.meta, "f:"+strconv.Itoa(int(p)), -1)
+			fences[p] = f
+		}
+		return f
+	}
+	pop := metaFloat(st.meta, "pop")
+	deg := metaFloat(st.meta, "n")
+	users := make(map[string]int64)
+	var userOrder []string
+	var row, next *coocRow
+	maxts, mints := int64(0), int64(0)
+	applied, skipped := 0, 0
+	for _, q := range it.queue {
+		c := &q.c
+		if c.Offset <= fence(q.p) {
+			skipped++
+			continue
+		}
+		fences[q.p] = c.Offset
+		applied++
+		if c.User != "" {
+			if _, ok := users[c.User]; !ok {
+				userOrder = append(userOrder, c.User)
+			}
+			users[c.User] = c.TS
+			maxts = max(maxts, c.TS)
+			if mints == 0 || c.TS < mints {
+				mints = c.TS
+			}
+			pop += c.Pop
+			deg += c.Deg
+		}
+		for _, x := range c.Co {
+			if row == nil {
+				row = newCoocRowSized(len(c.Co))
+			}
+			row.add(x.ID, x.V)
+		}
+		for _, x := range c.Next {
+			if next == nil {
+				next = newCoocRowSized(len(c.Next))
+			}
+			next.add(x.ID, x.V)
+		}
+	}
+	o.opt.Metrics.Contributions.WithLabelValues("skipped").Add(float64(skipped))
+	if applied == 0 {
+		return nil
+	}
+	o.opt.Metrics.Contributions.WithLabelValues("applied").Add(float64(applied))
+
+	k := o.s.keys
+	keys := struct{ users, row, next, meta string }{k.ItemUsers(name), k.ItemCooc(name), k.ItemNext(name), k.ItemMeta(name)}
+	g := newGuardedWrite(keys.meta)
+	for _, f := range itemGuards {
+		g.guard(f, st.meta[f])
+	}
+	version := metaInt(st.meta, "v", 0) + 1
+	appendRow := func(key string, r *coocRow, length *int64) {
+		if r == nil {
+			return
+		}
+		d := rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: make([]Scored, 0, len(r.order))}
+		for _, id := range r.order {
+			d.Pairs = append(d.Pairs, Scored{ID: id, Score: r.val[id]})
+		}
+		g.cmd("RPUSH", key, string(appendDelta(nil, d)))
+		*length++
+	}
+	appendRow(keys.row, row, &st.rowLen)
+	appendRow(keys.next, next, &st.nextLen)
+
+	meta := [][2]string{}
+	for p, f := range fences {
+		if f >= 0 {
+			meta = append(meta, [2]string{"f:" + strconv.Itoa(int(p)), fmtInt(f)})
+		}
+	}
+	slices.SortFunc(meta, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	if pop != 0 || st.meta["pop"] != "" {
+		meta = append(meta, [2]string{"pop", fmtFloat(pop)})
+	}
+	if deg != 0 || st.meta["n"] != "" {
+		meta = append(meta, [2]string{"n", fmtFloat(deg)})
+	}
+	ttl := int64(opt.UserTTL / time.Second)
+	if len(users) > 0 {
+		za := make([]any, 0, 2*len(users))
+		for _, u := range userOrder {
+			za = append(za, fmtInt(users[u]), u)
+		}
+		cmdChunks(g, "ZADD", keys.users, za)
+		// c is at least the zset's size and o at most its oldest time
+		// (item.lua): the zset is trimmed only when they say there may be
+		// something to trim.
+		card := metaInt(st.meta, "c", -1)
+		if card >= 0 {
+			card += int64(len(users))
+		}
+		lowV := metaInt(st.meta, "o", mints)
+		lowV = min(lowV, mints)
+		if ttl > 0 && maxts > 0 {
+			// retention: users whose last interaction with this item is
+			// older than ttl (in event time) before the newest applied one
+			cutoff := maxts - ttl*1000
+			if lowV < cutoff {
+				g.cmd("ZREMRANGEBYSCORE", keys.users, "-inf", "("+fmtInt(cutoff))
+				lowV = cutoff
+			}
+		}
+		if card < 0 || card > int64(opt.ItemUsersCap) {
+			g.cmd("ZREMRANGEBYRANK", keys.users, 0, -opt.ItemUsersCap-1)
+			card = int64(opt.ItemUsersCap)
+		}
+		meta = append(meta, [2]string{"c", fmtInt(card)}, [2]string{"o", fmtInt(lowV)})
+	}
+	meta = append(meta, [2]string{"v", fmtInt(version)})
+	renewMeta := false
+	if ttl > 0 {
+		now := opt.Now().Unix()
+		x := metaInt(st.meta, "x", -1)
+		mask := metaInt(st.meta, "k", 0)
+		exist := []struct {
+			key string
+			bit int64
+			has bool
+		}{{keys.users, 1, len(users) > 0 || metaInt(st.meta, "c", 0) > 0}, {keys.row, 2, st.rowLen > 0}, {keys.next, 8, st.nextLen > 0}}
+		if x < 0 || now-x >= ttl/64 {
+			mask = 4
+			for _, e := range exist {
+				if e.has {
+					g.cmd("EXPIRE", e.key, ttl)
+					mask += e.bit
+				}
+			}
+			meta = append(meta, [2]string{"x", fmtInt(now)}, [2]string{"k", fmtInt(mask)})
+			renewMeta = true
+		} else {
+			m2 := mask
+			for _, e := range exist {
+				if e.has && mask&e.bit == 0 {
+					g.cmd("EXPIRE", e.key, ttl)
+					m2 |= e.bit
+				}
+			}
+			if m2 != mask {
+				meta = append(meta, [2]string{"k", fmtInt(m2)})
+			}
+		}
+	}
+	hs := make([]any, 0, 2*len(meta))
+	for _, f := range meta {
+		hs = append(hs, f[0], f[1])
+		st.meta[f[0]] = f[1]
+	}
+	g.cmd("HSET", keys.meta, hs...)
+	if renewMeta {
+		g.cmd("EXPIRE", keys.meta, ttl)
+	}
+	return g
+}
+
+// metaFloat reads a float of a meta hash, 0 when absent or malformed.
+func metaFloat(m map[string]string, f string) float64 {
+	v, err := strconv.ParseFloat(m[f], 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}

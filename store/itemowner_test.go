@@ -1,0 +1,375 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
+	"github.com/recstream/recstream/loadgen"
+	"github.com/recstream/recstream/store"
+)
+
+// repartition is the repartition topic of the item-owner tests: one
+// partition, messages in the order sent (encoded and decoded, as on the
+// wire).
+type repartition struct {
+	t    *testing.T
+	msgs []store.ItemUpdate
+	dups int
+}
+
+func (r *repartition) send(us []store.ItemUpdate, rng *rand.Rand) {
+	r.t.Helper()
+	b, err := store.EncodeItemUpdates(us)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	us, err = store.DecodeItemUpdates(b)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, u := range us {
+		r.msgs = append(r.msgs, u)
+		if rng.IntN(8) == 0 { // delivered twice
+			r.msgs = append(r.msgs, u)
+			r.dups++
+		}
+	}
+}
+
+// ingestToTopic applies the log's user half in random batches, two
+// source partitions interleaved, and sends each batch's item half to the
+// topic. Some batches crash between the user write and the sends: the
+// batch's item half is lost and the partition is replayed from an
+// earlier offset with other batch boundaries (its user half fenced,
+// answered from the user log).
+func ingestToTopic(t *testing.T, st *store.Store, log []partitioned, rng *rand.Rand) (*repartition, int) {
+	t.Helper()
+	ctx := context.Background()
+	topic := &repartition{t: t}
+	pos := make([]int, len(log))
+	crashes := 0
+	for {
+		var open []int
+		for k := range log {
+			if pos[k] < len(log[k].ops) {
+				open = append(open, k)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		k := open[rng.IntN(len(open))]
+		pl := log[k]
+		i := pos[k]
+		j := min(i+1+rng.IntN(60), len(pl.ops))
+		w := store.NewItemWork(pl.p)
+		if _, err := st.ApplyUsers(ctx, pl.p, pl.ops[i:j], w); err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(6) == 0 {
+			// crash after the user write, before the sends: replayed
+			// from the committed offset (i) or earlier
+			crashes++
+			pos[k] = max(0, i-rng.IntN(20))
+			continue
+		}
+		topic.send(w.TakeUpdates(), rng)
+		pos[k] = j
+	}
+	return topic, crashes
+}
+
+func newOwner(st *store.Store) (*store.ItemOwner, *store.ItemOwnerMetrics) {
+	return newOwnerCap(st, 0)
+}
+
+// newOwnerCap is newOwner keeping at most max items' copies.
+func newOwnerCap(st *store.Store, max int) (*store.ItemOwner, *store.ItemOwnerMetrics) {
+	m := store.NewItemOwnerMetrics(nil)
+	return st.NewItemOwner(store.ItemOwnerOptions{MaxItems: max, Metrics: m}), m
+}
+
+// The item owner's state after a random log equals the brute-force
+// reference: with batches replayed with other boundaries after crashes
+// between the user write and the sends, messages delivered twice, flushes
+// at random points, owners killed before a flush or between its item
+// writes and its trending write (restarted from the last committed
+// message) and zombie owners (an owner that lost its
+// partition flushing after the new owner wrote: refused, read again, the
+// fences skip what was applied).
+func TestItemOwnerMatchesReference(t *testing.T) {
+	defer store.SetItemChunk(7)()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(4000, 80, 60, 2, 23)
+	rng := rand.New(rand.NewPCG(7, 8))
+	topic, crashes := ingestToTopic(t, st, log, rng)
+	if crashes == 0 || topic.dups == 0 {
+		t.Fatalf("%d crashes, %d duplicates: the test exercised too little", crashes, topic.dups)
+	}
+
+	// Half the owners keep at most 7 of the 60 items between flushes (and
+	// during a flush, one chunk of 7 more): most flushes read items again.
+	owners := func() (*store.ItemOwner, *store.ItemOwnerMetrics) {
+		return newOwnerCap(st, 7*rng.IntN(2))
+	}
+	owner, m := owners()
+	committed := 0 // the next message after the last flush
+	kills, zombies := 0, 0
+	refused := 0.0
+	for i := committed; i < len(topic.msgs); {
+		j := min(i+1+rng.IntN(40), len(topic.msgs))
+		for _, u := range topic.msgs[i:j] {
+			owner.Add(0, u)
+		}
+		i = j
+		switch rng.IntN(7) {
+		case 0, 1, 2: // flushed, committed
+			if err := owner.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			committed = i
+		case 3: // killed before the flush: the next owner replays
+			owner, m = owners()
+			i = committed
+			kills++
+		case 4: // frozen: a new owner takes over and writes, then the old one flushes
+			zombie, zm := owner, m
+			owner, m = owners()
+			for _, u := range topic.msgs[committed:i] {
+				owner.Add(0, u)
+			}
+			if err := owner.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := zombie.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			refused += testutil.ToFloat64(zm.Writes.WithLabelValues("refused"))
+			committed = i
+			zombies++
+		case 5: // killed after writing the items, before trending
+			owner.FailBeforeTrending()
+			if err := owner.Flush(ctx); err == nil {
+				t.Fatal("simulated crash did not fail")
+			}
+			owner, m = owners()
+			i = committed
+			kills++
+		}
+	}
+	if err := owner.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kills == 0 || zombies == 0 || refused == 0 {
+		t.Fatalf("%d kills, %d zombies, %v refused zombie writes: the test exercised too little", kills, zombies, refused)
+	}
+	checkOwned(t, st, rdb, log)
+}
+
+// checkOwned compares the state with the reference: trending holds each
+// item's popularity.
+func checkOwned(t *testing.T, st *store.Store, rdb *redis.Client, log []partitioned) {
+	t.Helper()
+	reference(st, log).check(t, st, rdb)
+}
+
+// A zombie owner's write of an item another owner wrote since its copy
+// was read changes nothing: its guarded write is refused. (Unguarded, the
+// zombie would write its state of the first two parts of the log over the
+// new owner's state of all three.)
+func TestItemOwnerZombieWriteRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, bigCaps())
+	ctx := context.Background()
+	log := genLog(900, 20, 10, 1, 29)
+	var parts [3][]store.ItemUpdate
+	for k := range parts {
+		w := store.NewItemWork(0)
+		if _, err := st.ApplyUsers(ctx, 0, log[0].ops[300*k:300*(k+1)], w); err != nil {
+			t.Fatal(err)
+		}
+		parts[k] = w.TakeUpdates()
+	}
+	add := func(o *store.ItemOwner, us ...[]store.ItemUpdate) {
+		for _, u := range us {
+			for _, x := range u {
+				o.Add(0, x)
+			}
+		}
+	}
+	zombie, zm := newOwner(st)
+	add(zombie, parts[0])
+	if err := zombie.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The new owner replays from the same point and goes on.
+	owner, _ := newOwner(st)
+	add(owner, parts[:]...)
+	if err := owner.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(t, rdb)
+	// The zombie, its copies older than the new owner's writes, flushes
+	// the second part.
+	add(zombie, parts[1])
+	if err := zombie.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(zm.Writes.WithLabelValues("refused")); n == 0 {
+		t.Fatal("no zombie write was refused")
+	}
+	if got := dump(t, rdb); got != want {
+		t.Fatal("the zombie's flush changed the state")
+	}
+	reference(st, log).check(t, st, rdb)
+}
+
+// The item updates' codec writes what msgpack/v5 writes for the types by
+// reflection, and reads it back unchanged.
+func TestItemUpdatesCodec(t *testing.T) {
+	us := []store.ItemUpdate{
+		{Item: "i1", Partition: 3, Contribs: []store.ItemContrib{
+			{Offset: 7, User: "u1", TS: 1700000000000, Pop: 2.5, Deg: 1.25, Co: []store.ItemPair{{ID: "i2", V: 1.25}}},
+			{Offset: 9, Next: []store.ItemPair{{ID: "i3", V: 0.5}, {ID: "i3\x00b", V: 0.5}}},
+		}},
+		{Item: "i2", Partition: 0, Contribs: []store.ItemContrib{{Offset: 1 << 40, User: "u2", TS: 5}}},
+	}
+	b, err := store.EncodeItemUpdates(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.DecodeItemUpdates(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, us) {
+		t.Fatalf("decoded %+v, want %+v", got, us)
+	}
+	var viaReflection []store.ItemUpdate
+	if err := msgpack.Unmarshal(b, &viaReflection); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", viaReflection) != fmt.Sprintf("%+v", us) { // empty arrays read as empty slices, not nil
+		t.Fatalf("msgpack/v5 reads %+v, want %+v", viaReflection, us)
+	}
+	if _, err := store.DecodeItemUpdates(b[:len(b)-3]); err == nil {
+		t.Fatal("a cut message decoded")
+	}
+}
+
+// An erasure with item owners ends, once the events after it are
+// written, in the state of a log that never held the user: the erasure
+// changes the items' version (and degree and popularity), so the owner's
+// copies read before it fail their guarded writes and are read again;
+// trending then follows the items' popularity.
+func TestItemOwnerForgetEqualsNeverSeen(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	opt := testopts.Store(func(o *store.Options) {
+		o.UserLogCap = 1000
+		o.UserItemsCap = 1000
+		o.ItemUsersCap = 1000
+		o.CoocCap = 1000
+		o.CoocHistory = 5
+	})
+	optA, optB := opt, opt
+	optA.Prefix, optB.Prefix = "a:", "b:"
+	a, b := store.New(rdb, optA), store.New(rdb, optB)
+	for _, st := range []*store.Store{a, b} {
+		if err := st.LoadScripts(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen := loadgen.New(loadgen.Options{Users: 30, Items: 40, Clusters: 3, Seed: 3})
+	var ops []store.Op
+	count := map[string]int{}
+	itemSet := map[string]bool{}
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	for i := 0; i < 3000; i++ {
+		ev := gen.Next()
+		ts += 7
+		ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts})
+		count[ev.UserID]++
+		itemSet[ev.ItemID] = true
+	}
+	items := slices.Sorted(maps.Keys(itemSet))
+	target, most := "", 0
+	for u, c := range count {
+		if c > most || (c == most && u < target) {
+			target, most = u, c
+		}
+	}
+	var without []store.Op
+	for _, op := range ops {
+		if op.User != target {
+			without = append(without, op)
+		}
+	}
+	ownerA, mA := newOwner(a)
+	ownerB, _ := newOwner(b)
+	apply := func(st *store.Store, o *store.ItemOwner, ops []store.Op) {
+		for i := 0; i < len(ops); i += 250 {
+			w := store.NewItemWork(0)
+			if _, err := st.ApplyUsers(ctx, 0, ops[i:min(i+250, len(ops))], w); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range w.TakeUpdates() {
+				o.Add(0, u)
+			}
+			if err := o.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cut := len(ops) - 500
+	apply(a, ownerA, ops[:cut])
+	if _, err := a.Forget(ctx, target, store.ForgetOptions{Sweep: true, Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	apply(a, ownerA, ops[cut:]) // the target's events are dropped as erased
+	apply(b, ownerB, without)
+	if n := testutil.ToFloat64(mA.Writes.WithLabelValues("refused")); n == 0 {
+		t.Error("no copy read before the erasure was refused")
+	}
+	got, want := itemState(t, rdb, a, items), itemState(t, rdb, b, items)
+	diffs := 0
+	for key, fw := range want {
+		for f, x := range fw {
+			y := got[key][f]
+			if math.Abs(x-y) > 1e-6*math.Max(1, math.Abs(x)) {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v after the erasure, %v never having seen the user", key, f, y, x)
+				}
+				diffs++
+			}
+		}
+	}
+	for key, fg := range got {
+		for f, y := range fg {
+			if _, ok := want[key][f]; !ok {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v remains after the erasure", key, f, y)
+				}
+				diffs++
+			}
+		}
+	}
+}
