@@ -34,6 +34,9 @@ import (
 // RECSTREAM_SOAK_RATE sets the events offered per second (default 3,000),
 // RECSTREAM_SOAK_SEED the seed of the fault schedule (default: the clock;
 // it is logged), RECSTREAM_SOAK_STALL the stall bound (default 60s).
+// RECSTREAM_SOAK_ITEM_OWNER=1 runs it with ingest.item_owner: the two
+// processes run every role and a third one only the item owner (items),
+// and the process faults hit any of the three.
 
 const (
 	soakUsers   = 2000
@@ -185,18 +188,31 @@ type soakFault struct {
 	fromStart time.Duration // from the start of the fault until every partition committed past where it stood at the start
 	during    []int64       // per partition: how far its committed offset moved while the fault lasted
 	caughtUp  time.Duration // from the end of the fault until the lag was back to lagStart (or one second of events), -1 if not before the next fault or the end
+	// with item owners: from the end of the fault until every partition
+	// of the repartition topic had an item-owner commit past where it
+	// stood then (-1: not before the next fault or the end)
+	itemsAll time.Duration
 }
 
 // soakRun is the state of one soak.
 type soakRun struct {
-	t      *testing.T
-	e      *faultEnv
-	procs  [2]*subprocess
-	prod   *soakProducer
-	rate   int
-	stall  time.Duration // soakStallBound or RECSTREAM_SOAK_STALL
-	start  time.Time
-	faults []*soakFault
+	t     *testing.T
+	e     *faultEnv
+	procs []*subprocess
+	args  [][]string // each process's extra --set arguments
+	addrs []string   // each process's admin listener
+	// with ingest.item_owner: the item owners' counters summed over the
+	// processes' lives (read before each kill and at the end), and the
+	// stall watch of the item-owner group
+	itemOwner      bool
+	ownerCounts    map[string]float64
+	itemsLastTotal int64
+	itemsLastMove  time.Time
+	prod           *soakProducer
+	rate           int
+	stall          time.Duration // soakStallBound or RECSTREAM_SOAK_STALL
+	start          time.Time
+	faults         []*soakFault
 	// for the stall watch between faults
 	lastTotal int64
 	lastMove  time.Time
@@ -312,6 +328,60 @@ func (r *soakRun) check(s soakSample, haveSample bool) {
 	} else if time.Since(r.lastMove) > r.stall {
 		r.fail(fmt.Sprintf("commit stall: the ingest group committed nothing for %s with %d events waiting", time.Since(r.lastMove).Round(time.Second), s.lag()))
 	}
+	if r.itemOwner {
+		is, ok := r.itemsSample()
+		if !ok {
+			return
+		}
+		if tot := is.total(); tot != r.itemsLastTotal || is.lag() == 0 {
+			r.itemsLastTotal, r.itemsLastMove = tot, time.Now()
+		} else if time.Since(r.itemsLastMove) > r.stall {
+			r.fail(fmt.Sprintf("commit stall: the item-owner group committed nothing for %s with %d item updates waiting", time.Since(r.itemsLastMove).Round(time.Second), is.lag()))
+		}
+	}
+}
+
+// itemsSample is sample for the repartition topic and the item-owner
+// group.
+func (r *soakRun) itemsSample() (soakSample, bool) {
+	cfg := r.e.cfg.Kafka
+	high, err := highWatermarks(r.e.kf, cfg.ItemUpdatesTopic)
+	if err != nil {
+		return soakSample{}, false
+	}
+	c := committedOffsets(r.e.kf, cfg.ItemOwnerGroup, cfg.ItemUpdatesTopic)
+	if c == nil {
+		return soakSample{}, false
+	}
+	return soakSample{high: high, committed: c}, true
+}
+
+// startProc starts process i with its arguments and a new admin listener.
+func (r *soakRun) startProc(i int) {
+	r.addrs[i] = fmt.Sprintf("127.0.0.1:%d", freePort(r.t))
+	r.procs[i] = r.e.startSubprocess(r.t, append([]string{"admin.listen=" + r.addrs[i]}, r.args[i]...)...)
+}
+
+// countOwner adds process i's item-owner counters to the totals (a
+// process that does not answer within 2 s is not counted).
+func (r *soakRun) countOwner(i int) {
+	if !r.itemOwner {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if m, ok := scrapeSeries(r.addrs[i]); ok {
+			for _, k := range []string{ownerWritten, ownerRefused, ownerApplied, ownerSkipped} {
+				r.ownerCounts[k] += m[k]
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Logf("process %d's /metrics did not answer: its item-owner counters are not counted", i)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // idle watches the pipeline until t.
@@ -347,31 +417,52 @@ func (r *soakRun) inject(kind string, rng *rand.Rand) string {
 	case "sigkill":
 		i := rng.IntN(len(r.procs))
 		pause := time.Duration(rng.IntN(2000)) * time.Millisecond
+		r.countOwner(i)
 		r.procs[i].kill()
 		r.procs[i] = nil // down: not checked
 		hold(pause)
-		r.procs[i] = r.e.startSubprocess(r.t)
-		return fmt.Sprintf("processor %d killed, restarted after %s", i, pause)
+		r.startProc(i)
+		return fmt.Sprintf("processor %d%s killed, restarted after %s", i, r.roles(i), pause)
 	case "sigstop":
 		i := rng.IntN(len(r.procs))
 		d := time.Duration(3000+rng.IntN(5000)) * time.Millisecond
 		if err := r.procs[i].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			r.fail(fmt.Sprintf("SIGSTOP: %v", err))
 		}
-		// While it is stopped: when does the other process hold every
-		// partition of the events topic, and what did the group look
+		// While it is stopped: when do the other processes hold every
+		// partition of the events topic (and, with item owners, of the
+		// repartition topic) between them, and what did the groups look
 		// like last?
+		cfg := r.e.cfg.Kafka
+		type watch struct {
+			name, group, topic string
+			before             int // members before the stop
+			took               time.Duration
+			state              string
+			members            []groupMember
+		}
+		var ws []*watch
+		if r.runs(i, config.RoleIngest) {
+			ws = append(ws, &watch{name: "ingest", group: cfg.IngestGroup, topic: cfg.EventsTopic, before: r.members(config.RoleIngest)})
+		}
+		if r.itemOwner && r.runs(i, config.RoleItems) {
+			ws = append(ws, &watch{name: "item-owner", group: cfg.ItemOwnerGroup, topic: cfg.ItemUpdatesTopic, before: r.members(config.RoleItems)})
+		}
 		stopped := time.Now()
-		var took time.Duration
-		var state string
-		var members []groupMember
 		for time.Since(stopped) < d {
 			s, ok := r.sample()
 			r.check(s, ok)
-			if took == 0 {
-				state, members = groupMembers(r.e.kf, r.e.cfg.Kafka.IngestGroup, r.e.cfg.Kafka.EventsTopic)
-				if state == "Stable" && len(members) == 1 && len(members[0].partitions) == faultPartitions {
-					took = time.Since(stopped)
+			for _, w := range ws {
+				if w.took != 0 {
+					continue
+				}
+				w.state, w.members = groupMembers(r.e.kf, w.group, w.topic)
+				held := 0
+				for _, m := range w.members {
+					held += len(m.partitions)
+				}
+				if w.state == "Stable" && len(w.members) == w.before-1 && held == faultPartitions {
+					w.took = time.Since(stopped)
 				}
 			}
 			time.Sleep(min(250*time.Millisecond, d-time.Since(stopped)))
@@ -379,11 +470,15 @@ func (r *soakRun) inject(kind string, rng *rand.Rand) string {
 		if err := r.procs[i].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			r.fail(fmt.Sprintf("SIGCONT: %v", err))
 		}
-		other := fmt.Sprintf("the other had every partition after %s", took.Round(10*time.Millisecond))
-		if took == 0 {
-			other = fmt.Sprintf("the other never had every partition; last ingest group state %q with %d members %v", state, len(members), members)
+		var others []string
+		for _, w := range ws {
+			if w.took == 0 {
+				others = append(others, fmt.Sprintf("the others never had every partition of the %s group; its last state %q with %d members %v", w.name, w.state, len(w.members), w.members))
+			} else {
+				others = append(others, fmt.Sprintf("the others had every partition of the %s group after %s", w.name, w.took.Round(10*time.Millisecond)))
+			}
 		}
-		return fmt.Sprintf("processor %d stopped for %s (session timeout %s); %s", i, d, r.e.cfg.Kafka.SessionTimeout, other)
+		return fmt.Sprintf("processor %d%s stopped for %s (session timeout %s); %s", i, r.roles(i), d, r.e.cfg.Kafka.SessionTimeout, strings.Join(others, "; "))
 	case "redis":
 		d := time.Duration(2000+rng.IntN(4000)) * time.Millisecond
 		r.e.rs.Kill(r.t)
@@ -400,16 +495,51 @@ func (r *soakRun) inject(kind string, rng *rand.Rand) string {
 				moved++
 			}
 		}
-		return fmt.Sprintf("partition leaders shuffled: %d of %d partitions of the events and refresh topics moved (%v)", moved, len(after), after)
+		return fmt.Sprintf("partition leaders shuffled: %d of %d partitions moved (%v)", moved, len(after), after)
 	}
 	panic("unknown fault " + kind)
 }
 
+// runs reports whether process i runs role.
+func (r *soakRun) runs(i int, role string) bool {
+	for _, a := range r.args[i] {
+		if v, ok := strings.CutPrefix(a, "run.roles="); ok {
+			return slices.Contains(strings.Split(v, ","), role)
+		}
+	}
+	return true // every role
+}
+
+// members is how many processes run role.
+func (r *soakRun) members(role string) int {
+	n := 0
+	for i := range r.procs {
+		if r.runs(i, role) {
+			n++
+		}
+	}
+	return n
+}
+
+// roles describes process i's roles when they are not every role.
+func (r *soakRun) roles(i int) string {
+	for _, a := range r.args[i] {
+		if v, ok := strings.CutPrefix(a, "run.roles="); ok {
+			return " (" + v + ")"
+		}
+	}
+	return ""
+}
+
 // leaders maps "topic/partition" to the leader's node id for the events
-// and refresh topics.
+// and refresh topics (and the repartition topic with item owners).
 func (r *soakRun) leaders() map[string]int32 {
 	out := map[string]int32{}
-	for _, topic := range []string{r.e.cfg.Kafka.EventsTopic, r.e.cfg.Kafka.RefreshTopic} {
+	topics := []string{r.e.cfg.Kafka.EventsTopic, r.e.cfg.Kafka.RefreshTopic}
+	if r.itemOwner {
+		topics = append(topics, r.e.cfg.Kafka.ItemUpdatesTopic)
+	}
+	for _, topic := range topics {
 		for p := int32(0); p < faultPartitions; p++ {
 			out[fmt.Sprintf("%s/%d", topic, p)] = r.e.kf.LeaderFor(topic, p)
 		}
@@ -431,6 +561,17 @@ func movedPast(s, base soakSample) bool {
 	return true
 }
 
+// movedOrDone is movedPast that also takes a partition whose committed
+// offset in s is at its high watermark (nothing new to commit).
+func movedOrDone(s, base soakSample) bool {
+	for p := range base.high {
+		if s.committed[p] <= base.committed[p] && s.committed[p] < s.high[p] {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *soakRun) recover(f *soakFault, atStart soakSample, next time.Time) {
 	end := time.Now()
 	base := r.mustSample()
@@ -440,9 +581,31 @@ func (r *soakRun) recover(f *soakFault, atStart soakSample, next time.Time) {
 	}
 	f.caughtUp = -1
 	target := max(f.lagStart, int64(r.rate))
+	var itemsBase soakSample
+	itemsDone := !r.itemOwner
+	if r.itemOwner {
+		for {
+			var ok bool
+			if itemsBase, ok = r.itemsSample(); ok {
+				break
+			}
+			if time.Since(end) > 30*time.Second {
+				r.fail("the broker did not answer offset requests of the repartition topic for 30 s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		f.itemsAll = -1
+	}
 	for {
 		s, ok := r.sample()
 		r.check(s, ok)
+		if !itemsDone {
+			if is, ok := r.itemsSample(); ok && movedOrDone(is, itemsBase) {
+				f.itemsAll, itemsDone = time.Since(end), true
+			} else if time.Since(end) > r.stall {
+				r.fail(fmt.Sprintf("commit stall after fault %s (%s): the item-owner group did not commit on every partition for %s after it ended", f.kind, f.detail, r.stall))
+			}
+		}
 		if ok {
 			f.lagMax = max(f.lagMax, s.lag())
 			if f.first == 0 && s.total() > base.total() {
@@ -454,7 +617,7 @@ func (r *soakRun) recover(f *soakFault, atStart soakSample, next time.Time) {
 			if f.all > 0 && f.caughtUp < 0 && s.lag() <= target {
 				f.caughtUp = time.Since(end)
 			}
-			if f.all > 0 && f.fromStart > 0 && (f.caughtUp >= 0 || !time.Now().Before(next)) {
+			if f.all > 0 && f.fromStart > 0 && itemsDone && (f.caughtUp >= 0 || !time.Now().Before(next)) {
 				return
 			}
 			if f.all == 0 && time.Since(end) > r.stall {
@@ -525,15 +688,32 @@ func TestSoak(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 24))
 	t.Logf("soak of %s at %d events/s; fault seed %d (RECSTREAM_SOAK_SEED); stall bound %s", dur, rate, seed, stall)
 
-	kf := kafkatest.StartOpts(t, faultPartitions, faultTopics(), kfake.NumBrokers(soakBrokers))
+	itemOwner := os.Getenv("RECSTREAM_SOAK_ITEM_OWNER") == "1"
+	topics := faultTopics()
+	if itemOwner {
+		topics = append(topics, config.Default().Kafka.ItemUpdatesTopic)
+	}
+	kf := kafkatest.StartOpts(t, faultPartitions, topics, kfake.NumBrokers(soakBrokers))
 	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	e := &faultEnv{kf: kf, rs: rs, cfg: soakConfig(kf.Brokers, rs.Addr)}
-	r := &soakRun{t: t, e: e, rate: rate, stall: stall}
+	r := &soakRun{t: t, e: e, rate: rate, stall: stall, itemOwner: itemOwner, args: [][]string{nil, nil}}
+	if itemOwner {
+		// Two processes with every role and an item owner alone; item
+		// windows off (they hold only the experiment counters), as in
+		// the fault suite's item-owner tests.
+		e.cfg.Ingest.ItemOwner = true
+		e.cfg.Ingest.ItemFlushInterval = ownerFlush
+		e.cfg.Ingest.ItemWindow = 0
+		r.args = [][]string{ownerSets(), ownerSets(), append(ownerSets(), "run.roles=items")}
+		r.ownerCounts = map[string]float64{}
+		t.Logf("with item owners (ingest.item_owner, flush every %s): processes 0 and 1 run every role, process 2 the items role", ownerFlush)
+	}
+	r.procs, r.addrs = make([]*subprocess, len(r.args)), make([]string, len(r.args))
 	recstreamBinary(t)
 	for i := range r.procs {
-		r.procs[i] = e.startSubprocess(t)
+		r.startProc(i)
 	}
-	r.start, r.lastMove = time.Now(), time.Now()
+	r.start, r.lastMove, r.itemsLastMove = time.Now(), time.Now(), time.Now()
 	r.prod = startSoakProducer(kf, e.cfg.Kafka.EventsTopic, rate)
 	t.Cleanup(func() { r.prod.stop() })
 
@@ -574,9 +754,13 @@ func TestSoak(t *testing.T) {
 		if f.caughtUp >= 0 {
 			caught = f.caughtUp.Round(10 * time.Millisecond).String()
 		}
-		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; committed per partition while it lasted %v; first commit %s and every partition %s after it ended (%s after it began); lag back to %d after %s",
+		items := ""
+		if r.itemOwner {
+			items = fmt.Sprintf("; every repartition partition committed by the item owners %s after it ended", f.itemsAll.Round(10*time.Millisecond))
+		}
+		t.Logf("fault %d at %s: %s: %s; lag %d events at its start, at most %d; committed per partition while it lasted %v; first commit %s and every partition %s after it ended (%s after it began); lag back to %d after %s%s",
 			len(r.faults), f.at.Round(time.Second), kind, f.detail, f.lagStart, f.lagMax, f.during,
-			f.first.Round(10*time.Millisecond), f.all.Round(10*time.Millisecond), f.fromStart.Round(10*time.Millisecond), max(f.lagStart, int64(rate)), caught)
+			f.first.Round(10*time.Millisecond), f.all.Round(10*time.Millisecond), f.fromStart.Round(10*time.Millisecond), max(f.lagStart, int64(rate)), caught, items)
 	}
 
 	produced, err := r.prod.stop()
@@ -589,7 +773,11 @@ func TestSoak(t *testing.T) {
 	// Drain: both groups commit everything, then a graceful stop.
 	drain := time.Now()
 	cfg := e.cfg.Kafka
-	for _, w := range []struct{ group, topic string }{{cfg.IngestGroup, cfg.EventsTopic}, {cfg.ScoreGroup, cfg.RefreshTopic}} {
+	drains := []struct{ group, topic string }{{cfg.IngestGroup, cfg.EventsTopic}, {cfg.ScoreGroup, cfg.RefreshTopic}}
+	if itemOwner {
+		drains = append(drains, struct{ group, topic string }{cfg.ItemOwnerGroup, cfg.ItemUpdatesTopic})
+	}
+	for _, w := range drains {
 		deadline := time.Now().Add(10 * time.Minute)
 		for {
 			high, err := highWatermarks(kf, w.topic)
@@ -611,8 +799,9 @@ func TestSoak(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	t.Logf("both groups committed everything %s after the producer stopped", time.Since(drain).Round(100*time.Millisecond))
+	t.Logf("every group committed everything %s after the producer stopped", time.Since(drain).Round(100*time.Millisecond))
 	for i, p := range r.procs {
+		r.countOwner(i)
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -662,6 +851,23 @@ func TestSoak(t *testing.T) {
 	t.Logf("reference: %d events, %d keys, %d users in %s", produced, len(want.state), len(want.lists), time.Since(refStart).Round(time.Second))
 
 	r.summary(produced, elapsed)
+	if itemOwner {
+		// The reference ran without item owners: compare what both
+		// write paths keep (ownedView), and check that item owners wrote.
+		owned := 0
+		for k, v := range got.state {
+			if _, ok := v.floats["v"]; ok && strings.HasSuffix(k, "}:m") && strings.Contains(k, "{i:") {
+				owned++
+			}
+		}
+		if owned == 0 {
+			t.Fatal("no item was written by an item owner")
+		}
+		got, want = ownedView(got, e.cfg.Redis.KeyPrefix), ownedView(want, ref.cfg.Redis.KeyPrefix)
+		c := r.ownerCounts
+		t.Logf("item owners over the processes' lives: %.0f items written, %.0f writes refused, %.0f contributions applied, %.0f skipped (%d items written by an item owner)",
+			c[ownerWritten], c[ownerRefused], c[ownerApplied], c[ownerSkipped], owned)
+	}
 	if d := diffSnapshots(got, want); len(d) > 0 {
 		t.Fatalf("final state differs from the reference (%d vs %d keys):\n%s", len(got.state), len(want.state), strings.Join(d, "\n"))
 	}
@@ -686,7 +892,19 @@ func (r *soakRun) summary(produced int64, elapsed time.Duration) {
 		for _, f := range fs {
 			ended, began = append(ended, f.all), append(began, f.fromStart)
 		}
-		return fmt.Sprintf("%d; every partition committing again (min/median/max) %s after the fault ended, %s after it began", len(fs), mmm(ended), mmm(began))
+		out := fmt.Sprintf("%d; every partition committing again (min/median/max) %s after the fault ended, %s after it began", len(fs), mmm(ended), mmm(began))
+		if r.itemOwner {
+			var items []time.Duration
+			for _, f := range fs {
+				if f.itemsAll >= 0 {
+					items = append(items, f.itemsAll)
+				}
+			}
+			if len(items) > 0 {
+				out += fmt.Sprintf("; every repartition partition committed by the item owners %s after it ended", mmm(items))
+			}
+		}
+		return out
 	}
 	var kinds []string
 	for k := range byKind {
