@@ -315,7 +315,7 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 			// process that died before it wrote trending: trending gets
 			// the item's weight again (unchanged when it holds this
 			// version already).
-			it.queue = it.queue[:0]
+			it.queue = nil
 			delete(o.dirty, name)
 			if v := metaInt(it.st.meta, "v", 0); v > 0 {
 				o.trend[name] = trendSet{v: v, pop: metaFloat(it.st.meta, "pop")}
@@ -363,7 +363,9 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 			foldNext = append(foldNext, name)
 			it.st.nextLen = 1
 		}
-		it.queue = it.queue[:0]
+		// nil, not queue[:0]: a kept backing array would hold the applied
+		// contributions (and their row pairs) as long as the copy lives.
+		it.queue = nil
 		delete(o.dirty, name)
 		v, _ := strconv.ParseInt(it.st.meta["v"], 10, 64)
 		pop, _ := strconv.ParseFloat(it.st.meta["pop"], 64)
