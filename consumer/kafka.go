@@ -232,8 +232,9 @@ func (k Kafka) NewWriter() *kafka.Writer {
 // leaders; a write after a leader move fails for at most about this long.
 const WriterMetadataTTL = time.Second
 
-// EnsureTopics creates the topics that do not exist yet.
-func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...string) error {
+// dial connects to the first broker that answers, with k.Dialer (a 10 s
+// timeout when nil), and returns the dialer used.
+func (k Kafka) dial(ctx context.Context) (*kafka.Conn, *kafka.Dialer, error) {
 	d := k.Dialer
 	if d == nil {
 		d = &kafka.Dialer{Timeout: 10 * time.Second}
@@ -246,7 +247,16 @@ func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...strin
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("connecting to kafka: %w", err)
+		return nil, nil, fmt.Errorf("connecting to kafka: %w", err)
+	}
+	return conn, d, nil
+}
+
+// EnsureTopics creates the topics that do not exist yet.
+func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...string) error {
+	conn, d, err := k.dial(ctx)
+	if err != nil {
+		return err
 	}
 	defer conn.Close()
 	ctrl, err := conn.Controller()
@@ -270,19 +280,9 @@ func (k Kafka) EnsureTopics(ctx context.Context, partitions int, topics ...strin
 
 // PartitionCount returns the number of partitions of topic.
 func (k Kafka) PartitionCount(ctx context.Context, topic string) (int, error) {
-	d := k.Dialer
-	if d == nil {
-		d = &kafka.Dialer{Timeout: 10 * time.Second}
-	}
-	var conn *kafka.Conn
-	var err error
-	for _, b := range k.Brokers {
-		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
-			break
-		}
-	}
+	conn, _, err := k.dial(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("connecting to kafka: %w", err)
+		return 0, err
 	}
 	defer conn.Close()
 	ps, err := conn.ReadPartitions(topic)
