@@ -71,34 +71,14 @@ func scrapeSeries(addr string) (map[string]float64, bool) {
 // it fails when p exits.
 func mustScrapeSeries(t *testing.T, p adminProc) map[string]float64 {
 	t.Helper()
-	var m map[string]float64
-	waitFor(t, 10*time.Second, "/metrics of "+p.addr, func() bool {
-		if err, exited := p.wait(0); exited {
-			t.Fatalf("recstream run (admin %s) exited: %v", p.addr, err)
-		}
-		var ok bool
-		m, ok = scrapeSeries(p.addr)
-		return ok
-	})
-	return m
+	return mustScrapeWith(t, p, scrapeSeries)
 }
 
 // itemsCommittedTo waits until the item-owner group committed at least
 // high on every partition of the repartition topic, failing when p exits.
 func (e *faultEnv) itemsCommittedTo(t *testing.T, p *subprocess, high map[int]int64, timeout time.Duration, what string) {
 	t.Helper()
-	waitFor(t, timeout, what, func() bool {
-		if err, exited := p.wait(0); exited {
-			t.Fatalf("recstream run exited before %s: %v", what, err)
-		}
-		c := committedOffsets(e.kf, e.cfg.Kafka.ItemOwnerGroup, e.cfg.Kafka.ItemUpdatesTopic)
-		for part, h := range high {
-			if c[part] < h {
-				return false
-			}
-		}
-		return true
-	})
+	e.waitGroupCommittedTo(t, p, e.cfg.Kafka.ItemOwnerGroup, e.cfg.Kafka.ItemUpdatesTopic, high, timeout, what)
 }
 
 // ownerZombieRounds bounds the rounds of TestFaultZombieItemOwner; it stops

@@ -1,12 +1,9 @@
 package processor_test
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,38 +37,13 @@ type zombieCounters struct {
 	consumed, fenced, batches float64
 }
 
-// scrapeCounters reads the process's ingest counters; ok is false when it
-// does not answer (not listening yet, or stopped).
+// scrapeCounters reads the process's ingest counters, summed over their
+// labels; ok is false when it does not answer (not listening yet, or
+// stopped).
 func scrapeCounters(addr string) (c zombieCounters, ok bool) {
-	cl := http.Client{Timeout: time.Second}
-	resp, err := cl.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return c, false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return c, false
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, rest, found := strings.Cut(line, " ")
-		if !found {
-			continue
-		}
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			// Labels may hold spaces: the value follows the closing brace.
-			j := strings.LastIndexByte(line, '}')
-			name, rest = name[:i], strings.TrimSpace(line[j+1:])
-		}
-		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		if err != nil {
-			continue
-		}
+	series, ok := scrapeSeries(addr)
+	for k, v := range series {
+		name, _, _ := strings.Cut(k, "{")
 		switch name {
 		case "recstream_events_consumed_total":
 			c.consumed += v
@@ -81,34 +53,48 @@ func scrapeCounters(addr string) (c zombieCounters, ok bool) {
 			c.batches += v
 		}
 	}
-	return c, sc.Err() == nil
+	return c, ok
 }
 
 // mustScrape reads the process's counters, waiting up to 10 s for its
 // listener; it fails when p exits.
 func mustScrape(t *testing.T, p adminProc) zombieCounters {
 	t.Helper()
-	var c zombieCounters
+	return mustScrapeWith(t, p, scrapeCounters)
+}
+
+// mustScrapeWith runs scrape on p's admin address until it answers (up to
+// 10 s); it fails when p exits.
+func mustScrapeWith[T any](t *testing.T, p adminProc, scrape func(addr string) (T, bool)) T {
+	t.Helper()
+	var v T
 	waitFor(t, 10*time.Second, "/metrics of "+p.addr, func() bool {
 		if err, exited := p.wait(0); exited {
 			t.Fatalf("recstream run (admin %s) exited: %v", p.addr, err)
 		}
 		var ok bool
-		c, ok = scrapeCounters(p.addr)
+		v, ok = scrape(p.addr)
 		return ok
 	})
-	return c
+	return v
 }
 
 // waitCommittedTo waits until the ingest group has committed at least
 // high on every partition, failing when p exits.
 func (e *faultEnv) waitCommittedTo(t *testing.T, p *subprocess, high map[int]int64, timeout time.Duration, what string) {
 	t.Helper()
+	e.waitGroupCommittedTo(t, p, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic, high, timeout, what)
+}
+
+// waitGroupCommittedTo waits until group has committed at least high on
+// every partition of topic, failing when p exits.
+func (e *faultEnv) waitGroupCommittedTo(t *testing.T, p *subprocess, group, topic string, high map[int]int64, timeout time.Duration, what string) {
+	t.Helper()
 	waitFor(t, timeout, what, func() bool {
 		if err, exited := p.wait(0); exited {
 			t.Fatalf("recstream run exited before %s: %v", what, err)
 		}
-		c := committedOffsets(e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic)
+		c := committedOffsets(e.kf, group, topic)
 		for part, h := range high {
 			if c[part] < h {
 				return false
