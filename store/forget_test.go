@@ -2,8 +2,9 @@ package store_test
 
 import (
 	"context"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,7 +84,21 @@ func TestForgetEqualsNeverSeen(t *testing.T) {
 	}
 }
 
-func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
+// erasureLog is the fixture of the erasure tests: two stores on one
+// Redis (prefixes a: and b:) with large caps, a random log, its items
+// sorted, the user with the most events (target, most) and the log
+// without that user.
+type erasureLog struct {
+	rdb          *redis.Client
+	a, b         *store.Store
+	ops, without []store.Op
+	items        []string
+	target       string
+	most         int
+}
+
+func newErasureLog(t *testing.T) erasureLog {
+	t.Helper()
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ctx := context.Background()
@@ -96,41 +111,70 @@ func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
 	})
 	optA, optB := opt, opt
 	optA.Prefix, optB.Prefix = "a:", "b:"
-	a, b := store.New(rdb, optA), store.New(rdb, optB)
-	for _, st := range []*store.Store{a, b} {
+	e := erasureLog{rdb: rdb, a: store.New(rdb, optA), b: store.New(rdb, optB)}
+	for _, st := range []*store.Store{e.a, e.b} {
 		if err := st.LoadScripts(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	gen := loadgen.New(loadgen.Options{Users: 30, Items: 40, Clusters: 3, Seed: 3})
-	var ops []store.Op
 	count := map[string]int{}
 	itemSet := map[string]bool{}
 	ts := time.Now().Add(-time.Hour).UnixMilli()
 	for i := 0; i < 3000; i++ {
 		ev := gen.Next()
 		ts += 7
-		ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts})
+		e.ops = append(e.ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts})
 		count[ev.UserID]++
 		itemSet[ev.ItemID] = true
 	}
-	var items []string
-	for it := range itemSet {
-		items = append(items, it)
-	}
-	sort.Strings(items)
-	target, most := "", 0
+	e.items = slices.Sorted(maps.Keys(itemSet))
 	for u, c := range count {
-		if c > most || (c == most && u < target) {
-			target, most = u, c
+		if c > e.most || (c == e.most && u < e.target) {
+			e.target, e.most = u, c
 		}
 	}
-	var without []store.Op
-	for _, op := range ops {
-		if op.User != target {
-			without = append(without, op)
+	for _, op := range e.ops {
+		if op.User != e.target {
+			e.without = append(e.without, op)
 		}
 	}
+	return e
+}
+
+// sameItemState reports every field of want that got holds otherwise
+// (after the erasure against never having seen the user) and every field
+// only got holds.
+func sameItemState(t *testing.T, got, want map[string]map[string]float64) {
+	t.Helper()
+	diffs := 0
+	for key, fw := range want {
+		for f, x := range fw {
+			y := got[key][f]
+			if math.Abs(x-y) > 1e-6*math.Max(1, math.Abs(x)) {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v after the erasure, %v never having seen the user", key, f, y, x)
+				}
+				diffs++
+			}
+		}
+	}
+	for key, fg := range got {
+		for f, y := range fg {
+			if _, ok := want[key][f]; !ok {
+				if diffs < 10 {
+					t.Errorf("%s %s: %v remains after the erasure", key, f, y)
+				}
+				diffs++
+			}
+		}
+	}
+}
+
+func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
+	e := newErasureLog(t)
+	rdb, a, b, ops, without, items, target, most := e.rdb, e.a, e.b, e.ops, e.without, e.items, e.target, e.most
+	ctx := context.Background()
 	apply := func(st *store.Store, ops []store.Op) {
 		for i := 0; i < len(ops); i += 250 {
 			if _, err := st.Apply(ctx, 0, ops[i:min(i+250, len(ops))]); err != nil {
@@ -174,29 +218,7 @@ func forgetEqualsNeverSeen(t *testing.T, inFlight bool) {
 	if len(res.Neighbours) == 0 {
 		t.Errorf("no neighbours to rescore")
 	}
-	got, want := itemState(t, rdb, a, items), itemState(t, rdb, b, items)
-	diffs := 0
-	for key, fw := range want {
-		for f, x := range fw {
-			y := got[key][f]
-			if math.Abs(x-y) > 1e-6*math.Max(1, math.Abs(x)) {
-				if diffs < 10 {
-					t.Errorf("%s %s: %v after the erasure, %v never having seen the user", key, f, y, x)
-				}
-				diffs++
-			}
-		}
-	}
-	for key, fg := range got {
-		for f, y := range fg {
-			if _, ok := want[key][f]; !ok {
-				if diffs < 10 {
-					t.Errorf("%s %s: %v remains after the erasure", key, f, y)
-				}
-				diffs++
-			}
-		}
-	}
+	sameItemState(t, itemState(t, rdb, a, items), itemState(t, rdb, b, items))
 	// The user's keys are gone; only the tombstone (fences and erasure time)
 	// remains, with a TTL.
 	k := a.Keys()

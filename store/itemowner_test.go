@@ -3,21 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"maps"
-	"math"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/recstream/recstream/internal/redistest"
-	"github.com/recstream/recstream/internal/testopts"
-	"github.com/recstream/recstream/loadgen"
 	"github.com/recstream/recstream/store"
 )
 
@@ -280,49 +274,9 @@ func TestItemUpdatesCodec(t *testing.T) {
 // copies read before it fail their guarded writes and are read again;
 // trending then follows the items' popularity.
 func TestItemOwnerForgetEqualsNeverSeen(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb := rs.Client(t)
+	e := newErasureLog(t)
+	rdb, a, b, ops, without, items, target := e.rdb, e.a, e.b, e.ops, e.without, e.items, e.target
 	ctx := context.Background()
-	opt := testopts.Store(func(o *store.Options) {
-		o.UserLogCap = 1000
-		o.UserItemsCap = 1000
-		o.ItemUsersCap = 1000
-		o.CoocCap = 1000
-		o.CoocHistory = 5
-	})
-	optA, optB := opt, opt
-	optA.Prefix, optB.Prefix = "a:", "b:"
-	a, b := store.New(rdb, optA), store.New(rdb, optB)
-	for _, st := range []*store.Store{a, b} {
-		if err := st.LoadScripts(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gen := loadgen.New(loadgen.Options{Users: 30, Items: 40, Clusters: 3, Seed: 3})
-	var ops []store.Op
-	count := map[string]int{}
-	itemSet := map[string]bool{}
-	ts := time.Now().Add(-time.Hour).UnixMilli()
-	for i := 0; i < 3000; i++ {
-		ev := gen.Next()
-		ts += 7
-		ops = append(ops, store.Op{Offset: int64(i), User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ts})
-		count[ev.UserID]++
-		itemSet[ev.ItemID] = true
-	}
-	items := slices.Sorted(maps.Keys(itemSet))
-	target, most := "", 0
-	for u, c := range count {
-		if c > most || (c == most && u < target) {
-			target, most = u, c
-		}
-	}
-	var without []store.Op
-	for _, op := range ops {
-		if op.User != target {
-			without = append(without, op)
-		}
-	}
 	ownerA, mA := newOwner(a)
 	ownerB, _ := newOwner(b)
 	apply := func(st *store.Store, o *store.ItemOwner, ops []store.Op) {
@@ -349,27 +303,5 @@ func TestItemOwnerForgetEqualsNeverSeen(t *testing.T) {
 	if n := testutil.ToFloat64(mA.Writes.WithLabelValues("refused")); n == 0 {
 		t.Error("no copy read before the erasure was refused")
 	}
-	got, want := itemState(t, rdb, a, items), itemState(t, rdb, b, items)
-	diffs := 0
-	for key, fw := range want {
-		for f, x := range fw {
-			y := got[key][f]
-			if math.Abs(x-y) > 1e-6*math.Max(1, math.Abs(x)) {
-				if diffs < 10 {
-					t.Errorf("%s %s: %v after the erasure, %v never having seen the user", key, f, y, x)
-				}
-				diffs++
-			}
-		}
-	}
-	for key, fg := range got {
-		for f, y := range fg {
-			if _, ok := want[key][f]; !ok {
-				if diffs < 10 {
-					t.Errorf("%s %s: %v remains after the erasure", key, f, y)
-				}
-				diffs++
-			}
-		}
-	}
+	sameItemState(t, itemState(t, rdb, a, items), itemState(t, rdb, b, items))
 }
