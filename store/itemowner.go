@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	_ "embed"
@@ -122,6 +123,8 @@ type ItemOwner struct {
 	mu       sync.Mutex
 	assigned map[int]bool // nil: every partition
 
+	scratch applyScratch
+
 	failBeforeTrend bool // tests: simulate a crash between the item writes and trending
 }
 
@@ -146,12 +149,72 @@ type queuedContrib struct {
 }
 
 // itemCopy is what an item owner keeps of one item: its meta hash as
-// Redis holds it (fences, n, pop, c, o, v, x, k) and about how many
-// entries its rows hold (when to fold them).
+// Redis holds it, parsed (fences, n, pop, c, o, v, x, k; the guard fields
+// also as the strings Redis holds, which the guard compares), and about
+// how many entries its rows hold (when to fold them). It holds no map, so
+// that the garbage collector scans little of a copy.
 type itemCopy struct {
-	meta    map[string]string
-	rowLen  int64
-	nextLen int64
+	fences          []partFence // by partition
+	vs, ns, pops    string      // v, n, pop as Redis holds them ("" absent)
+	n, pop          float64
+	v               int64
+	c               int64 // -1 absent
+	o               int64 // valid with hasO
+	hasO            bool
+	x, k            int64 // x -1 absent
+	rowLen, nextLen int64
+}
+
+// partFence is the fence of one source partition: its last applied
+// offset.
+type partFence struct {
+	p   int32
+	off int64
+}
+
+// newItemCopy parses an item's meta hash.
+func newItemCopy(meta map[string]string, rowLen, nextLen int64) *itemCopy {
+	st := &itemCopy{vs: meta["v"], ns: meta["n"], pops: meta["pop"], rowLen: rowLen, nextLen: nextLen}
+	st.n, st.pop = metaFloat(meta, "n"), metaFloat(meta, "pop")
+	st.v = metaInt(meta, "v", 0)
+	st.c = metaInt(meta, "c", -1)
+	if _, ok := meta["o"]; ok {
+		st.o, st.hasO = metaInt(meta, "o", 0), true
+	}
+	st.x, st.k = metaInt(meta, "x", -1), metaInt(meta, "k", 0)
+	for f := range meta {
+		ps, ok := strings.CutPrefix(f, "f:")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseInt(ps, 10, 32)
+		if err != nil || p < 0 {
+			continue
+		}
+		if off := metaInt(meta, f, -1); off >= 0 {
+			st.fences = append(st.fences, partFence{p: int32(p), off: off})
+		}
+	}
+	slices.SortFunc(st.fences, func(a, b partFence) int { return cmp.Compare(a.p, b.p) })
+	return st
+}
+
+// fence returns the fence of source partition p (-1: none).
+func (st *itemCopy) fence(p int32) int64 {
+	if i, ok := slices.BinarySearchFunc(st.fences, p, func(f partFence, p int32) int { return cmp.Compare(f.p, p) }); ok {
+		return st.fences[i].off
+	}
+	return -1
+}
+
+// setFence sets the fence of source partition p.
+func (st *itemCopy) setFence(p int32, off int64) {
+	i, ok := slices.BinarySearchFunc(st.fences, p, func(f partFence, p int32) int { return cmp.Compare(f.p, p) })
+	if ok {
+		st.fences[i].off = off
+		return
+	}
+	st.fences = slices.Insert(st.fences, i, partFence{p: p, off: off})
 }
 
 // NewItemOwner returns an item owner writing to s.
@@ -317,8 +380,8 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 			// version already).
 			it.queue = nil
 			delete(o.dirty, name)
-			if v := metaInt(it.st.meta, "v", 0); v > 0 {
-				o.trend[name] = trendSet{v: v, pop: metaFloat(it.st.meta, "pop")}
+			if it.st.v > 0 {
+				o.trend[name] = trendSet{v: it.st.v, pop: it.st.pop}
 			}
 			continue
 		}
@@ -367,9 +430,7 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 		// contributions (and their row pairs) as long as the copy lives.
 		it.queue = nil
 		delete(o.dirty, name)
-		v, _ := strconv.ParseInt(it.st.meta["v"], 10, 64)
-		pop, _ := strconv.ParseFloat(it.st.meta["pop"], 64)
-		o.trend[name] = trendSet{v: v, pop: pop}
+		o.trend[name] = trendSet{v: it.st.v, pop: it.st.pop}
 	}
 	// Rows that these writes made long are folded (cooc.go): read,
 	// folded into one entry, written back if unchanged meanwhile.
@@ -457,13 +518,10 @@ func (o *ItemOwner) load(ctx context.Context, names []string) error {
 		if err != nil {
 			return fmt.Errorf("reading item state: %w", err)
 		}
-		o.setCopy(l.name, o.items[l.name], &itemCopy{meta: meta, rowLen: rowLen, nextLen: nextLen})
+		o.setCopy(l.name, o.items[l.name], newItemCopy(meta, rowLen, nextLen))
 	}
 	return nil
 }
-
-// itemGuards are the meta fields an item's guarded write checks.
-var itemGuards = []string{"v", "n", "pop"}
 
 // ownerDeltaPartition is the partition of the delta entries an item
 // owner appends to rows (cooc.go, entry.go): they sum the contributions
@@ -471,46 +529,58 @@ var itemGuards = []string{"v", "n", "pop"}
 // write's version, which makes them unique in the row.
 const ownerDeltaPartition = math.MaxInt32
 
+// applyScratch is what apply reuses from one item to the next.
+type applyScratch struct {
+	users     map[string]int64
+	userOrder []string
+	row, next coocRow
+	changed   []int32 // source partitions whose fence moved
+	pairs     []Scored
+	buf       []byte
+}
+
 // apply applies it's queued contributions after its fences to its copy
 // and returns the guarded write that makes Redis hold the copy, or nil
 // when every contribution was skipped. The write appends the rows'
 // increments as one delta entry each (the rows are folded, once long,
 // after the write), adds or updates the recent users changed, trims them
 // past the cap by the bound c on their number (as item.lua does) and
-// sets the meta hash: fences, n, pop, c, o, v one higher, TTL
-// bookkeeping.
+// sets the meta hash: the fences moved, n, pop, c, o, v one higher, TTL
+// bookkeeping. The write is guarded by v, n and pop as the copy holds
+// them.
 func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	st := it.st
 	opt := &o.s.opt
-	fences := make(map[int32]int64)
-	fence := func(p int32) int64 {
-		f, ok := fences[p]
-		if !ok {
-			f = metaInt(st.meta, "f:"+strconv.Itoa(int(p)), -1)
-			fences[p] = f
-		}
-		return f
+	sc := &o.scratch
+	if sc.users == nil {
+		sc.users = make(map[string]int64)
+		sc.row.val, sc.next.val = make(map[string]float64), make(map[string]float64)
 	}
-	pop := metaFloat(st.meta, "pop")
-	deg := metaFloat(st.meta, "n")
-	users := make(map[string]int64)
-	var userOrder []string
-	var row, next *coocRow
+	clear(sc.users)
+	sc.userOrder, sc.changed = sc.userOrder[:0], sc.changed[:0]
+	for _, r := range []*coocRow{&sc.row, &sc.next} {
+		clear(r.val)
+		r.order = r.order[:0]
+	}
+	pop, deg := st.pop, st.n
 	maxts, mints := int64(0), int64(0)
 	applied, skipped := 0, 0
 	for _, q := range it.queue {
 		c := &q.c
-		if c.Offset <= fence(q.p) {
+		if c.Offset <= st.fence(q.p) {
 			skipped++
 			continue
 		}
-		fences[q.p] = c.Offset
+		st.setFence(q.p, c.Offset)
+		if !slices.Contains(sc.changed, q.p) {
+			sc.changed = append(sc.changed, q.p)
+		}
 		applied++
 		if c.User != "" {
-			if _, ok := users[c.User]; !ok {
-				userOrder = append(userOrder, c.User)
+			if _, ok := sc.users[c.User]; !ok {
+				sc.userOrder = append(sc.userOrder, c.User)
 			}
-			users[c.User] = c.TS
+			sc.users[c.User] = c.TS
 			maxts = max(maxts, c.TS)
 			if mints == 0 || c.TS < mints {
 				mints = c.TS
@@ -519,16 +589,10 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 			deg += c.Deg
 		}
 		for _, x := range c.Co {
-			if row == nil {
-				row = newCoocRowSized(len(c.Co))
-			}
-			row.add(x.ID, x.V)
+			sc.row.add(x.ID, x.V)
 		}
 		for _, x := range c.Next {
-			if next == nil {
-				next = newCoocRowSized(len(c.Next))
-			}
-			next.add(x.ID, x.V)
+			sc.next.add(x.ID, x.V)
 		}
 	}
 	o.opt.Metrics.Contributions.WithLabelValues("skipped").Add(float64(skipped))
@@ -540,53 +604,57 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	k := o.s.keys
 	keys := struct{ users, row, next, meta string }{k.ItemUsers(name), k.ItemCooc(name), k.ItemNext(name), k.ItemMeta(name)}
 	g := newGuardedWrite(keys.meta)
-	for _, f := range itemGuards {
-		g.guard(f, st.meta[f])
-	}
-	version := metaInt(st.meta, "v", 0) + 1
+	g.guard("v", st.vs)
+	g.guard("n", st.ns)
+	g.guard("pop", st.pops)
+	version := st.v + 1
 	appendRow := func(key string, r *coocRow, length *int64) {
-		if r == nil {
+		if len(r.order) == 0 {
 			return
 		}
-		d := rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: make([]Scored, 0, len(r.order))}
+		sc.pairs = sc.pairs[:0]
 		for _, id := range r.order {
-			d.Pairs = append(d.Pairs, Scored{ID: id, Score: r.val[id]})
+			sc.pairs = append(sc.pairs, Scored{ID: id, Score: r.val[id]})
 		}
-		g.cmd("RPUSH", key, string(appendDelta(nil, d)))
+		sc.buf = appendDelta(sc.buf[:0], rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: sc.pairs})
+		g.cmd("RPUSH", key, string(sc.buf))
 		*length++
 	}
-	appendRow(keys.row, row, &st.rowLen)
-	appendRow(keys.next, next, &st.nextLen)
+	appendRow(keys.row, &sc.row, &st.rowLen)
+	appendRow(keys.next, &sc.next, &st.nextLen)
 
-	meta := [][2]string{}
-	for p, f := range fences {
-		if f >= 0 {
-			meta = append(meta, [2]string{"f:" + strconv.Itoa(int(p)), fmtInt(f)})
-		}
+	slices.Sort(sc.changed)
+	hs := make([]any, 0, 2*len(sc.changed)+16)
+	for _, p := range sc.changed {
+		hs = append(hs, "f:"+strconv.Itoa(int(p)), fmtInt(st.fence(p)))
 	}
-	slices.SortFunc(meta, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	if pop != 0 || st.meta["pop"] != "" {
-		meta = append(meta, [2]string{"pop", fmtFloat(pop)})
+	if pop != 0 || st.pops != "" {
+		st.pop, st.pops = pop, fmtFloat(pop)
+		hs = append(hs, "pop", st.pops)
 	}
-	if deg != 0 || st.meta["n"] != "" {
-		meta = append(meta, [2]string{"n", fmtFloat(deg)})
+	if deg != 0 || st.ns != "" {
+		st.n, st.ns = deg, fmtFloat(deg)
+		hs = append(hs, "n", st.ns)
 	}
 	ttl := int64(opt.UserTTL / time.Second)
-	if len(users) > 0 {
-		za := make([]any, 0, 2*len(users))
-		for _, u := range userOrder {
-			za = append(za, fmtInt(users[u]), u)
+	hadUsers := st.c > 0
+	if len(sc.users) > 0 {
+		za := make([]any, 0, 2*len(sc.users))
+		for _, u := range sc.userOrder {
+			za = append(za, fmtInt(sc.users[u]), u)
 		}
 		cmdChunks(g, "ZADD", keys.users, za)
 		// c is at least the zset's size and o at most its oldest time
 		// (item.lua): the zset is trimmed only when they say there may be
 		// something to trim.
-		card := metaInt(st.meta, "c", -1)
+		card := st.c
 		if card >= 0 {
-			card += int64(len(users))
+			card += int64(len(sc.users))
 		}
-		lowV := metaInt(st.meta, "o", mints)
-		lowV = min(lowV, mints)
+		lowV := mints
+		if st.hasO {
+			lowV = min(st.o, mints)
+		}
 		if ttl > 0 && maxts > 0 {
 			// retention: users whose last interaction with this item is
 			// older than ttl (in event time) before the newest applied one
@@ -600,46 +668,43 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 			g.cmd("ZREMRANGEBYRANK", keys.users, 0, -opt.ItemUsersCap-1)
 			card = int64(opt.ItemUsersCap)
 		}
-		meta = append(meta, [2]string{"c", fmtInt(card)}, [2]string{"o", fmtInt(lowV)})
+		st.c, st.o, st.hasO = card, lowV, true
+		hs = append(hs, "c", fmtInt(card), "o", fmtInt(lowV))
 	}
-	meta = append(meta, [2]string{"v", fmtInt(version)})
+	st.v, st.vs = version, fmtInt(version)
+	hs = append(hs, "v", st.vs)
 	renewMeta := false
 	if ttl > 0 {
 		now := opt.Now().Unix()
-		x := metaInt(st.meta, "x", -1)
-		mask := metaInt(st.meta, "k", 0)
 		exist := []struct {
 			key string
 			bit int64
 			has bool
-		}{{keys.users, 1, len(users) > 0 || metaInt(st.meta, "c", 0) > 0}, {keys.row, 2, st.rowLen > 0}, {keys.next, 8, st.nextLen > 0}}
-		if x < 0 || now-x >= ttl/64 {
-			mask = 4
+		}{{keys.users, 1, len(sc.users) > 0 || hadUsers}, {keys.row, 2, st.rowLen > 0}, {keys.next, 8, st.nextLen > 0}}
+		if st.x < 0 || now-st.x >= ttl/64 {
+			mask := int64(4)
 			for _, e := range exist {
 				if e.has {
 					g.cmd("EXPIRE", e.key, ttl)
 					mask += e.bit
 				}
 			}
-			meta = append(meta, [2]string{"x", fmtInt(now)}, [2]string{"k", fmtInt(mask)})
+			st.x, st.k = now, mask
+			hs = append(hs, "x", fmtInt(now), "k", fmtInt(mask))
 			renewMeta = true
 		} else {
-			m2 := mask
+			m2 := st.k
 			for _, e := range exist {
-				if e.has && mask&e.bit == 0 {
+				if e.has && st.k&e.bit == 0 {
 					g.cmd("EXPIRE", e.key, ttl)
 					m2 |= e.bit
 				}
 			}
-			if m2 != mask {
-				meta = append(meta, [2]string{"k", fmtInt(m2)})
+			if m2 != st.k {
+				st.k = m2
+				hs = append(hs, "k", fmtInt(m2))
 			}
 		}
-	}
-	hs := make([]any, 0, 2*len(meta))
-	for _, f := range meta {
-		hs = append(hs, f[0], f[1])
-		st.meta[f[0]] = f[1]
 	}
 	g.cmd("HSET", keys.meta, hs...)
 	if renewMeta {

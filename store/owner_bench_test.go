@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,4 +301,94 @@ func benchItemOwner(b *testing.B, window int, usersToo bool) {
 	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
 	b.ReportMetric(float64(owner.Nanoseconds())/events, "owner-ns/event")
 	printCommandStats(b, rdb, stats0, events)
+}
+
+// BenchmarkItemOwnerPath measures the item owners' path in the process,
+// per event, on the full bench's shape (100,000 users, 50,000 items,
+// batches of 1,000 events after 200,000 events of warm-up): the ingest
+// side turning a batch's item half into updates and encoding them
+// (ItemWork.TakeUpdates, EncodeItemUpdates), the item owner decoding
+// them and queueing them (DecodeItemUpdates, ItemOwner.Add), and a flush
+// every 12 batches (about 500 ms at 25,000 events/s), with its writes to
+// a real Redis. The user half (ApplyUsers) runs outside the timer.
+func BenchmarkItemOwnerPath(b *testing.B) {
+	const batch, flushEvery = 1000, 12
+	srv := redistest.Start(b)
+	rdb := srv.Client(b)
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix = "b:" }))
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		b.Fatal(err)
+	}
+	g := loadgen.New(loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond})
+	owner := st.NewItemOwner(store.ItemOwnerOptions{MaxItems: 100000})
+	off := int64(0)
+	w := store.NewItemWork(0)
+	step := func(timed func(func())) {
+		ops := make([]store.Op, batch)
+		for i := range ops {
+			ev := g.Next()
+			ops[i] = store.Op{Offset: off, User: ev.UserID, Item: ev.ItemID, Type: ev.Type, TS: ev.TS}
+			off++
+		}
+		if _, err := st.ApplyUsers(ctx, 0, ops, w); err != nil {
+			b.Fatal(err)
+		}
+		timed(func() {
+			v, err := store.EncodeItemUpdates(w.TakeUpdates())
+			if err != nil {
+				b.Fatal(err)
+			}
+			us, err := store.DecodeItemUpdates(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, u := range us {
+				owner.Add(0, u)
+			}
+		})
+	}
+	flush := func() {
+		if err := owner.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		owner.Sweep()
+	}
+	for i := 0; i < 200; i++ {
+		step(func(f func()) { f() })
+		if i%flushEvery == flushEvery-1 {
+			flush()
+		}
+	}
+	flush()
+	cpu0, calls0 := redisCost(b, rdb)
+	b.ReportAllocs()
+	n, cpu := 0, time.Duration(0)
+	for b.Loop() {
+		b.StopTimer()
+		step(func(f func()) { b.StartTimer(); c := cpuNow(); f(); cpu += cpuNow() - c; b.StopTimer() })
+		n++
+		b.StartTimer()
+		if n%flushEvery == 0 {
+			c := cpuNow()
+			flush()
+			cpu += cpuNow() - c
+		}
+	}
+	flush()
+	cpu1, calls1 := redisCost(b, rdb)
+	events := float64(n * batch)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
+	b.ReportMetric(cpu.Seconds()*1e6/events, "cpu-µs/event")
+	b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-µs/event")
+	b.ReportMetric(float64(calls1-calls0)/events, "redis-cmds/event")
+}
+
+// cpuNow is the process's CPU time (user and system) so far.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
