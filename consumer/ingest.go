@@ -312,7 +312,7 @@ func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow, parts int) ([]
 		for len(us) > 0 {
 			k, size := 0, 0
 			for k < len(us) && (k == 0 || size < itemBundleBytes) {
-				size += updateSize(&us[k])
+				size += store.EncodedSize(&us[k])
 				k++
 			}
 			b, err := store.EncodeItemUpdates(us[:k])
@@ -330,22 +330,6 @@ func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow, parts int) ([]
 // itemBundleBytes is about the most bytes of item updates one message
 // of the repartition topic carries.
 const itemBundleBytes = 256 << 10
-
-// updateSize is about the bytes of u encoded.
-func updateSize(u *store.ItemUpdate) int {
-	n := 8 + len(u.Item)
-	for i := range u.Contribs {
-		c := &u.Contribs[i]
-		n += 36 + len(c.User)
-		for _, x := range c.Co {
-			n += 11 + len(x.ID)
-		}
-		for _, x := range c.Next {
-			n += 11 + len(x.ID)
-		}
-	}
-	return n
-}
 
 // publisher runs one batch's publish while the ingest loop applies the
 // next batch's user half, whose Redis round trips would otherwise wait for

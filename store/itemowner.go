@@ -143,9 +143,11 @@ type ownedItem struct {
 	elem  *list.Element // in lru while st is set
 }
 
+// queuedContrib is one queued contribution: its source partition and
+// where Add found it (the update's contributions are not copied).
 type queuedContrib struct {
 	p int32
-	c ItemContrib
+	c *ItemContrib
 }
 
 // itemCopy is what an item owner keeps of one item: its meta hash as
@@ -272,8 +274,9 @@ func (o *ItemOwner) Add(part int, u ItemUpdate) {
 	}
 	it.part = part
 	it.used = o.s.opt.Now()
-	for _, c := range u.Contribs {
-		it.queue = append(it.queue, queuedContrib{p: u.Partition, c: c})
+	it.queue = slices.Grow(it.queue, len(u.Contribs))
+	for i := range u.Contribs {
+		it.queue = append(it.queue, queuedContrib{p: u.Partition, c: &u.Contribs[i]})
 	}
 	o.dirty[u.Item] = true
 }
@@ -566,7 +569,7 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	maxts, mints := int64(0), int64(0)
 	applied, skipped := 0, 0
 	for _, q := range it.queue {
-		c := &q.c
+		c := q.c
 		if c.Offset <= st.fence(q.p) {
 			skipped++
 			continue

@@ -60,6 +60,11 @@ type ItemPair struct {
 // rather than by reflection, which took a third of an item owner's CPU.
 func EncodeItemUpdates(us []ItemUpdate) ([]byte, error) {
 	var buf bytes.Buffer
+	n := 8
+	for i := range us {
+		n += EncodedSize(&us[i])
+	}
+	buf.Grow(n)
 	e := msgpack.NewEncoder(&buf)
 	err := encodeUpdates(e, us)
 	if err != nil {
@@ -106,7 +111,7 @@ func encodePairs(e *msgpack.Encoder, ps []ItemPair) error {
 // error.
 func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
 	d := msgpack.NewDecoder(bytes.NewReader(b))
-	us, err := decodeUpdates(d)
+	us, err := decodeUpdates(d, len(b))
 	if err != nil {
 		return nil, fmt.Errorf("decoding item updates: %w", err)
 	}
@@ -123,6 +128,23 @@ func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
 	return us, nil
 }
 
+// EncodedSize is about the bytes of u encoded by EncodeItemUpdates (at
+// least them, for item ids and users under 32 bytes).
+func EncodedSize(u *ItemUpdate) int {
+	n := 8 + len(u.Item)
+	for i := range u.Contribs {
+		c := &u.Contribs[i]
+		n += 38 + len(c.User)
+		for _, x := range c.Co {
+			n += 11 + len(x.ID)
+		}
+		for _, x := range c.Next {
+			n += 11 + len(x.ID)
+		}
+	}
+	return n
+}
+
 // arrayLen reads an array header of want elements (any length when want
 // is negative); nil reads as empty.
 func arrayLen(d *msgpack.Decoder, want int) (int, error) {
@@ -137,12 +159,20 @@ func arrayLen(d *msgpack.Decoder, want int) (int, error) {
 	return n, nil
 }
 
-func decodeUpdates(d *msgpack.Decoder) ([]ItemUpdate, error) {
+func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 	n, err := arrayLen(d, -1)
 	if err != nil {
 		return nil, err
 	}
 	us := make([]ItemUpdate, n)
+	// The pairs of every contribution go in one slab, cut once it stops
+	// growing (a pair takes at least 11 bytes, most take 16 or more).
+	pairs := make([]ItemPair, 0, size/16)
+	type cut struct {
+		c        *ItemContrib
+		co, next [2]int
+	}
+	var cuts []cut
 	for i := range us {
 		u := &us[i]
 		if _, err := arrayLen(d, 3); err != nil {
@@ -179,33 +209,51 @@ func decodeUpdates(d *msgpack.Decoder) ([]ItemUpdate, error) {
 			if c.Deg, err = d.DecodeFloat64(); err != nil {
 				return nil, err
 			}
-			if c.Co, err = decodePairs(d); err != nil {
+			k := cut{c: c}
+			k.co[0] = len(pairs)
+			if pairs, err = decodePairs(d, pairs); err != nil {
 				return nil, err
 			}
-			if c.Next, err = decodePairs(d); err != nil {
+			k.co[1], k.next[0] = len(pairs), len(pairs)
+			if pairs, err = decodePairs(d, pairs); err != nil {
 				return nil, err
 			}
+			k.next[1] = len(pairs)
+			if k.next[1] > k.co[0] {
+				cuts = append(cuts, k)
+			}
+		}
+	}
+	for _, k := range cuts {
+		if k.co[1] > k.co[0] {
+			k.c.Co = pairs[k.co[0]:k.co[1]:k.co[1]]
+		}
+		if k.next[1] > k.next[0] {
+			k.c.Next = pairs[k.next[0]:k.next[1]:k.next[1]]
 		}
 	}
 	return us, nil
 }
 
-func decodePairs(d *msgpack.Decoder) ([]ItemPair, error) {
+// decodePairs appends an array of pairs to ps.
+func decodePairs(d *msgpack.Decoder, ps []ItemPair) ([]ItemPair, error) {
 	n, err := arrayLen(d, -1)
 	if err != nil || n == 0 {
-		return nil, err
+		return ps, err
 	}
-	ps := make([]ItemPair, n)
-	for i := range ps {
+	for range n {
 		if _, err := arrayLen(d, 2); err != nil {
-			return nil, err
+			return ps, err
 		}
-		if ps[i].ID, err = d.DecodeString(); err != nil {
-			return nil, err
+		id, err := d.DecodeString()
+		if err != nil {
+			return ps, err
 		}
-		if ps[i].V, err = d.DecodeFloat64(); err != nil {
-			return nil, err
+		v, err := d.DecodeFloat64()
+		if err != nil {
+			return ps, err
 		}
+		ps = append(ps, ItemPair{ID: id, V: v})
 	}
 	return ps, nil
 }
@@ -220,34 +268,67 @@ func (w *ItemWork) TakeUpdates() []ItemUpdate {
 	}
 	order, touch := w.index()
 	out := make([]ItemUpdate, 0, len(order))
+	// One slab of contributions and one of pairs for every update: the
+	// pairs are appended first and the slices cut once the slab stops
+	// growing.
+	nc := 0
 	for _, it := range order {
-		u := ItemUpdate{Item: w.names[it], Partition: w.partition, Contribs: make([]ItemContrib, 0, len(touch[it]))}
+		nc += len(touch[it])
+	}
+	contribs := make([]ItemContrib, 0, nc)
+	type cut struct{ co, next [2]int32 }
+	cuts := make([]cut, 0, nc)
+	np := 0 // at least the pairs: each event's history twice, its earlier items twice
+	for i := range w.evs {
+		np += 2*len(w.evs[i].hist) + 2*len(w.evs[i].prev)
+	}
+	pairs := make([]ItemPair, 0, np)
+	for _, it := range order {
+		start := len(contribs)
 		for _, i := range touch[it] {
 			e := &w.evs[i]
 			c := ItemContrib{Offset: e.off}
+			var k cut
+			k.co[0] = int32(len(pairs))
 			if e.item == it {
 				c.User, c.TS, c.Pop = e.user, e.ts, e.weight
 				if e.isNew {
 					c.Deg = e.decay
 				}
 				for _, h := range e.hist {
-					c.Co = append(c.Co, ItemPair{ID: w.names[h], V: e.decay})
+					pairs = append(pairs, ItemPair{ID: w.names[h], V: e.decay})
 				}
+				k.co[1] = int32(len(pairs))
+				k.next = [2]int32{k.co[1], k.co[1]}
 			} else {
 				if slices.Contains(e.hist, it) {
-					c.Co = append(c.Co, ItemPair{ID: w.names[e.item], V: e.decay})
+					pairs = append(pairs, ItemPair{ID: w.names[e.item], V: e.decay})
 				}
+				k.co[1] = int32(len(pairs))
+				k.next[0] = k.co[1]
 				if k := slices.Index(e.prev, it); k >= 0 {
 					v := e.weight * closeness(k)
-					c.Next = append(c.Next, ItemPair{ID: w.names[e.item], V: v})
+					pairs = append(pairs, ItemPair{ID: w.names[e.item], V: v})
 					if e.isBuy {
-						c.Next = append(c.Next, ItemPair{ID: w.names[e.bought], V: v})
+						pairs = append(pairs, ItemPair{ID: w.names[e.bought], V: v})
 					}
 				}
+				k.next[1] = int32(len(pairs))
 			}
-			u.Contribs = append(u.Contribs, c)
+			contribs = append(contribs, c)
+			cuts = append(cuts, k)
 		}
+		u := ItemUpdate{Item: w.names[it], Partition: w.partition, Contribs: contribs[start:len(contribs):len(contribs)]}
 		out = append(out, u)
+	}
+	for i := range contribs {
+		k := cuts[i]
+		if k.co[1] > k.co[0] {
+			contribs[i].Co = pairs[k.co[0]:k.co[1]:k.co[1]]
+		}
+		if k.next[1] > k.next[0] {
+			contribs[i].Next = pairs[k.next[0]:k.next[1]:k.next[1]]
+		}
 	}
 	clear(w.ids)
 	w.names = w.names[:0]
