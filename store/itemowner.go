@@ -562,7 +562,10 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	clear(sc.users)
 	sc.userOrder, sc.changed = sc.userOrder[:0], sc.changed[:0]
 	for _, r := range []*coocRow{&sc.row, &sc.next} {
-		clear(r.val)
+		// delete, not clear: clear costs the map's largest size so far
+		for _, id := range r.order {
+			delete(r.val, id)
+		}
 		r.order = r.order[:0]
 	}
 	pop, deg := st.pop, st.n

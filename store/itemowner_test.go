@@ -245,6 +245,20 @@ func TestItemUpdatesCodec(t *testing.T) {
 		}},
 		{Item: "i2", Partition: 0, Contribs: []store.ItemContrib{{Offset: 1 << 40, User: "u2", TS: 5}}},
 	}
+	// Many pairs of one-byte names: more pairs than the decoder's first
+	// slab holds, so that contributions are cut from several slabs.
+	long := store.ItemUpdate{Item: "j", Partition: 1}
+	for k := range 40 {
+		c := store.ItemContrib{Offset: int64(k)}
+		for j := range 20 + k%7 {
+			c.Co = append(c.Co, store.ItemPair{ID: string(rune('a' + j)), V: float64(k + j)})
+		}
+		for j := range k % 3 {
+			c.Next = append(c.Next, store.ItemPair{ID: string(rune('A' + j)), V: -float64(k)})
+		}
+		long.Contribs = append(long.Contribs, c)
+	}
+	us = append(us, long)
 	b, err := store.EncodeItemUpdates(us)
 	if err != nil {
 		t.Fatal(err)

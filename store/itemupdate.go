@@ -128,6 +128,14 @@ func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
 	return us, nil
 }
 
+// cutPairs returns the pairs of slab from start on (nil for none).
+func cutPairs(slab []ItemPair, start int) []ItemPair {
+	if len(slab) == start {
+		return nil
+	}
+	return slab[start:len(slab):len(slab)]
+}
+
 // EncodedSize is about the bytes of u encoded by EncodeItemUpdates (at
 // least them, for item ids and users under 32 bytes).
 func EncodedSize(u *ItemUpdate) int {
@@ -165,14 +173,11 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 		return nil, err
 	}
 	us := make([]ItemUpdate, n)
-	// The pairs of every contribution go in one slab, cut once it stops
-	// growing (a pair takes at least 11 bytes, most take 16 or more).
+	// The pairs of every contribution go in one slab (a pair takes at
+	// least 11 bytes, most 16 or more); a contribution's pairs are cut from
+	// it as they are appended: when the slab grows, the pairs cut before
+	// stay in the old array.
 	pairs := make([]ItemPair, 0, size/16)
-	type cut struct {
-		c        *ItemContrib
-		co, next [2]int
-	}
-	var cuts []cut
 	for i := range us {
 		u := &us[i]
 		if _, err := arrayLen(d, 3); err != nil {
@@ -209,53 +214,45 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 			if c.Deg, err = d.DecodeFloat64(); err != nil {
 				return nil, err
 			}
-			k := cut{c: c}
-			k.co[0] = len(pairs)
-			if pairs, err = decodePairs(d, pairs); err != nil {
+			if pairs, c.Co, err = decodePairs(d, pairs); err != nil {
 				return nil, err
 			}
-			k.co[1], k.next[0] = len(pairs), len(pairs)
-			if pairs, err = decodePairs(d, pairs); err != nil {
+			if pairs, c.Next, err = decodePairs(d, pairs); err != nil {
 				return nil, err
 			}
-			k.next[1] = len(pairs)
-			if k.next[1] > k.co[0] {
-				cuts = append(cuts, k)
-			}
-		}
-	}
-	for _, k := range cuts {
-		if k.co[1] > k.co[0] {
-			k.c.Co = pairs[k.co[0]:k.co[1]:k.co[1]]
-		}
-		if k.next[1] > k.next[0] {
-			k.c.Next = pairs[k.next[0]:k.next[1]:k.next[1]]
 		}
 	}
 	return us, nil
 }
 
-// decodePairs appends an array of pairs to ps.
-func decodePairs(d *msgpack.Decoder, ps []ItemPair) ([]ItemPair, error) {
+// decodePairs appends an array of pairs to slab and returns it and the
+// pairs appended (nil for none).
+func decodePairs(d *msgpack.Decoder, slab []ItemPair) (_, ps []ItemPair, err error) {
 	n, err := arrayLen(d, -1)
 	if err != nil || n == 0 {
-		return ps, err
+		return slab, nil, err
 	}
+	start := len(slab)
 	for range n {
 		if _, err := arrayLen(d, 2); err != nil {
-			return ps, err
+			return slab, nil, err
 		}
 		id, err := d.DecodeString()
 		if err != nil {
-			return ps, err
+			return slab, nil, err
 		}
 		v, err := d.DecodeFloat64()
 		if err != nil {
-			return ps, err
+			return slab, nil, err
 		}
-		ps = append(ps, ItemPair{ID: id, V: v})
+		if len(slab) == cap(slab) && start > 0 {
+			// a new slab: the pairs cut before stay in the old one
+			slab = append(make([]ItemPair, 0, max(cap(slab), 2*(len(slab)-start)+16)), slab[start:]...)
+			start = 0
+		}
+		slab = append(slab, ItemPair{ID: id, V: v})
 	}
-	return ps, nil
+	return slab, slab[start:len(slab):len(slab)], nil
 }
 
 // TakeUpdates returns the item half w holds as one update per item, its
@@ -268,16 +265,13 @@ func (w *ItemWork) TakeUpdates() []ItemUpdate {
 	}
 	order, touch := w.index()
 	out := make([]ItemUpdate, 0, len(order))
-	// One slab of contributions and one of pairs for every update: the
-	// pairs are appended first and the slices cut once the slab stops
-	// growing.
+	// One slab of contributions and one of pairs (room for all of them)
+	// for every update.
 	nc := 0
 	for _, it := range order {
 		nc += len(touch[it])
 	}
 	contribs := make([]ItemContrib, 0, nc)
-	type cut struct{ co, next [2]int32 }
-	cuts := make([]cut, 0, nc)
 	np := 0 // at least the pairs: each event's history twice, its earlier items twice
 	for i := range w.evs {
 		np += 2*len(w.evs[i].hist) + 2*len(w.evs[i].prev)
@@ -288,8 +282,7 @@ func (w *ItemWork) TakeUpdates() []ItemUpdate {
 		for _, i := range touch[it] {
 			e := &w.evs[i]
 			c := ItemContrib{Offset: e.off}
-			var k cut
-			k.co[0] = int32(len(pairs))
+			ps := len(pairs)
 			if e.item == it {
 				c.User, c.TS, c.Pop = e.user, e.ts, e.weight
 				if e.isNew {
@@ -298,14 +291,13 @@ func (w *ItemWork) TakeUpdates() []ItemUpdate {
 				for _, h := range e.hist {
 					pairs = append(pairs, ItemPair{ID: w.names[h], V: e.decay})
 				}
-				k.co[1] = int32(len(pairs))
-				k.next = [2]int32{k.co[1], k.co[1]}
+				c.Co = cutPairs(pairs, ps)
 			} else {
 				if slices.Contains(e.hist, it) {
 					pairs = append(pairs, ItemPair{ID: w.names[e.item], V: e.decay})
 				}
-				k.co[1] = int32(len(pairs))
-				k.next[0] = k.co[1]
+				c.Co = cutPairs(pairs, ps)
+				ps = len(pairs)
 				if k := slices.Index(e.prev, it); k >= 0 {
 					v := e.weight * closeness(k)
 					pairs = append(pairs, ItemPair{ID: w.names[e.item], V: v})
@@ -313,22 +305,12 @@ func (w *ItemWork) TakeUpdates() []ItemUpdate {
 						pairs = append(pairs, ItemPair{ID: w.names[e.bought], V: v})
 					}
 				}
-				k.next[1] = int32(len(pairs))
+				c.Next = cutPairs(pairs, ps)
 			}
 			contribs = append(contribs, c)
-			cuts = append(cuts, k)
 		}
 		u := ItemUpdate{Item: w.names[it], Partition: w.partition, Contribs: contribs[start:len(contribs):len(contribs)]}
 		out = append(out, u)
-	}
-	for i := range contribs {
-		k := cuts[i]
-		if k.co[1] > k.co[0] {
-			contribs[i].Co = pairs[k.co[0]:k.co[1]:k.co[1]]
-		}
-		if k.next[1] > k.next[0] {
-			contribs[i].Next = pairs[k.next[0]:k.next[1]:k.next[1]]
-		}
 	}
 	clear(w.ids)
 	w.names = w.names[:0]
