@@ -153,7 +153,7 @@ type queuedContrib struct {
 // itemCopy is what an item owner keeps of one item: its meta hash as
 // Redis holds it, parsed (fences, n, pop, c, o, v, x, k; the guard fields
 // also as the strings Redis holds, which the guard compares), and about
-// how many entries its rows hold (when to fold them). It holds no map, so
+// how many entries its rows hold (rl, nl: when to fold them). It holds no map, so
 // that the garbage collector scans little of a copy.
 type itemCopy struct {
 	fences          []partFence // by partition
@@ -174,9 +174,16 @@ type partFence struct {
 	off int64
 }
 
-// newItemCopy parses an item's meta hash.
-func newItemCopy(meta map[string]string, rowLen, nextLen int64) *itemCopy {
-	st := &itemCopy{vs: meta["v"], ns: meta["n"], pops: meta["pop"], rowLen: rowLen, nextLen: nextLen}
+// newItemCopy parses an item's meta hash. Its rows' lengths are rl and nl
+// (the entries as the item owner last wrote them; an erasure's entry or
+// a fold between are not counted); without them (an item last written
+// by the item scripts), long, the length given, which makes the first
+// write fold them; without a meta hash (a new item), 0.
+func newItemCopy(meta map[string]string, long int64) *itemCopy {
+	st := &itemCopy{vs: meta["v"], ns: meta["n"], pops: meta["pop"]}
+	if len(meta) > 0 {
+		st.rowLen, st.nextLen = metaInt(meta, "rl", long), metaInt(meta, "nl", long)
+	}
 	st.n, st.pop = metaFloat(meta, "n"), metaFloat(meta, "pop")
 	st.v = metaInt(meta, "v", 0)
 	st.c = metaInt(meta, "c", -1)
@@ -474,16 +481,8 @@ func (o *ItemOwner) writeTrending(ctx context.Context) error {
 	return nil
 }
 
-// itemLoad is one item's meta hash and row lengths read in a pipeline.
-type itemLoad struct {
-	meta      *redis.MapStringStringCmd
-	row, next *redis.IntCmd
-	name      string
-}
-
 // load reads the copies of the items of names that have none: the meta
-// hash (one command: one instant's state) and the rows' lengths (when to
-// fold them).
+// hash, with one command (one instant's state).
 func (o *ItemOwner) load(ctx context.Context, names []string) error {
 	var todo []string
 	for _, name := range names {
@@ -496,32 +495,19 @@ func (o *ItemOwner) load(ctx context.Context, names []string) error {
 	}
 	k := o.s.keys
 	pipe := o.s.rdb.Pipeline()
-	loads := make([]itemLoad, len(todo))
+	metas := make([]*redis.MapStringStringCmd, len(todo))
 	for j, name := range todo {
-		loads[j] = itemLoad{
-			meta: pipe.HGetAll(ctx, k.ItemMeta(name)),
-			row:  pipe.LLen(ctx, k.ItemCooc(name)),
-			next: pipe.LLen(ctx, k.ItemNext(name)),
-			name: name,
-		}
+		metas[j] = pipe.HGetAll(ctx, k.ItemMeta(name))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("reading item state: %w", err)
 	}
-	for _, l := range loads {
-		meta, err := l.meta.Result()
+	for j, name := range todo {
+		meta, err := metas[j].Result()
 		if err != nil {
 			return fmt.Errorf("reading item state: %w", err)
 		}
-		rowLen, err := l.row.Result()
-		if err != nil {
-			return fmt.Errorf("reading item state: %w", err)
-		}
-		nextLen, err := l.next.Result()
-		if err != nil {
-			return fmt.Errorf("reading item state: %w", err)
-		}
-		o.setCopy(l.name, o.items[l.name], newItemCopy(meta, rowLen, nextLen))
+		o.setCopy(name, o.items[name], newItemCopy(meta, int64(o.s.opt.CoocFold)+1))
 	}
 	return nil
 }
@@ -614,7 +600,8 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	g.guard("n", st.ns)
 	g.guard("pop", st.pops)
 	version := st.v + 1
-	appendRow := func(key string, r *coocRow, length *int64) {
+	var lengths []any
+	appendRow := func(key, field string, r *coocRow, length *int64) {
 		if len(r.order) == 0 {
 			return
 		}
@@ -625,12 +612,14 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		sc.buf = appendDelta(sc.buf[:0], rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: sc.pairs})
 		g.cmd("RPUSH", key, string(sc.buf))
 		*length++
+		lengths = append(lengths, field, fmtInt(*length))
 	}
-	appendRow(keys.row, &sc.row, &st.rowLen)
-	appendRow(keys.next, &sc.next, &st.nextLen)
+	appendRow(keys.row, "rl", &sc.row, &st.rowLen)
+	appendRow(keys.next, "nl", &sc.next, &st.nextLen)
 
 	slices.Sort(sc.changed)
-	hs := make([]any, 0, 2*len(sc.changed)+16)
+	hs := make([]any, 0, 2*len(sc.changed)+20)
+	hs = append(hs, lengths...)
 	for _, p := range sc.changed {
 		hs = append(hs, "f:"+strconv.Itoa(int(p)), fmtInt(st.fence(p)))
 	}

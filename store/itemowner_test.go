@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -12,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/recstream/recstream/internal/redistest"
+	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -318,4 +320,94 @@ func TestItemOwnerForgetEqualsNeverSeen(t *testing.T) {
 		t.Error("no copy read before the erasure was refused")
 	}
 	sameItemState(t, itemState(t, rdb, a, items), itemState(t, rdb, b, items))
+}
+
+// An item owner folds the rows it appends to once they pass
+// model.cooc_fold entries, counting them in the meta hash (rl, nl) rather
+// than reading their lengths; an item whose meta hash does not count them
+// (written by the item scripts) is folded after its first owner write.
+// The folded rows hold the sums of every contribution.
+func TestItemOwnerFoldsRows(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.CoocFold = "t:", 4 }))
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := st.Keys()
+	rowLen := func(item string) (int64, int64) {
+		r, err := rdb.LLen(ctx, k.ItemCooc(item)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := rdb.LLen(ctx, k.ItemNext(item)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, n
+	}
+	items := []string{"i", "old"}
+	want, wantNext := map[string]float64{}, map[string]float64{}
+	owner, _ := newOwner(st)
+	stripped := false
+	for off := range int64(30) {
+		id := "j" + strconv.Itoa(int(off%3))
+		for _, item := range items {
+			owner.Add(0, store.ItemUpdate{Item: item, Partition: 0, Contribs: []store.ItemContrib{{
+				Offset: off, Co: []store.ItemPair{{ID: id, V: 1}}, Next: []store.ItemPair{{ID: id, V: 0.5}}}}})
+		}
+		want[id]++
+		wantNext[id] += 0.5
+		if err := owner.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range items {
+			if r, n := rowLen(item); r > 5 || n > 5 {
+				t.Fatalf("after offset %d: %s's rows hold %d and %d entries, want at most 5 (folded past 4)", off, item, r, n)
+			}
+		}
+		if r, _ := rowLen("old"); !stripped && r == 4 {
+			// as the item scripts leave an item: no counts; a new owner
+			// reads it
+			if err := rdb.HDel(ctx, k.ItemMeta("old"), "rl", "nl").Err(); err != nil {
+				t.Fatal(err)
+			}
+			owner, _ = newOwner(st)
+			stripped = true
+		}
+	}
+	if !stripped {
+		t.Fatal("old's row never held 4 entries after a flush")
+	}
+	for _, item := range items {
+		r, n := rowLen(item)
+		counts, err := rdb.HMGet(ctx, k.ItemMeta(item), "rl", "nl").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(counts) != fmt.Sprint([]any{strconv.Itoa(int(r)), strconv.Itoa(int(n))}) {
+			t.Errorf("%s: meta rl, nl %v, rows hold %d and %d entries", item, counts, r, n)
+		}
+	}
+	got, err := st.ItemNeighbours(ctx, items, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := st.NextItems(ctx, items, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range items {
+		gotRow, gotNext := map[string]float64{}, map[string]float64{}
+		for _, s := range got[item] {
+			gotRow[s.ID] = s.Score
+		}
+		for _, n := range next[item] {
+			gotNext[n.ID] = n.Score
+		}
+		if !reflect.DeepEqual(gotRow, want) || !reflect.DeepEqual(gotNext, wantNext) {
+			t.Errorf("%s: row %v, next %v; want %v and %v", item, gotRow, gotNext, want, wantNext)
+		}
+	}
 }
