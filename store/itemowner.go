@@ -404,20 +404,15 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 	cmds, err := o.s.runScripts(ctx, guardedScript, len(writes), func(pipe redis.Pipeliner, k int) *redis.Cmd {
 		return writes[k].send(ctx, pipe)
 	})
-	drop := func() {
-		for _, name := range at {
-			o.setCopy(name, o.items[name], nil) // what was written is unknown
-		}
-	}
 	if err != nil {
-		drop()
+		o.dropCopies(at) // what was written is unknown
 		return nil, fmt.Errorf("writing item state: %w", err)
 	}
 	var refused, fold, foldNext []string
 	for k, name := range at {
 		ok, _, err := guardedAnswer(cmds[k])
 		if err != nil {
-			drop()
+			o.dropCopies(at)
 			return nil, fmt.Errorf("writing item state: %w", err)
 		}
 		it := o.items[name]
@@ -502,14 +497,44 @@ func (o *ItemOwner) load(ctx context.Context, names []string) error {
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("reading item state: %w", err)
 	}
+	// An item without a meta hash is new, or its meta hash expired before
+	// its recent users (keys created after the last TTL renewal expire
+	// later): their number, the bound c, is read (ZCARD, one more round
+	// trip for new items only), so that a new item's writes do not trim
+	// its recent users until they pass the cap.
+	var fresh []*itemCopy
+	var cards []*redis.IntCmd
+	pipe = o.s.rdb.Pipeline()
 	for j, name := range todo {
 		meta, err := metas[j].Result()
 		if err != nil {
 			return fmt.Errorf("reading item state: %w", err)
 		}
-		o.setCopy(name, o.items[name], newItemCopy(meta, int64(o.s.opt.CoocFold)+1))
+		st := newItemCopy(meta, int64(o.s.opt.CoocFold)+1)
+		o.setCopy(name, o.items[name], st)
+		if len(meta) == 0 {
+			fresh = append(fresh, st)
+			cards = append(cards, pipe.ZCard(ctx, k.ItemUsers(name)))
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		o.dropCopies(todo)
+		return fmt.Errorf("reading item state: %w", err)
+	}
+	for j, st := range fresh {
+		st.c = cards[j].Val()
 	}
 	return nil
+}
+
+// dropCopies drops the copies of the items of names.
+func (o *ItemOwner) dropCopies(names []string) {
+	for _, name := range names {
+		o.setCopy(name, o.items[name], nil)
+	}
 }
 
 // ownerDeltaPartition is the partition of the delta entries an item

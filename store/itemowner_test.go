@@ -411,3 +411,44 @@ func TestItemOwnerFoldsRows(t *testing.T) {
 		}
 	}
 }
+
+// An item owner keeps an item's recent users at model.item_users_cap, the
+// newest, also when the item's meta hash expired before its recent users
+// (their number is read then, not assumed 0).
+func TestItemOwnerRecentUsersCap(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.ItemUsersCap = "t:", 5 }))
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := st.Keys()
+	const ts0 = 1700000000000
+	for u := range 5 {
+		rdb.ZAdd(ctx, k.ItemUsers("left"), redis.Z{Score: float64(ts0 + u), Member: "old" + strconv.Itoa(u)})
+	}
+	owner, _ := newOwner(st)
+	off := int64(0)
+	for round := range 3 {
+		for _, item := range []string{"left", "new"} {
+			for u := range 3 {
+				owner.Add(0, store.ItemUpdate{Item: item, Partition: 0, Contribs: []store.ItemContrib{{
+					Offset: off, User: "u" + strconv.Itoa(round*3+u), TS: ts0 + 1000 + off, Pop: 1, Deg: 1}}})
+				off++
+			}
+		}
+		if err := owner.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, item := range []string{"left", "new"} {
+		got, err := rdb.ZRange(ctx, k.ItemUsers(item), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"u4", "u5", "u6", "u7", "u8"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s's recent users %v, want %v", item, got, want)
+		}
+	}
+}
