@@ -441,6 +441,11 @@ func TestItemOwnerRecentUsersCap(t *testing.T) {
 		if err := owner.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
+		for _, item := range []string{"left", "new"} {
+			if n := rdb.ZCard(ctx, k.ItemUsers(item)).Val(); n > 5 {
+				t.Fatalf("round %d: %s holds %d recent users, over the cap of 5", round, item, n)
+			}
+		}
 	}
 	for _, item := range []string{"left", "new"} {
 		got, err := rdb.ZRange(ctx, k.ItemUsers(item), 0, -1).Result()
