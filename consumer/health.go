@@ -40,9 +40,12 @@ func (h *health) start() {
 func (h *health) Ready() bool { return h.ready.Load() }
 
 // retry runs f until it succeeds or ctx ends, with backoff, marking the
-// role not ready meanwhile. It returns ctx's error when ctx ended first.
+// role not ready meanwhile; the first failure of a call is logged (also
+// one before the role started, such as a topic that does not exist), and
+// its recovery. It returns ctx's error when ctx ended first.
 func (h *health) retry(ctx context.Context, what string, f func() error) error {
 	b := retry.Backoff{Min: retryMin, Max: retryMax}
+	failed := false
 	for {
 		err := f()
 		if err == nil {
@@ -54,14 +57,17 @@ func (h *health) retry(ctx context.Context, what string, f func() error) error {
 		if h.errors != nil {
 			h.errors.Inc()
 		}
-		if h.ready.Swap(false) {
+		h.ready.Store(false)
+		if !failed {
 			h.log.Warn(what+" failed; retrying until it succeeds", "err", err)
+			failed = true
 		}
 		if !b.Wait(ctx) {
 			return ctx.Err()
 		}
 	}
-	if !h.ready.Swap(true) {
+	h.ready.Store(true)
+	if failed {
 		h.log.Info(what + " succeeded; recovered")
 	}
 	return nil

@@ -215,11 +215,25 @@ func sameList(a, b store.List) error {
 // TestClusterThreeProcessorsMatchOneProcessor runs one generated log through
 // three processors (one consumer group, six partitions) on a three-master
 // Redis Cluster, and through one processor on one standalone Redis, and
-// checks that both end with the same state and the same lists.
+// checks that both end with the same state and the same lists. With
+// item_owners the three processors run item owners (ingest.item_owner,
+// one item-owner group), the one processor the item scripts: they end
+// with the same state but for what only one write path keeps
+// (ownedState).
 func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
+	for _, owners := range []bool{false, true} {
+		name := "item_scripts"
+		if owners {
+			name = "item_owners"
+		}
+		t.Run(name, func(t *testing.T) { testClusterMatchesOne(t, owners) })
+	}
+}
+
+func testClusterMatchesOne(t *testing.T, owners bool) {
 	const partitions = 6
 	def := config.Default()
-	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic}
+	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic, def.Kafka.ItemUpdatesTopic}
 	gen := loadgen.New(loadgen.Options{Users: 200, Items: 150, Clusters: 5, Affinity: 0.9, Seed: 7})
 	evs := make([]event.Event, 6000)
 	users := map[string]bool{}
@@ -258,6 +272,7 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	cfg := testConfig(kf.Brokers, rc.Addrs[0])
 	cfg.Redis.Addrs = rc.Addrs
 	mutate(&cfg)
+	cfg.Ingest.ItemOwner = owners
 	var procs []*processor.Processor
 	var stops []func()
 	for i := 0; i < 3; i++ {
@@ -282,6 +297,10 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	waitCommitted(t, kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, 60*time.Second)
 	waitCommitted(t, kfRef, refCfg.Kafka.ScoreGroup, refCfg.Kafka.RefreshTopic, 30*time.Second)
 	waitCommitted(t, kf, cfg.Kafka.ScoreGroup, cfg.Kafka.RefreshTopic, 30*time.Second)
+	if owners {
+		// committed once flushed: every item written
+		waitCommitted(t, kf, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.ItemUpdatesTopic, 30*time.Second)
+	}
 
 	// Every user's list was written on the cluster by the running pipeline.
 	for _, u := range userIDs {
@@ -311,6 +330,19 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	}
 	got := dumpState(t, nodes, cfg.Redis.KeyPrefix)
 	want := dumpState(t, []*redis.Client{rs.Client(t)}, refCfg.Redis.KeyPrefix)
+	if owners {
+		written := 0
+		for k, v := range got {
+			if _, ok := v.floats["v"]; ok && strings.HasPrefix(k, cfg.Redis.KeyPrefix+"{i:") && strings.HasSuffix(k, "}:m") {
+				written++
+			}
+		}
+		if written == 0 {
+			t.Fatal("no item was written by an item owner")
+		}
+		t.Logf("%d items written by item owners", written)
+		got, want = ownedState(got, cfg.Redis.KeyPrefix), ownedState(want, refCfg.Redis.KeyPrefix)
+	}
 	if d := diffState(got, want); len(d) > 0 {
 		t.Fatalf("cluster state differs from the standalone state (%d vs %d keys):\n%s", len(got), len(want), strings.Join(d, "\n"))
 	}
@@ -357,6 +389,30 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 			t.Errorf("user %s: cluster list differs from the standalone list: %v", userIDs[i], err)
 		}
 	}
+}
+
+// ownedState is dumpState's state without what only one of the two item
+// write paths keeps (as ownedView for snapshots): trending's fences and
+// versions, the items' version v, their rows' lengths rl and nl, and the
+// bound c on their recent users.
+func ownedState(s map[string]stateValue, prefix string) map[string]stateValue {
+	out := make(map[string]stateValue, len(s))
+	for k, v := range s {
+		switch {
+		case k == prefix+"{g}:trend:f" || k == prefix+"{g}:trend:v":
+			continue
+		case strings.HasPrefix(k, prefix+"{i:") && strings.HasSuffix(k, "}:m"):
+			fl := make(map[string]float64, len(v.floats))
+			for f, x := range v.floats {
+				if f != "v" && f != "c" && f != "rl" && f != "nl" {
+					fl[f] = x
+				}
+			}
+			v.floats = fl
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[int]V) []int {
