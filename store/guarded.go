@@ -35,7 +35,8 @@ type guardedWrite struct {
 const maxGuardedArgs = 1000
 
 func newGuardedWrite(meta string) *guardedWrite {
-	return &guardedWrite{keys: []string{meta}}
+	// room for a usual write: a few keys, guard fields and commands
+	return &guardedWrite{keys: append(make([]string, 0, 4), meta), fields: make([]string, 0, 4), want: make([]string, 0, 4), cmds: make([]any, 0, 40)}
 }
 
 // guard adds a field of the meta hash that must hold want ("" for absent).

@@ -380,6 +380,12 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 	}
 	writes := make([]*guardedWrite, 0, len(names))
 	var at []string
+	defer func() {
+		m := o.opt.Metrics.Contributions
+		m.WithLabelValues("applied").Add(float64(o.scratch.applied))
+		m.WithLabelValues("skipped").Add(float64(o.scratch.skipped))
+		o.scratch.applied, o.scratch.skipped = 0, 0
+	}()
 	for _, name := range names {
 		it := o.items[name]
 		g := o.apply(name, it)
@@ -409,6 +415,11 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 		return nil, fmt.Errorf("writing item state: %w", err)
 	}
 	var refused, fold, foldNext []string
+	written := 0
+	defer func() {
+		o.opt.Metrics.Writes.WithLabelValues("written").Add(float64(written))
+		o.opt.Metrics.Writes.WithLabelValues("refused").Add(float64(len(refused)))
+	}()
 	for k, name := range at {
 		ok, _, err := guardedAnswer(cmds[k])
 		if err != nil {
@@ -417,12 +428,11 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 		}
 		it := o.items[name]
 		if !ok {
-			o.opt.Metrics.Writes.WithLabelValues("refused").Inc()
 			o.setCopy(name, it, nil)
 			refused = append(refused, name)
 			continue
 		}
-		o.opt.Metrics.Writes.WithLabelValues("written").Inc()
+		written++
 		if it.st.rowLen > int64(o.s.opt.CoocFold) {
 			fold = append(fold, name)
 			it.st.rowLen = 1
@@ -551,6 +561,8 @@ type applyScratch struct {
 	changed   []int32 // source partitions whose fence moved
 	pairs     []Scored
 	buf       []byte
+
+	applied, skipped int // contributions, counted into the metrics once per chunk
 }
 
 // apply applies it's queued contributions after its fences to its copy
@@ -612,11 +624,11 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 			sc.next.add(x.ID, x.V)
 		}
 	}
-	o.opt.Metrics.Contributions.WithLabelValues("skipped").Add(float64(skipped))
+	sc.skipped += skipped
+	sc.applied += applied
 	if applied == 0 {
 		return nil
 	}
-	o.opt.Metrics.Contributions.WithLabelValues("applied").Add(float64(applied))
 
 	k := o.s.keys
 	keys := struct{ users, row, next, meta string }{k.ItemUsers(name), k.ItemCooc(name), k.ItemNext(name), k.ItemMeta(name)}
