@@ -25,6 +25,10 @@ import (
 // only with RECSTREAM_SCALING=1 (see docs/scaling.md):
 //
 //	RECSTREAM_SCALING=1 go test ./processor/ -run TestScalingIngest -v -timeout 20m
+//
+// RECSTREAM_SCALING_ITEM_OWNER=1 runs every processor with item owners
+// (roles ingest and items, ingest.item_owner); the time then runs until
+// the item owners committed every update too (their items written).
 func TestScalingIngest(t *testing.T) {
 	if os.Getenv("RECSTREAM_SCALING") == "" {
 		t.Skip("measurement; set RECSTREAM_SCALING=1 to run")
@@ -55,7 +59,8 @@ func TestScalingIngest(t *testing.T) {
 func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event.Event) (eventsPerSecond, redisCPUms float64) {
 	t.Helper()
 	def := config.Default()
-	kf := kafkatest.Start(t, parts, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic)
+	kf := kafkatest.Start(t, parts, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic, def.Kafka.ItemUpdatesTopic)
+	owners := os.Getenv("RECSTREAM_SCALING_ITEM_OWNER") != ""
 	var addrs []string
 	var nodes []*redis.Client
 	if redisMode == "cluster" {
@@ -87,6 +92,10 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	cfg := testConfig(kf.Brokers, addrs[0])
 	cfg.Redis.Addrs = addrs
 	cfg.Run.Roles = []string{config.RoleIngest}
+	if owners {
+		cfg.Run.Roles = append(cfg.Run.Roles, config.RoleItems)
+		cfg.Ingest.ItemOwner = true
+	}
 	cfg.Ingest.BatchMaxEvents = 2000
 	cfg.Ingest.BatchMaxWait = 20 * time.Millisecond
 	var ps []*processor.Processor
@@ -120,6 +129,9 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	})
 	_, before := kf.Offsets(t, cfg.Kafka.EventsTopic)
 	waitCommitted(t, kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, 60*time.Second)
+	if owners {
+		waitCommitted(t, kf, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.ItemUpdatesTopic, 60*time.Second)
+	}
 	var c0 int64
 	for _, h := range before {
 		c0 += h
@@ -147,6 +159,9 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 			t.Fatalf("%s, %d processors: not all committed after 5 minutes", redisMode, procs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if owners {
+		waitCommitted(t, kf, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.ItemUpdatesTopic, 5*time.Minute)
 	}
 	t.Logf("producing took %s", produced.Round(time.Millisecond))
 	rate := float64(total-c0) / time.Since(t0).Seconds()
