@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -135,13 +136,15 @@ func (c *Ingest) Run(ctx context.Context) error {
 	iw := &itemWindow{work: make(map[int]*store.ItemWork)}
 	// writeItems writes the collected item half, then commits the batches
 	// it belongs to; it reports false when a shutdown ran out of time.
+	var pubErr error // a publish's error other than a shutdown's
 	writeItems := func() bool {
 		n := iw.events()
 		if err := c.retry(procCtx, "writing item state", func() error { return iw.write(procCtx, c.st) }); err != nil {
 			return false
 		}
 		c.opt.Metrics.ItemEvents.Add(float64(n))
-		if pub.wait() != nil {
+		if err := pub.wait(); err != nil {
+			pubErr = err
 			return false
 		}
 		cm.commit(procCtx, r, iw.held)
@@ -159,12 +162,12 @@ func (c *Ingest) Run(ctx context.Context) error {
 		msgs, ok := bt.next(ctx, wait)
 		if !ok {
 			writeItems()
-			return nil
+			return ended(pubErr)
 		}
 		if msgs == nil {
 			if iw.events() > 0 && time.Since(iw.since()) >= c.opt.ItemWindow {
 				if !writeItems() {
-					return nil
+					return ended(pubErr)
 				}
 			} else {
 				cm.retry(procCtx, r)
@@ -172,18 +175,27 @@ func (c *Ingest) Run(ctx context.Context) error {
 			continue
 		}
 		out, ndlq, err := c.process(procCtx, msgs, iw)
-		if err != nil || pub.wait() != nil {
+		if err != nil {
 			// Only a shutdown that ran out of time ends processing.
 			return nil
 		}
-		nitems := 0
-		if c.opt.ItemTopic != "" {
-			if out, nitems, err = c.itemUpdates(out, iw, itemParts); err != nil {
-				return err
-			}
+		if err := pub.wait(); err != nil {
+			return ended(err)
 		}
-		if len(out) > 0 {
-			pub.start(func() error { return c.publish(procCtx, w, out, ndlq, nitems) })
+		var updates []store.ItemUpdate
+		if c.opt.ItemTopic != "" {
+			updates = takeItemUpdates(iw)
+		}
+		if len(out) > 0 || len(updates) > 0 {
+			// The item updates are bundled and encoded while the loop
+			// applies the next batch.
+			pub.start(func() error {
+				ims, err := c.itemMessages(updates, itemParts)
+				if err != nil {
+					return err
+				}
+				return c.publish(procCtx, w, append(out, ims...), ndlq, len(ims))
+			})
 		}
 		for _, m := range LastPerPartition(msgs) {
 			// Until the commit only the position (and what the lag
@@ -193,7 +205,7 @@ func (c *Ingest) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil || iw.events() >= c.opt.ItemWindowEvents || time.Since(iw.since()) >= c.opt.ItemWindow {
 			if !writeItems() {
-				return nil
+				return ended(pubErr)
 			}
 		}
 		if ctx.Err() != nil {
@@ -284,29 +296,35 @@ func (c *Ingest) publish(ctx context.Context, w *kafka.Writer, out []kafka.Messa
 	return nil
 }
 
-// itemUpdates appends to out the item half the batch added to iw (one
-// store.ItemUpdate per item and source partition: its contributions per
-// source offset) and takes it out of iw; it returns how many messages
-// it appended. The updates go in messages of the items of one partition
-// of the repartition topic (of at most about itemBundleBytes), keyed by
-// one of those items, so that the writer's key hash puts each message
-// where each of its items' keys would go: the items' owner. Sent with
-// the refresh requests, they are acknowledged by Kafka before the
-// batch's offsets are committed.
-func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow, parts int) ([]kafka.Message, int, error) {
+// takeItemUpdates takes the item half the batch added to iw out of it:
+// one store.ItemUpdate per item and source partition, its contributions
+// per source offset.
+func takeItemUpdates(iw *itemWindow) []store.ItemUpdate {
+	var us []store.ItemUpdate
+	for _, p := range slices.Sorted(maps.Keys(iw.work)) {
+		us = append(us, iw.work[p].TakeUpdates()...)
+	}
+	return us
+}
+
+// itemMessages returns the messages of the repartition topic holding
+// updates: messages of the updates of the items of one of its partitions
+// (of at most about itemBundleBytes), keyed by one of those items, so
+// that the writer's key hash puts each message where each of its items'
+// keys would go: the items' owner. Sent with the refresh requests, they
+// are acknowledged by Kafka before the batch's offsets are committed.
+func (c *Ingest) itemMessages(updates []store.ItemUpdate, parts int) ([]kafka.Message, error) {
 	all := make([]int, parts)
 	for i := range all {
 		all[i] = i
 	}
 	var h kafka.Hash
 	byPart := make(map[int][]store.ItemUpdate)
-	for _, p := range slices.Sorted(maps.Keys(iw.work)) {
-		for _, u := range iw.work[p].TakeUpdates() {
-			r := h.Balance(kafka.Message{Key: []byte(u.Item)}, all...)
-			byPart[r] = append(byPart[r], u)
-		}
+	for _, u := range updates {
+		r := h.Balance(kafka.Message{Key: []byte(u.Item)}, all...)
+		byPart[r] = append(byPart[r], u)
 	}
-	n := 0
+	var out []kafka.Message
 	for _, r := range slices.Sorted(maps.Keys(byPart)) {
 		us := byPart[r]
 		for len(us) > 0 {
@@ -317,14 +335,23 @@ func (c *Ingest) itemUpdates(out []kafka.Message, iw *itemWindow, parts int) ([]
 			}
 			b, err := store.EncodeItemUpdates(us[:k])
 			if err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			out = append(out, kafka.Message{Topic: c.opt.ItemTopic, Key: []byte(us[0].Item), Value: b})
-			n++
 			us = us[k:]
 		}
 	}
-	return out, n, nil
+	return out, nil
+}
+
+// ended is what Run returns after a publish ended with err: nil for a
+// shutdown (the publish retries until it succeeds or its context ends),
+// else err (an encoding error: a bug).
+func ended(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
 // itemBundleBytes is about the most bytes of item updates one message
