@@ -174,10 +174,11 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 	}
 	us := make([]ItemUpdate, n)
 	// The pairs of every contribution go in one slab (a pair takes at
-	// least 11 bytes, most 16 or more); a contribution's pairs are cut from
+	// least 11 bytes; with the contributions around them a message holds
+	// about 30 bytes per pair); a contribution's pairs are cut from
 	// it as they are appended: when the slab grows, the pairs cut before
 	// stay in the old array.
-	pairs := make([]ItemPair, 0, size/16)
+	pairs := make([]ItemPair, 0, size/24)
 	for i := range us {
 		u := &us[i]
 		if _, err := arrayLen(d, 3); err != nil {
