@@ -391,10 +391,11 @@ func testClusterMatchesOne(t *testing.T, owners bool) {
 	}
 }
 
-// ownedState is dumpState's state without what only one of the two item
-// write paths keeps (as ownedView for snapshots): trending's fences and
-// versions, the items' version v, their rows' lengths rl and nl, and the
-// bound c on their recent users.
+// ownedState is a state without what only one of the two item write
+// paths keeps: trending's fences and versions, the items' version v and
+// their rows' lengths rl and nl (item owners), and c, a bound on the size
+// of an item's recent users (at least it: item scripts count the members
+// a ZADD added, item owners every member they set).
 func ownedState(s map[string]stateValue, prefix string) map[string]stateValue {
 	out := make(map[string]stateValue, len(s))
 	for k, v := range s {

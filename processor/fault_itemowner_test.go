@@ -79,28 +79,9 @@ func (e *faultEnv) checkOwnedAgainstReference(t *testing.T) {
 }
 
 // ownedView returns a copy of s without what only one of the two item
-// write paths keeps: trending's fences and versions, the items' version
-// v and their rows' lengths rl and nl (item owners), and c, a bound on
-// the size of an item's recent users (at least it: item scripts count
-// the members a ZADD added, item owners every member they set).
+// write paths keeps (ownedState).
 func ownedView(s snapshot, prefix string) snapshot {
-	out := snapshot{state: make(map[string]stateValue, len(s.state)), lists: s.lists}
-	for k, v := range s.state {
-		switch {
-		case k == prefix+"{g}:trend:f" || k == prefix+"{g}:trend:v":
-			continue
-		case strings.HasPrefix(k, prefix+"{i:") && strings.HasSuffix(k, "}:m"):
-			fl := make(map[string]float64, len(v.floats))
-			for f, x := range v.floats {
-				if f != "v" && f != "c" && f != "rl" && f != "nl" {
-					fl[f] = x
-				}
-			}
-			v.floats = fl
-		}
-		out.state[k] = v
-	}
-	return out
+	return snapshot{state: ownedState(s.state, prefix), lists: s.lists}
 }
 
 // With item owners, one uninterrupted processor ends in the state of the
