@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -64,14 +63,6 @@ func decodeZSetDump(p []byte, n int) ([]Scored, error) {
 		return nil, fmt.Errorf("%w: members out of order", errDumpFormat)
 	}
 	return out, nil
-}
-
-// revOrder is ZREVRANGE's order.
-func revOrder(a, b Scored) int {
-	if c := cmp.Compare(b.Score, a.Score); c != 0 {
-		return c
-	}
-	return strings.Compare(b.ID, a.ID)
 }
 
 // rdbReader reads RDB encodings from b, advancing it.

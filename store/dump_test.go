@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recstream/recstream/internal/redistest"
-	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/store"
 )
 
@@ -161,73 +159,5 @@ func TestZSetDumpRejectsDamage(t *testing.T) {
 		if _, err := store.DecodeZSetDump(p, 0); err == nil {
 			t.Fatalf("payload %v accepted", p)
 		}
-	}
-}
-
-// TestUserWeightsWithoutDump reads user vectors and profiles from a server
-// on which DUMP is renamed away and as an ACL user without +dump: the store
-// falls back to ZREVRANGE WITHSCORES, with the same answers as a server that
-// has DUMP, and warns only about the ACL.
-func TestUserWeightsWithoutDump(t *testing.T) {
-	ctx := context.Background()
-	type result struct {
-		vecs  map[string][]store.Scored
-		profs []store.Profile
-		off   bool
-		log   string
-	}
-	read := func(acl bool, args ...string) result {
-		srv := redistest.Start(t, args...)
-		opts := srv.Options()
-		if acl {
-			admin := redis.NewClient(opts)
-			defer admin.Close()
-			if err := admin.Do(ctx, "ACL", "SETUSER", "nodump", "on", ">pw", "~*", "+@all", "-dump").Err(); err != nil {
-				t.Fatal(err)
-			}
-			opts.Username, opts.Password = "nodump", "pw"
-		}
-		rdb := redis.NewClient(opts)
-		defer rdb.Close()
-		var log strings.Builder
-		logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.Logger = "t:", logger }))
-		users := []string{"a", "b", "missing"}
-		for k, u := range users[:2] {
-			var zs []redis.Z
-			for i := range 150 + k*50 {
-				zs = append(zs, redis.Z{Member: fmt.Sprintf("i%d", i), Score: float64(i*(k+3)%97) / 7})
-			}
-			if err := rdb.ZAdd(ctx, st.Keys().UserWeights(u), zs...).Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var r result
-		var err error
-		if r.vecs, err = st.UserVectors(ctx, users, 50); err != nil {
-			t.Fatal(err)
-		}
-		if r.profs, err = st.Profiles(ctx, users, 200, 10); err != nil {
-			t.Fatal(err)
-		}
-		r.off, r.log = st.DumpOff(), log.String()
-		return r
-	}
-	with := read(false)
-	renamed := read(false, "--rename-command", "DUMP", "")
-	denied := read(true)
-	if with.off || !renamed.off || !denied.off {
-		t.Fatalf("DUMP off: %v with DUMP, %v renamed, %v denied (want false, true, true)", with.off, renamed.off, denied.off)
-	}
-	for _, r := range []result{renamed, denied} {
-		if fmt.Sprint(with.vecs) != fmt.Sprint(r.vecs) || fmt.Sprint(with.profs) != fmt.Sprint(r.profs) {
-			t.Fatalf("reads differ:\nDUMP %v\n%v\nZREVRANGE %v\n%v", with.vecs, with.profs, r.vecs, r.profs)
-		}
-	}
-	if len(with.vecs["a"]) != 50 || len(with.profs[1].Items) != 200 || with.vecs["missing"] == nil || len(with.vecs["missing"]) != 0 {
-		t.Fatalf("sizes: %d, %d, missing %v", len(with.vecs["a"]), len(with.profs[1].Items), with.vecs["missing"])
-	}
-	if with.log != "" || !strings.Contains(renamed.log, "level=INFO") || !strings.Contains(denied.log, "level=WARN") || !strings.Contains(denied.log, "+dump") {
-		t.Fatalf("logs:\nwith DUMP %q\nrenamed %q\ndenied %q", with.log, renamed.log, denied.log)
 	}
 }
