@@ -418,23 +418,20 @@ func benchApplyPhases(b *testing.B, users int, usersOnly bool, window int) {
 
 // BenchmarkUserWeights reads the weights of 64 users per pipeline, as a
 // rescore reads its users' own vectors (all of them, n=200 at the default
-// cap) and its neighbours' (the top 50): from their state blobs (blob:
-// each blob decoded up to the n-th weight, the rest skipped; the blob
-// holds a log of 2·64 entries too, as a user's does once it has 64
-// events) and, as the store read them before the blob, from weight zsets
-// with DUMP (dump); users of 200 weights (a skiplist in Redis) and of 100
-// (a listpack).
+// cap) and its neighbours' (the top 50), from their state blobs (each
+// decoded up to the n-th weight; the blob holds a log of 2·64 entries
+// too, as a user's does once it has 64 events); users of 200 weights and
+// of 100. (Before the blob, weight zsets were read with DUMP, or with
+// ZREVRANGE for the top n < 100: docs/benchmarks.md, 36.)
 func BenchmarkUserWeights(b *testing.B) {
-	for _, mode := range []string{"blob", "dump"} {
-		for _, size := range []int{200, 100} {
-			for _, n := range []int{200, 50} {
-				b.Run(fmt.Sprintf("%s/size=%d/n=%d", mode, size, n), func(b *testing.B) { benchUserWeights(b, mode, size, n) })
-			}
+	for _, size := range []int{200, 100} {
+		for _, n := range []int{200, 50} {
+			b.Run(fmt.Sprintf("blob/size=%d/n=%d", size, n), func(b *testing.B) { benchUserWeights(b, size, n) })
 		}
 	}
 }
 
-func benchUserWeights(b *testing.B, mode string, size, n int) {
+func benchUserWeights(b *testing.B, size, n int) {
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	ctx := context.Background()
@@ -453,12 +450,7 @@ func benchUserWeights(b *testing.B, mode string, size, n int) {
 			z[j] = redis.Z{Score: rng.Float64() * 1e4, Member: "i" + strconv.Itoa(rng.IntN(50000))}
 			w[z[j].Member.(string)] = z[j].Score
 		}
-		name := "u" + strconv.Itoa(u)
-		if mode == "dump" {
-			pipe.ZAdd(ctx, st.Keys().UserWeights(name), z...)
-		} else {
-			pipe.Set(ctx, st.Keys().UserState(name), store.EncodeUserState(w, nil, log), 0)
-		}
+		pipe.Set(ctx, st.Keys().UserState("u"+strconv.Itoa(u)), store.EncodeUserState(w, nil, log), 0)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.Fatal(err)
@@ -472,11 +464,7 @@ func benchUserWeights(b *testing.B, mode string, size, n int) {
 			names[i] = "u" + strconv.Itoa(k%users)
 			k += 7
 		}
-		if mode == "dump" {
-			if _, err := st.DumpUserVectors(ctx, names, n); err != nil {
-				b.Fatal(err)
-			}
-		} else if _, err := st.UserVectors(ctx, names, n); err != nil {
+		if _, err := st.UserVectors(ctx, names, n); err != nil {
 			b.Fatal(err)
 		}
 	}

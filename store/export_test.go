@@ -1,7 +1,5 @@
 package store
 
-import "context"
-
 // FailAfterUsers makes the next Apply return an error after its user phase,
 // as a crash between the two phases would.
 func (s *Store) FailAfterUsers() { s.failAfterUsers = true }
@@ -60,13 +58,6 @@ func (c *coSum) row(names []string) *coocRow {
 	return r
 }
 
-// DumpOff reports whether user weights are read with ZREVRANGE because DUMP
-// could not be used (dump.go).
-func (s *Store) DumpOff() bool { return s.dumpOff.Load() }
-
-// DecodeZSetDump exposes decodeZSetDump.
-var DecodeZSetDump = decodeZSetDump
-
 // FailBeforeTrending makes the next Flush return an error after the item
 // writes, before trending is written, as a crash between them would.
 func (o *ItemOwner) FailBeforeTrending() { o.failBeforeTrend = true }
@@ -74,11 +65,4 @@ func (o *ItemOwner) FailBeforeTrending() { o.failBeforeTrend = true }
 // EncodeUserState encodes a user's state blob (userblob.go).
 func EncodeUserState(weights, bought map[string]float64, log []string) []byte {
 	return encodeUserBlob(weights, bought, log)
-}
-
-// DumpUserVectors reads users' weights from their weight zsets with DUMP
-// (dump.go), as UserVectors did before the state blob.
-func (s *Store) DumpUserVectors(ctx context.Context, users []string, n int) ([][]Scored, error) {
-	pipe := s.rdb.Pipeline()
-	return s.queueWeights(ctx, pipe, users, n).exec(ctx, pipe)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -17,8 +18,8 @@ import (
 )
 
 // TestUserStateRoundTrip encodes the weights of each sorted set of
-// dumpCases (every kind of member and score the store could meet: integer
-// members, binary and long members, ties, infinite and huge scores) with
+// weightCases (integer-like, binary and long members, ties, infinite and
+// huge scores) with
 // purchases and a log, and decodes them: the weights come back in
 // ZREVRANGE WITHSCORES's order with the very scores Redis holds, the
 // purchases in ZRANGE's, the log as it was.
@@ -26,7 +27,7 @@ func TestUserStateRoundTrip(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	for _, c := range dumpCases() {
+	for _, c := range weightCases() {
 		w := map[string]float64{}
 		for _, z := range c.members {
 			w[z.Member.(string)] = z.Score
@@ -118,5 +119,61 @@ func TestUserStateRejectsDamage(t *testing.T) {
 		if _, err := store.DecodeUserState(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// weightCase is a sorted set to write and read back.
+type weightCase struct {
+	name    string
+	members []redis.Z
+}
+
+// weightCases are sorted sets of every kind of member and score the store
+// may meet: small and large sets; members that look like integers, long,
+// incompressible and binary ones; scores fractional, integral, negative,
+// tied, huge and infinite.
+func weightCases() []weightCase {
+	rng := rand.New(rand.NewPCG(7, 9))
+	mk := func(n int, member func(i int) string, score func(i int) float64) []redis.Z {
+		zs := make([]redis.Z, n)
+		for i := range zs {
+			zs[i] = redis.Z{Member: member(i), Score: score(i)}
+		}
+		return zs
+	}
+	frac := func(int) float64 { return rng.Float64() * 1e6 }
+	plain := func(i int) string { return fmt.Sprintf("item-%d", i) }
+	ints := []string{"0", "7", "-1", "127", "128", "-129", "4095", "-4096", "32767", "32768", "-32769",
+		"8388607", "8388608", "2147483647", "2147483648", "-2147483649", "9223372036854775807", "007", "1e3", "+5", "-0"}
+	intScores := []float64{0, 5, -5, 127, 128, 4095, -4096, 40000, -40000, 1e7, -1e7, 3e9, -3e9, 4503599627370495, 4503599627370496, 1e300, -1e-300, math.Inf(1), math.Inf(-1), 0.5, -2.25}
+	return []weightCase{
+		{"one", mk(1, plain, frac)},
+		{"small", mk(5, plain, frac)},
+		{"listpack full", mk(128, plain, frac)},
+		{"skiplist", mk(129, plain, frac)},
+		{"skiplist at the cap", mk(200, plain, frac)},
+		{"large", mk(600, plain, frac)},
+		{"ties", mk(150, plain, func(i int) float64 { return float64(i % 3) })},
+		{"ties small", mk(40, plain, func(i int) float64 { return float64(i%4) / 3 })},
+		{"integer members", mk(len(ints), func(i int) string { return ints[i] }, frac)},
+		{"integer members skiplist", mk(200, func(i int) string {
+			if i < len(ints) {
+				return ints[i]
+			}
+			return strconv.Itoa(i*7919 - 500000)
+		}, frac)},
+		{"integer scores", mk(len(intScores), plain, func(i int) float64 { return intScores[i] })},
+		{"integer scores skiplist", mk(200, plain, func(i int) float64 { return intScores[i%len(intScores)] * float64(1+i/len(intScores)) })},
+		{"long members", mk(60, func(i int) string { return strings.Repeat("abcdef", 4+i) + strconv.Itoa(i) }, frac)},
+		{"long members skiplist", mk(200, func(i int) string { return strings.Repeat("xy", 11+i%40) + strconv.Itoa(i) }, frac)},
+		{"incompressible members", mk(100, func(i int) string {
+			b := make([]byte, 21+i)
+			for k := range b {
+				b[k] = byte(33 + rng.IntN(90))
+			}
+			return string(b)
+		}, frac)},
+		{"12-bit and 32-bit lengths", mk(3, func(i int) string { return strings.Repeat(string(rune('a'+i)), []int{70, 3000, 5000}[i]) }, frac)},
+		{"binary members", mk(30, func(i int) string { return string([]byte{0, byte(i), 0xff, '\n', '|'}) }, frac)},
 	}
 }
