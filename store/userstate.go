@@ -715,20 +715,6 @@ func applyUser(cfg *userApplyConfig, st *userState, keys userKeys, ops []Op, idx
 	return reply, c, nil
 }
 
-func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
-
-// mergedMap returns base with over's values set, without changing base.
-func mergedMap(base, over map[string]float64) map[string]float64 {
-	m := make(map[string]float64, len(base)+len(over))
-	for k, v := range base {
-		m[k] = v
-	}
-	for k, v := range over {
-		m[k] = v
-	}
-	return m
-}
-
 // cmdChunks adds command name on key with args, split into commands of
 // at most maxGuardedArgs arguments (an even number: pairs stay whole).
 func cmdChunks(g *guardedWrite, name, key string, args []any) {
