@@ -31,8 +31,8 @@ type Profile struct {
 
 // Profiles reads the top n weighted items (all when n <= 0), the distinct
 // items of the last recent events, purchases and last event time of each
-// user in one pipelined round trip (two when some users were written
-// before their state became one blob, userblob.go).
+// user in one pipelined round trip (two when a user has no state blob:
+// one written before it, userblob.go, or one without state).
 func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]Profile, error) {
 	recent = max(recent, 1)
 	pipe := s.rdb.Pipeline()
