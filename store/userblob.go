@@ -30,8 +30,9 @@ import (
 // A user written by a version that kept these in the keys {u:<id>}:w
 // (zset), :log (list) and :buy (zset) has no blob until its next write:
 // its owner reads those keys when the blob is absent and the meta hash
-// holds n (every write of this version writes the blob, so a user that
-// has events and no blob is one of those), and that write deletes them.
+// holds n (a write of this version that applies an event leaves a blob,
+// so a user that has events and no blob is one of those), and that write
+// deletes them.
 // Readers read them when the blob is absent.
 
 // userBlobVersion is the format version a blob starts with; readers
