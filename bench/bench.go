@@ -191,7 +191,7 @@ type FreshnessResult struct {
 type MemoryResult struct {
 	UsedMemoryDelta     int64   `json:"used_memory_delta_bytes"` // after ingest minus empty
 	PerUserAll          float64 `json:"used_memory_per_user_bytes"`
-	UserStateBytes      float64 `json:"user_state_bytes"` // MEMORY USAGE sample mean: w, log, m, buy
+	UserStateBytes      float64 `json:"user_state_bytes"` // MEMORY USAGE sample mean: s, m
 	UserStateP99Bytes   float64 `json:"user_state_p99_bytes"`
 	UserListBytes       float64 `json:"user_list_bytes"`  // MEMORY USAGE of written lists
 	ItemStateBytes      float64 `json:"item_state_bytes"` // MEMORY USAGE sample mean: u, co, m
@@ -871,7 +871,7 @@ func measureMemory(ctx context.Context, admin *redis.Client, cfg config.Config, 
 	}
 	sort.Strings(iids)
 	ub, err := groupBytes(ctx, admin, uids, func(u string) []string {
-		return []string{k.UserWeights(u), k.UserLog(u), k.UserMeta(u), k.UserPurchased(u)}
+		return []string{k.UserState(u), k.UserMeta(u)}
 	})
 	if err != nil {
 		return err

@@ -144,6 +144,22 @@ func dumpState(t *testing.T, nodes []*redis.Client, prefix string) map[string]st
 					t.Fatal(err)
 				}
 				v.strs = []string{s}
+				if strings.HasSuffix(k, "}:s") && strings.Contains(k, "{u:") {
+					// A user's state blob: its weights and purchases
+					// compared as numbers, its log as strings.
+					us, err := store.DecodeUserState([]byte(s))
+					if err != nil {
+						t.Fatal(err)
+					}
+					v.floats = map[string]float64{}
+					for _, w := range us.Weights {
+						v.floats["w|"+w.ID] = w.Score
+					}
+					for _, b := range us.Purchased {
+						v.floats["buy|"+b.ID] = b.Score
+					}
+					v.strs = us.Log
+				}
 			default:
 				v.strs = []string{"type " + typ}
 			}

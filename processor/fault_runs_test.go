@@ -508,16 +508,21 @@ func TestFaultMisKeyedEvents(t *testing.T) {
 	keys := store.Keys{Prefix: cfg.Redis.KeyPrefix}
 	ctx := context.Background()
 	for u, items := range want {
-		zs, err := rc.ZRangeWithScores(ctx, keys.UserWeights(u), 0, -1).Result()
+		b, err := rc.Get(ctx, keys.UserState(u)).Bytes()
 		if err != nil {
 			t.Fatal(err)
 		}
+		us, err := store.DecodeUserState(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zs := us.Weights
 		if len(zs) != len(items) {
 			t.Fatalf("user %s: %d items stored, %d in the log", u, len(zs), len(items))
 		}
 		for _, z := range zs {
-			if !closeEnough(z.Score, items[z.Member.(string)]) {
-				t.Fatalf("user %s item %v: weight %v, brute force %v", u, z.Member, z.Score, items[z.Member.(string)])
+			if !closeEnough(z.Score, items[z.ID]) {
+				t.Fatalf("user %s item %v: weight %v, brute force %v", u, z.ID, z.Score, items[z.ID])
 			}
 		}
 	}

@@ -62,15 +62,20 @@ func newFixture(t *testing.T, n int) *fixture {
 }
 
 func (f *fixture) vector(t *testing.T, u string) map[string]float64 {
-	zs, err := f.rdb.ZRangeWithScores(context.Background(), f.st.Keys().UserWeights(u), 0, -1).Result()
+	return scorer.NormalisedVector(f.state(t, u).Weights)
+}
+
+// state reads u's state blob.
+func (f *fixture) state(t *testing.T, u string) store.UserState {
+	b, err := f.rdb.Get(context.Background(), f.st.Keys().UserState(u)).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	items := make([]store.Scored, len(zs))
-	for i, z := range zs {
-		items[i] = store.Scored{ID: z.Member.(string), Score: z.Score}
+	st, err := store.DecodeUserState(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return scorer.NormalisedVector(items)
+	return st
 }
 
 func relClose(a, b float64) bool {
@@ -225,7 +230,10 @@ func TestRecommendExcludesPurchasesAndExplains(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range lists {
-		bought := f.rdb.ZRange(ctx, f.st.Keys().UserPurchased(l.User), 0, -1).Val()
+		var bought []string
+		for _, b := range f.state(t, l.User).Purchased {
+			bought = append(bought, b.ID)
+		}
 		if len(l.Items) == 0 {
 			t.Fatalf("user %s: empty list", l.User)
 		}

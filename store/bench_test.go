@@ -418,38 +418,39 @@ func benchApplyPhases(b *testing.B, users int, usersOnly bool, window int) {
 
 // BenchmarkUserWeights reads the weights of 64 users per pipeline, as a
 // rescore reads its users' own vectors (all of them, n=200 at the default
-// cap) and its neighbours' (the top 50), with DUMP (the store's way where
-// the server allows it) and with ZREVRANGE WITHSCORES (its fallback,
-// renaming DUMP away); users of 200 weights (a skiplist in Redis) and of
-// 100 (a listpack).
+// cap) and its neighbours' (the top 50), from their state blobs (each
+// decoded up to the n-th weight; the blob holds a log of 2·64 entries
+// too, as a user's does once it has 64 events); users of 200 weights and
+// of 100. (Before the blob, weight zsets were read with DUMP, or with
+// ZREVRANGE for the top n < 100: docs/benchmarks.md, 36.)
 func BenchmarkUserWeights(b *testing.B) {
-	for _, mode := range []string{"dump", "zrevrange"} {
-		for _, size := range []int{200, 100} {
-			for _, n := range []int{200, 50} {
-				b.Run(fmt.Sprintf("%s/size=%d/n=%d", mode, size, n), func(b *testing.B) { benchUserWeights(b, mode, size, n) })
-			}
+	for _, size := range []int{200, 100} {
+		for _, n := range []int{200, 50} {
+			b.Run(fmt.Sprintf("blob/size=%d/n=%d", size, n), func(b *testing.B) { benchUserWeights(b, size, n) })
 		}
 	}
 }
 
-func benchUserWeights(b *testing.B, mode string, size, n int) {
-	var args []string
-	if mode == "zrevrange" {
-		args = []string{"--rename-command", "DUMP", ""}
-	}
-	srv := redistest.Start(b, args...)
+func benchUserWeights(b *testing.B, size, n int) {
+	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	ctx := context.Background()
 	st := store.New(rdb, testopts.Store(nil))
 	const users, perRead = 2000, 64
 	rng := rand.New(rand.NewPCG(1, 2))
 	pipe := rdb.Pipeline()
+	log := make([]string, 128)
+	for i := range log {
+		log[i] = fmt.Sprintf("%d|3|click|1764400000%03d|1|i%d", 100000+i, i, rng.IntN(50000))
+	}
 	for u := range users {
 		z := make([]redis.Z, size)
+		w := make(map[string]float64, size)
 		for j := range z { // scaled weights as the store keeps them
 			z[j] = redis.Z{Score: rng.Float64() * 1e4, Member: "i" + strconv.Itoa(rng.IntN(50000))}
+			w[z[j].Member.(string)] = z[j].Score
 		}
-		pipe.ZAdd(ctx, st.Keys().UserWeights("u"+strconv.Itoa(u)), z...)
+		pipe.Set(ctx, st.Keys().UserState("u"+strconv.Itoa(u)), store.EncodeUserState(w, nil, log), 0)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.Fatal(err)
@@ -468,9 +469,6 @@ func benchUserWeights(b *testing.B, mode string, size, n int) {
 		}
 	}
 	cpu1, _ := redisCost(b, rdb)
-	if st.DumpOff() != (mode == "zrevrange") {
-		b.Fatalf("mode %s: DUMP off %v", mode, st.DumpOff())
-	}
 	reads := float64(b.N * perRead)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/reads, "ns/user")
 	b.ReportMetric((cpu1-cpu0)*1e6/reads, "redis-cpu-µs/user")

@@ -23,7 +23,9 @@
 // batches (Options.UserCache per source partition, least recently used
 // out; TrimUserCopies and AssignedPartitions drop idle copies, copies
 // over the memory limit and those of partitions the process lost) or
-// read in one pipelined transaction. Each changed user is written
+// read in one pipelined round trip. A user's weights, log and purchases
+// are one msgpack blob (userblob.go), read with one GET and written whole
+// with one SET carrying its TTL. Each changed user is written
 // with one guarded write (guarded.go): plain commands run by a small
 // script only while the user's meta hash still holds n, gone and the
 // partition's fence as the copy does. A write refused because another

@@ -157,7 +157,15 @@ func TestEntriesWrittenByScriptsParse(t *testing.T) {
 	// User log.
 	var logged []LoggedEvent
 	for _, u := range []string{"u1", "u2"} {
-		for _, e := range rdb.LRange(ctx, k.UserLog(u), 0, -1).Val() {
+		b, err := rdb.Get(ctx, k.UserState(u)).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		us, err := DecodeUserState(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range us.Log {
 			x, err := parseLogEntry(e)
 			if err != nil {
 				t.Fatal(err)

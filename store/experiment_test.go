@@ -469,7 +469,7 @@ func TestImpressionFirstKeepsTTLs(t *testing.T) {
 		}
 	}
 	k := st.Keys()
-	for _, key := range []string{k.UserWeights("u"), k.UserLog("u"), k.UserMeta("u"), k.UserPurchased("u"), k.UserShown("u"), k.UserShownAt("u"), k.UserAttribution("u")} {
+	for _, key := range []string{k.UserState("u"), k.UserMeta("u"), k.UserShown("u"), k.UserShownAt("u"), k.UserAttribution("u")} {
 		if d := rdb.TTL(ctx, key).Val(); d <= 0 {
 			t.Errorf("%s: TTL %v", key, d)
 		}

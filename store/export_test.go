@@ -58,13 +58,11 @@ func (c *coSum) row(names []string) *coocRow {
 	return r
 }
 
-// DumpOff reports whether user weights are read with ZREVRANGE because DUMP
-// could not be used (dump.go).
-func (s *Store) DumpOff() bool { return s.dumpOff.Load() }
-
-// DecodeZSetDump exposes decodeZSetDump.
-var DecodeZSetDump = decodeZSetDump
-
 // FailBeforeTrending makes the next Flush return an error after the item
 // writes, before trending is written, as a crash between them would.
 func (o *ItemOwner) FailBeforeTrending() { o.failBeforeTrend = true }
+
+// EncodeUserState encodes a user's state blob (userblob.go).
+func EncodeUserState(weights, bought map[string]float64, log []string) []byte {
+	return encodeUserBlob(weights, bought, log)
+}

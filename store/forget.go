@@ -61,7 +61,7 @@ type ForgetOptions struct {
 
 // ForgetResult says what an erasure removed.
 type ForgetResult struct {
-	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (weights, log, meta, purchases, list, shown items, attribution log)
+	KeysDeleted    int64    `json:"keys_deleted"`    // user keys deleted (state, meta, list, shown items, attribution log)
 	Events         int64    `json:"events"`          // events the user had applied
 	LoggedEvents   int      `json:"logged_events"`   // of which still in the user log: their contributions were subtracted
 	WindowComplete bool     `json:"window_complete"` // the log held every event of the user
@@ -87,7 +87,7 @@ func (k Keys) forgetTrendingGuard(erasure string) string {
 	return k.Prefix + "{g}:trend:fg:" + erasure
 }
 
-// Forget erases a user: their keys (weights, log, meta, purchases, list),
+// Forget erases a user: their keys (state, meta, list, attribution),
 // their entries in item recent-user indexes, and their contribution to
 // co-occurrence, degrees, popularity and trending as far as the user log
 // still records it. It leaves a tombstone (the meta key holding only the fences
@@ -177,20 +177,34 @@ type erasedUser struct {
 func (s *Store) eraseUser(ctx context.Context, user string, now int64, tombstone time.Duration, res *ForgetResult) (erasedUser, error) {
 	k := s.keys
 	v, err := s.evalRetry(ctx, forgetUserScript,
-		[]string{k.UserWeights(user), k.UserLog(user), k.UserMeta(user), k.UserPurchased(user), k.UserList(user),
+		[]string{k.UserState(user), k.UserMeta(user), k.UserList(user), k.UserWeights(user), k.UserLog(user), k.UserPurchased(user),
 			k.UserShownAt(user), k.UserShown(user), k.UserAttribution(user)},
 		now, int64(tombstone/time.Second))
 	if err != nil {
 		return erasedUser{}, fmt.Errorf("forget: erasing user state: %w", err)
 	}
 	arr, _ := v.([]any)
-	if len(arr) != 5 {
+	if len(arr) != 6 {
 		return erasedUser{}, errors.New("forget: malformed script answer")
 	}
-	e := erasedUser{log: toStrings(arr[0]), items: toStrings(arr[1]), bought: toStrings(arr[2])}
-	nStr, _ := arr[3].(string)
+	// The blob, or the keys of a user written before it.
+	e := erasedUser{log: toStrings(arr[1]), items: toStrings(arr[2]), bought: toStrings(arr[3])}
+	if blob, ok := arr[0].(string); ok {
+		st, err := decodeUserBlob([]byte(blob), wantAll)
+		if err != nil {
+			return erasedUser{}, fmt.Errorf("forget: reading the erased user state: %w", err)
+		}
+		e = erasedUser{log: st.log, items: make([]string, len(st.weights)), bought: make([]string, len(st.bought))}
+		for i, w := range st.weights {
+			e.items[i] = w.ID
+		}
+		for i, b := range st.bought {
+			e.bought[i] = b.ID
+		}
+	}
+	nStr, _ := arr[4].(string)
 	res.Events, _ = strconv.ParseInt(nStr, 10, 64)
-	res.KeysDeleted, _ = arr[4].(int64)
+	res.KeysDeleted, _ = arr[5].(int64)
 	res.LoggedEvents = len(e.log)
 	res.WindowComplete = int64(len(e.log)) >= res.Events
 	return e, nil

@@ -7,16 +7,24 @@ type Keys struct {
 	Prefix string
 }
 
-// UserWeights is a zset item -> scaled implicit weight.
+// UserState is a string: the user's weights, log and purchases as one
+// msgpack blob (userblob.go).
+func (k Keys) UserState(user string) string { return k.Prefix + "{u:" + user + "}:s" }
+
+// UserWeights is a zset item -> scaled implicit weight, the user's weights
+// as written before UserState held them: read for a user without
+// UserState, deleted by the user's next write (userblob.go).
 func (k Keys) UserWeights(user string) string { return k.Prefix + "{u:" + user + "}:w" }
 
-// UserLog is a list of the user's recent events, newest first.
+// UserLog is a list of the user's recent events, newest first, as written
+// before UserState held them (read and deleted as UserWeights).
 func (k Keys) UserLog(user string) string { return k.Prefix + "{u:" + user + "}:log" }
 
 // UserMeta is a hash: f:<partition> fences, n events, ts last event time.
 func (k Keys) UserMeta(user string) string { return k.Prefix + "{u:" + user + "}:m" }
 
-// UserPurchased is a zset item -> purchase time (unix ms).
+// UserPurchased is a zset item -> purchase time (unix ms), as written
+// before UserState held the purchases (read and deleted as UserWeights).
 func (k Keys) UserPurchased(user string) string { return k.Prefix + "{u:" + user + "}:buy" }
 
 // UserList is the user's recommendation list (JSON payload, with TTL).

@@ -29,37 +29,37 @@ type Profile struct {
 	Acted map[string]string
 }
 
-// Profiles reads the top n weighted items, the distinct items of the last
-// recent events, purchases and last event time of each user in one
-// pipelined round trip.
+// Profiles reads the top n weighted items (all when n <= 0), the distinct
+// items of the last recent events, purchases and last event time of each
+// user in one pipelined round trip (two when a user has no state blob:
+// one written before it, userblob.go, or one without state).
 func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]Profile, error) {
 	recent = max(recent, 1)
 	pipe := s.rdb.Pipeline()
-	bs := make([]*redis.StringSliceCmd, len(users))
 	ts := make([]*redis.StringCmd, len(users))
-	logs := make([]*redis.StringSliceCmd, len(users))
 	for i, u := range users {
-		logs[i] = pipe.LRange(ctx, s.keys.UserLog(u), 0, int64(recent-1))
-		bs[i] = pipe.ZRange(ctx, s.keys.UserPurchased(u), 0, -1)
 		ts[i] = pipe.HGet(ctx, s.keys.UserMeta(u), "ts")
 	}
-	wr := s.queueWeights(ctx, pipe, users, n)
-	ws, err := wr.exec(ctx, pipe)
+	sr := s.queueStates(ctx, pipe, users, viewWant{weights: max(n, 0), log: recent, bought: true})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading profiles: %w", err)
+	}
+	vs, err := sr.result(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading profiles: %w", err)
 	}
 	out := make([]Profile, len(users))
 	for i, u := range users {
-		p := Profile{User: u, Items: ws[i]}
-		if b := bs[i].Val(); len(b) > 0 {
+		p := Profile{User: u, Items: vs[i].weights}
+		if b := vs[i].bought; len(b) > 0 {
 			p.Purchased = make(map[string]bool, len(b))
 			for _, it := range b {
-				p.Purchased[it] = true
+				p.Purchased[it.ID] = true
 			}
 		}
 		p.LastTS, _ = strconv.ParseInt(ts[i].Val(), 10, 64)
 		seen := make(map[string]bool)
-		for _, e := range logs[i].Val() {
+		for _, e := range vs[i].log {
 			x, err := parseLogEntry(e)
 			typ, it := x.Type, x.Item
 			if err != nil || it == "" {
@@ -81,20 +81,24 @@ func (s *Store) Profiles(ctx context.Context, users []string, n, recent int) ([]
 	return out, nil
 }
 
-// UserVectors reads the top n weighted items of each user.
+// UserVectors reads the top n weighted items of each user (all when
+// n <= 0).
 func (s *Store) UserVectors(ctx context.Context, users []string, n int) (map[string][]Scored, error) {
 	out := make(map[string][]Scored, len(users))
 	if len(users) == 0 {
 		return out, nil
 	}
 	pipe := s.rdb.Pipeline()
-	wr := s.queueWeights(ctx, pipe, users, n)
-	ws, err := wr.exec(ctx, pipe)
+	sr := s.queueStates(ctx, pipe, users, viewWant{weights: max(n, 0), log: -1})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading user vectors: %w", err)
+	}
+	vs, err := sr.result(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading user vectors: %w", err)
 	}
 	for i, u := range users {
-		out[u] = ws[i]
+		out[u] = vs[i].weights
 	}
 	return out, nil
 }
@@ -219,12 +223,19 @@ type LoggedEvent struct {
 	Item      string `json:"item"`
 }
 
-// RecentEvents reads up to n of the user's most recent events, newest first.
+// RecentEvents reads up to n of the user's most recent events (all when
+// n <= 0), newest first.
 func (s *Store) RecentEvents(ctx context.Context, user string, n int) ([]LoggedEvent, error) {
-	v, err := s.rdb.LRange(ctx, s.keys.UserLog(user), 0, int64(n-1)).Result()
+	pipe := s.rdb.Pipeline()
+	sr := s.queueStates(ctx, pipe, []string{user}, viewWant{weights: -1, log: max(n, 0)})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading user log: %w", err)
+	}
+	vs, err := sr.result(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading user log: %w", err)
 	}
+	v := vs[0].log
 	out := make([]LoggedEvent, 0, len(v))
 	for _, e := range v {
 		if x, err := parseLogEntry(e); err == nil {

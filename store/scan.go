@@ -9,16 +9,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ScanUsers calls fn with batches of the ids of users that have a weight
-// vector (SCAN over the user weight keys, on every master of a Cluster). A
-// user may be reported twice if the keyspace changes during the scan.
+// ScanUsers calls fn with batches of the ids of users that have a state
+// (SCAN over the user state keys, and the weight keys of users written
+// before the state blob, on every master of a Cluster). A user may be
+// reported twice if the keyspace changes during the scan.
 func (s *Store) ScanUsers(ctx context.Context, batch int, fn func(users []string) error) error {
 	if batch <= 0 {
 		batch = 1000
 	}
 	head := s.keys.Prefix + "{u:"
-	const tail = "}:w"
-	pattern := globEscape(head) + "*" + tail
+	pattern := globEscape(head) + "*}:[sw]"
 	var mu sync.Mutex // ForEachMaster scans masters concurrently
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		var cursor uint64
@@ -29,8 +29,8 @@ func (s *Store) ScanUsers(ctx context.Context, batch int, fn func(users []string
 			}
 			users := make([]string, 0, len(keys))
 			for _, k := range keys {
-				if strings.HasPrefix(k, head) && strings.HasSuffix(k, tail) {
-					users = append(users, k[len(head):len(k)-len(tail)])
+				if strings.HasPrefix(k, head) && (strings.HasSuffix(k, "}:s") || strings.HasSuffix(k, "}:w")) {
+					users = append(users, k[len(head):len(k)-len("}:s")])
 				}
 			}
 			if len(users) > 0 {

@@ -9,7 +9,6 @@ import (
 	"math"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -147,8 +146,6 @@ type Store struct {
 	trend *redis.Script
 
 	warn *slog.Logger // Logger, rate-limited: warnings a hot key could repeat
-
-	dumpOff atomic.Bool // user weights are read with ZREVRANGE, not DUMP (dump.go)
 
 	cacheMu   sync.Mutex
 	caches    map[int32]*userCache // per source partition (usercache.go)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -118,6 +119,32 @@ func zmap(t *testing.T, rdb *redis.Client, key string) map[string]float64 {
 	return out
 }
 
+// userState reads u's state blob (empty when there is none).
+func userState(t *testing.T, rdb *redis.Client, k store.Keys, u string) store.UserState {
+	t.Helper()
+	b, err := rdb.Get(context.Background(), k.UserState(u)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return store.UserState{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.DecodeUserState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// scoredMap returns the map of ss.
+func scoredMap(ss []store.Scored) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		out[s.ID] = s.Score
+	}
+	return out
+}
+
 // coocMap reads item's co-occurrence row as the scorer does (folded).
 func coocMap(t *testing.T, st *store.Store, item string) map[string]float64 {
 	t.Helper()
@@ -178,12 +205,13 @@ func (r *refModel) check(t *testing.T, st *store.Store, rdb *redis.Client) {
 	t.Helper()
 	k := st.Keys()
 	for u, w := range r.userW {
-		compareMap(t, "user weights "+u, zmap(t, rdb, k.UserWeights(u)), w)
+		us := userState(t, rdb, k, u)
+		compareMap(t, "user weights "+u, scoredMap(us.Weights), w)
 		want := map[string]float64{}
 		for it, ts := range r.purchased[u] {
 			want[it] = float64(ts)
 		}
-		compareMap(t, "purchased "+u, zmap(t, rdb, k.UserPurchased(u)), want)
+		compareMap(t, "purchased "+u, scoredMap(us.Purchased), want)
 	}
 	for it, us := range r.itemUsers {
 		want := map[string]float64{}
@@ -552,7 +580,7 @@ func TestCapsBind(t *testing.T) {
 	applyInBatches(t, st, half, rng, 100)
 	ctx := context.Background()
 	k := st.Keys()
-	// The size bounds the meta hashes keep (userstate.go, item.lua) lost, as
+	// The size bounds the item meta hashes keep (item.lua) lost, as
 	// in state written by an older version: unknown, not zero.
 	metas, _ := rdb.Keys(ctx, "c:*}:m").Result()
 	for _, m := range metas {
@@ -564,13 +592,15 @@ func TestCapsBind(t *testing.T) {
 		var n int64
 		var cap int64
 		switch {
-		case strings.HasSuffix(key, "}:w"):
-			n, cap = rdb.ZCard(ctx, key).Val(), 5
-		case strings.HasSuffix(key, "}:log"):
+		case strings.HasSuffix(key, "}:s"):
+			us := userState(t, rdb, k, strings.TrimSuffix(strings.TrimPrefix(key, "c:{u:"), "}:s"))
+			n, cap = int64(len(us.Weights)), 5
 			// The log keeps 2·user_log_cap entries: the history of an
 			// event replayed after a crash reads up to user_log_cap
 			// entries older than it (store/userstate.go).
-			n, cap = rdb.LLen(ctx, key).Val(), 14
+			if l := len(us.Log); l > 14 {
+				t.Errorf("%s holds %d log entries, cap %d", key, l, 14)
+			}
 		case strings.HasSuffix(key, "}:u"):
 			n, cap = rdb.ZCard(ctx, key).Val(), 4
 		case strings.HasSuffix(key, "}:cl"):

@@ -12,7 +12,8 @@ import (
 )
 
 // TTLs are renewed at most every user_ttl/64, and a key created between
-// renewals (a first purchase, a first co-occurrence) gets one at once.
+// renewals (a first co-occurrence) gets one at once; a user's state blob
+// gets the whole TTL with each write.
 func TestTTLRenewal(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -45,24 +46,25 @@ func TestTTLRenewal(t *testing.T) {
 	}
 
 	apply("a", event.Browse)
-	for _, key := range []string{k.UserWeights("u"), k.UserLog("u"), k.UserMeta("u"), k.ItemUsers("a"), k.ItemMeta("a")} {
+	for _, key := range []string{k.UserState("u"), k.UserMeta("u"), k.ItemUsers("a"), k.ItemMeta("a")} {
 		full(key)
 	}
-	// Simulate time passing on the server side for one key.
-	rdb.Expire(ctx, k.UserWeights("u"), 50*time.Second)
+	// Simulate time passing on the server side for two keys.
+	rdb.Expire(ctx, k.UserMeta("u"), 50*time.Second)
+	rdb.Expire(ctx, k.UserState("u"), 50*time.Second)
 
 	clock = clock.Add(50 * time.Second) // not due
-	apply("b", event.Purchase)          // creates u's purchases and a's co-occurrence row
-	if d := ttlOf(k.UserWeights("u")); d > 50*time.Second {
-		t.Errorf("weights TTL %s renewed before the interval", d)
+	apply("b", event.Purchase)          // u's first purchase and a's co-occurrence row
+	if d := ttlOf(k.UserMeta("u")); d > 50*time.Second {
+		t.Errorf("meta TTL %s renewed before the interval", d)
 	}
-	for _, key := range []string{k.UserPurchased("u"), k.ItemCooc("a"), k.ItemCooc("b"), k.ItemUsers("b"), k.ItemMeta("b")} {
+	for _, key := range []string{k.UserState("u"), k.ItemCooc("a"), k.ItemCooc("b"), k.ItemUsers("b"), k.ItemMeta("b")} {
 		full(key)
 	}
 
 	clock = clock.Add(60 * time.Second) // 110 s since the renewal: due
 	apply("c", event.Click)
-	for _, key := range []string{k.UserWeights("u"), k.UserLog("u"), k.UserMeta("u"), k.UserPurchased("u")} {
+	for _, key := range []string{k.UserState("u"), k.UserMeta("u")} {
 		full(key)
 	}
 	// Every key of the user and the items has a TTL.

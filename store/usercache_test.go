@@ -92,8 +92,8 @@ func (r *copyRig) users(copy string) int {
 func (r *copyRig) same(users []string) {
 	r.t.Helper()
 	for _, u := range users {
-		want, _ := userKeyContents(r.t, r.ctx, r.rdb, r.ref.keys, u)
-		got, _ := userKeyContents(r.t, r.ctx, r.rdb, r.s.keys, u)
+		want, _ := userKeyContents(r.t, r.ctx, r.rdb, r.ref.keys, u, true)
+		got, _ := userKeyContents(r.t, r.ctx, r.rdb, r.s.keys, u, true)
 		if !maps.Equal(want, got) {
 			r.t.Fatalf("user %s: keys differ from the store without copies\nwant %v\ngot  %v", u, want, got)
 		}

@@ -20,13 +20,14 @@ import (
 // The user half of ingest, applied in the process.
 //
 // A userState is the image of one user's key group as Redis holds it:
-// the weights zset, the log list, the meta hash (f:<partition> fences, n,
-// ts, x, k, c, gone), the purchased zset, the shown zset and hash, and
+// the weights, log and purchases (one blob, userblob.go), the meta hash
+// (f:<partition> fences, n, ts, x, gone), the shown zset and hash, and
 // the attribution log. applyUser applies one partition's events for the
 // user to it and returns the answer readUserAnswer reads, and a guarded
 // write (guarded.go) whose commands change the keys as the events did:
-// the same entries, scores, caps, trims and TTL renewals, so that what
-// Redis holds after the write is what the copy holds after commit.
+// the blob written whole, and the same entries, scores, caps, trims and
+// TTL renewals in the other keys, so that what Redis holds after the
+// write is what the copy holds after commit.
 //
 // Fences: an event is applied when its offset is above the meta hash's
 // f:<partition>, and dropped when its time is at or before gone (the
@@ -34,9 +35,9 @@ import (
 // event weights scaled to the epoch (Store.Decay). Log: newest first,
 // entries offset|partition|type|ts|new|item (entry.go), 2·user_log_cap
 // kept (readers use the first user_log_cap); impressions are not logged.
-// The meta hash's n counts the applied events, ts is the newest event
-// time, c a bound of the weights' size (at least it; the weights are
-// counted only when it passes user_items_cap).
+// Purchases: item -> time of its latest purchase, user_items_cap kept
+// (the oldest go). The meta hash's n counts the applied events, ts is the
+// newest event time.
 //
 // Attribution: impressions are applied under the same fence but carry no
 // weight. The shown hash holds, per item shown, ts|n|done|pos|via|
@@ -55,21 +56,24 @@ import (
 // record, entry.go) and kept in the attribution log, so that a replay
 // answers a fenced event with the decision its first application stored.
 //
-// Expiry: the meta hash keeps x, when the TTLs were last renewed, and k, a
-// bitmask of the keys that got one then (1 weights, 2 log, 4 meta,
-// 8 purchased). TTLs are renewed on a write when x is older than ttl/64 (or
-// missing); between renewals only a key that has none yet gets one. So each
-// key expires between 63/64·ttl and ttl after the user's last write, and
-// the meta hash no later than any other key of the group: a copy whose
-// keys expired fails its guard (n is gone) and is read again.
+// Expiry: the blob is written with its TTL (SET ... EX) by every write
+// that changes it, and by every write that applies an event while it is
+// absent or when the meta hash's TTL is renewed, so a user with events
+// has a blob. The meta hash keeps x, when its TTL was last renewed: on a
+// write when x is older than ttl/64 (or missing). So each key expires
+// between 63/64·ttl and ttl after the user's last write, and the meta hash
+// no later than the blob: a copy whose keys expired fails its guard (n is
+// gone) and is read again.
 type userState struct {
-	weights map[string]float64 // {u}:w
-	log     []string           // {u}:log, newest first
+	weights map[string]float64 // {u}:s
+	log     []string           // {u}:s, newest first
+	bought  map[string]float64 // {u}:s, item -> purchase time
 	meta    map[string]string  // {u}:m
-	bought  map[string]float64 // {u}:buy, item -> purchase time
 	shownAt map[string]float64 // {u}:imp, item -> time last shown
 	shown   map[string]string  // {u}:imd
 	att     []string           // {u}:att, newest first
+	blob    bool               // {u}:s exists
+	old     bool               // read from {u}:w, :log and :buy, which the next write deletes
 }
 
 // userLoad is one user's keys read in a pipeline, the meta hash's n and
@@ -79,8 +83,9 @@ type userState struct {
 // instant's state. (A transaction would say the same, but go-redis runs
 // none across Cluster slots.)
 type userLoad struct {
-	w, buy, imp *redis.ZSliceCmd
-	log, att    *redis.StringSliceCmd
+	blob        *redis.StringCmd
+	imp         *redis.ZSliceCmd
+	att         *redis.StringSliceCmd
 	meta, shown *redis.MapStringStringCmd
 	check       *redis.SliceCmd
 }
@@ -88,15 +93,65 @@ type userLoad struct {
 func (s *Store) queueUserLoad(ctx context.Context, pipe redis.Pipeliner, u string) userLoad {
 	k := s.keys
 	return userLoad{
-		w:     pipe.ZRangeWithScores(ctx, k.UserWeights(u), 0, -1),
-		log:   pipe.LRange(ctx, k.UserLog(u), 0, -1),
+		blob:  pipe.Get(ctx, k.UserState(u)),
 		meta:  pipe.HGetAll(ctx, k.UserMeta(u)),
-		buy:   pipe.ZRangeWithScores(ctx, k.UserPurchased(u), 0, -1),
 		imp:   pipe.ZRangeWithScores(ctx, k.UserShownAt(u), 0, -1),
 		shown: pipe.HGetAll(ctx, k.UserShown(u)),
 		att:   pipe.LRange(ctx, k.UserAttribution(u), 0, -1),
 		check: pipe.HMGet(ctx, k.UserMeta(u), "n", "gone"),
 	}
+}
+
+// oldLoad is the weights, log and purchases of a user written before the
+// blob, and the meta hash's n and gone read again after them, which must
+// be what its userLoad read.
+type oldLoad struct {
+	w, buy *redis.ZSliceCmd
+	log    *redis.StringSliceCmd
+	check  *redis.SliceCmd
+}
+
+func (s *Store) queueOldLoad(ctx context.Context, pipe redis.Pipeliner, u string) oldLoad {
+	k := s.keys
+	return oldLoad{
+		w:     pipe.ZRangeWithScores(ctx, k.UserWeights(u), 0, -1),
+		log:   pipe.LRange(ctx, k.UserLog(u), 0, -1),
+		buy:   pipe.ZRangeWithScores(ctx, k.UserPurchased(u), 0, -1),
+		check: pipe.HMGet(ctx, k.UserMeta(u), "n", "gone"),
+	}
+}
+
+// fill sets st's weights, log and purchases from the keys read; false when
+// a write fell between st's reads and these.
+func (l oldLoad) fill(st *userState) (bool, error) {
+	var err error
+	if st.weights, err = zsetMap(l.w); err != nil {
+		return false, err
+	}
+	if st.bought, err = zsetMap(l.buy); err != nil {
+		return false, err
+	}
+	if st.log, err = l.log.Result(); err != nil {
+		return false, err
+	}
+	st.old = true
+	return sameNGone(st.meta, l.check)
+}
+
+// sameNGone reports whether check, an HMGET of n and gone, read what meta
+// holds.
+func sameNGone(meta map[string]string, check *redis.SliceCmd) (bool, error) {
+	got, err := check.Result()
+	if err != nil {
+		return false, err
+	}
+	for k, f := range []string{"n", "gone"} {
+		v, ok := meta[f]
+		if s, isStr := got[k].(string); isStr != ok || s != v {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func zsetMap(c *redis.ZSliceCmd) (map[string]float64, error) {
@@ -112,19 +167,12 @@ func zsetMap(c *redis.ZSliceCmd) (map[string]float64, error) {
 }
 
 // state returns the copy read, nil when a write fell between the reads.
+// A user with events and no blob was written before the blob: its copy
+// lacks the weights, log and purchases (nil), which oldLoad reads.
 func (l userLoad) state() (*userState, error) {
 	st := &userState{}
 	var err error
-	if st.weights, err = zsetMap(l.w); err != nil {
-		return nil, err
-	}
-	if st.bought, err = zsetMap(l.buy); err != nil {
-		return nil, err
-	}
 	if st.shownAt, err = zsetMap(l.imp); err != nil {
-		return nil, err
-	}
-	if st.log, err = l.log.Result(); err != nil {
 		return nil, err
 	}
 	if st.att, err = l.att.Result(); err != nil {
@@ -136,15 +184,32 @@ func (l userLoad) state() (*userState, error) {
 	if st.shown, err = l.shown.Result(); err != nil {
 		return nil, err
 	}
-	check, err := l.check.Result()
-	if err != nil {
-		return nil, err
-	}
-	for k, f := range []string{"n", "gone"} {
-		v, ok := st.meta[f]
-		if s, isStr := check[k].(string); isStr != ok || s != v {
-			return nil, nil
+	b, err := l.blob.Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		if _, ok := st.meta["n"]; !ok {
+			st.weights, st.bought, st.log = map[string]float64{}, map[string]float64{}, []string{}
 		}
+	case err != nil:
+		return nil, err
+	default:
+		v, err := decodeUserBlob(b, wantAll)
+		if err != nil {
+			return nil, err
+		}
+		st.blob = true
+		st.weights = make(map[string]float64, len(v.weights))
+		for _, w := range v.weights {
+			st.weights[w.ID] = w.Score
+		}
+		st.bought = make(map[string]float64, len(v.bought))
+		for _, b := range v.bought {
+			st.bought[b.ID] = b.Score
+		}
+		st.log = v.log
+	}
+	if ok, err := sameNGone(st.meta, l.check); !ok || err != nil {
+		return nil, err
 	}
 	return st, nil
 }
@@ -153,8 +218,9 @@ func (l userLoad) state() (*userState, error) {
 // write fell between its reads.
 const maxLoadAttempts = 8
 
-// loadUsers reads the key groups of users, in one pipeline (and again
-// for each user a write changed while it was read).
+// loadUsers reads the key groups of users, in one pipeline, and one more
+// for the users written before the blob (and again for each user a write
+// changed while it was read).
 func (s *Store) loadUsers(ctx context.Context, users []string) ([]*userState, error) {
 	out := make([]*userState, len(users))
 	todo := make([]int, len(users))
@@ -174,16 +240,40 @@ func (s *Store) loadUsers(ctx context.Context, users []string) ([]*userState, er
 			return nil, err
 		}
 		again := todo[:0]
+		var old []int
 		for j, k := range todo {
 			st, err := loads[j].state()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("user %q: %w", users[k], err)
 			}
 			if st == nil {
 				again = append(again, k)
 				continue
 			}
 			out[k] = st
+			if st.weights == nil {
+				old = append(old, k)
+			}
+		}
+		if len(old) > 0 {
+			pipe := s.rdb.Pipeline()
+			olds := make([]oldLoad, len(old))
+			for j, k := range old {
+				olds[j] = s.queueOldLoad(ctx, pipe, users[k])
+			}
+			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, err
+			}
+			for j, k := range old {
+				ok, err := olds[j].fill(out[k])
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					out[k] = nil
+					again = append(again, k)
+				}
+			}
 		}
 		todo = again
 	}
@@ -227,15 +317,17 @@ type userApplyConfig struct {
 	weightOf func(Op) float64
 }
 
-// userKeys are the keys of one user's group.
+// userKeys are the keys of one user's group, and those a user written
+// before the blob kept its weights, log and purchases in (w, log, buy).
 type userKeys struct {
-	w, log, meta, buy, imp, shown, att string
+	state, meta, imp, shown, att string
+	w, log, buy                  string
 }
 
 func (s *Store) userKeys(u string) userKeys {
 	k := s.keys
-	return userKeys{w: k.UserWeights(u), log: k.UserLog(u), meta: k.UserMeta(u), buy: k.UserPurchased(u),
-		imp: k.UserShownAt(u), shown: k.UserShown(u), att: k.UserAttribution(u)}
+	return userKeys{state: k.UserState(u), meta: k.UserMeta(u), imp: k.UserShownAt(u), shown: k.UserShown(u),
+		att: k.UserAttribution(u), w: k.UserWeights(u), log: k.UserLog(u), buy: k.UserPurchased(u)}
 }
 
 // userApplyConfig returns the configuration of applying partition p's
@@ -270,12 +362,11 @@ type userStat struct{ f, n, x int64 }
 // written.
 type userChange struct {
 	write   *guardedWrite
-	weights map[string]float64 // new scores
-	wTrim   []string
-	pending []string // new log entries, oldest first
+	blob    bool               // the blob is written: weights, log and bought are the copy's now
+	weights map[string]float64 // all of them
+	log     []string
+	bought  map[string]float64
 	meta    [][2]string
-	bought  []Scored // ZADDs in order
-	bTrim   []string
 	shown   [][2]string // hash fields set
 	shownZ  []Scored    // ZADDs in order
 	sTrim   []string
@@ -285,21 +376,12 @@ type userChange struct {
 
 // commit applies c to st: st then holds what c's write left in Redis.
 func (c *userChange) commit(st *userState) {
-	for it, v := range c.weights {
-		st.weights[it] = v
+	if c.blob {
+		st.weights, st.log, st.bought = c.weights, c.log, c.bought
+		st.blob, st.old = true, false
 	}
-	for _, it := range c.wTrim {
-		delete(st.weights, it)
-	}
-	st.log = pushFront(st.log, c.pending, 2*c.logCap, len(c.pending) > 0)
 	for _, f := range c.meta {
 		st.meta[f[0]] = f[1]
-	}
-	for _, b := range c.bought {
-		st.bought[b.ID] = b.Score
-	}
-	for _, it := range c.bTrim {
-		delete(st.bought, it)
 	}
 	for _, f := range c.shown {
 		st.shown[f[0]] = f[1]
@@ -513,100 +595,61 @@ func applyUser(cfg *userApplyConfig, st *userState, keys userKeys, ops []Op, idx
 	g.guard("gone", st.meta["gone"])
 	g.guard(fkey, st.meta[fkey])
 	if applied > 0 {
-		// Weights.
-		c.weights = make(map[string]float64, len(changed))
-		var za []any
-		for it := range changed {
-			c.weights[it] = wcur[it]
-		}
-		for _, it := range sortedKeys(changed) {
-			za = append(za, fmtFloat(wcur[it]), it)
-		}
-		cmdChunks(g, "ZADD", keys.w, za)
-		// The log.
-		pa := make([]any, len(pending))
-		for k, e := range pending {
-			pa[k] = e
-		}
-		cmdChunks(g, "LPUSH", keys.log, pa)
-		if n := len(st.log) + len(pending); len(pending) > 0 && n > 2*cfg.logCap {
-			g.cmd("LTRIM", keys.log, 0, 2*cfg.logCap-1)
-		}
 		prevts := metaInt(st.meta, "ts", 0)
 		lastts = max(lastts, prevts)
 		c.meta = append(c.meta, [2]string{fkey, fenceStr}, [2]string{"ts", fmtInt(lastts)},
 			[2]string{"n", fmtInt(metaInt(st.meta, "n", 0) + int64(applied))})
-		newW := st.weights
-		if newItems > 0 {
-			// c is at least the weights' size: they are counted only when
-			// it passes the cap.
-			card := metaInt(st.meta, "c", -1)
-			if card >= 0 {
-				card += int64(newItems)
+		renew := false
+		if cfg.ttl > 0 {
+			if x := metaInt(st.meta, "x", -1); x < 0 || cfg.now-x >= cfg.ttl/64 {
+				renew = true
+				c.meta = append(c.meta, [2]string{"x", fmtInt(cfg.now)})
 			}
-			if card < 0 || card > int64(cfg.cap) {
-				newW = mergedMap(st.weights, c.weights)
-				card = int64(len(newW))
-				if card > int64(cfg.cap) {
-					c.wTrim = lowest(newW, int(card)-cfg.cap)
-					g.cmd("ZREMRANGEBYRANK", keys.w, 0, int(card)-cfg.cap-1)
-					card = int64(cfg.cap)
+		}
+		// The blob: written when the events changed it, and whenever it
+		// is absent (a user with events has one) or the meta hash's TTL is
+		// renewed (the blob expires no earlier).
+		if len(pending) > 0 || !st.blob || renew {
+			c.blob = true
+			c.weights, c.log, c.bought = st.weights, st.log, st.bought
+		}
+		if len(pending) > 0 {
+			// Weights.
+			w := make(map[string]float64, len(st.weights)+newItems)
+			maps.Copy(w, st.weights)
+			for it := range changed {
+				w[it] = wcur[it]
+			}
+			if newItems > 0 && len(w) > cfg.cap {
+				for _, it := range lowest(w, len(w)-cfg.cap) {
+					delete(w, it)
 				}
 			}
-			c.meta = append(c.meta, [2]string{"c", fmtInt(card)})
+			c.weights = w
+			// The log.
+			c.log = pushFront(st.log, pending, 2*cfg.logCap, true)
 		}
 		if bought {
-			za = za[:0]
-			for _, b := range boughtZ {
-				za = append(za, fmtInt(int64(b.Score)), b.ID)
+			b := merged(st.bought, boughtZ) // a new map: boughtZ is not empty
+			if len(b) > cfg.cap {
+				for _, it := range lowest(b, len(b)-cfg.cap) {
+					delete(b, it)
+				}
 			}
-			cmdChunks(g, "ZADD", keys.buy, za)
-			c.bought = boughtZ
-			nb := merged(st.bought, boughtZ)
-			if card := len(nb); card > cfg.cap {
-				c.bTrim = lowest(nb, card-cfg.cap)
-				g.cmd("ZREMRANGEBYRANK", keys.buy, 0, card-cfg.cap-1)
-			}
+			c.bought = b
 		}
-		renewMeta := false
-		if cfg.ttl > 0 {
-			x := metaInt(st.meta, "x", -1)
-			mask := metaInt(st.meta, "k", 0)
-			wLen := len(st.weights) + len(c.weights) // a bound: non-zero when the key exists
-			logLen := len(st.log) + len(pending)
-			buyLen := len(st.bought) + len(c.bought)
-			if x < 0 || cfg.now-x >= cfg.ttl/64 {
-				// (impressions alone write neither weights nor log)
-				mask = 4
-				for _, e := range []struct {
-					key string
-					n   int
-					bit int64
-				}{{keys.w, wLen, 1}, {keys.log, logLen, 2}, {keys.buy, buyLen, 8}} {
-					g.cmd("EXPIRE", e.key, cfg.ttl)
-					if e.n > 0 {
-						mask += e.bit
-					}
-				}
-				c.meta = append(c.meta, [2]string{"x", fmtInt(cfg.now)}, [2]string{"k", fmtInt(mask)})
-				renewMeta = true
+		if c.blob {
+			blob := encodeUserBlob(c.weights, c.bought, c.log)
+			if cfg.ttl > 0 {
+				g.cmd("SET", keys.state, blob, "EX", cfg.ttl)
 			} else {
-				add := int64(0)
-				if len(pending) > 0 && mask%2 < 1 {
-					g.cmd("EXPIRE", keys.w, cfg.ttl)
-					add++
-				}
-				if len(pending) > 0 && mask%4 < 2 {
-					g.cmd("EXPIRE", keys.log, cfg.ttl)
-					add += 2
-				}
-				if bought && mask%16 < 8 {
-					g.cmd("EXPIRE", keys.buy, cfg.ttl)
-					add += 8
-				}
-				if add > 0 {
-					c.meta = append(c.meta, [2]string{"k", fmtInt(mask + add)})
-				}
+				g.cmd("SET", keys.state, blob)
+			}
+			if st.old {
+				// Written before the blob: the keys it replaces go, and the
+				// meta fields only they needed.
+				g.cmd("UNLINK", keys.w, keys.log, keys.buy)
+				g.cmd("HDEL", keys.meta, "k", "c")
 			}
 		}
 		hs := make([]any, 0, 2*len(c.meta))
@@ -614,10 +657,9 @@ func applyUser(cfg *userApplyConfig, st *userState, keys userKeys, ops []Op, idx
 			hs = append(hs, f[0], f[1])
 		}
 		g.cmd("HSET", keys.meta, hs...)
-		if renewMeta {
+		if renew {
 			g.cmd("EXPIRE", keys.meta, cfg.ttl)
 		}
-		c.pending = pending
 	}
 	// The attribution state these events changed.
 	if len(a.shownW) > 0 || len(a.ustatsW) > 0 {
@@ -671,20 +713,6 @@ func applyUser(cfg *userApplyConfig, st *userState, keys userKeys, ops []Op, idx
 		c.attPush = attPush
 	}
 	return reply, c, nil
-}
-
-func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
-
-// mergedMap returns base with over's values set, without changing base.
-func mergedMap(base, over map[string]float64) map[string]float64 {
-	m := make(map[string]float64, len(base)+len(over))
-	for k, v := range base {
-		m[k] = v
-	}
-	for k, v := range over {
-		m[k] = v
-	}
-	return m
 }
 
 // cmdChunks adds command name on key with args, split into commands of

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -100,8 +101,12 @@ func refApply(t *testing.T, ctx context.Context, s *Store, sc *redis.Script, p i
 
 // userKeyContents returns the contents of every key of u's group (the
 // list key aside) as text: type, elements (zsets with their scores, in
-// order; hashes sorted by field) and whether it has a TTL.
-func userKeyContents(t *testing.T, ctx context.Context, rdb redis.UniversalClient, k Keys, u string) (map[string]string, map[string]time.Duration) {
+// order; hashes sorted by field, the meta hash without k and c, which only
+// the script keeps) and whether it has a TTL. With blob, the weights, log
+// and purchases are read from the state blob and shown as the keys the
+// script keeps them in (with the blob's TTL; a key without elements is
+// absent).
+func userKeyContents(t *testing.T, ctx context.Context, rdb redis.UniversalClient, k Keys, u string, blob bool) (map[string]string, map[string]time.Duration) {
 	t.Helper()
 	out := make(map[string]string)
 	ttls := make(map[string]time.Duration)
@@ -120,6 +125,9 @@ func userKeyContents(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 			h := rdb.HGetAll(ctx, key).Val()
 			fs := make([]string, 0, len(h))
 			for f := range h {
+				if name == "m" && (f == "k" || f == "c") {
+					continue
+				}
 				fs = append(fs, f)
 			}
 			slices.Sort(fs)
@@ -129,6 +137,43 @@ func userKeyContents(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 		}
 		out[name] = typ + " " + body
 		ttls[name] = rdb.PTTL(ctx, key).Val()
+	}
+	if !blob {
+		return out, ttls
+	}
+	for _, name := range []string{"w", "log", "buy"} {
+		if out[name] != "none " {
+			t.Fatalf("user %s: key %s beside the state blob: %s", u, name, out[name])
+		}
+	}
+	b, err := rdb.Get(ctx, k.UserState(u)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return out, ttls
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeUserBlob(b, wantAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl := rdb.PTTL(ctx, k.UserState(u)).Val()
+	if len(v.weights) > 0 {
+		body := ""
+		for i := len(v.weights) - 1; i >= 0; i-- { // ZRANGE's order
+			body += fmt.Sprintf("%s=%s ", v.weights[i].ID, fmtFloat(v.weights[i].Score))
+		}
+		out["w"], ttls["w"] = "zset "+body, ttl
+	}
+	if len(v.log) > 0 {
+		out["log"], ttls["log"] = "list "+fmt.Sprintf("%q", v.log), ttl
+	}
+	if len(v.bought) > 0 {
+		body := ""
+		for _, z := range v.bought {
+			body += fmt.Sprintf("%s=%s ", z.ID, fmtFloat(z.Score))
+		}
+		out["buy"], ttls["buy"] = "zset "+body, ttl
 	}
 	return out, ttls
 }
@@ -324,8 +369,8 @@ func runUserDiff(t *testing.T, ctx context.Context, rdb redis.UniversalClient, r
 			}
 		}
 		for _, u := range users {
-			wk, wt := userKeyContents(t, ctx, rdb, lua.keys, u)
-			gk, gt := userKeyContents(t, ctx, rdb, port.keys, u)
+			wk, wt := userKeyContents(t, ctx, rdb, lua.keys, u, false)
+			gk, gt := userKeyContents(t, ctx, rdb, port.keys, u, true)
 			for name := range wk {
 				if wk[name] != gk[name] {
 					t.Fatalf("%s, user %s, key %s differs\nscript: %s\nport:   %s", where, u, name, wk[name], gk[name])

@@ -44,9 +44,6 @@
 //     miniredis instead of starting with the command's error ("WRONGTYPE
 //     ..."); match error text with strings.Contains, not a prefix.
 //   - ZADD accepts "nan" as a score (Redis refuses it).
-//   - DUMP of a sorted set answers WRONGTYPE (miniredis dumps strings only):
-//     the store then reads users' weights with ZREVRANGE WITHSCORES
-//     (store/dump.go), saying so once at level INFO.
 //   - TTLs only move when miniredis is told to; StartMiniredis moves them
 //     every TTLTick (250 ms), so EXPIRE and SET EX take effect in wall-clock
 //     time to that granularity.

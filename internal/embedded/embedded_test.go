@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/recstream/recstream/event"
 	"github.com/recstream/recstream/internal/embedded"
 	"github.com/recstream/recstream/internal/redistest/redisproc"
 	"github.com/recstream/recstream/internal/testopts"
@@ -225,30 +226,42 @@ func TestMiniredisGaps(t *testing.T) {
 		t.Errorf("typed WITHSCORES: redis-server %v, miniredis %v", tr, tm)
 	}
 
-	// DUMP of a sorted set: a payload from redis-server, WRONGTYPE from
-	// miniredis (it dumps strings only). The store reads a user's weights
-	// with DUMP and falls back to ZREVRANGE WITHSCORES: the same profile.
-	if _, err := real.Dump(ctx, "r3").Result(); err != nil {
-		t.Errorf("DUMP on redis-server: %v", err)
-	}
-	if _, err := mini.Dump(ctx, "r3").Result(); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Errorf("DUMP of a sorted set on miniredis: %v, want WRONGTYPE", err)
-	}
+	// A user's state as the store keeps it (a blob written with SET ... EX
+	// by the guarded write) and as an older version kept it (a weights
+	// zset, migrated by the user's next write with UNLINK): the same
+	// profiles from both servers.
 	var profiles [2][]store.Profile
 	for i, c := range []*redis.Client{real, mini} {
-		st := store.New(c, testopts.Store(func(o *store.Options) { o.Prefix = "gaps:" }))
+		st := store.New(c, testopts.Store(func(o *store.Options) { o.Prefix, o.UserTTL = "gaps:", time.Hour }))
+		k := st.Keys()
 		var zs []redis.Z
 		for k := range 200 {
 			zs = append(zs, redis.Z{Score: float64(k*37%101) / 3, Member: "i" + strconv.Itoa(k)})
 		}
-		c.ZAdd(ctx, st.Keys().UserWeights("u"), zs...)
-		p, err := st.Profiles(ctx, []string{"u"}, 200, 5)
+		c.ZAdd(ctx, k.UserWeights("old"), zs...)
+		c.HSet(ctx, k.UserMeta("old"), "n", 200, "f:0", 7)
+		ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli()
+		var ops []store.Op
+		for j := range 30 {
+			ops = append(ops, store.Op{Offset: int64(8 + j), User: []string{"old", "new"}[j%2], Item: "i" + strconv.Itoa(j*7%40), Type: event.Purchase, TS: ts + int64(j)})
+		}
+		before, err := st.Profiles(ctx, []string{"old"}, 200, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		profiles[i] = p
+		if _, err := st.Apply(ctx, 0, ops); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.Exists(ctx, k.UserWeights("old"), k.UserState("new")).Val(); n != 1 || c.TTL(ctx, k.UserState("old")).Val() <= 0 {
+			t.Errorf("client %d: the old user's weights zset not replaced by a blob with a TTL", i)
+		}
+		after, err := st.Profiles(ctx, []string{"old", "new"}, 200, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles[i] = append(before, after...)
 	}
-	if !reflect.DeepEqual(profiles[0], profiles[1]) || len(profiles[0][0].Items) != 200 {
+	if !reflect.DeepEqual(profiles[0], profiles[1]) || len(profiles[0][0].Items) != 200 || len(profiles[0][2].Purchased) != 15 {
 		t.Errorf("profiles: redis-server %v, miniredis %v", profiles[0], profiles[1])
 	}
 }
