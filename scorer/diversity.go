@@ -75,9 +75,12 @@ func (s *Scorer) rankedPlaces(us UserScores, unavailable map[string]bool, n int)
 		})
 	}
 	item := func(k int32) string { return us.item(int(k)) }
+	// A candidate no source scored (an item to rank, or a trending item
+	// the popular prior had no degree for yet) carries no evidence and
+	// no reason: it is not listed.
 	all := make([]int32, 0, len(rows))
 	for k := range rows {
-		if !seen(int32(k)) {
+		if !seen(int32(k)) && rows[k].has != 0 {
 			all = append(all, int32(k))
 		}
 	}

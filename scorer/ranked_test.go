@@ -29,7 +29,7 @@ func TestRankedMatchesFilterAllThenSort(t *testing.T) {
 		n := 1 + rng.IntN(30)
 		var want []*Candidate
 		for _, c := range us.list {
-			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] {
+			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] && len(c.Sources) > 0 {
 				want = append(want, c)
 			}
 		}
@@ -70,7 +70,13 @@ func addCandidate(us *UserScores, item string, score float64) *candRow {
 		us.t = new(candTable)
 	}
 	us.names = append(us.names, item)
-	us.t.rows = append(us.t.rows, candRow{id: int32(len(us.names) - 1), score: score, seed: -1, top: -1})
+	r := candRow{id: int32(len(us.names) - 1), score: score, seed: -1, top: -1}
+	if score > 0 {
+		// scored by a source; a candidate of score 0 is one no source
+		// scored (an item to rank, a trending item without a degree)
+		r.vals[srcPopular], r.has = score, 1<<srcPopular
+	}
+	us.t.rows = append(us.t.rows, r)
 	return &us.t.rows[len(us.t.rows)-1]
 }
 
@@ -107,7 +113,7 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 			idx.Put(catalog.Item{ID: id, Category: fmt.Sprintf("c%d", rng.IntN(8)), Available: rng.IntN(20) > 0})
 			r := addCandidate(&us, id, float64(rng.IntN(50)))
 			if rng.IntN(10) == 0 {
-				r.vals[srcNew], r.has = 0.4+rng.Float64()/2, 1<<srcNew
+				r.vals[srcNew], r.has = 0.4+rng.Float64()/2, r.has|1<<srcNew
 			}
 		}
 		unavailable, excl := exclude(rng, &us, trial)
@@ -121,7 +127,7 @@ func TestRankedWithDiversityMatchesFilterAll(t *testing.T) {
 		n := 1 + rng.IntN(30)
 		var all []*Candidate
 		for _, c := range us.list {
-			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] && idx.Available(c.Item) {
+			if !us.Profile.Purchased[c.Item] && !unavailable[c.Item] && idx.Available(c.Item) && len(c.Sources) > 0 {
 				all = append(all, c)
 			}
 		}
