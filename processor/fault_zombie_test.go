@@ -10,14 +10,20 @@ import (
 	"time"
 )
 
-// zombieChunks is how many chunks the log is produced in: a round of
-// TestFaultZombieProcessor uses one, the rest is produced after the rounds.
+// zombieChunks is how many chunks the log is produced in by the zombie
+// tests (TestFaultZombieItemOwner divides them further).
 const zombieChunks = 4
+
+// zombieProcessorChunks is how many chunks TestFaultZombieProcessor
+// produces the log in: a round uses one, the rest is produced after the
+// rounds.
+const zombieProcessorChunks = 8
 
 // zombieRounds is the most stop/continue rounds TestFaultZombieProcessor
 // runs; it stops after the first round in which the zombie's writes were
-// fenced.
-const zombieRounds = 3
+// fenced (a stop that lands after the zombie applied its chunk shows
+// none).
+const zombieRounds = zombieProcessorChunks
 
 // adminProc is `recstream run` with its admin listener on addr.
 type adminProc struct {
@@ -115,7 +121,7 @@ func (e *faultEnv) waitGroupCommittedTo(t *testing.T, p *subprocess, group, topi
 // backwards (kafka-go commits for partitions it no longer owns, its issue
 // #1308), which B replays under the fences once A is gone. Rounds repeat,
 // B becoming the next round's A, until one shows fenced zombie writes (at
-// most three); then the last process finishes the log and the state must
+// most one per chunk); then the last process finishes the log and the state must
 // equal the reference: nothing lost, nothing applied twice.
 func TestFaultZombieProcessor(t *testing.T) {
 	t.Parallel()
@@ -131,7 +137,7 @@ func TestFaultZombieProcessor(t *testing.T) {
 	// Item windows of two batches: A commits every 500 events, so a stop
 	// lands with applied batches not yet committed.
 	windowArg := "ingest.item_window_events=500"
-	chunk := int64(faultEvents / zombieChunks)
+	chunk := int64(faultEvents / zombieProcessorChunks)
 
 	a := e.startAdminSubprocess(t, batchArg, windowArg)
 	shown := 0
@@ -139,7 +145,7 @@ func TestFaultZombieProcessor(t *testing.T) {
 	for r := 0; r < zombieRounds && shown == 0; r++ {
 		rounds++
 		base := e.committedTotal(t)
-		e.produceChunk(t, r, zombieChunks)
+		e.produceChunk(t, r, zombieProcessorChunks)
 		_, high := e.kf.Offsets(t, topic)
 		at := base + chunk/10 + int64(rng.IntN(int(chunk/2)))
 		pause := time.Duration(rng.IntN(20)) * time.Millisecond
@@ -279,8 +285,8 @@ func TestFaultZombieProcessor(t *testing.T) {
 	if shown == 0 {
 		t.Fatalf("in %d rounds the zombie never had a write fenced", rounds)
 	}
-	for r := rounds; r < zombieChunks; r++ {
-		e.produceChunk(t, r, zombieChunks)
+	for r := rounds; r < zombieProcessorChunks; r++ {
+		e.produceChunk(t, r, zombieProcessorChunks)
 	}
 	e.waitDoneWhileRunning(t, a.subprocess, 120*time.Second)
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
