@@ -403,6 +403,8 @@ type ScorerConfig struct {
 	EASELambda float64 `yaml:"ease_lambda"`
 	// EASEMaxItems caps the EASE model to the items with the most users.
 	EASEMaxItems int `yaml:"ease_max_items"`
+	// EASERowItems is how many weights of each item the EASE model keeps.
+	EASERowItems int `yaml:"ease_row_items"`
 	// EASERefresh is how often the EASE model is recomputed.
 	EASERefresh time.Duration `yaml:"ease_refresh"`
 	// MaxPerCategory caps the items of one category in a list; 0: no cap.
@@ -463,6 +465,7 @@ func (s *ScorerConfig) SetDefaults() {
 		NeighbourTTL:    5 * time.Second,
 		EASELambda:      300,
 		EASEMaxItems:    4000,
+		EASERowItems:    200,
 		EASERefresh:     10 * time.Minute,
 
 		ContentCategories: 3,

@@ -260,6 +260,7 @@ func (s ScorerConfig) Validate() error {
 		p.add("scorer.ease_lambda", "must be greater than 0")
 	}
 	p.intRange("scorer.ease_max_items", s.EASEMaxItems, 1, 20000)
+	p.intRange("scorer.ease_row_items", s.EASERowItems, 1, 20000)
 	p.positiveDur("scorer.ease_refresh", s.EASERefresh)
 	p.minInt("scorer.max_per_category", s.MaxPerCategory, 0)
 	p.minInt("scorer.content_categories", s.ContentCategories, 1)

@@ -65,6 +65,7 @@ func EASEOptionsFromConfig(c config.Config) EASEOptions {
 	return EASEOptions{
 		Lambda:    c.Scorer.EASELambda,
 		MaxItems:  c.Scorer.EASEMaxItems,
+		RowItems:  c.Scorer.EASERowItems,
 		UserItems: c.Model.UserItemsCap,
 		Interval:  c.Scorer.EASERefresh,
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -37,6 +38,11 @@ type EASEOptions struct {
 	// holds up to 12·n² bytes more (the system in float64, then the new
 	// model beside the old one) and solves in O(n³) time.
 	MaxItems int
+	// RowItems is how many weights of each item the model keeps: the
+	// largest in magnitude of its row of B (the item's weight in the
+	// score of each other item). Scoring a user costs about RowItems per
+	// item of the user's, and the model holds 8·RowItems bytes per item.
+	RowItems int
 	// UserItems is how many of each user's strongest items are read.
 	UserItems int
 	// Interval is the background refresh period of Run.
@@ -53,6 +59,8 @@ func (o *EASEOptions) check() {
 		bad("Lambda", o.Lambda)
 	case o.MaxItems <= 0:
 		bad("MaxItems", o.MaxItems)
+	case o.RowItems <= 0:
+		bad("RowItems", o.RowItems)
 	case o.UserItems <= 0:
 		bad("UserItems", o.UserItems)
 	case o.Interval <= 0:
@@ -67,7 +75,8 @@ func (o *EASEOptions) check() {
 // applies the current B to the user's live vector at request time
 // (score_j = Σ_i x_ui·B_ij with x_ui the user's weights scaled to a maximum
 // of 1), so lists react to every new event at once and only the item-item
-// weights lag by one refresh interval.
+// weights lag by one refresh interval. Each item keeps the RowItems
+// weights of its row of B largest in magnitude; the rest count as 0.
 type EASE struct {
 	opt   EASEOptions
 	model atomic.Pointer[easeModel]
@@ -76,9 +85,23 @@ type EASE struct {
 type easeModel struct {
 	idx   map[string]int
 	items []string
-	b     []float32 // n×n row-major: b[i*n+j] is the weight of item i in the score of j
+	// Row i, the kept weights of item i in the scores of other items:
+	// cols[start[i]:start[i+1]] (ascending) and vals likewise, so that
+	// B_ij = vals[p] where cols[p] = j.
+	start []int32
+	cols  []int32
+	vals  []float32
 	built time.Time
 	users int
+}
+
+// weight returns B_ij, 0 when row i does not keep j.
+func (m *easeModel) weight(i, j int) float64 {
+	cols := m.cols[m.start[i]:m.start[i+1]]
+	if p, ok := slices.BinarySearch(cols, int32(j)); ok {
+		return float64(m.vals[int(m.start[i])+p])
+	}
+	return 0
 }
 
 // NewEASE returns an EASE model with no weights yet (it scores nothing
@@ -101,30 +124,6 @@ func (e *EASE) Items() int {
 		return len(m.items)
 	}
 	return 0
-}
-
-// Run refreshes the model now and then every Interval until ctx ends, on
-// a thread of the lowest priority (inBackground).
-// Refresh errors are logged and retried at the next tick.
-func (e *EASE) Run(ctx context.Context, src EASESource) error {
-	t := time.NewTicker(e.opt.Interval)
-	defer t.Stop()
-	for {
-		start := time.Now()
-		if err := inBackground(func() error { return e.Refresh(ctx, src) }); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			e.opt.Logger.Warn("ease refresh failed", "err", err)
-		} else {
-			e.opt.Logger.Info("ease refreshed", "items", e.Items(), "seconds", time.Since(start).Seconds())
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 // Refresh reads every user vector, keeps the MaxItems items with the most
@@ -162,7 +161,7 @@ func (e *EASE) Refresh(ctx context.Context, src EASESource) error {
 	if err != nil {
 		return err
 	}
-	m, err := solveEASE(ctx, names, flat, ends, e.opt.Lambda, e.opt.MaxItems)
+	m, err := solveEASE(ctx, names, flat, ends, e.opt.Lambda, e.opt.MaxItems, e.opt.RowItems)
 	if err != nil {
 		return err
 	}
@@ -174,8 +173,9 @@ func (e *EASE) Refresh(ctx context.Context, src EASESource) error {
 
 // solveEASE builds the binary Gram matrix of the users' items (user k's
 // are flat[ends[k-1]:ends[k]], numbers of names) over the maxItems items
-// with the most users (ties by id) and solves EASE.
-func solveEASE(ctx context.Context, names []string, flat []int32, ends []int, lambda float64, maxItems int) (*easeModel, error) {
+// with the most users (ties by id), solves EASE and keeps the rowItems
+// weights of each row largest in magnitude.
+func solveEASE(ctx context.Context, names []string, flat []int32, ends []int, lambda float64, maxItems, rowItems int) (*easeModel, error) {
 	deg := make([]int, len(names))
 	for _, id := range flat {
 		deg[id]++
@@ -209,6 +209,7 @@ func solveEASE(ctx context.Context, names []string, flat []int32, ends []int, la
 		col[id] = int32(m.idx[names[id]]) + 1
 	}
 	if n == 0 {
+		m.start = []int32{0}
 		return m, nil
 	}
 	g := make([]float64, n*n)
@@ -239,11 +240,41 @@ func solveEASE(ctx context.Context, names []string, flat []int32, ends []int, la
 	if err != nil {
 		return nil, err
 	}
-	m.b = make([]float32, len(b))
-	for i, v := range b {
-		m.b[i] = float32(v)
-	}
+	keepRows(m, b, n, rowItems)
 	return m, nil
+}
+
+// keepRows fills m's rows from the dense n×n B: each row's k weights
+// largest in magnitude (ties by column), the diagonal and zeros left out.
+func keepRows(m *easeModel, b []float64, n, k int) {
+	k = min(k, n-1)
+	m.start = make([]int32, n+1)
+	m.cols = make([]int32, 0, n*k)
+	m.vals = make([]float32, 0, n*k)
+	order := make([]int32, 0, n)
+	for i := range n {
+		row := b[i*n : (i+1)*n]
+		order = order[:0]
+		for j, v := range row {
+			if j != i && v != 0 {
+				order = append(order, int32(j))
+			}
+		}
+		if len(order) > k {
+			order = topk.Best(order, k, func(x, y int32) int {
+				if a, c := math.Abs(row[x]), math.Abs(row[y]); a != c {
+					return cmp.Compare(c, a)
+				}
+				return cmp.Compare(x, y)
+			})
+			slices.Sort(order)
+		}
+		for _, j := range order {
+			m.cols = append(m.cols, j)
+			m.vals = append(m.vals, float32(row[j]))
+		}
+		m.start[i+1] = int32(len(m.cols))
+	}
 }
 
 // Weight returns B_ij, the weight of item i in the score of item j (0 for
@@ -258,7 +289,7 @@ func (e *EASE) Weight(i, j string) float64 {
 	if !ok1 || !ok2 {
 		return 0
 	}
-	return float64(m.b[a*len(m.items)+c])
+	return m.weight(a, c)
 }
 
 // easeCache holds, for one Score call and model, each item number's place
@@ -291,15 +322,31 @@ func (c *easeCache) place(m *easeModel, id int32, name string) int {
 
 // easeScratch is the per-user working memory of scoreVector, pooled: a
 // slice of the model's size per rescored user would otherwise be garbage.
+// scores is 0 and in false but at touched, the places the last user's
+// rows reached.
 type easeScratch struct {
-	scores []float64
-	order  []int
+	scores  []float64
+	in      []bool
+	touched []int32
+	order   []int
+}
+
+// reset empties the scratch for a model of n items.
+func (sc *easeScratch) reset(n int) {
+	if len(sc.scores) != n {
+		sc.scores, sc.in, sc.touched = make([]float64, n), make([]bool, n), sc.touched[:0]
+		return
+	}
+	for _, j := range sc.touched {
+		sc.scores[j], sc.in[j] = 0, false
+	}
+	sc.touched = sc.touched[:0]
 }
 
 var easePool = sync.Pool{New: func() any { return new(easeScratch) }}
 
 // scoreVector returns x·B for the user's items (weights scaled to a maximum
-// of 1) in sc's slice.
+// of 1) in sc's slice, nonzero only at sc.touched.
 func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel, scores []float64) {
 	m = e.model.Load()
 	if m == nil || len(items) == 0 {
@@ -312,18 +359,21 @@ func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel,
 	if maxW <= 0 {
 		return nil, nil
 	}
-	n := len(m.items)
-	sc.scores = slices.Grow(sc.scores[:0], n)[:n]
+	sc.reset(len(m.items))
 	s := sc.scores
-	clear(s)
 	for _, it := range items {
 		i, ok := m.idx[it.ID]
 		if !ok {
 			continue
 		}
 		w := it.Score / maxW
-		for j, b := range m.b[i*n : (i+1)*n] {
-			s[j] += w * float64(b)
+		from, to := m.start[i], m.start[i+1]
+		for p, j := range m.cols[from:to] {
+			if !sc.in[j] {
+				sc.in[j] = true
+				sc.touched = append(sc.touched, j)
+			}
+			s[j] += w * float64(m.vals[int(from)+p])
 		}
 	}
 	return m, s
@@ -339,11 +389,10 @@ func (m *easeModel) seed(items []store.Scored, item string) string {
 	if !ok {
 		return ""
 	}
-	n := len(m.items)
 	best, seed := 0.0, ""
 	for _, it := range items {
 		if i, ok := m.idx[it.ID]; ok {
-			if c := it.Score * float64(m.b[i*n+j]); c > best {
+			if c := it.Score * m.weight(i, j); c > best {
 				best, seed = c, it.ID
 			}
 		}
@@ -376,9 +425,9 @@ func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
 		}
 	}
 	best := sc.order[:0]
-	for j, v := range scores {
-		if v > 0 {
-			best = append(best, j)
+	for _, j := range sc.touched {
+		if scores[j] > 0 {
+			best = append(best, int(j))
 		}
 	}
 	sc.order = best

@@ -4,19 +4,25 @@ import (
 	"context"
 	"math"
 	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/recstream/recstream/internal/testopts"
 	"github.com/recstream/recstream/scorer"
+	"github.com/recstream/recstream/store"
 )
 
 // TestEASE refreshes the EASE model from the live user vectors in Redis and
 // checks it against the closed form computed here by Gauss-Jordan
-// inversion, and that the scorer blends it as the "ease" source.
+// inversion, that a model keeping RowItems weights per item keeps the
+// largest in magnitude, and that the scorer blends it as the "ease" source.
 func TestEASE(t *testing.T) {
 	f := newFixture(t, 1500)
 	ctx := context.Background()
-	e := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems, o.UserItems = 5, 1000, 100000 }))
+	e := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems, o.RowItems, o.UserItems = 5, 1000, 1000, 100000 }))
 	if e.Items() != 0 {
 		t.Fatal("model before refresh")
 	}
@@ -92,6 +98,46 @@ func TestEASE(t *testing.T) {
 		}
 	}
 
+	// Pruned rows: the rowItems weights largest in magnitude, equal to
+	// the closed form, the rest 0.
+	const rowItems = 7
+	pruned := scorer.NewEASE(testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.MaxItems, o.RowItems, o.UserItems = 5, 1000, rowItems, 100000 }))
+	if err := pruned.Refresh(ctx, f.st); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		var row []int
+		for j := 0; j < n; j++ {
+			if j != i && P(i, j) != 0 {
+				row = append(row, j)
+			}
+		}
+		mag := func(j int) float64 { return math.Abs(P(i, j) / P(j, j)) }
+		sort.Slice(row, func(a, b int) bool { return mag(row[a]) > mag(row[b]) })
+		kept := 0
+		for _, j := range row {
+			if got := pruned.Weight(items[i], items[j]); got != 0 {
+				kept++
+				if want := e.Weight(items[i], items[j]); got != want {
+					t.Fatalf("pruned B[%s][%s] = %g, the full model %g", items[i], items[j], got, want)
+				}
+			}
+		}
+		if want := min(rowItems, len(row)); kept != want {
+			t.Fatalf("row %s keeps %d weights, want %d", items[i], kept, want)
+		}
+		if len(row) > rowItems {
+			last := mag(row[rowItems-1])
+			for _, j := range row {
+				kept := pruned.Weight(items[i], items[j]) != 0
+				// Float32 weights: values within 1e-6 of the cut may swap.
+				if m := mag(j); (m > last*(1+1e-6) && !kept) || (m < last*(1-1e-6) && kept) {
+					t.Fatalf("row %s: B[%s] = %g kept %v, the %dth largest is %g", items[i], items[j], m, kept, rowItems, last)
+				}
+			}
+		}
+	}
+
 	sc := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { o.WeightEASE, o.EASE, o.ExcludeSeen = 1, e, true }))
 	us, err := sc.Score(ctx, f.users[:5])
 	if err != nil {
@@ -108,8 +154,10 @@ func TestEASE(t *testing.T) {
 			t.Errorf("user %s: no ease candidates", u.Profile.User)
 		}
 	}
-	// Against x·B computed here: every EASE score equals it, and the
-	// model's 4·TopN best items beyond the user's own are candidates.
+	// Against x·B computed here, with the pruned model: every EASE score
+	// equals it, and the model's 4·TopN best items beyond the user's own
+	// are candidates.
+	e = pruned
 	capped := scorer.New(f.st, testopts.Scorer(func(o *scorer.Options) { o.WeightEASE, o.EASE, o.TopN = 1, e, 3 }))
 	us, err = capped.Score(ctx, f.users[:20])
 	if err != nil {
@@ -157,5 +205,93 @@ func TestEASE(t *testing.T) {
 	}
 	if small.Items() != 10 {
 		t.Errorf("capped model has %d items", small.Items())
+	}
+}
+
+// TestEASESharedModel checks that score roles share one fit through Redis:
+// the first Update fits and writes the model, another process's Update
+// loads an equal model without fitting, concurrent Updates of a stale
+// model fit once, and a damaged blob is refused with the model kept.
+func TestEASESharedModel(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	opts := func(interval time.Duration) scorer.EASEOptions {
+		return testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.RowItems, o.Interval = 5, 20, interval })
+	}
+	a, b := scorer.NewEASE(opts(time.Hour)), scorer.NewEASE(opts(time.Hour))
+	if fitted, err := a.Update(ctx, f.st); err != nil || !fitted {
+		t.Fatalf("first update: fitted %v, %v", fitted, err)
+	}
+	if fitted, err := b.Update(ctx, f.st); err != nil || fitted {
+		t.Fatalf("second process: fitted %v, %v; want the shared model loaded", fitted, err)
+	}
+	if fitted, err := a.Update(ctx, f.st); err != nil || fitted {
+		t.Fatalf("a fresh model was fitted again: %v, %v", fitted, err)
+	}
+	var items []string
+	for _, u := range f.users {
+		for it := range f.vector(t, u) {
+			items = append(items, it)
+		}
+	}
+	if a.Items() == 0 || a.Items() != b.Items() {
+		t.Fatalf("items: fitted %d, loaded %d", a.Items(), b.Items())
+	}
+	nonzero := 0
+	for _, i := range items {
+		for _, j := range items {
+			wa, wb := a.Weight(i, j), b.Weight(i, j)
+			if wa != wb {
+				t.Fatalf("B[%s][%s]: fitted %g, loaded %g", i, j, wa, wb)
+			}
+			if wa != 0 {
+				nonzero++
+			}
+		}
+	}
+	if nonzero == 0 {
+		t.Fatal("the model has no weights")
+	}
+
+	// A stale model: of several processes updating at once, one fits.
+	const procs = 4
+	short := make([]*scorer.EASE, procs)
+	for i := range short {
+		short[i] = scorer.NewEASE(opts(50 * time.Millisecond))
+	}
+	time.Sleep(60 * time.Millisecond) // past the fresh-enough time
+	if err := f.rdb.Del(ctx, store.Keys{Prefix: "s:"}.EASELease()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var fits atomic.Int32
+	var wg sync.WaitGroup
+	for _, e := range short {
+		wg.Go(func() {
+			fitted, err := e.Update(ctx, f.st)
+			if err != nil {
+				t.Error(err)
+			}
+			if fitted {
+				fits.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := fits.Load(); n != 1 {
+		t.Fatalf("%d of %d processes fitted a stale model, want 1", n, procs)
+	}
+
+	// A damaged blob, newer than b's model, is refused; b keeps its model.
+	key := store.Keys{Prefix: "s:"}.EASEModel()
+	for _, blob := range []string{"garbage", "\x96\x01\x00\x91\xa1x\x92\x00\x05\x90\x90"} {
+		if err := f.rdb.HSet(ctx, key, "built", time.Now().Add(time.Hour).UnixMilli(), "model", blob).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Update(ctx, f.st); err == nil || !strings.Contains(err.Error(), "malformed") {
+			t.Fatalf("blob %q: update error %v, want malformed", blob, err)
+		}
+		if b.Items() != a.Items() {
+			t.Fatalf("blob %q replaced the model: %d items", blob, b.Items())
+		}
 	}
 }
