@@ -598,7 +598,7 @@ func runRescore(ctx context.Context, cfg config.Config, admin *redis.Client, n i
 	var easeSec float64
 	if p.EASE != nil {
 		start := time.Now()
-		if _, err := p.EASE.Update(ctx, p.Store); err != nil {
+		if _, err := p.EASE.Update(ctx, p.Store, true); err != nil {
 			return fmt.Errorf("ease refresh: %w", err)
 		}
 		easeItems, easeSec = p.EASE.Items(), time.Since(start).Seconds()

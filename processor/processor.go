@@ -621,7 +621,8 @@ func (p *Processor) runRoles(ctx context.Context, rs *roleSet) error {
 		rs.goRun(g, "catalog writer", func() error { return p.CatalogWriter.Run(gctx) })
 	}
 	if p.EASE != nil {
-		rs.goRun(g, "ease", func() error { return p.EASE.Run(gctx, p.Store) })
+		// Score roles fit the model; every process loads it (admin ranks).
+		rs.goRun(g, "ease", func() error { return p.EASE.Run(gctx, p.Store, p.Score != nil) })
 	}
 	if p.Control != nil {
 		rs.goRun(g, "control", func() error { return p.Control.Run(gctx) })

@@ -30,11 +30,11 @@ var _ EASEStore = (*store.Store)(nil)
 // Run keeps the model up to date until ctx ends: Update at once, then
 // every tenth of Interval (at most a minute). Errors are logged and
 // retried at the next poll.
-func (e *EASE) Run(ctx context.Context, st EASEStore) error {
+func (e *EASE) Run(ctx context.Context, st EASEStore, fit bool) error {
 	t := time.NewTicker(min(max(e.opt.Interval/10, time.Millisecond), time.Minute))
 	defer t.Stop()
 	for {
-		if _, err := e.Update(ctx, st); err != nil {
+		if _, err := e.Update(ctx, st, fit); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -48,12 +48,12 @@ func (e *EASE) Run(ctx context.Context, st EASEStore) error {
 	}
 }
 
-// Update loads the shared model when it is newer than this one; when the
-// newest model is Interval old or there is none, and no other process
-// holds the fit's lease, it fits a model from st's user vectors on a
-// thread of the lowest priority (inBackground), uses it and shares it. It
-// says whether it fitted.
-func (e *EASE) Update(ctx context.Context, st EASEStore) (bool, error) {
+// Update loads the shared model when it is newer than this one; with fit,
+// when the newest model is Interval old or there is none and no other
+// process holds the fit's lease, it fits a model from st's user vectors
+// on a thread of the lowest priority (inBackground), uses it and shares
+// it. It says whether it fitted.
+func (e *EASE) Update(ctx context.Context, st EASEStore, fit bool) (bool, error) {
 	built, err := st.EASEBuilt(ctx)
 	if err != nil {
 		return false, err
@@ -78,7 +78,7 @@ func (e *EASE) Update(ctx context.Context, st EASEStore) (bool, error) {
 			e.opt.Logger.Info("ease model loaded", "items", len(m.items), "users", m.users, "fitted", b)
 		}
 	}
-	if !have.IsZero() && time.Since(have) < e.opt.Interval {
+	if !fit || (!have.IsZero() && time.Since(have) < e.opt.Interval) {
 		return false, nil
 	}
 	ok, err := st.TakeEASELease(ctx, easeHolder, e.opt.Interval)

@@ -219,13 +219,17 @@ func TestEASESharedModel(t *testing.T) {
 		return testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.RowItems, o.Interval = 5, 20, interval })
 	}
 	a, b := scorer.NewEASE(opts(time.Hour)), scorer.NewEASE(opts(time.Hour))
-	if fitted, err := a.Update(ctx, f.st); err != nil || !fitted {
+	// A process without the score role loads but never fits.
+	if fitted, err := b.Update(ctx, f.st, false); err != nil || fitted || b.Items() != 0 {
+		t.Fatalf("update without fit: fitted %v, %d items, %v", fitted, b.Items(), err)
+	}
+	if fitted, err := a.Update(ctx, f.st, true); err != nil || !fitted {
 		t.Fatalf("first update: fitted %v, %v", fitted, err)
 	}
-	if fitted, err := b.Update(ctx, f.st); err != nil || fitted {
+	if fitted, err := b.Update(ctx, f.st, true); err != nil || fitted {
 		t.Fatalf("second process: fitted %v, %v; want the shared model loaded", fitted, err)
 	}
-	if fitted, err := a.Update(ctx, f.st); err != nil || fitted {
+	if fitted, err := a.Update(ctx, f.st, true); err != nil || fitted {
 		t.Fatalf("a fresh model was fitted again: %v, %v", fitted, err)
 	}
 	var items []string
@@ -267,7 +271,7 @@ func TestEASESharedModel(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, e := range short {
 		wg.Go(func() {
-			fitted, err := e.Update(ctx, f.st)
+			fitted, err := e.Update(ctx, f.st, true)
 			if err != nil {
 				t.Error(err)
 			}
@@ -287,7 +291,7 @@ func TestEASESharedModel(t *testing.T) {
 		if err := f.rdb.HSet(ctx, key, "built", time.Now().Add(time.Hour).UnixMilli(), "model", blob).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Update(ctx, f.st); err == nil || !strings.Contains(err.Error(), "malformed") {
+		if _, err := b.Update(ctx, f.st, true); err == nil || !strings.Contains(err.Error(), "malformed") {
 			t.Fatalf("blob %q: update error %v, want malformed", blob, err)
 		}
 		if b.Items() != a.Items() {
