@@ -465,7 +465,7 @@ func (s *ScorerConfig) SetDefaults() {
 		NeighbourTTL:    5 * time.Second,
 		EASELambda:      300,
 		EASEMaxItems:    4000,
-		EASERowItems:    200,
+		EASERowItems:    400,
 		EASERefresh:     10 * time.Minute,
 
 		ContentCategories: 3,

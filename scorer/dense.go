@@ -197,6 +197,14 @@ func (c *callItems) id(item string) int32 {
 	return id
 }
 
+// known returns id, a number of c.t, after making sure names covers it.
+func (c *callItems) known(id int32) int32 {
+	if int(id) >= len(c.names) {
+		c.names = c.t.snapshot()
+	}
+	return id
+}
+
 // entry is an item by number with a score.
 type entry struct {
 	id    int32

@@ -292,30 +292,37 @@ func (e *EASE) Weight(i, j string) float64 {
 	return m.weight(a, c)
 }
 
-// easeCache holds, for one Score call and model, each item number's place
-// in the model + 1 (-1: not in it; 0: not looked up yet).
-type easeCache struct {
-	m  *easeModel
-	at []int32
+// easeIndex maps the places of a model's items to their numbers in a
+// scorer's item table and back, built once per model and table
+// (Scorer.easeIndex) so that scoring indexes slices instead of hashing
+// names. Every item of the model is numbered when the index is built, so
+// a number beyond place is an item the model does not hold.
+type easeIndex struct {
+	m     *easeModel
+	t     *table
+	num   []int32 // by place: the item's number
+	place []int32 // by number: the item's place + 1, 0 when the model does not hold it
 }
 
-// place returns the place in m of item number id named name, -1 when m
-// does not hold it.
-func (c *easeCache) place(m *easeModel, id int32, name string) int {
-	if c.m != m {
-		c.m, c.at = m, c.at[:0]
+func newEASEIndex(m *easeModel, t *table) *easeIndex {
+	x := &easeIndex{m: m, t: t, num: make([]int32, len(m.items))}
+	t.number(m.items, x.num)
+	size := int32(0)
+	for _, id := range x.num {
+		size = max(size, id+1)
 	}
-	if int(id) >= len(c.at) {
-		c.at = append(c.at, make([]int32, int(id)+1-len(c.at))...)
+	x.place = make([]int32, size)
+	for j, id := range x.num {
+		x.place[id] = int32(j) + 1
 	}
-	if c.at[id] == 0 {
-		c.at[id] = -1
-		if i, ok := m.idx[name]; ok {
-			c.at[id] = int32(i) + 1
-		}
-	}
-	if v := c.at[id]; v > 0 {
-		return int(v - 1)
+	return x
+}
+
+// at returns the place of item number id, -1 when the model does not
+// hold it.
+func (x *easeIndex) at(id int32) int {
+	if int(id) < len(x.place) {
+		return int(x.place[id]) - 1
 	}
 	return -1
 }
@@ -400,14 +407,25 @@ func (m *easeModel) seed(items []store.Scored, item string) string {
 	return seed
 }
 
+// easeIndex returns the index of model m in table t, building it when the
+// last one built is of another model or table (concurrent builds are
+// equal; the last stored stays).
+func (s *Scorer) easeIndex(m *easeModel, t *table) *easeIndex {
+	if x := s.easeAt.Load(); x != nil && x.m == m && x.t == t {
+		return x
+	}
+	x := newEASEIndex(m, t)
+	s.easeAt.Store(x)
+	return x
+}
+
 // easeScores adds the EASE source to a user's candidates: every candidate
 // the other sources proposed or Rank asked for that the model holds, and
 // the model's 4·TopN best items beyond the user's own. An item outside
 // those with no other source scores below all of them, so it could reach
 // a list only when the filters (seen, availability, diversity) dropped
-// more than three lists' worth of them. c caches the items' places in
-// the model for the Score call.
-func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
+// more than three lists' worth of them.
+func (s *Scorer) easeScores(us *UserScores) {
 	if s.opt.EASE == nil || s.opt.WeightEASE <= 0 {
 		return
 	}
@@ -418,9 +436,9 @@ func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
 		return
 	}
 	us.ease = m
+	x := s.easeIndex(m, us.items.t)
 	for k := range int32(us.len()) {
-		id := us.t.rows[k].id
-		if j := c.place(m, id, us.items.names[id]); j >= 0 && scores[j] > 0 {
+		if j := x.at(us.t.rows[k].id); j >= 0 && scores[j] > 0 {
 			us.note(k, srcEASE, scores[j], "")
 		}
 	}
@@ -438,6 +456,6 @@ func (s *Scorer) easeScores(us *UserScores, c *easeCache) {
 		return cmp.Compare(a, b)
 	})
 	for _, j := range best {
-		us.note(us.at(us.items.id(m.items[j])), srcEASE, scores[j], "")
+		us.note(us.at(us.items.known(x.num[j])), srcEASE, scores[j], "")
 	}
 }

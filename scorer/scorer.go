@@ -171,6 +171,8 @@ type Scorer struct {
 	num         atomic.Pointer[numbered]
 	maxNumbered int // items or users a numbering holds before it is replaced
 
+	easeAt atomic.Pointer[easeIndex] // the EASE model's items by number (easeIndex)
+
 	listMu    sync.Mutex
 	listItems map[string]map[string]bool // user -> items of the list last written
 }
@@ -436,7 +438,6 @@ type scoreCall struct {
 	nextIDs   []int32          // the next-item source's seeds, once
 	nextAt    map[string]int   // a next-item seed's place in nextIDs by name
 	nextRows  [][]nextEntry    // by nextIDs
-	easeAt    easeCache        // the items' places in the EASE model (easeScores)
 
 	cands     [][]int32 // by profile: candidate neighbours by user number
 	candList  []int32   // every user's candidates, once
@@ -695,7 +696,7 @@ func (c *scoreCall) sources() []UserScores {
 			}
 		}
 		if len(p.Items) > 0 {
-			s.easeScores(&us, &c.easeAt)
+			s.easeScores(&us)
 		}
 		if s.opt.ExcludeSeen {
 			us.markOwn(c.userIDs[k])
