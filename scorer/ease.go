@@ -33,10 +33,9 @@ var _ EASESource = (*store.Store)(nil)
 type EASEOptions struct {
 	// Lambda is the L2 regularisation λ.
 	Lambda float64
-	// MaxItems keeps the model to the items with the most users: the
-	// model is a dense MaxItems² matrix of float32 (4·n² bytes); a refresh
-	// holds up to 12·n² bytes more (the system in float64, then the new
-	// model beside the old one) and solves in O(n³) time.
+	// MaxItems keeps the model to the items with the most users: a fit
+	// holds the MaxItems² system in float64 (8·n² bytes) and solves it in
+	// O(n³) time.
 	MaxItems int
 	// RowItems is how many weights of each item the model keeps: the
 	// largest in magnitude of its row of B (the item's weight in the
@@ -71,7 +70,8 @@ func (o *EASEOptions) check() {
 // EASE is Steck's closed-form item-item model ("Embarrassingly Shallow
 // Autoencoders for Sparse Data", WWW 2019), B = I − P·diagMat(1/diag(P))
 // with P = (XᵀX + λI)⁻¹, where X is the binary user-item matrix of the live
-// user vectors in Redis. Refresh recomputes B in the background; scoring
+// user vectors in Redis. Refresh recomputes B; Run keeps it shared with
+// the other processes through Redis (Update, ease_share.go); scoring
 // applies the current B to the user's live vector at request time
 // (score_j = Σ_i x_ui·B_ij with x_ui the user's weights scaled to a maximum
 // of 1), so lists react to every new event at once and only the item-item
