@@ -168,7 +168,8 @@ type UserScores struct {
 	seeds     []store.Scored   // the user's seeds: item-kNN's reasons name them
 	nextSeeds []string         // the user's latest items: next-item's reasons name them
 	cat       Catalog          // the popular source's reasons name the item's category
-	ease      *easeModel       // the EASE model that scored the candidates, for their reasons
+	ease      *easeIndex       // the EASE model that scored the candidates, for their reasons
+	easeOwn   []easeOwn        // the user's items the EASE model holds
 	names     []string         // item names by number, once Score has returned
 	byItem    map[string]int32 // place by item, built when Candidate is first asked
 	list      []*Candidate     // every candidate, built when Candidates is first asked
@@ -247,7 +248,7 @@ func (us *UserScores) reason(k int32, s int) string {
 	case srcNext:
 		return us.nextReason(k)
 	case srcEASE:
-		if seed := us.ease.seed(us.Profile.Items, us.item(int(k))); seed != "" {
+		if seed := us.easeSeed(k); seed != "" {
 			return because(us.Profile, seed)
 		}
 		return ""

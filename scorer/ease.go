@@ -336,6 +336,7 @@ type easeScratch struct {
 	in      []bool
 	touched []int32
 	order   []int
+	own     []easeOwn // the user's items in the model
 }
 
 // reset empties the scratch for a model of n items.
@@ -367,12 +368,14 @@ func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel,
 		return nil, nil
 	}
 	sc.reset(len(m.items))
+	sc.own = sc.own[:0]
 	s := sc.scores
 	for _, it := range items {
 		i, ok := m.idx[it.ID]
 		if !ok {
 			continue
 		}
+		sc.own = append(sc.own, easeOwn{place: int32(i), score: it.Score, id: it.ID})
 		w := it.Score / maxW
 		from, to := m.start[i], m.start[i+1]
 		for p, j := range m.cols[from:to] {
@@ -386,22 +389,30 @@ func (e *EASE) scoreVector(items []store.Scored, sc *easeScratch) (m *easeModel,
 	return m, s
 }
 
-// seed returns the user's item of the largest contribution to item's
-// score (x_ui·B_ij), "" for none: the EASE reason's item.
-func (m *easeModel) seed(items []store.Scored, item string) string {
-	if m == nil {
+// easeOwn is one of the user's items that the EASE model holds: its place
+// and weight.
+type easeOwn struct {
+	place int32
+	score float64
+	id    string
+}
+
+// easeSeed returns the user's item of the largest contribution to
+// candidate k's EASE score (x_ui·B_ij), "" for none: the EASE reason's
+// item.
+func (us *UserScores) easeSeed(k int32) string {
+	x := us.ease
+	if x == nil {
 		return ""
 	}
-	j, ok := m.idx[item]
-	if !ok {
+	j := x.at(us.t.rows[k].id)
+	if j < 0 {
 		return ""
 	}
 	best, seed := 0.0, ""
-	for _, it := range items {
-		if i, ok := m.idx[it.ID]; ok {
-			if c := it.Score * m.weight(i, j); c > best {
-				best, seed = c, it.ID
-			}
+	for _, o := range us.easeOwn {
+		if c := o.score * x.m.weight(int(o.place), j); c > best {
+			best, seed = c, o.id
 		}
 	}
 	return seed
@@ -435,8 +446,9 @@ func (s *Scorer) easeScores(us *UserScores) {
 	if m == nil {
 		return
 	}
-	us.ease = m
 	x := s.easeIndex(m, us.items.t)
+	us.ease = x
+	us.easeOwn = append(us.easeOwn[:0], sc.own...)
 	for k := range int32(us.len()) {
 		if j := x.at(us.t.rows[k].id); j >= 0 && scores[j] > 0 {
 			us.note(k, srcEASE, scores[j], "")

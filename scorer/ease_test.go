@@ -148,6 +148,17 @@ func TestEASE(t *testing.T) {
 		for _, c := range u.Candidates() {
 			if c.Sources.Of(scorer.SourceEASE) > 0 && c.Source == scorer.SourceEASE && c.Reason != "" {
 				got++
+				// The reason names the user's item of the largest
+				// contribution x_ui·B_ij.
+				best, seed := 0.0, ""
+				for _, it := range u.Profile.Items {
+					if v := it.Score * e.Weight(it.ID, c.Item); v > best {
+						best, seed = v, it.ID
+					}
+				}
+				if !strings.HasSuffix(c.Reason, " "+seed) && !strings.Contains(c.Reason, " "+seed+" ") {
+					t.Fatalf("user %s item %s: reason %q, want it to name %s", u.Profile.User, c.Item, c.Reason, seed)
+				}
 			}
 		}
 		if got == 0 {
