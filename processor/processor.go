@@ -42,6 +42,10 @@ type Deps struct {
 	Gatherer   prometheus.Gatherer   // served at /metrics; nil: the private registry
 	Now        func() time.Time
 	Version    string // shown on the status page
+	// EASESolver solves the EASE model's fits elsewhere (scorer.EASEOptions
+	// .Solver); `recstream run` sets one that runs `recstream ease-solve`
+	// as a child process at the lowest priority. nil: in this process.
+	EASESolver func(ctx context.Context, req []byte) ([]byte, error)
 }
 
 // Processor is one recstream process: the roles its configuration selects.
@@ -212,7 +216,7 @@ func New(cfg config.Config, d Deps) (*Processor, error) {
 	}
 	p := &Processor{Config: cfg, Metrics: consumer.NewMetrics(reg), log: log, gatherer: gat, version: d.Version, pseudo: Pseudonymizer(cfg), dialErr: &dialErrors{}}
 	b := &builder{
-		p: p, cfg: cfg, reg: reg, now: d.Now,
+		p: p, cfg: cfg, reg: reg, now: d.Now, easeSolver: d.EASESolver,
 		// Repeated warnings (a broker or Redis outage retried in a loop)
 		// are written once per interval with a count of the suppressed
 		// ones.
@@ -239,6 +243,8 @@ type builder struct {
 	reg  prometheus.Registerer
 	rlog *slog.Logger // rate-limited
 	now  func() time.Time
+
+	easeSolver func(ctx context.Context, req []byte) ([]byte, error) // Deps.EASESolver
 
 	sco       scorer.Options           // the plain scorer's options, the variants' base
 	cm        *consumer.CatalogMetrics // nil until a catalog role needs them
@@ -279,6 +285,7 @@ func (b *builder) scorer() {
 	if cfg.Scorer.Weights.EASE > 0 {
 		eo := scorer.EASEOptionsFromConfig(cfg)
 		eo.Logger = p.log.With("model", "ease")
+		eo.Solver = b.easeSolver
 		p.EASE = scorer.NewEASE(eo)
 		sco.EASE = p.EASE
 	}

@@ -46,7 +46,12 @@ type EASEOptions struct {
 	UserItems int
 	// Interval is the background refresh period of Run.
 	Interval time.Duration
-	Logger   *slog.Logger // nil: discard
+	// Solver, when set, solves a fit's request (SolveEASERequest's input)
+	// elsewhere, e.g. in a child process at the lowest priority, and
+	// returns the model's blob; when it fails, Refresh solves in this
+	// process. nil: in this process, on a thread of the lowest priority.
+	Solver func(ctx context.Context, req []byte) ([]byte, error)
+	Logger *slog.Logger // nil: discard
 }
 
 func (o *EASEOptions) check() {
@@ -161,9 +166,17 @@ func (e *EASE) Refresh(ctx context.Context, src EASESource) error {
 	if err != nil {
 		return err
 	}
-	m, err := solveEASE(ctx, names, flat, ends, e.opt.Lambda, e.opt.MaxItems, e.opt.RowItems)
-	if err != nil {
-		return err
+	var m *easeModel
+	if e.opt.Solver != nil {
+		m, err = e.solveElsewhere(ctx, names, flat, ends)
+		if err != nil && ctx.Err() == nil {
+			e.opt.Logger.Warn("ease: solving in another process failed; solving here", "err", err)
+		}
+	}
+	if m == nil {
+		if m, err = solveEASE(ctx, names, flat, ends, e.opt.Lambda, e.opt.MaxItems, e.opt.RowItems); err != nil {
+			return err
+		}
 	}
 	m.users = len(ends)
 	m.built = time.Now()
@@ -470,4 +483,14 @@ func (s *Scorer) easeScores(us *UserScores) {
 	for _, j := range best {
 		us.note(us.at(us.items.known(x.num[j])), srcEASE, scores[j], "")
 	}
+}
+
+// solveElsewhere solves the fit through opt.Solver.
+func (e *EASE) solveElsewhere(ctx context.Context, names []string, flat []int32, ends []int) (*easeModel, error) {
+	blob, err := e.opt.Solver(ctx, encodeEASERequest(easeRequest{names: names, flat: flat, ends: ends,
+		lambda: e.opt.Lambda, maxItems: e.opt.MaxItems, rowItems: e.opt.RowItems}))
+	if err != nil {
+		return nil, err
+	}
+	return decodeEASEModel(blob)
 }

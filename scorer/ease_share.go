@@ -225,3 +225,120 @@ func (m *easeModel) check() error {
 	}
 	return nil
 }
+
+// easeRequest is what a fit solves: every user's items (user k's are
+// flat[ends[k-1]:ends[k]], numbers of names) and the options.
+type easeRequest struct {
+	names              []string
+	flat               []int32
+	ends               []int
+	lambda             float64
+	maxItems, rowItems int
+}
+
+// The request's msgpack form:
+//
+//	[version, lambda, maxItems, rowItems, names, flat, ends]
+func encodeEASERequest(r easeRequest) []byte {
+	size := 32 + 5*len(r.flat) + 5*len(r.ends)
+	for _, n := range r.names {
+		size += len(n) + 3
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(buf)
+	_ = e.EncodeArrayLen(7)
+	_ = e.EncodeInt(easeModelVersion)
+	_ = e.EncodeFloat64(r.lambda)
+	_ = e.EncodeInt(int64(r.maxItems))
+	_ = e.EncodeInt(int64(r.rowItems))
+	_ = e.EncodeArrayLen(len(r.names))
+	for _, n := range r.names {
+		_ = e.EncodeString(n)
+	}
+	_ = e.EncodeArrayLen(len(r.flat))
+	for _, x := range r.flat {
+		_ = e.EncodeInt(int64(x))
+	}
+	_ = e.EncodeArrayLen(len(r.ends))
+	for _, x := range r.ends {
+		_ = e.EncodeInt(int64(x))
+	}
+	return buf.Bytes()
+}
+
+var errEASERequest = errors.New("ease request: malformed")
+
+func decodeEASERequest(req []byte) (easeRequest, error) {
+	var r easeRequest
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	d.Reset(bytes.NewReader(req))
+	bad := func(what string, err error) (easeRequest, error) {
+		return easeRequest{}, fmt.Errorf("%w: %s (%v)", errEASERequest, what, err)
+	}
+	if n, err := d.DecodeArrayLen(); err != nil || n != 7 {
+		return bad(fmt.Sprintf("%d fields", n), err)
+	}
+	if v, err := d.DecodeInt(); err != nil || v != easeModelVersion {
+		return bad(fmt.Sprintf("version %d", v), err)
+	}
+	var err error
+	if r.lambda, err = d.DecodeFloat64(); err != nil || !(r.lambda > 0) {
+		return bad("lambda", err)
+	}
+	if r.maxItems, err = d.DecodeInt(); err != nil || r.maxItems <= 0 {
+		return bad("maxItems", err)
+	}
+	if r.rowItems, err = d.DecodeInt(); err != nil || r.rowItems <= 0 {
+		return bad("rowItems", err)
+	}
+	n, err := d.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return bad("names", err)
+	}
+	r.names = make([]string, n)
+	for i := range r.names {
+		if r.names[i], err = d.DecodeString(); err != nil {
+			return bad("names", err)
+		}
+	}
+	if n, err = d.DecodeArrayLen(); err != nil || n < 0 {
+		return bad("flat", err)
+	}
+	r.flat = make([]int32, n)
+	for i := range r.flat {
+		if r.flat[i], err = d.DecodeInt32(); err != nil || r.flat[i] < 0 || int(r.flat[i]) >= len(r.names) {
+			return bad("flat", err)
+		}
+	}
+	if n, err = d.DecodeArrayLen(); err != nil || n < 0 {
+		return bad("ends", err)
+	}
+	r.ends = make([]int, n)
+	prev := 0
+	for i := range r.ends {
+		if r.ends[i], err = d.DecodeInt(); err != nil || r.ends[i] < prev || r.ends[i] > len(r.flat) {
+			return bad("ends", err)
+		}
+		prev = r.ends[i]
+	}
+	return r, nil
+}
+
+// SolveEASERequest solves a fit's request (what EASEOptions.Solver is
+// given) in this process and returns the model's blob: the work of
+// `recstream ease-solve`, the child process a score role fits in.
+func SolveEASERequest(ctx context.Context, req []byte) ([]byte, error) {
+	r, err := decodeEASERequest(req)
+	if err != nil {
+		return nil, err
+	}
+	m, err := solveEASE(ctx, r.names, r.flat, r.ends, r.lambda, r.maxItems, r.rowItems)
+	if err != nil {
+		return nil, err
+	}
+	m.users = len(r.ends)
+	return encodeEASEModel(m), nil
+}

@@ -2,6 +2,7 @@ package scorer_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sort"
 	"strings"
@@ -308,5 +309,59 @@ func TestEASESharedModel(t *testing.T) {
 		if b.Items() != a.Items() {
 			t.Fatalf("blob %q replaced the model: %d items", blob, b.Items())
 		}
+	}
+}
+
+// TestEASESolver checks a fit solved through EASEOptions.Solver (the
+// request and the model's blob crossing as bytes, as to and from
+// `recstream ease-solve`) against one solved here, and that a failing
+// solver leaves the fit to this process.
+func TestEASESolver(t *testing.T) {
+	f := newFixture(t, 1500)
+	ctx := context.Background()
+	opts := func(solver func(context.Context, []byte) ([]byte, error)) scorer.EASEOptions {
+		return testopts.EASE(func(o *scorer.EASEOptions) { o.Lambda, o.RowItems, o.Solver = 5, 20, solver })
+	}
+	here := scorer.NewEASE(opts(nil))
+	calls := 0
+	elsewhere := scorer.NewEASE(opts(func(ctx context.Context, req []byte) ([]byte, error) {
+		calls++
+		return scorer.SolveEASERequest(ctx, req)
+	}))
+	failing := scorer.NewEASE(opts(func(context.Context, []byte) ([]byte, error) { return nil, errors.New("no child") }))
+	damaged := scorer.NewEASE(opts(func(context.Context, []byte) ([]byte, error) { return []byte("garbage"), nil }))
+	for _, e := range []*scorer.EASE{here, elsewhere, failing, damaged} {
+		if err := e.Refresh(ctx, f.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("solver called %d times", calls)
+	}
+	var items []string
+	for _, u := range f.users {
+		for it := range f.vector(t, u) {
+			items = append(items, it)
+		}
+	}
+	nonzero := 0
+	for _, i := range items {
+		for _, j := range items {
+			w := here.Weight(i, j)
+			if w != 0 {
+				nonzero++
+			}
+			for name, e := range map[string]*scorer.EASE{"solver": elsewhere, "failing solver": failing, "damaged answer": damaged} {
+				if got := e.Weight(i, j); got != w {
+					t.Fatalf("%s: B[%s][%s] = %g, here %g", name, i, j, got, w)
+				}
+			}
+		}
+	}
+	if nonzero == 0 || elsewhere.Items() != here.Items() {
+		t.Fatalf("%d weights, items %d / %d", nonzero, elsewhere.Items(), here.Items())
+	}
+	if _, err := scorer.SolveEASERequest(ctx, []byte("\x97\x01")); err == nil {
+		t.Fatal("a truncated request was solved")
 	}
 }

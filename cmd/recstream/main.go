@@ -156,6 +156,16 @@ The p-values assume a fixed horizon: decide when to stop before the test.`,
 			run: func(args []string) error { return cmdExperiment(args, os.Stdout) },
 		},
 		{
+			name: "ease-solve", summary: "solve an EASE fit (run by the score role)",
+			about: `Reads an EASE model fit's request (every user's items and the model's
+options, msgpack) from stdin, solves it at the lowest priority and writes
+the model to stdout. The score role of "recstream run" starts it as a
+child process for each fit, so that the fit's CPU and memory stay out of
+the processor (docs/operations.md).`,
+			examples: []string{"recstream ease-solve < request > model"},
+			run:      func(args []string) error { return cmdEASESolve(args, os.Stdin, os.Stdout) },
+		},
+		{
 			name: "version", summary: "print the version and commit",
 			about:    "Prints the version and commit the binary was built from.",
 			examples: []string{"recstream version"},
@@ -291,7 +301,7 @@ func cmdRun(args []string) error {
 	log := newLogger(cfg.Log, os.Stderr)
 	limitMB := memoryLimit(cfg.Run.MemoryLimitMB)
 	reg := newRegistry()
-	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version})
+	p, err := processor.New(cfg, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg, Version: version, EASESolver: runEASESolver()})
 	if err != nil {
 		return err
 	}
