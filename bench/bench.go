@@ -53,8 +53,11 @@ type Options struct {
 	// `recstream run` from it as a child process over the ingest phase's
 	// events and reports its peak RSS without the broker.
 	ProcessorBinary string
-	Logger          *slog.Logger       // progress; nil discards
-	Progress        func(phase string) // called as each phase starts; may be nil
+	// EASESolver is the benchmark's processors' EASE solver, as `recstream
+	// run` gives its own (processor.Deps.EASESolver); nil: in process.
+	EASESolver func(ctx context.Context, req []byte) ([]byte, error)
+	Logger     *slog.Logger       // progress; nil discards
+	Progress   func(phase string) // called as each phase starts; may be nil
 }
 
 // Defaults are the sizes of a full run: the issue's 100,000 users, 50,000
@@ -356,7 +359,7 @@ func (b *benchRun) rescore(ctx context.Context) error {
 	if err := b.prof.start("rescore"); err != nil {
 		return err
 	}
-	if err := runRescore(ctx, b.cfg, b.admin, b.opt.RescoreUsers, &b.res.Rescore); err != nil {
+	if err := runRescore(ctx, b.cfg, b.opt.EASESolver, b.admin, b.opt.RescoreUsers, &b.res.Rescore); err != nil {
 		return err
 	}
 	b.prof.stop()
@@ -475,9 +478,9 @@ type running struct {
 	done   chan error
 }
 
-func start(ctx context.Context, cfg config.Config, roles []string, prepare func(*processor.Processor)) (*running, error) {
+func start(ctx context.Context, cfg config.Config, roles []string, solver func(context.Context, []byte) ([]byte, error), prepare func(*processor.Processor)) (*running, error) {
 	cfg.Run.Roles = withItemOwner(cfg, roles)
-	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
+	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry(), EASESolver: solver})
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +514,7 @@ func withItemOwner(cfg config.Config, roles []string) []string {
 }
 
 func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n int, out *IngestResult) error {
-	r, err := start(ctx, cfg, []string{config.RoleIngest}, nil)
+	r, err := start(ctx, cfg, []string{config.RoleIngest}, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -585,9 +588,9 @@ func runIngest(ctx context.Context, cfg config.Config, admin *redis.Client, n in
 	return nil
 }
 
-func runRescore(ctx context.Context, cfg config.Config, admin *redis.Client, n int, out *RescoreResult) error {
+func runRescore(ctx context.Context, cfg config.Config, solver func(context.Context, []byte) ([]byte, error), admin *redis.Client, n int, out *RescoreResult) error {
 	cfg.Run.Roles = []string{config.RoleScore}
-	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry()})
+	p, err := processor.New(cfg, processor.Deps{Registerer: prometheus.NewRegistry(), EASESolver: solver})
 	if err != nil {
 		return err
 	}
@@ -689,7 +692,7 @@ func (f *freshnessRecorder) record(on bool) {
 
 func runFreshness(ctx context.Context, cfg config.Config, admin *redis.Client, opt Options, out *FreshnessResult) error {
 	rec := &freshnessRecorder{}
-	r, err := start(ctx, cfg, []string{config.RoleIngest, config.RoleScore}, func(p *processor.Processor) {
+	r, err := start(ctx, cfg, []string{config.RoleIngest, config.RoleScore}, opt.EASESolver, func(p *processor.Processor) {
 		rec.Histogram = p.Metrics.Freshness
 		p.Metrics.Freshness = rec
 	})
