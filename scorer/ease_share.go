@@ -113,34 +113,42 @@ var easeHolder = func() string {
 // row ascending, vals their float32 weights).
 const easeModelVersion = 1
 
+// encodeWith runs fn with a pooled encoder writing to a buffer of size
+// bytes at first and returns what it wrote. Writing to a bytes.Buffer
+// does not fail: the encoders' errors are not checked.
+func encodeWith(size int, fn func(e *msgpack.Encoder)) []byte {
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(buf)
+	fn(e)
+	return buf.Bytes()
+}
+
 func encodeEASEModel(m *easeModel) []byte {
 	size := 16 + 5*len(m.start) + 8*len(m.cols)
 	for _, it := range m.items {
 		size += len(it) + 3
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	e := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(e)
-	e.Reset(buf)
-	// Writing to a bytes.Buffer does not fail: the errors are not checked.
-	_ = e.EncodeArrayLen(6)
-	_ = e.EncodeInt(easeModelVersion)
-	_ = e.EncodeInt(int64(m.users))
-	_ = e.EncodeArrayLen(len(m.items))
-	for _, it := range m.items {
-		_ = e.EncodeString(it)
-	}
-	for _, xs := range [][]int32{m.start, m.cols} {
-		_ = e.EncodeArrayLen(len(xs))
-		for _, x := range xs {
-			_ = e.EncodeInt(int64(x))
+	return encodeWith(size, func(e *msgpack.Encoder) {
+		_ = e.EncodeArrayLen(6)
+		_ = e.EncodeInt(easeModelVersion)
+		_ = e.EncodeInt(int64(m.users))
+		_ = e.EncodeArrayLen(len(m.items))
+		for _, it := range m.items {
+			_ = e.EncodeString(it)
 		}
-	}
-	_ = e.EncodeArrayLen(len(m.vals))
-	for _, v := range m.vals {
-		_ = e.EncodeFloat32(v)
-	}
-	return buf.Bytes()
+		for _, xs := range [][]int32{m.start, m.cols} {
+			_ = e.EncodeArrayLen(len(xs))
+			for _, x := range xs {
+				_ = e.EncodeInt(int64(x))
+			}
+		}
+		_ = e.EncodeArrayLen(len(m.vals))
+		for _, v := range m.vals {
+			_ = e.EncodeFloat32(v)
+		}
+	})
 }
 
 var errEASEModel = errors.New("ease model: malformed blob")
@@ -244,28 +252,25 @@ func encodeEASERequest(r easeRequest) []byte {
 	for _, n := range r.names {
 		size += len(n) + 3
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	e := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(e)
-	e.Reset(buf)
-	_ = e.EncodeArrayLen(7)
-	_ = e.EncodeInt(easeModelVersion)
-	_ = e.EncodeFloat64(r.lambda)
-	_ = e.EncodeInt(int64(r.maxItems))
-	_ = e.EncodeInt(int64(r.rowItems))
-	_ = e.EncodeArrayLen(len(r.names))
-	for _, n := range r.names {
-		_ = e.EncodeString(n)
-	}
-	_ = e.EncodeArrayLen(len(r.flat))
-	for _, x := range r.flat {
-		_ = e.EncodeInt(int64(x))
-	}
-	_ = e.EncodeArrayLen(len(r.ends))
-	for _, x := range r.ends {
-		_ = e.EncodeInt(int64(x))
-	}
-	return buf.Bytes()
+	return encodeWith(size, func(e *msgpack.Encoder) {
+		_ = e.EncodeArrayLen(7)
+		_ = e.EncodeInt(easeModelVersion)
+		_ = e.EncodeFloat64(r.lambda)
+		_ = e.EncodeInt(int64(r.maxItems))
+		_ = e.EncodeInt(int64(r.rowItems))
+		_ = e.EncodeArrayLen(len(r.names))
+		for _, n := range r.names {
+			_ = e.EncodeString(n)
+		}
+		_ = e.EncodeArrayLen(len(r.flat))
+		for _, x := range r.flat {
+			_ = e.EncodeInt(int64(x))
+		}
+		_ = e.EncodeArrayLen(len(r.ends))
+		for _, x := range r.ends {
+			_ = e.EncodeInt(int64(x))
+		}
+	})
 }
 
 var errEASERequest = errors.New("ease request: malformed")
