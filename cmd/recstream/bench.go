@@ -44,7 +44,7 @@ func cmdBench(args []string) error {
 	}
 	if bin, err := os.Executable(); err == nil {
 		opt.ProcessorBinary = bin // the processor-alone RSS phase runs this binary
-		opt.EASESolver = easeChildSolver(bin, os.Environ())
+		opt.EASESolver = runEASESolver()
 	}
 	start := time.Now()
 	opt.Progress = func(phase string) {
