@@ -39,7 +39,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Skip("chromium not on PATH: install the Debian package \"chromium\" (apt-get install -y chromium); scripts/test.sh installs it")
 	}
 	cfg := config.Default()
-	kf := kafkatest.Start(t, 4, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic)
+	kf := kafkatest.Start(t, 4, cfg.Topics()...)
 	rs := redistest.Start(t)
 	cfg.Kafka.Brokers = kf.Brokers
 	cfg.Kafka.CreateTopics = false
@@ -84,7 +84,7 @@ func TestStatusPageInChromium(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no list for %s / not caught up: found %v err %v ready %v", user, found, err, p.Ready(ctx))
+			t.Fatalf("no list for %s / not caught up: found %v err %v ready %v lag %+v", user, found, err, p.Ready(ctx), p.Lag.Snapshot())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -48,7 +48,7 @@ func experimentShot(t *testing.T) string {
 
 func TestPlantedExperimentThroughPipeline(t *testing.T) {
 	cfg := config.Default()
-	kf := kafkatest.Start(t, 4, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic)
+	kf := kafkatest.Start(t, 4, cfg.Topics()...)
 	rs := redistest.Start(t)
 	cfg.Kafka.Brokers = kf.Brokers
 	cfg.Kafka.CreateTopics = false

@@ -137,6 +137,20 @@ type KafkaConfig struct {
 	SASL         SASLConfig `yaml:"sasl"`
 }
 
+// Topics are the topics a processor with this configuration uses: those
+// kafka.create_topics creates.
+func (c Config) Topics() []string {
+	k := c.Kafka
+	topics := []string{k.EventsTopic, k.DLQTopic, k.RefreshTopic, k.ItemsTopic}
+	if c.Ingest.ItemOwner {
+		topics = append(topics, k.ItemUpdatesTopic)
+	}
+	if k.ControlTopic != "" {
+		topics = append(topics, k.ControlTopic)
+	}
+	return topics
+}
+
 // SetDefaults sets every kafka key to its default.
 func (s *KafkaConfig) SetDefaults() {
 	*s = KafkaConfig{
@@ -230,11 +244,12 @@ type IngestConfig struct {
 	// this long; 0 keeps copies until UserCache or the memory limit
 	// (run.memory_limit_mb) drops them.
 	UserCacheIdle time.Duration `yaml:"user_cache_idle"`
-	// ItemOwner sends the item half of each batch (co-occurrence and
-	// next-item rows, recent users, degree, popularity, trending) through
-	// kafka.item_updates_topic to the item owners (role items), which
-	// keep items in memory and write them behind every ItemFlushInterval;
-	// false writes it from the ingest role with one script per item.
+	// ItemOwner (the default) sends the item half of each batch
+	// (co-occurrence and next-item rows, recent users, degree,
+	// popularity, trending) through kafka.item_updates_topic to the item
+	// owners (role items), which keep items in memory and write them
+	// behind every ItemFlushInterval; false writes it from the ingest
+	// role with one script per item.
 	ItemOwner bool `yaml:"item_owner"`
 	// ItemFlushInterval is how long an item owner keeps contributions in
 	// memory before it writes the changed items (and commits).
@@ -261,7 +276,7 @@ func (s *IngestConfig) SetDefaults() {
 		Workers:           0,
 		UserCache:         250,
 		UserCacheIdle:     5 * time.Minute,
-		ItemOwner:         false,
+		ItemOwner:         true,
 		ItemFlushInterval: 500 * time.Millisecond,
 		ItemOwnerIdle:     5 * time.Minute,
 		ItemOwnerCache:    100000,

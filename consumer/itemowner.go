@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -18,6 +20,7 @@ type ItemState interface {
 	Flush(ctx context.Context) error
 	Assigned(partitions []int)
 	Sweep()
+	TakeFirstUsers() map[string]int64
 }
 
 var _ ItemState = (*store.ItemOwner)(nil)
@@ -27,6 +30,10 @@ type ItemOwnerOptions struct {
 	Kafka Kafka
 	Topic string // the repartition topic (kafka.item_updates_topic)
 	Group string
+	// RefreshTopic receives a refresh request for each user whose events
+	// reached items a flush wrote for the first time (their lists were
+	// computed before those items existed); empty: none.
+	RefreshTopic string
 	// BatchMax (messages) and BatchWait bound a fetched batch of
 	// updates; the reader queues 4·BatchMax messages.
 	BatchMax  int
@@ -77,6 +84,13 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 	procCtx, cancelProc := graceContext(ctx, c.opt.ShutdownTimeout)
 	defer cancelProc()
 
+	var w *kafka.Writer
+	if c.opt.RefreshTopic != "" {
+		w = c.opt.Kafka.NewWriter()
+		w.Topic = c.opt.RefreshTopic
+		defer w.Close()
+	}
+
 	c.start()
 	cm := &committer{group: c.opt.Group, m: c.opt.Metrics, log: c.opt.Logger, lag: c.lag}
 	bt := startBatches(ctx, r, c.opt.BatchMax, c.opt.BatchWait, c.opt.Logger, "item updates")
@@ -108,7 +122,18 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 		c.opt.Metrics.ItemUpdates.WithLabelValues("written").Add(float64(taken))
 		taken = 0
 		c.st.Sweep()
-		return nil
+		firsts := c.st.TakeFirstUsers()
+		if w == nil || len(firsts) == 0 {
+			return nil
+		}
+		msgs := make([]kafka.Message, 0, len(firsts))
+		for _, u := range slices.Sorted(maps.Keys(firsts)) {
+			msgs = append(msgs, kafka.Message{Key: []byte(u), Value: EncodeRefresh(RefreshRequest{User: u, TS: firsts[u]})})
+		}
+		// Before the commit. A crash between the flush and here loses
+		// them (the items, written, are not new to the next owner): those
+		// users' lists then wait for their next event.
+		return c.retry(procCtx, "publishing refresh requests", func() error { return w.WriteMessages(procCtx, msgs...) })
 	}
 	consumeWindowed(ctx, procCtx, r, bt, cm, c.opt.FlushInterval, handle, flush)
 	return nil

@@ -577,7 +577,9 @@ func TestKubernetes(t *testing.T) {
 				d := deployment{name: o.Metadata.Name, env: map[string]string{}, limit: c[0].Resources.Limits.Memory}
 				for _, e := range c[0].Env {
 					if e.Name == "RECSTREAM_RUN_ROLES" {
-						roles[e.Value] = true
+						for _, r := range strings.Split(e.Value, ",") {
+							roles[r] = true
+						}
 					}
 					d.env[e.Name] = e.Value
 				}
@@ -595,8 +597,10 @@ func TestKubernetes(t *testing.T) {
 		}
 		fh.Close()
 	}
-	if !roles["ingest"] || !roles["score"] {
-		t.Errorf("want one Deployment per role, got roles %v", roles)
+	// items: the item owners (ingest.item_owner, the default); without a
+	// Deployment running them, items would stop changing.
+	if !roles["ingest"] || !roles["score"] || !roles["items"] {
+		t.Errorf("want the roles ingest, score and items each in a Deployment, got roles %v", roles)
 	}
 	// Each Deployment's configuration (the ConfigMap and its environment)
 	// loads, and sets a Go memory limit below the container's.

@@ -35,7 +35,7 @@ import (
 func TestPrometheusReadsLag(t *testing.T) {
 	promBin := needTool(t, "prometheus", "prometheus")
 	cfg := config.Default()
-	kf := kafkatest.Start(t, 4, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic)
+	kf := kafkatest.Start(t, 4, cfg.Topics()...)
 	rs := redistest.Start(t)
 	cfg.Kafka.Brokers = kf.Brokers
 	cfg.Kafka.CreateTopics = false

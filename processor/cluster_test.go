@@ -232,11 +232,11 @@ func sameList(a, b store.List) error {
 // TestClusterThreeProcessorsMatchOneProcessor runs one generated log through
 // three processors (one consumer group, six partitions) on a three-master
 // Redis Cluster, and through one processor on one standalone Redis, and
-// checks that both end with the same state and the same lists. With
-// item_owners the three processors run item owners (ingest.item_owner,
-// one item-owner group), the one processor the item scripts: they end
-// with the same state but for what only one write path keeps
-// (ownedState).
+// checks that both end with the same state and the same lists. The one
+// processor runs item owners (the default); with item_scripts the three
+// processors write the item half with the item scripts
+// (ingest.item_owner false): they end with the same state but for what
+// only one write path keeps (ownedState).
 func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 	for _, owners := range []bool{false, true} {
 		name := "item_scripts"
@@ -250,7 +250,7 @@ func TestClusterThreeProcessorsMatchOneProcessor(t *testing.T) {
 func testClusterMatchesOne(t *testing.T, owners bool) {
 	const partitions = 6
 	def := config.Default()
-	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic, def.Kafka.ItemUpdatesTopic}
+	topics := def.Topics()
 	gen := loadgen.New(loadgen.Options{Users: 200, Items: 150, Clusters: 5, Affinity: 0.9, Seed: 7})
 	evs := make([]event.Event, 6000)
 	users := map[string]bool{}
@@ -314,8 +314,9 @@ func testClusterMatchesOne(t *testing.T, owners bool) {
 	waitCommitted(t, kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, 60*time.Second)
 	waitCommitted(t, kfRef, refCfg.Kafka.ScoreGroup, refCfg.Kafka.RefreshTopic, 30*time.Second)
 	waitCommitted(t, kf, cfg.Kafka.ScoreGroup, cfg.Kafka.RefreshTopic, 30*time.Second)
+	// committed once flushed: every item written
+	waitCommitted(t, kfRef, refCfg.Kafka.ItemOwnerGroup, refCfg.Kafka.ItemUpdatesTopic, 30*time.Second)
 	if owners {
-		// committed once flushed: every item written
 		waitCommitted(t, kf, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.ItemUpdatesTopic, 30*time.Second)
 	}
 
@@ -358,8 +359,8 @@ func testClusterMatchesOne(t *testing.T, owners bool) {
 			t.Fatal("no item was written by an item owner")
 		}
 		t.Logf("%d items written by item owners", written)
-		got, want = ownedState(got, cfg.Redis.KeyPrefix), ownedState(want, refCfg.Redis.KeyPrefix)
 	}
+	got, want = ownedState(got, cfg.Redis.KeyPrefix), ownedState(want, refCfg.Redis.KeyPrefix)
 	if d := diffState(got, want); len(d) > 0 {
 		t.Fatalf("cluster state differs from the standalone state (%d vs %d keys):\n%s", len(got), len(want), strings.Join(d, "\n"))
 	}

@@ -69,9 +69,9 @@ func TestFaultCrashSIGKILL(t *testing.T) {
 }
 
 // reachedOrStalled waits until the ingest group has committed at events
-// (at >= 0), or else all of the log and the score group all of the refresh
-// topic (true), or until a window passes in which neither group commits
-// anything (false); it fails when p exits.
+// (at >= 0), or else all of the log and the score group and the item
+// owners all of their topics (true), or until a window passes in which no
+// group commits anything (false); it fails when p exits.
 func (e *faultEnv) reachedOrStalled(t *testing.T, p *subprocess, at int64, window time.Duration) bool {
 	t.Helper()
 	progress := func() (int64, bool) {
@@ -80,12 +80,16 @@ func (e *faultEnv) reachedOrStalled(t *testing.T, p *subprocess, at int64, windo
 			return n, n >= at
 		}
 		done := n >= faultEvents
-		_, high := e.kf.Offsets(t, e.cfg.Kafka.RefreshTopic)
-		c := committedOffsets(e.kf, e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic)
-		for part, h := range high {
-			n += max(c[part], 0)
-			if c[part] < h {
-				done = false
+		// and the groups after ingest (score, item owners): every
+		// message of their topics committed
+		for _, w := range e.groups()[1:] {
+			_, high := e.kf.Offsets(t, w.topic)
+			c := committedOffsets(e.kf, w.group, w.topic)
+			for part, h := range high {
+				n += max(c[part], 0)
+				if c[part] < h {
+					done = false
+				}
 			}
 		}
 		return n, done

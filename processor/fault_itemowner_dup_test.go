@@ -167,9 +167,9 @@ func resetGroup(t *testing.T, e *faultEnv, group, topic string) {
 func TestFaultItemOwnerDuplicateUpdates(t *testing.T) {
 	t.Parallel()
 	reference(t)
-	e := newOwnerEnv(t)
+	e := newFaultEnv(t)
 	group, topic := e.cfg.Kafka.ItemOwnerGroup, e.cfg.Kafka.ItemUpdatesTopic
-	p := e.startAdminSubprocess(t, ownerSets()...)
+	p := e.startAdminSubprocess(t)
 	e.produceChunk(t, 0, 2)
 	e.waitCommittedTo(t, p.subprocess, highOf(t, e, e.cfg.Kafka.EventsTopic), 60*time.Second, "the first half of the log committed")
 	e.itemsCommittedTo(t, p.subprocess, highOf(t, e, topic), 60*time.Second, "the item owner to commit the first half's updates")
@@ -204,7 +204,7 @@ func TestFaultItemOwnerDuplicateUpdates(t *testing.T) {
 	if err, ok := p.wait(30 * time.Second); !ok || err != nil {
 		t.Fatalf("exit %v (exited %v) after SIGTERM\n%s", err, ok, p.log.String())
 	}
-	e.checkOwnedAgainstReference(t)
+	e.checkAgainstReference(t)
 
 	// Everything again: the group's offsets back to 0, a new item owner.
 	var total int64
@@ -218,7 +218,7 @@ func TestFaultItemOwnerDuplicateUpdates(t *testing.T) {
 		}
 	}
 	resetGroup(t, e, group, topic)
-	q := e.startAdminSubprocess(t, append(ownerSets(), "run.roles=items")...)
+	q := e.startAdminSubprocess(t, "run.roles=items")
 	e.itemsCommittedTo(t, q.subprocess, high, 60*time.Second, "the new item owner to commit the whole topic again")
 	m := mustScrapeSeries(t, q)
 	t.Logf("after the reset the new item owner read %d contributions: %v applied, %v skipped, %v items written", total, m[ownerApplied], m[ownerSkipped], m[ownerWritten])
@@ -231,5 +231,5 @@ func TestFaultItemOwnerDuplicateUpdates(t *testing.T) {
 	if err, ok := q.wait(30 * time.Second); !ok || err != nil {
 		t.Fatalf("exit %v (exited %v) after SIGTERM\n%s", err, ok, q.log.String())
 	}
-	e.checkOwnedAgainstReference(t)
+	e.checkAgainstReference(t)
 }

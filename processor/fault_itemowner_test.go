@@ -4,79 +4,17 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/recstream/recstream/config"
-	"github.com/recstream/recstream/internal/kafkatest"
-	"github.com/recstream/recstream/internal/redistest"
 )
 
-// ownerFlush is the item owners' flush interval in these tests: several
-// flushes per run, and kills that land between them.
+// ownerFlush is the item owners' flush interval in the fault tests
+// (faultConfig): several flushes per run, and kills that land between
+// them.
 const ownerFlush = 300 * time.Millisecond
-
-// newOwnerEnv is newFaultEnv with ingest.item_owner on and the
-// repartition topic created.
-func newOwnerEnv(t *testing.T) *faultEnv {
-	t.Helper()
-	def := config.Default()
-	kf := kafkatest.Start(t, faultPartitions, append(faultTopics(), def.Kafka.ItemUpdatesTopic)...)
-	rs := redistest.Start(t)
-	cfg := faultConfig(kf.Brokers, rs.Addr)
-	cfg.Ingest.ItemOwner = true
-	cfg.Ingest.ItemFlushInterval = ownerFlush
-	// Every batch committed (the item window holds only the experiment
-	// counters now): kills land between any two batches.
-	cfg.Ingest.ItemWindow = 0
-	return &faultEnv{kf: kf, rs: rs, cfg: cfg}
-}
-
-// ownerSets are the --set arguments of a subprocess with item owners.
-func ownerSets() []string {
-	return []string{"ingest.item_owner=true", "ingest.item_flush_interval=" + ownerFlush.String()}
-}
-
-// waitItemsDone waits until the item owners committed every message of
-// the repartition topic (after the ingest group committed the log, every
-// message is in it).
-func (e *faultEnv) waitItemsDone(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	waitAllCommitted(t, e.kf, e.cfg.Kafka.ItemOwnerGroup, e.cfg.Kafka.ItemUpdatesTopic, timeout)
-}
-
-// checkOwnedAgainstReference is checkAgainstReference for a run with item
-// owners, whose reference is the run without: the same keys and values,
-// except what only one of the two write paths keeps (the item writes'
-// version v, trending's fences and versions) and the bound c.
-func (e *faultEnv) checkOwnedAgainstReference(t *testing.T) {
-	t.Helper()
-	want := ownedView(reference(t), e.cfg.Redis.KeyPrefix)
-	if d := e.topicDiff(t); len(d) > 0 {
-		t.Fatalf("the events topic does not hold the fixed log:\n%s", strings.Join(d, "\n"))
-	}
-	if dl := e.kf.ReadAll(t, e.cfg.Kafka.DLQTopic, 30*time.Second); len(dl) > 0 {
-		t.Errorf("%d dead letters from a log of valid events, the first from %s", len(dl), deadLetterSource(dl[0]))
-	}
-	got := takeSnapshot(t, e.cfg, e.rs)
-	owned := 0
-	for k, v := range got.state {
-		if _, ok := v.floats["v"]; ok && strings.HasSuffix(k, "}:m") && strings.Contains(k, "{i:") {
-			owned++
-		}
-	}
-	got = ownedView(got, e.cfg.Redis.KeyPrefix)
-	if owned == 0 {
-		t.Fatal("no item was written by an item owner")
-	}
-	if d := diffSnapshots(got, want); len(d) > 0 {
-		t.Fatalf("final state differs from the reference (%d vs %d keys):\n%s", len(got.state), len(want.state), strings.Join(d, "\n"))
-	}
-}
 
 // ownedView returns a copy of s without what only one of the two item
 // write paths keeps (ownedState).
@@ -84,29 +22,29 @@ func ownedView(s snapshot, prefix string) snapshot {
 	return snapshot{state: ownedState(s.state, prefix), lists: s.lists}
 }
 
-// With item owners, one uninterrupted processor ends in the state of the
-// reference run without them.
-func TestItemOwnerMatchesReference(t *testing.T) {
+// With the item scripts (ingest.item_owner false), one uninterrupted
+// processor ends in the state of the reference run with item owners.
+func TestItemScriptsMatchReference(t *testing.T) {
 	t.Parallel()
 	reference(t)
-	e := newOwnerEnv(t)
+	e := newFaultEnv(t)
+	e.cfg.Ingest.ItemOwner = false
 	_, stop := runProcessor(t, e.cfg)
 	e.produceLog(t)
 	e.waitDone(t, 120*time.Second)
-	e.waitItemsDone(t, 60*time.Second)
 	stop()
-	e.checkOwnedAgainstReference(t)
+	e.checkAgainstReference(t)
 }
 
-// TestFaultItemOwnerCrashSIGKILL is TestFaultCrashSIGKILL with item
-// owners: `recstream run` (every role) killed with SIGKILL at six random
+// TestFaultItemOwnerCrashSIGKILL is TestFaultCrashSIGKILL with kills
+// timed for the item owners: `recstream run` (every role) killed with SIGKILL at six random
 // points, mostly between the item owner's flushes (contributions taken in
 // and not written) and some between a batch's user write and its item
 // sends, and restarted each time: the final state equals the reference.
 func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 	t.Parallel()
 	reference(t)
-	e := newOwnerEnv(t)
+	e := newFaultEnv(t)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 2))
 	t.Logf("seed %d", seed)
@@ -142,7 +80,7 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 	// runs' members in the groups, holding their partitions).
 	restarts := 0
 	run := func(what string, at int64) *subprocess {
-		p := e.startSubprocess(t, ownerSets()...)
+		p := e.startSubprocess(t)
 		for !e.reachedOrStalled(t, p, at, 45*time.Second) {
 			if restarts == 2 {
 				t.Fatalf("%s: no commit in 45s after %d restarts", what, restarts)
@@ -150,7 +88,7 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 			restarts++
 			t.Logf("%s: no commit in 45s; group %s: %s; its output:\n%s", what,
 				e.cfg.Kafka.IngestGroup, describeGroup(e.kf, e.cfg.Kafka.IngestGroup), p.kill())
-			p = e.startSubprocess(t, ownerSets()...)
+			p = e.startSubprocess(t)
 		}
 		return p
 	}
@@ -177,12 +115,12 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := run("final run", -1)
-	e.waitItemsDone(t, 60*time.Second)
+	e.waitDone(t, 60*time.Second)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err, ok := p.wait(30 * time.Second); !ok || err != nil {
 		t.Fatalf("final processor: exit %v (exited %v)\n%s", err, ok, p.log.String())
 	}
-	e.checkOwnedAgainstReference(t)
+	e.checkAgainstReference(t)
 }

@@ -112,13 +112,13 @@ const (
 func TestFaultZombieItemOwner(t *testing.T) {
 	t.Parallel()
 	reference(t)
-	e := newOwnerEnv(t)
+	e := newFaultEnv(t)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 24))
 	t.Logf("seed %d", seed)
 	group, topic := e.cfg.Kafka.ItemOwnerGroup, e.cfg.Kafka.ItemUpdatesTopic
-	itemsArgs := append(ownerSets(), "run.roles=items")
-	x := e.startSubprocess(t, append(ownerSets(), "run.roles=ingest,score")...)
+	itemsArgs := []string{"run.roles=items"}
+	x := e.startSubprocess(t, "run.roles=ingest,score")
 	a := e.startAdminSubprocess(t, itemsArgs...)
 	chunks := zombieChunks * ownerZombieSubChunks
 
@@ -287,7 +287,7 @@ func TestFaultZombieItemOwner(t *testing.T) {
 			t.Fatalf("exit %v (exited %v) after SIGTERM\n%s", err, ok, p.log.String())
 		}
 	}
-	e.checkOwnedAgainstReference(t)
+	e.checkAgainstReference(t)
 	t.Logf("%d rounds, %d with refused zombie item writes; final state identical to the reference", rounds, refusedRounds)
 }
 

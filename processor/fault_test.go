@@ -109,7 +109,7 @@ type faultEnv struct {
 
 func faultTopics() []string {
 	def := config.Default()
-	return []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic}
+	return []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ItemUpdatesTopic}
 }
 
 // faultConfig is the configuration of every run of the suite: caps above
@@ -127,6 +127,9 @@ func faultConfig(brokers []string, redisAddr string) config.Config {
 	cfg.Kafka.SessionTimeout = time.Second
 	cfg.Kafka.RebalanceTimeout = 2 * time.Second
 	cfg.Scorer.Workers = 2
+	// Several item owner flushes per run, and kills that land between
+	// them.
+	cfg.Ingest.ItemFlushInterval = ownerFlush
 	return cfg
 }
 
@@ -328,18 +331,32 @@ func waitAllCommitted(t *testing.T, kf *kafkatest.Cluster, group, topic string, 
 // every refresh request by the score group.
 func (e *faultEnv) waitDone(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	waitAllCommitted(t, e.kf, e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic, timeout)
-	waitAllCommitted(t, e.kf, e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic, timeout)
+	for _, w := range e.groups() {
+		waitAllCommitted(t, e.kf, w.group, w.topic, timeout)
+	}
+}
+
+// groups are the consumer groups and topics a run must commit entirely
+// before its state is final: ingest, score and, with item owners, the
+// item owners (after the ingest group committed the log, every
+// repartition message is in their topic).
+func (e *faultEnv) groups() []struct{ group, topic string } {
+	k := e.cfg.Kafka
+	gs := []struct{ group, topic string }{
+		{k.IngestGroup, k.EventsTopic},
+		{k.ScoreGroup, k.RefreshTopic},
+	}
+	if e.cfg.Ingest.ItemOwner {
+		gs = append(gs, struct{ group, topic string }{k.ItemOwnerGroup, k.ItemUpdatesTopic})
+	}
+	return gs
 }
 
 // waitDoneWhileRunning is waitDone that fails at once, with the output,
 // when the subprocess p exits before the log is done.
 func (e *faultEnv) waitDoneWhileRunning(t *testing.T, p *subprocess, timeout time.Duration) {
 	t.Helper()
-	for _, w := range []struct{ group, topic string }{
-		{e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic},
-		{e.cfg.Kafka.ScoreGroup, e.cfg.Kafka.RefreshTopic},
-	} {
+	for _, w := range e.groups() {
 		_, high := e.kf.Offsets(t, w.topic)
 		waitFor(t, timeout, w.group+" to commit all of "+w.topic, func() bool {
 			if err, exited := p.wait(0); exited {
@@ -470,7 +487,8 @@ var (
 )
 
 // reference returns the snapshot of the fixed log through one uninterrupted
-// in-process processor (computed once per test binary).
+// in-process processor with the default configuration (item owners;
+// computed once per test binary).
 func reference(t *testing.T) snapshot {
 	t.Helper()
 	refOnce.Do(func() {
@@ -513,9 +531,28 @@ func (e *faultEnv) checkAgainstReference(t *testing.T) {
 		t.Errorf("%d dead letters from a log of valid events, the first from %s", len(dl), deadLetterSource(dl[0]))
 	}
 	got := takeSnapshot(t, e.cfg, e.rs)
+	if e.cfg.Ingest.ItemOwner && itemsOwnersWrote(got) == 0 {
+		t.Fatal("no item was written by an item owner")
+	}
+	// The item writes' versions depend on how many flushes wrote an item
+	// (timing), and the two item write paths keep different bookkeeping:
+	// compare what both keep (ownedView).
+	got, want = ownedView(got, e.cfg.Redis.KeyPrefix), ownedView(want, e.cfg.Redis.KeyPrefix)
 	if d := diffSnapshots(got, want); len(d) > 0 {
 		t.Fatalf("final state differs from the reference (%d vs %d keys):\n%s", len(got.state), len(want.state), strings.Join(d, "\n"))
 	}
+}
+
+// itemsOwnersWrote is the number of items in s whose meta hash an item
+// owner wrote (it holds the version v).
+func itemsOwnersWrote(s snapshot) int {
+	n := 0
+	for k, v := range s.state {
+		if _, ok := v.floats["v"]; ok && strings.HasSuffix(k, "}:m") && strings.Contains(k, "{i:") {
+			n++
+		}
+	}
+	return n
 }
 
 // The recstream binary, built once for the subprocess tests.
@@ -600,6 +637,8 @@ func (e *faultEnv) setArgs(extra ...string) []string {
 		"admin.listen=",
 		"ingest.batch_max_wait=" + c.Ingest.BatchMaxWait.String(),
 		"ingest.item_window=" + c.Ingest.ItemWindow.String(),
+		fmt.Sprintf("ingest.item_owner=%v", c.Ingest.ItemOwner),
+		"ingest.item_flush_interval=" + c.Ingest.ItemFlushInterval.String(),
 		fmt.Sprintf("ingest.item_window_events=%d", c.Ingest.ItemWindowEvents),
 		"scorer.debounce=" + c.Scorer.Debounce.String(),
 		"scorer.exclude_seen=false",

@@ -98,8 +98,7 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 	pk := newTestPKI(t)
 	const pass = "correct horse"
 	def := config.Default()
-	topics := []string{def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic}
-	kf := kafkatest.StartOpts(t, 2, topics,
+	kf := kafkatest.StartOpts(t, 2, def.Topics(),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pk.Server}, MinVersion: tls.VersionTLS12}),
 		kfake.EnableSASL(),
 		kfake.Superuser(config.SASLPlain, "plain-user", pass),
@@ -123,6 +122,7 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 			// Each mechanism its own groups and users, on one broker.
 			cfg.Kafka.IngestGroup = "ingest-" + c.user
 			cfg.Kafka.ScoreGroup = "score-" + c.user
+			cfg.Kafka.ItemOwnerGroup = "items-" + c.user
 			cfg.Redis.KeyPrefix = c.user + ":"
 			p, _ := runProcessor(t, cfg)
 			tc, err := processor.TLSConfig(cfg.Kafka.TLS)

@@ -144,7 +144,7 @@ func TestShutdownWithBrokerDown(t *testing.T) {
 // time and ends cleanly within run.shutdown_timeout.
 func TestShutdownWithRedisDown(t *testing.T) {
 	cfg0 := config.Default()
-	kf := kafkatest.Start(t, 2, cfg0.Kafka.EventsTopic, cfg0.Kafka.DLQTopic, cfg0.Kafka.RefreshTopic, cfg0.Kafka.ItemsTopic)
+	kf := kafkatest.Start(t, 2, cfg0.Topics()...)
 	rs := redistest.Start(t)
 	cfg := testConfig(kf.Brokers, rs.Addr)
 	cfg.Run.ShutdownTimeout = 3 * time.Second

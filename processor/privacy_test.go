@@ -133,7 +133,7 @@ func TestRetentionExpiresInactiveUsers(t *testing.T) {
 func startPrivacyPipeline(t *testing.T, partitions int, mutate func(*config.Config)) *pipeline {
 	t.Helper()
 	def := config.Default()
-	kf := kafkatest.Start(t, partitions, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic)
+	kf := kafkatest.Start(t, partitions, def.Topics()...)
 	rs := redistest.Start(t)
 	cfg := testConfig(kf.Brokers, rs.Addr)
 	if mutate != nil {
@@ -282,15 +282,17 @@ func TestPseudonymizedIDs(t *testing.T) {
 // Scoring processes reuse other users' vectors for scorer.neighbour_ttl:
 // the neighbours of an erased user are queued for rescoring only once
 // every read from before the erasure has expired, even with no settle
-// pass configured; without rescoring there is no wait. (Items written with
-// every batch: with an item window an erasure also waits for the window in
-// flight, ingest.item_window + 1 s, store.TestForgetEqualsNeverSeen.)
+// pass configured; without rescoring the erasure waits only for the item
+// halves in flight (ingest.item_flush_interval + 1 s with item owners,
+// ingest.item_window + 1 s with an item window;
+// store.TestForgetEqualsNeverSeen).
 func TestForgetRescoresAfterNeighbourReuse(t *testing.T) {
-	const reuse = 1500 * time.Millisecond
+	const reuse = 2500 * time.Millisecond
 	pl := startPrivacyPipeline(t, 2, func(c *config.Config) {
 		c.Privacy.ForgetTombstoneTTL = time.Second
 		c.Privacy.ForgetSettle = 0
 		c.Ingest.ItemWindow = 0
+		c.Ingest.ItemFlushInterval = 100 * time.Millisecond
 		c.Scorer.NeighbourTTL = reuse
 	})
 	now := time.Now().UnixMilli()

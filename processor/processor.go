@@ -439,6 +439,7 @@ func (b *builder) items() error {
 		Kafka:           p.kafka,
 		Topic:           cfg.Kafka.ItemUpdatesTopic,
 		Group:           cfg.Kafka.ItemOwnerGroup,
+		RefreshTopic:    cfg.Kafka.RefreshTopic,
 		BatchMax:        itemOwnerBatch,
 		BatchWait:       cfg.Ingest.BatchMaxWait,
 		FlushInterval:   cfg.Ingest.ItemFlushInterval,
@@ -681,13 +682,7 @@ func (p *Processor) waitKafka(ctx context.Context) error {
 	if !c.CreateTopics {
 		return nil
 	}
-	topics := []string{c.EventsTopic, c.DLQTopic, c.RefreshTopic, c.ItemsTopic}
-	if p.Config.Ingest.ItemOwner {
-		topics = append(topics, c.ItemUpdatesTopic)
-	}
-	if c.ControlTopic != "" {
-		topics = append(topics, c.ControlTopic)
-	}
+	topics := p.Config.Topics()
 	backoff := 500 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := p.kafka.EnsureTopics(ctx, c.Partitions, topics...)

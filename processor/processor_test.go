@@ -56,7 +56,7 @@ func testConfig(brokers []string, redisAddr string) config.Config {
 func startPipeline(t *testing.T, partitions int, mutate func(*config.Config)) *pipeline {
 	t.Helper()
 	cfg := config.Default()
-	kf := kafkatest.Start(t, partitions, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic)
+	kf := kafkatest.Start(t, partitions, cfg.Topics()...)
 	rs := redistest.Start(t)
 	cfg = testConfig(kf.Brokers, rs.Addr)
 	if mutate != nil {

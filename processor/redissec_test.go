@@ -86,7 +86,7 @@ func TestRedisTLSAndACL(t *testing.T) {
 	}
 
 	def := config.Default()
-	kf := kafkatest.Start(t, 2, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic)
+	kf := kafkatest.Start(t, 2, def.Topics()...)
 	tlsAddr := "127.0.0.1:" + strconv.Itoa(tlsPort)
 	cfg := testConfig(kf.Brokers, tlsAddr)
 	cfg.Redis.Username = "recstream"

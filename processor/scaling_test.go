@@ -26,9 +26,10 @@ import (
 //
 //	RECSTREAM_SCALING=1 go test ./processor/ -run TestScalingIngest -v -timeout 20m
 //
-// RECSTREAM_SCALING_ITEM_OWNER=1 runs every processor with item owners
-// (roles ingest and items, ingest.item_owner); the time then runs until
-// the item owners committed every update too (their items written).
+// Every processor runs roles ingest and items (item owners, the
+// default); the time runs until the item owners committed every update
+// too (their items written). RECSTREAM_SCALING_ITEM_SCRIPTS=1 runs the
+// ingest role alone with ingest.item_owner false (the item scripts).
 func TestScalingIngest(t *testing.T) {
 	if os.Getenv("RECSTREAM_SCALING") == "" {
 		t.Skip("measurement; set RECSTREAM_SCALING=1 to run")
@@ -59,8 +60,8 @@ func TestScalingIngest(t *testing.T) {
 func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event.Event) (eventsPerSecond, redisCPUms float64) {
 	t.Helper()
 	def := config.Default()
-	kf := kafkatest.Start(t, parts, def.Kafka.EventsTopic, def.Kafka.DLQTopic, def.Kafka.RefreshTopic, def.Kafka.ItemsTopic, def.Kafka.ControlTopic, def.Kafka.ItemUpdatesTopic)
-	owners := os.Getenv("RECSTREAM_SCALING_ITEM_OWNER") != ""
+	kf := kafkatest.Start(t, parts, def.Topics()...)
+	owners := os.Getenv("RECSTREAM_SCALING_ITEM_SCRIPTS") == ""
 	var addrs []string
 	var nodes []*redis.Client
 	if redisMode == "cluster" {
@@ -92,9 +93,9 @@ func measureIngest(t *testing.T, redisMode string, procs, parts int, evs []event
 	cfg := testConfig(kf.Brokers, addrs[0])
 	cfg.Redis.Addrs = addrs
 	cfg.Run.Roles = []string{config.RoleIngest}
+	cfg.Ingest.ItemOwner = owners
 	if owners {
 		cfg.Run.Roles = append(cfg.Run.Roles, config.RoleItems)
-		cfg.Ingest.ItemOwner = true
 	}
 	cfg.Ingest.BatchMaxEvents = 2000
 	cfg.Ingest.BatchMaxWait = 20 * time.Millisecond

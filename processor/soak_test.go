@@ -34,9 +34,10 @@ import (
 // RECSTREAM_SOAK_RATE sets the events offered per second (default 3,000),
 // RECSTREAM_SOAK_SEED the seed of the fault schedule (default: the clock;
 // it is logged), RECSTREAM_SOAK_STALL the stall bound (default 60s).
-// RECSTREAM_SOAK_ITEM_OWNER=1 runs it with ingest.item_owner: the two
-// processes run every role and a third one only the item owner (items),
-// and the process faults hit any of the three.
+// With item owners (the default) the two processes run every role and a
+// third one only the item owner (items), and the process faults hit any
+// of the three; RECSTREAM_SOAK_ITEM_SCRIPTS=1 runs the two processes
+// with ingest.item_owner false (the item scripts).
 
 const (
 	soakUsers   = 2000
@@ -688,23 +689,16 @@ func TestSoak(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 24))
 	t.Logf("soak of %s at %d events/s; fault seed %d (RECSTREAM_SOAK_SEED); stall bound %s", dur, rate, seed, stall)
 
-	itemOwner := os.Getenv("RECSTREAM_SOAK_ITEM_OWNER") == "1"
+	itemOwner := os.Getenv("RECSTREAM_SOAK_ITEM_SCRIPTS") != "1"
 	topics := faultTopics()
-	if itemOwner {
-		topics = append(topics, config.Default().Kafka.ItemUpdatesTopic)
-	}
 	kf := kafkatest.StartOpts(t, faultPartitions, topics, kfake.NumBrokers(soakBrokers))
 	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	e := &faultEnv{kf: kf, rs: rs, cfg: soakConfig(kf.Brokers, rs.Addr)}
 	r := &soakRun{t: t, e: e, rate: rate, stall: stall, itemOwner: itemOwner, args: [][]string{nil, nil}}
+	e.cfg.Ingest.ItemOwner = itemOwner
 	if itemOwner {
-		// Two processes with every role and an item owner alone; item
-		// windows off (they hold only the experiment counters), as in
-		// the fault suite's item-owner tests.
-		e.cfg.Ingest.ItemOwner = true
-		e.cfg.Ingest.ItemFlushInterval = ownerFlush
-		e.cfg.Ingest.ItemWindow = 0
-		r.args = [][]string{ownerSets(), ownerSets(), append(ownerSets(), "run.roles=items")}
+		// Two processes with every role and an item owner alone.
+		r.args = [][]string{nil, nil, {"run.roles=items"}}
 		r.ownerCounts = map[string]float64{}
 		t.Logf("with item owners (ingest.item_owner, flush every %s): processes 0 and 1 run every role, process 2 the items role", ownerFlush)
 	}
@@ -827,7 +821,10 @@ func TestSoak(t *testing.T) {
 	// Ingest only: the snapshots leave the written lists out and score
 	// every user from the state, so the score role would only slow the
 	// reference down (it rescored users while the whole log was applied).
+	// The item scripts: the soak is also checked against the other
+	// item write path.
 	ref.cfg.Run.Roles = []string{config.RoleIngest}
+	ref.cfg.Ingest.ItemOwner = false
 	_, stop := runProcessor(t, ref.cfg)
 	gen := newSoakGen()
 	for left := produced; left > 0; {
@@ -854,12 +851,7 @@ func TestSoak(t *testing.T) {
 	if itemOwner {
 		// The reference ran without item owners: compare what both
 		// write paths keep (ownedView), and check that item owners wrote.
-		owned := 0
-		for k, v := range got.state {
-			if _, ok := v.floats["v"]; ok && strings.HasSuffix(k, "}:m") && strings.Contains(k, "{i:") {
-				owned++
-			}
-		}
+		owned := itemsOwnersWrote(got)
 		if owned == 0 {
 			t.Fatal("no item was written by an item owner")
 		}

@@ -66,3 +66,9 @@ func (o *ItemOwner) FailBeforeTrending() { o.failBeforeTrend = true }
 func EncodeUserState(weights, bought map[string]float64, log []string) []byte {
 	return encodeUserBlob(weights, bought, log)
 }
+
+// SetHeap makes the memory checks of s read the given live heap, memory
+// limit and collection count instead of the Go runtime's.
+func (s *Store) SetHeap(live, limit, cycles uint64) {
+	s.heap = func() heapReading { return heapReading{live: live, limit: limit, cycles: cycles} }
+}

@@ -58,7 +58,7 @@ type ItemOwnerMetrics struct {
 	Items         prometheus.Gauge
 	Writes        *prometheus.CounterVec // by result: written, refused
 	Contributions *prometheus.CounterVec // by result: applied, skipped
-	Evicted       *prometheus.CounterVec // by reason: idle, revoked
+	Evicted       *prometheus.CounterVec // by reason: count, idle, revoked, memory
 }
 
 // NewItemOwnerMetrics registers the item owner's metrics on reg (nil:
@@ -79,7 +79,7 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 		}, []string{"result"}),
 		Evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recstream_item_owner_evicted_total",
-			Help: "Items dropped from the item owner's memory (Redis keeps them), by reason: count (ingest.item_owner_cache, least recently reached first), idle or revoked (the repartition partition was assigned elsewhere).",
+			Help: "Items dropped from the item owner's memory (Redis keeps them), by reason: count (ingest.item_owner_cache, least recently reached first), idle, revoked (the repartition partition was assigned elsewhere) or memory (the live heap past three quarters of run.memory_limit_mb: the least recently reached quarter).",
 		}, []string{"reason"}),
 	}
 	for _, r := range []string{"written", "refused"} {
@@ -88,7 +88,7 @@ func NewItemOwnerMetrics(reg prometheus.Registerer) *ItemOwnerMetrics {
 	for _, r := range []string{"applied", "skipped"} {
 		m.Contributions.WithLabelValues(r)
 	}
-	for _, r := range []string{"count", "idle", "revoked"} {
+	for _, r := range []string{"count", "idle", "revoked", "memory"} {
 		m.Evicted.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -125,7 +125,9 @@ type ItemOwner struct {
 
 	scratch applyScratch
 
-	failBeforeTrend bool // tests: simulate a crash between the item writes and trending
+	failBeforeTrend bool             // tests: simulate a crash between the item writes and trending
+	trimmedAt       uint64           // the collection after which Sweep last dropped copies for memory
+	firsts          map[string]int64 // users of items written for the first time, newest event time (TakeFirstUsers)
 }
 
 type trendSet struct {
@@ -288,6 +290,17 @@ func (o *ItemOwner) Add(part int, u ItemUpdate) {
 	o.dirty[u.Item] = true
 }
 
+// TakeFirstUsers returns the users whose events reached items that had
+// no popularity before (new items), with each user's newest such event
+// time, and forgets them. Their lists were computed before the items
+// were written (the ingest role asks for a user's refresh as soon as the
+// user half is written): the item owner asks again once it wrote them.
+func (o *ItemOwner) TakeFirstUsers() map[string]int64 {
+	f := o.firsts
+	o.firsts = nil
+	return f
+}
+
 // Pending reports whether contributions or trending weights wait for a
 // flush.
 func (o *ItemOwner) Pending() bool { return len(o.dirty) > 0 || len(o.trend) > 0 }
@@ -305,7 +318,8 @@ func (o *ItemOwner) Assigned(partitions []int) {
 
 // Sweep drops the items without queued contributions that no
 // contribution reached for the idle time or whose partition is assigned
-// elsewhere, and the copies past MaxItems.
+// elsewhere, the copies past MaxItems and, when the live heap is over
+// three quarters of the memory limit, the least recently reached quarter.
 func (o *ItemOwner) Sweep() {
 	o.mu.Lock()
 	assigned := o.assigned
@@ -335,6 +349,32 @@ func (o *ItemOwner) Sweep() {
 		o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
 	}
 	o.trimCopies()
+	o.trimForMemory()
+}
+
+// trimForMemory drops the least recently reached quarter of the copies
+// without queued contributions when the live heap (as of the last
+// collection) is over three quarters of the Go runtime's memory limit
+// (run.memory_limit_mb or GOMEMLIMIT), at most once per collection, as
+// the ingest role does with users' copies (TrimUserCopies).
+func (o *ItemOwner) trimForMemory() {
+	h := o.s.heap()
+	if h.limit == 0 || h.limit >= math.MaxInt64 || h.live <= h.limit/4*3 || h.cycles == o.trimmedAt {
+		return
+	}
+	o.trimmedAt = h.cycles
+	n := (o.lru.Len() + 3) / 4
+	for e := o.lru.Back(); n > 0 && e != nil; {
+		prev := e.Prev()
+		name := e.Value.(string)
+		if !o.dirty[name] {
+			o.setCopy(name, o.items[name], nil)
+			delete(o.items, name)
+			o.opt.Metrics.Evicted.WithLabelValues("memory").Inc()
+			n--
+		}
+		e = prev
+	}
 }
 
 // maxItemAttempts bounds how often one flush writes an item again after
@@ -592,6 +632,9 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		r.order = r.order[:0]
 	}
 	pop, deg := st.pop, st.n
+	// An item without popularity before this write is new to the
+	// readers: the lists of its users were computed without it.
+	first := st.vs == "" && st.pops == ""
 	maxts, mints := int64(0), int64(0)
 	applied, skipped := 0, 0
 	for _, q := range it.queue {
@@ -610,6 +653,12 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 				sc.userOrder = append(sc.userOrder, c.User)
 			}
 			sc.users[c.User] = c.TS
+			if first {
+				if o.firsts == nil {
+					o.firsts = make(map[string]int64)
+				}
+				o.firsts[c.User] = max(o.firsts[c.User], c.TS)
+			}
 			maxts = max(maxts, c.TS)
 			if mints == 0 || c.TS < mints {
 				mints = c.TS

@@ -457,3 +457,102 @@ func TestItemOwnerRecentUsersCap(t *testing.T) {
 		}
 	}
 }
+
+// Near the memory limit an item owner drops the least recently reached
+// quarter of its copies at each sweep, once per collection, and reads
+// them again when next needed: the items end as with an owner that never
+// dropped one.
+func TestItemOwnerDropsCopiesForMemory(t *testing.T) {
+	e := newErasureLog(t)
+	ctx := context.Background()
+	ownerA, mA := newOwner(e.a)
+	ownerB, _ := newOwner(e.b)
+	copies := func() int { return int(testutil.ToFloat64(mA.Items)) }
+	dropped := func() int { return int(testutil.ToFloat64(mA.Evicted.WithLabelValues("memory"))) }
+	var cycles uint64
+	for i := 0; i < len(e.ops); i += 250 {
+		batch := e.ops[i:min(i+250, len(e.ops))]
+		for _, x := range []struct {
+			st *store.Store
+			o  *store.ItemOwner
+		}{{e.a, ownerA}, {e.b, ownerB}} {
+			w := store.NewItemWork(0)
+			if _, err := x.st.ApplyUsers(ctx, 0, batch, w); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range w.TakeUpdates() {
+				x.o.Add(0, u)
+			}
+			if err := x.o.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Under three quarters of the limit: nothing goes.
+		e.a.SetHeap(750, 1000, cycles)
+		before, was := copies(), dropped()
+		ownerA.Sweep()
+		if copies() != before || dropped() != was {
+			t.Fatalf("batch %d: %d copies dropped at three quarters of the limit", i/250, before-copies())
+		}
+		// Over it: a quarter, rounded up, once per collection.
+		cycles++
+		e.a.SetHeap(751, 1000, cycles)
+		ownerA.Sweep()
+		if want := before - (before+3)/4; copies() != want || dropped() != was+(before+3)/4 {
+			t.Fatalf("batch %d: %d copies left of %d, want %d", i/250, copies(), before, want)
+		}
+		left := copies()
+		ownerA.Sweep()
+		if copies() != left {
+			t.Fatalf("batch %d: a second sweep after the same collection dropped %d copies", i/250, left-copies())
+		}
+	}
+	if dropped() == 0 {
+		t.Fatal("no copy dropped for memory")
+	}
+	sameItemState(t, itemState(t, e.rdb, e.a, e.items), itemState(t, e.rdb, e.b, e.items))
+}
+
+// An item owner names the users whose events reached items it wrote for
+// the first time (their lists were computed before the items existed),
+// once, with each user's newest such event time.
+func TestItemOwnerFirstUsers(t *testing.T) {
+	srv := redistest.Start(t)
+	st := store.New(srv.Client(t), testopts.Store(func(o *store.Options) { o.Prefix = "t:" }))
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner, _ := newOwner(st)
+	const ts0 = 1700000000000
+	off := int64(0)
+	add := func(item, user string, ts int64) {
+		owner.Add(0, store.ItemUpdate{Item: item, Partition: 0, Contribs: []store.ItemContrib{{Offset: off, User: user, TS: ts, Pop: 1, Deg: 1}}})
+		off++
+	}
+	flush := func() map[string]int64 {
+		t.Helper()
+		if err := owner.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return owner.TakeFirstUsers()
+	}
+	add("old", "u0", ts0)
+	if got, want := flush(), map[string]int64{"u0": ts0}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("first flush: %v, want %v", got, want)
+	}
+	if got := owner.TakeFirstUsers(); len(got) != 0 {
+		t.Fatalf("taken twice: %v", got)
+	}
+	add("new", "u1", ts0+10)
+	add("new", "u2", ts0+20)
+	add("new", "u1", ts0+30)
+	add("old", "u3", ts0+40)
+	if got, want := flush(), map[string]int64{"u1": ts0 + 30, "u2": ts0 + 20}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("second flush: %v, want %v (u3 reached only an item written before)", got, want)
+	}
+	add("new", "u4", ts0+50)
+	if got := flush(); len(got) != 0 {
+		t.Fatalf("third flush: %v, want none (every item written before)", got)
+	}
+}

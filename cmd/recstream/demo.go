@@ -53,7 +53,7 @@ func cmdDemo(args []string) error {
 	out := os.Stdout
 
 	cfg := config.Default()
-	topics := []string{cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic}
+	topics := cfg.Topics()
 	kf, err := embedded.StartKafka(4, topics...)
 	if err != nil {
 		return fmt.Errorf("starting embedded broker: %w", err)

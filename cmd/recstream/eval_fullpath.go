@@ -18,9 +18,10 @@ import (
 
 // newFullPath returns the --full-path ingest of a replay: the events are
 // published (key user_id, JSON in the event schema) to a fresh topic of an
-// embedded broker, and the real processor (processor.New and Run, ingest
-// role) consumes them into Redis until its committed offsets reach the high
-// watermarks.
+// embedded broker, and the real processor (processor.New and Run, roles
+// ingest and, with ingest.item_owner, items) consumes them into Redis
+// until its committed offsets reach the high watermarks, the item owners'
+// too.
 func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix string, epoch time.Time, events []eval.Interaction) error {
 	return func(ctx context.Context, prefix string, epoch time.Time, events []eval.Interaction) error {
 		if e.kafka == nil {
@@ -42,6 +43,9 @@ func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix s
 		e.n++
 		cfg := c
 		cfg.Run.Roles = []string{config.RoleIngest}
+		if cfg.Ingest.ItemOwner {
+			cfg.Run.Roles = append(cfg.Run.Roles, config.RoleItems)
+		}
 		cfg.Admin.Listen = ""
 		cfg.Redis.KeyPrefix = prefix
 		cfg.Model.Epoch = epoch.UTC().Format(time.RFC3339Nano)
@@ -54,10 +58,12 @@ func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix s
 		cfg.Kafka.RefreshTopic = sfx + ".refresh"
 		cfg.Kafka.ItemsTopic = sfx + ".items"
 		cfg.Kafka.IngestGroup = sfx + ".ingest"
+		cfg.Kafka.ItemUpdatesTopic = sfx + ".item-updates"
+		cfg.Kafka.ItemOwnerGroup = sfx + ".items"
 		cfg.Kafka.SessionTimeout = time.Second
 		cfg.Kafka.RebalanceTimeout = time.Second
 		k := processor.KafkaOptions(cfg)
-		if err := k.EnsureTopics(ctx, cfg.Kafka.Partitions, cfg.Kafka.EventsTopic, cfg.Kafka.DLQTopic, cfg.Kafka.RefreshTopic, cfg.Kafka.ItemsTopic); err != nil {
+		if err := k.EnsureTopics(ctx, cfg.Kafka.Partitions, cfg.Topics()...); err != nil {
 			return err
 		}
 		w := k.NewWriter()
@@ -99,6 +105,11 @@ func newFullPath(e *evalEnv, c config.Config) func(ctx context.Context, prefix s
 		done := make(chan error, 1)
 		go func() { done <- p.Run(rctx) }()
 		werr := waitConsumed(rctx, e.kafka.Brokers, cfg.Kafka.EventsTopic, cfg.Kafka.IngestGroup, cfg.Kafka.Partitions, done)
+		if werr == nil && cfg.Ingest.ItemOwner {
+			// every repartition message is in the topic once the ingest
+			// group committed the log
+			werr = waitConsumed(rctx, e.kafka.Brokers, cfg.Kafka.ItemUpdatesTopic, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.Partitions, done)
+		}
 		cancel()
 		rerr := <-done
 		if werr != nil {
