@@ -3,8 +3,6 @@ package consumer
 import (
 	"context"
 	"log/slog"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,7 +18,7 @@ type ItemState interface {
 	Flush(ctx context.Context) error
 	Assigned(partitions []int)
 	Sweep()
-	TakeFirstUsers() map[string]int64
+	TakeFirstUsers() []string
 }
 
 var _ ItemState = (*store.ItemOwner)(nil)
@@ -126,9 +124,12 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 		if w == nil || len(firsts) == 0 {
 			return nil
 		}
+		// Without an event time: the user's list already reflects the
+		// user's events (its freshness was observed then); this one only
+		// adds the items.
 		msgs := make([]kafka.Message, 0, len(firsts))
-		for _, u := range slices.Sorted(maps.Keys(firsts)) {
-			msgs = append(msgs, kafka.Message{Key: []byte(u), Value: EncodeRefresh(RefreshRequest{User: u, TS: firsts[u]})})
+		for _, u := range firsts {
+			msgs = append(msgs, kafka.Message{Key: []byte(u), Value: EncodeRefresh(RefreshRequest{User: u})})
 		}
 		// Before the commit. A crash between the flush and here loses
 		// them (the items, written, are not new to the next owner): those

@@ -125,9 +125,9 @@ type ItemOwner struct {
 
 	scratch applyScratch
 
-	failBeforeTrend bool             // tests: simulate a crash between the item writes and trending
-	trimmedAt       uint64           // the collection after which Sweep last dropped copies for memory
-	firsts          map[string]int64 // users of items written for the first time, newest event time (TakeFirstUsers)
+	failBeforeTrend bool            // tests: simulate a crash between the item writes and trending
+	trimmedAt       uint64          // the collection after which Sweep last dropped copies for memory
+	firsts          map[string]bool // users of items written for the first time (TakeFirstUsers)
 }
 
 type trendSet struct {
@@ -291,12 +291,12 @@ func (o *ItemOwner) Add(part int, u ItemUpdate) {
 }
 
 // TakeFirstUsers returns the users whose events reached items that had
-// no popularity before (new items), with each user's newest such event
-// time, and forgets them. Their lists were computed before the items
-// were written (the ingest role asks for a user's refresh as soon as the
-// user half is written): the item owner asks again once it wrote them.
-func (o *ItemOwner) TakeFirstUsers() map[string]int64 {
-	f := o.firsts
+// no popularity before (new items), sorted, and forgets them. Their
+// lists were computed before the items were written (the ingest role
+// asks for a user's refresh as soon as the user half is written): the
+// item owner asks again once it wrote them.
+func (o *ItemOwner) TakeFirstUsers() []string {
+	f := slices.Sorted(maps.Keys(o.firsts))
 	o.firsts = nil
 	return f
 }
@@ -655,9 +655,9 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 			sc.users[c.User] = c.TS
 			if first {
 				if o.firsts == nil {
-					o.firsts = make(map[string]int64)
+					o.firsts = make(map[string]bool)
 				}
-				o.firsts[c.User] = max(o.firsts[c.User], c.TS)
+				o.firsts[c.User] = true
 			}
 			maxts = max(maxts, c.TS)
 			if mints == 0 || c.TS < mints {
