@@ -411,7 +411,7 @@ func testClusterMatchesOne(t *testing.T, owners bool) {
 
 // ownedState is a state without what only one of the two item write
 // paths keeps: trending's fences and versions, the items' version v and
-// their rows' lengths rl and nl (item owners), and c, a bound on the size
+// their rows' lengths and pairs rl, nl, rp, np (item owners), and c, a bound on the size
 // of an item's recent users (at least it: item scripts count the members
 // a ZADD added, item owners every member they set).
 func ownedState(s map[string]stateValue, prefix string) map[string]stateValue {
@@ -423,7 +423,7 @@ func ownedState(s map[string]stateValue, prefix string) map[string]stateValue {
 		case strings.HasPrefix(k, prefix+"{i:") && strings.HasSuffix(k, "}:m"):
 			fl := make(map[string]float64, len(v.floats))
 			for f, x := range v.floats {
-				if f != "v" && f != "c" && f != "rl" && f != "nl" {
+				if f != "v" && f != "c" && f != "rl" && f != "nl" && f != "rp" && f != "np" {
 					fl[f] = x
 				}
 			}

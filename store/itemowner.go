@@ -167,6 +167,10 @@ type itemCopy struct {
 	hasO            bool
 	x, k            int64 // x -1 absent
 	rowLen, nextLen int64
+	// the pairs the rows' entries since their last fold hold (rp, np):
+	// a reader sums them all, so a row is also folded once they pass
+	// what a folded row holds
+	rowPairs, nextPairs int64
 }
 
 // partFence is the fence of one source partition: its last applied
@@ -185,6 +189,7 @@ func newItemCopy(meta map[string]string, long int64) *itemCopy {
 	st := &itemCopy{vs: meta["v"], ns: meta["n"], pops: meta["pop"]}
 	if len(meta) > 0 {
 		st.rowLen, st.nextLen = metaInt(meta, "rl", long), metaInt(meta, "nl", long)
+		st.rowPairs, st.nextPairs = metaInt(meta, "rp", 0), metaInt(meta, "np", 0)
 	}
 	st.n, st.pop = metaFloat(meta, "n"), metaFloat(meta, "pop")
 	st.v = metaInt(meta, "v", 0)
@@ -473,13 +478,13 @@ func (o *ItemOwner) flushChunk(ctx context.Context, names []string) ([]string, e
 			continue
 		}
 		written++
-		if it.st.rowLen > int64(o.s.opt.CoocFold) {
+		if it.st.rowLen > int64(o.s.opt.CoocFold) || it.st.rowPairs > int64(o.s.opt.CoocCap) {
 			fold = append(fold, name)
-			it.st.rowLen = 1
+			it.st.rowLen, it.st.rowPairs = 1, 0
 		}
-		if it.st.nextLen > int64(o.s.opt.CoocFold) {
+		if it.st.nextLen > int64(o.s.opt.CoocFold) || it.st.nextPairs > int64(o.s.opt.NextCap) {
 			foldNext = append(foldNext, name)
-			it.st.nextLen = 1
+			it.st.nextLen, it.st.nextPairs = 1, 0
 		}
 		// nil, not queue[:0]: a kept backing array would hold the applied
 		// contributions (and their row pairs) as long as the copy lives.
@@ -687,7 +692,7 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 	g.guard("pop", st.pops)
 	version := st.v + 1
 	var lengths []any
-	appendRow := func(key, field string, r *coocRow, length *int64) {
+	appendRow := func(key, field, pfield string, r *coocRow, length, pairs *int64) {
 		if len(r.order) == 0 {
 			return
 		}
@@ -698,10 +703,11 @@ func (o *ItemOwner) apply(name string, it *ownedItem) *guardedWrite {
 		sc.buf = appendDelta(sc.buf[:0], rowDeltaEntry{Partition: ownerDeltaPartition, First: version, Last: version, Pairs: sc.pairs})
 		g.cmd("RPUSH", key, string(sc.buf))
 		*length++
-		lengths = append(lengths, field, fmtInt(*length))
+		*pairs += int64(len(sc.pairs))
+		lengths = append(lengths, field, fmtInt(*length), pfield, fmtInt(*pairs))
 	}
-	appendRow(keys.row, "rl", &sc.row, &st.rowLen)
-	appendRow(keys.next, "nl", &sc.next, &st.nextLen)
+	appendRow(keys.row, "rl", "rp", &sc.row, &st.rowLen, &st.rowPairs)
+	appendRow(keys.next, "nl", "np", &sc.next, &st.nextLen, &st.nextPairs)
 
 	slices.Sort(sc.changed)
 	hs := make([]any, 0, 2*len(sc.changed)+20)

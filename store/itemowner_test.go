@@ -556,3 +556,56 @@ func TestItemOwnerFirstUsers(t *testing.T) {
 		t.Fatalf("third flush: %v, want none (every item written before)", got)
 	}
 }
+
+// An item owner also folds a row once the entries since its last fold
+// hold more pairs than a folded row keeps (model.cooc_cap,
+// model.next_cap), counted in the meta hash (rp, np): readers sum every
+// entry, so a row written by few large flushes is folded before it
+// reaches model.cooc_fold entries.
+func TestItemOwnerFoldsRowsByPairs(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := store.New(rdb, testopts.Store(func(o *store.Options) { o.Prefix, o.CoocFold, o.CoocCap, o.NextCap = "t:", 32, 5, 5 }))
+	ctx := context.Background()
+	if err := st.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := st.Keys()
+	owner, _ := newOwner(st)
+	ids := []string{"j0", "j1", "j2"}
+	for off := range int64(12) {
+		var co, next []store.ItemPair
+		for _, id := range ids {
+			co = append(co, store.ItemPair{ID: id, V: 1})
+			next = append(next, store.ItemPair{ID: id, V: 0.5})
+		}
+		owner.Add(0, store.ItemUpdate{Item: "i", Partition: 0, Contribs: []store.ItemContrib{{Offset: off, Co: co, Next: next}}})
+		if err := owner.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// 3 pairs per entry: folded once 6 pairs passed the cap of 5
+		r, n := rdb.LLen(ctx, k.ItemCooc("i")).Val(), rdb.LLen(ctx, k.ItemNext("i")).Val()
+		if r > 3 || n > 3 {
+			t.Fatalf("after offset %d: rows hold %d and %d entries, want at most 3", off, r, n)
+		}
+	}
+	got, err := st.ItemNeighbours(ctx, []string{"i"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := st.NextItems(ctx, []string{"i"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRow, gotNext := map[string]float64{}, map[string]float64{}
+	for _, s := range got["i"] {
+		gotRow[s.ID] = s.Score
+	}
+	for _, x := range next["i"] {
+		gotNext[x.ID] = x.Score
+	}
+	want, wantNext := map[string]float64{"j0": 12, "j1": 12, "j2": 12}, map[string]float64{"j0": 6, "j1": 6, "j2": 6}
+	if !reflect.DeepEqual(gotRow, want) || !reflect.DeepEqual(gotNext, wantNext) {
+		t.Errorf("row %v, next %v; want %v and %v", gotRow, gotNext, want, wantNext)
+	}
+}
