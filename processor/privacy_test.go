@@ -163,7 +163,7 @@ func TestForgetThroughControlTopic(t *testing.T) {
 		count[ev.UserID]++
 	}
 	pl.produce(evs...)
-	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+	pl.waitIngested(t)
 	waitCommitted(t, pl.kf, pl.cfg.Kafka.ScoreGroup, pl.cfg.Kafka.RefreshTopic, 30*time.Second)
 	victim, most := "", 0
 	for u, c := range count {
@@ -303,7 +303,7 @@ func TestForgetRescoresAfterNeighbourReuse(t *testing.T) {
 		}
 	}
 	pl.produce(evs...)
-	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+	pl.waitIngested(t)
 	ctx := context.Background()
 	start := time.Now()
 	var queued []string

@@ -31,6 +31,17 @@ type pipeline struct {
 	stop func()
 }
 
+// waitIngested waits until the ingest group committed every event
+// produced and, with item owners, the item owners every update sent for
+// them: every event's user and item halves are written.
+func (pl *pipeline) waitIngested(t *testing.T) {
+	t.Helper()
+	waitCommitted(t, pl.kf, pl.cfg.Kafka.IngestGroup, pl.cfg.Kafka.EventsTopic, 30*time.Second)
+	if pl.cfg.Ingest.ItemOwner {
+		waitCommitted(t, pl.kf, pl.cfg.Kafka.ItemOwnerGroup, pl.cfg.Kafka.ItemUpdatesTopic, 30*time.Second)
+	}
+}
+
 func testConfig(brokers []string, redisAddr string) config.Config {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
@@ -146,10 +157,12 @@ func TestPlantedClustersPurchaseAndBurst(t *testing.T) {
 	// every warm user through the refresh topic, as an operator's rescore
 	// would, so that (a) judges the model on the whole log: once the last
 	// item window is written too (item state lags the users' by up to
-	// ingest.item_window; on a busy machine a rescore could come first).
+	// ingest.item_window, or ingest.item_flush_interval with item owners;
+	// on a busy machine a rescore could come first).
 	waitFor(t, 30*time.Second, "the item half of every event written", func() bool {
 		return testutil.ToFloat64(pl.p.Metrics.ItemEvents) == n
 	})
+	pl.waitIngested(t)
 	rescoreFrom := time.Now().UnixMilli()
 	var reqs []kafka.Message
 	for _, u := range warm {
