@@ -254,6 +254,14 @@ func (o *ItemOwner) setCopy(name string, it *ownedItem, st *itemCopy) {
 	o.opt.Metrics.Items.Set(float64(o.lru.Len()))
 }
 
+// evict drops item name, which has no queued contributions, from memory,
+// counted under reason.
+func (o *ItemOwner) evict(name, reason string) {
+	o.setCopy(name, o.items[name], nil)
+	delete(o.items, name)
+	o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
+}
+
 // trimCopies drops the copies of the least recently reached items
 // without queued contributions while more than MaxItems are kept.
 func (o *ItemOwner) trimCopies() {
@@ -265,9 +273,7 @@ func (o *ItemOwner) trimCopies() {
 		prev := e.Prev()
 		name := e.Value.(string)
 		if !o.dirty[name] {
-			o.setCopy(name, o.items[name], nil)
-			delete(o.items, name)
-			o.opt.Metrics.Evicted.WithLabelValues("count").Inc()
+			o.evict(name, "count")
 		}
 		e = prev
 	}
@@ -349,9 +355,7 @@ func (o *ItemOwner) Sweep() {
 		default:
 			continue
 		}
-		o.setCopy(name, it, nil)
-		delete(o.items, name)
-		o.opt.Metrics.Evicted.WithLabelValues(reason).Inc()
+		o.evict(name, reason)
 	}
 	o.trimCopies()
 	o.trimForMemory()
@@ -364,7 +368,7 @@ func (o *ItemOwner) Sweep() {
 // the ingest role does with users' copies (TrimUserCopies).
 func (o *ItemOwner) trimForMemory() {
 	h := o.s.heap()
-	if h.limit == 0 || h.limit >= math.MaxInt64 || h.live <= h.limit/4*3 || h.cycles == o.trimmedAt {
+	if !h.pressed() || h.cycles == o.trimmedAt {
 		return
 	}
 	o.trimmedAt = h.cycles
@@ -373,9 +377,7 @@ func (o *ItemOwner) trimForMemory() {
 		prev := e.Prev()
 		name := e.Value.(string)
 		if !o.dirty[name] {
-			o.setCopy(name, o.items[name], nil)
-			delete(o.items, name)
-			o.opt.Metrics.Evicted.WithLabelValues("memory").Inc()
+			o.evict(name, "memory")
 			n--
 		}
 		e = prev

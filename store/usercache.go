@@ -220,6 +220,12 @@ type heapReading struct {
 	cycles uint64 // collections so far
 }
 
+// pressed reports whether a memory limit is set and the live heap is
+// over three quarters of it.
+func (h heapReading) pressed() bool {
+	return h.limit > 0 && h.limit < math.MaxInt64 && h.live > h.limit/4*3
+}
+
 var heapSamples = []string{"/gc/heap/live:bytes", "/gc/gomemlimit:bytes", "/gc/cycles/total:gc-cycles"}
 
 // readHeap reads the live heap, the memory limit and the collections
@@ -254,7 +260,7 @@ func (s *Store) trimUserCopies() {
 		}
 	}
 	h := s.heap()
-	if h.limit == 0 || h.limit >= math.MaxInt64 || h.live <= h.limit/4*3 || h.cycles == s.trimmedAt {
+	if !h.pressed() || h.cycles == s.trimmedAt {
 		return
 	}
 	s.trimmedAt = h.cycles
