@@ -131,10 +131,11 @@ func TestFaultZombieProcessor(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	t.Logf("seed %d", seed)
 	group, topic := e.cfg.Kafka.IngestGroup, e.cfg.Kafka.EventsTopic
-	// Batches of 250 events: a chunk of the log is about ten batches, so a
-	// stop at a random point of it lands in a backlog.
-	batchArg := "ingest.batch_max_events=250"
-	// Item windows of two batches: A commits every 500 events, so a stop
+	// Batches of 50 events: a chunk of the log is about 25 batches, so a
+	// stop at a random point of it lands in a backlog, with the next batch
+	// fetched while the current one is applied.
+	batchArg := "ingest.batch_max_events=50"
+	// Item windows of ten batches: A commits every 500 events, so a stop
 	// lands with applied batches not yet committed.
 	windowArg := "ingest.item_window_events=500"
 	chunk := int64(faultEvents / zombieProcessorChunks)
@@ -144,24 +145,38 @@ func TestFaultZombieProcessor(t *testing.T) {
 	rounds := 0
 	for r := 0; r < zombieRounds && shown == 0; r++ {
 		rounds++
-		base := e.committedTotal(t)
-		e.produceChunk(t, r, zombieProcessorChunks)
-		_, high := e.kf.Offsets(t, topic)
-		at := base + chunk/10 + int64(rng.IntN(int(chunk/2)))
-		pause := time.Duration(rng.IntN(20)) * time.Millisecond
-		waitFor(t, 60*time.Second, fmt.Sprintf("round %d: %d events committed", r+1, at), func() bool {
-			if err, exited := a.wait(0); exited {
-				t.Fatalf("processor A exited on its own: %v", err)
-			}
-			return e.committedTotal(t) >= at
+		// A is caught up: its members and counters are read before the
+		// chunk, so that nothing stands between reaching the stop point
+		// and the stop.
+		var before []groupMember
+		waitFor(t, 30*time.Second, fmt.Sprintf("round %d: A alone in the group with every partition", r+1), func() bool {
+			var state string
+			state, before = groupMembers(e.kf, group, topic)
+			return state == "Stable" && len(before) == 1 && len(before[0].partitions) == faultPartitions
 		})
-		time.Sleep(pause)
-		_, before := groupMembers(e.kf, group, topic)
 		aIDs := make([]string, len(before))
 		for i, m := range before {
 			aIDs[i] = m.id
 		}
-		aBefore := mustScrape(t, a)
+		aStart, base := mustScrape(t, a), e.committedTotal(t)
+		e.produceChunk(t, r, zombieProcessorChunks)
+		_, high := e.kf.Offsets(t, topic)
+		// The stop point is read from A's own counter: the group's
+		// committed offsets move only once per item window.
+		at := aStart.consumed + float64(chunk/10+int64(rng.IntN(int(chunk/2))))
+		var aBefore zombieCounters // A's last scrape before the stop
+		for start := time.Now(); ; time.Sleep(time.Millisecond) {
+			if err, exited := a.wait(0); exited {
+				t.Fatalf("processor A exited on its own: %v", err)
+			}
+			if c, ok := scrapeCounters(a.addr); ok && c.consumed >= at {
+				aBefore = c
+				break
+			}
+			if time.Since(start) > 60*time.Second {
+				t.Fatalf("round %d: timed out waiting for A to apply %v events", r+1, at)
+			}
+		}
 		if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
@@ -184,8 +199,8 @@ func TestFaultZombieProcessor(t *testing.T) {
 		})
 		e.waitCommittedTo(t, b.subprocess, high, 60*time.Second, "B to commit every event produced so far")
 		bBefore := mustScrape(t, b)
-		t.Logf("round %d: SIGSTOP at %d committed events (target %d); B had every partition %s after its start and committed all %d produced so far after %s; B fenced %v of A's writes made before the stop",
-			r+1, aCommitted, at, took.Round(time.Millisecond), sum(high), time.Since(stopped).Round(time.Millisecond), bBefore.fenced)
+		t.Logf("round %d: SIGSTOP once A had applied %v events of the chunk (target %v), %d of them committed; B had every partition %s after its start and committed all %d produced so far after %s; B fenced %v of A's writes made before the stop",
+			r+1, aBefore.consumed-aStart.consumed, at-aStart.consumed, aCommitted-base, took.Round(time.Millisecond), sum(high), time.Since(stopped).Round(time.Millisecond), bBefore.fenced)
 
 		// A resumes: what it held or was applying is stale.
 		if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
