@@ -218,14 +218,52 @@ func (l userLoad) state() (*userState, error) {
 // write fell between its reads.
 const maxLoadAttempts = 8
 
-// loadUsers reads the key groups of users, in one pipeline, and one more
-// for the users written before the blob (and again for each user a write
-// changed while it was read).
+// newUserState is the copy of a user none of whose keys exist: what
+// userLoad.state reads for one.
+func newUserState() *userState {
+	return &userState{
+		weights: map[string]float64{}, bought: map[string]float64{}, log: []string{},
+		meta: map[string]string{}, shownAt: map[string]float64{}, shown: map[string]string{}, att: []string{},
+	}
+}
+
+// probeUsers asks, with one EXISTS per user, which users have none of
+// their keys, and sets their copies (newUserState); it returns the
+// others. A write that creates one of a user's keys sets the meta hash's
+// n (an erasure sets gone), which the user's guarded write then finds
+// changed: a copy from a probe is as consistent as one read whole.
+func (s *Store) probeUsers(ctx context.Context, users []string, out []*userState) ([]int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(users))
+	for k, u := range users {
+		ks := s.userKeys(u)
+		// The keys of users written before the blob are read only when
+		// the meta hash holds n.
+		cmds[k] = pipe.Exists(ctx, ks.state, ks.meta, ks.imp, ks.shown, ks.att)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var rest []int
+	for k, c := range cmds {
+		if c.Val() == 0 {
+			out[k] = newUserState()
+			continue
+		}
+		rest = append(rest, k)
+	}
+	return rest, nil
+}
+
+// loadUsers reads the key groups of users: first whether any of a user's
+// keys exists (probeUsers; most users read are new ones), then the keys of
+// the others in one pipeline, and one more for the users written before
+// the blob (and again for each user a write changed while it was read).
 func (s *Store) loadUsers(ctx context.Context, users []string) ([]*userState, error) {
 	out := make([]*userState, len(users))
-	todo := make([]int, len(users))
-	for k := range todo {
-		todo[k] = k
+	todo, err := s.probeUsers(ctx, users, out)
+	if err != nil {
+		return nil, err
 	}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == maxLoadAttempts {
