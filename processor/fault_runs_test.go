@@ -517,6 +517,9 @@ func TestFaultMisKeyedEvents(t *testing.T) {
 	produceOrdered(t, kf, cfg.Kafka.EventsTopic, faultPartitions, msgs)
 	_, stop := runProcessor(t, cfg)
 	waitAllCommitted(t, kf, cfg.Kafka.IngestGroup, cfg.Kafka.EventsTopic, 60*time.Second)
+	// The items are written by the item owners: their state is final once
+	// every update the ingest role sent is committed.
+	waitAllCommitted(t, kf, cfg.Kafka.ItemOwnerGroup, cfg.Kafka.ItemUpdatesTopic, 60*time.Second)
 	stop()
 
 	// Brute force: each user's weight per item, w·2^((t−epoch)/half-life).
@@ -558,6 +561,7 @@ func TestFaultMisKeyedEvents(t *testing.T) {
 	cfg2.Kafka.ScoreGroup = "replay-score"
 	p2, stop2 := runProcessor(t, cfg2)
 	waitAllCommitted(t, kf, cfg2.Kafka.IngestGroup, cfg2.Kafka.EventsTopic, 60*time.Second)
+	waitAllCommitted(t, kf, cfg2.Kafka.ItemOwnerGroup, cfg2.Kafka.ItemUpdatesTopic, 60*time.Second)
 	stop2()
 	if f := testutil.ToFloat64(p2.Metrics.Fenced); int(f) != len(evs) {
 		t.Errorf("replay: %v of %d events fenced", f, len(evs))
