@@ -23,6 +23,10 @@ type ItemState interface {
 
 var _ ItemState = (*store.ItemOwner)(nil)
 
+// itemNamesKept bounds the item names an item owner interns while it
+// decodes the repartition topic (store.ItemNames): about 2 MB.
+const itemNamesKept = 1 << 15
+
 // ItemOwnerOptions configures the item-owner consumer.
 type ItemOwnerOptions struct {
 	Kafka Kafka
@@ -94,10 +98,11 @@ func (c *ItemOwner) Run(ctx context.Context) error {
 	bt := startBatches(ctx, r, c.opt.BatchMax, c.opt.BatchWait, c.opt.Logger, "item updates")
 	defer bt.stop()
 	taken := 0 // messages taken in since the last flush
+	names := store.NewItemNames(itemNamesKept)
 	handle := func(msgs []kafka.Message) error {
 		taken += len(msgs)
 		for _, m := range msgs {
-			us, err := store.DecodeItemUpdates(m.Value)
+			us, err := store.DecodeItemUpdatesWith(m.Value, names)
 			if err != nil {
 				// Only a bug makes one: the ingest role wrote it.
 				c.opt.Metrics.ItemUpdates.WithLabelValues("invalid").Inc()

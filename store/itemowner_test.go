@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
@@ -281,6 +283,62 @@ func TestItemUpdatesCodec(t *testing.T) {
 	}
 	if _, err := store.DecodeItemUpdates(b[:len(b)-3]); err == nil {
 		t.Fatal("a cut message decoded")
+	}
+}
+
+// Decoding through an ItemNames table gives the same updates, whatever
+// the table's size, with each name it keeps read once: the same name in
+// two messages is one string.
+func TestItemUpdatesCodecWithNames(t *testing.T) {
+	us := []store.ItemUpdate{
+		{Item: "i1", Partition: 3, Contribs: []store.ItemContrib{
+			{Offset: 7, User: "u1", TS: 1700000000000, Pop: 2.5, Deg: 1.25, Co: []store.ItemPair{{ID: "i2", V: 1.25}, {ID: "i3", V: 1}}},
+			{Offset: 9, Next: []store.ItemPair{{ID: "i3", V: 0.5}, {ID: "", V: 0.5}, {ID: "i1", V: 2}}},
+		}},
+		{Item: "i2", Partition: 0, Contribs: []store.ItemContrib{{Offset: 1 << 40, User: "u2", TS: 5, Co: []store.ItemPair{{ID: "i1", V: 3}}}}},
+	}
+	b, err := store.EncodeItemUpdates(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int{1, 2, 3, 100} {
+		names := store.NewItemNames(max)
+		for round := range 3 {
+			got, err := store.DecodeItemUpdatesWith(b, names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, us) {
+				t.Fatalf("table of %d, round %d: decoded %+v, want %+v", max, round, got, us)
+			}
+		}
+		if _, err := store.DecodeItemUpdatesWith(b[:len(b)-3], names); err == nil {
+			t.Fatalf("table of %d: a cut message decoded", max)
+		}
+	}
+	names := store.NewItemNames(100)
+	first, err := store.DecodeItemUpdatesWith(b, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := store.DecodeItemUpdatesWith(b, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	if !same(first[0].Item, second[0].Item) || !same(first[0].Contribs[0].Co[1].ID, second[0].Contribs[1].Next[0].ID) ||
+		!same(first[1].Contribs[0].Co[0].ID, first[0].Item) {
+		t.Fatal("a name the table keeps was read twice")
+	}
+	if plain, _ := store.DecodeItemUpdates(b); same(plain[0].Item, first[0].Item) {
+		t.Fatal("decoding without a table shared a name")
+	}
+
+	// A string's length past the message's is refused before anything
+	// is allocated for it.
+	bad := []byte{0x91, 0x93, 0xdb, 0x7f, 0xff, 0xff, 0xff, 'x'} // [[str32 of 2^31-1 bytes ...
+	if _, err := store.DecodeItemUpdatesWith(bad, store.NewItemNames(10)); err == nil || !strings.Contains(err.Error(), "bytes in a message") {
+		t.Fatalf("a name longer than its message: %v", err)
 	}
 }
 

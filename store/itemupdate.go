@@ -110,8 +110,61 @@ func encodePairs(e *msgpack.Encoder, ps []ItemPair) error {
 // update without an item or with contributions out of offset order is an
 // error.
 func DecodeItemUpdates(b []byte) ([]ItemUpdate, error) {
+	return DecodeItemUpdatesWith(b, nil)
+}
+
+// ItemNames interns the item names an item owner decodes (its items and
+// the items of their rows' pairs): a popular item is named in the pairs
+// of many contributions, and each name read from the table saves an
+// allocation. It keeps at most a fixed number of names and starts over
+// when full. Not safe for concurrent use.
+type ItemNames struct {
+	m   map[string]string
+	buf []byte
+	max int
+}
+
+// NewItemNames returns a table of at most max names.
+func NewItemNames(max int) *ItemNames {
+	return &ItemNames{m: make(map[string]string), max: max}
+}
+
+// decode reads a string of at most limit bytes; the table's copy when it
+// holds it. Nil reads as "".
+func (t *ItemNames) decode(d *msgpack.Decoder, limit int) (string, error) {
+	if t == nil {
+		return d.DecodeString()
+	}
+	n, err := d.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return "", err
+	}
+	if n > limit {
+		return "", fmt.Errorf("a string of %d bytes in a message of %d", n, limit)
+	}
+	if cap(t.buf) < n {
+		t.buf = make([]byte, n)
+	}
+	b := t.buf[:n]
+	if err := d.ReadFull(b); err != nil {
+		return "", err
+	}
+	if s, ok := t.m[string(b)]; ok {
+		return s, nil
+	}
+	if len(t.m) >= t.max {
+		clear(t.m)
+	}
+	s := string(b)
+	t.m[s] = s
+	return s, nil
+}
+
+// DecodeItemUpdatesWith is DecodeItemUpdates reading the item names
+// through names (nil: none).
+func DecodeItemUpdatesWith(b []byte, names *ItemNames) ([]ItemUpdate, error) {
 	d := msgpack.NewDecoder(bytes.NewReader(b))
-	us, err := decodeUpdates(d, len(b))
+	us, err := decodeUpdates(d, len(b), names)
 	if err != nil {
 		return nil, fmt.Errorf("decoding item updates: %w", err)
 	}
@@ -167,7 +220,7 @@ func arrayLen(d *msgpack.Decoder, want int) (int, error) {
 	return n, nil
 }
 
-func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
+func decodeUpdates(d *msgpack.Decoder, size int, names *ItemNames) ([]ItemUpdate, error) {
 	n, err := arrayLen(d, -1)
 	if err != nil {
 		return nil, err
@@ -184,7 +237,7 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 		if _, err := arrayLen(d, 3); err != nil {
 			return nil, err
 		}
-		if u.Item, err = d.DecodeString(); err != nil {
+		if u.Item, err = names.decode(d, size); err != nil {
 			return nil, err
 		}
 		if u.Partition, err = d.DecodeInt32(); err != nil {
@@ -215,10 +268,10 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 			if c.Deg, err = d.DecodeFloat64(); err != nil {
 				return nil, err
 			}
-			if pairs, c.Co, err = decodePairs(d, pairs); err != nil {
+			if pairs, c.Co, err = decodePairs(d, pairs, names, size); err != nil {
 				return nil, err
 			}
-			if pairs, c.Next, err = decodePairs(d, pairs); err != nil {
+			if pairs, c.Next, err = decodePairs(d, pairs, names, size); err != nil {
 				return nil, err
 			}
 		}
@@ -228,7 +281,7 @@ func decodeUpdates(d *msgpack.Decoder, size int) ([]ItemUpdate, error) {
 
 // decodePairs appends an array of pairs to slab and returns it and the
 // pairs appended (nil for none).
-func decodePairs(d *msgpack.Decoder, slab []ItemPair) (_, ps []ItemPair, err error) {
+func decodePairs(d *msgpack.Decoder, slab []ItemPair, names *ItemNames, size int) (_, ps []ItemPair, err error) {
 	n, err := arrayLen(d, -1)
 	if err != nil || n == 0 {
 		return slab, nil, err
@@ -238,7 +291,7 @@ func decodePairs(d *msgpack.Decoder, slab []ItemPair) (_, ps []ItemPair, err err
 		if _, err := arrayLen(d, 2); err != nil {
 			return slab, nil, err
 		}
-		id, err := d.DecodeString()
+		id, err := names.decode(d, size)
 		if err != nil {
 			return slab, nil, err
 		}

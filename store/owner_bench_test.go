@@ -308,7 +308,7 @@ func benchItemOwner(b *testing.B, window int, usersToo bool) {
 // batches of 1,000 events after 200,000 events of warm-up): the ingest
 // side turning a batch's item half into updates and encoding them
 // (ItemWork.TakeUpdates, EncodeItemUpdates), the item owner decoding
-// them and queueing them (DecodeItemUpdates, ItemOwner.Add), and a flush
+// them and queueing them (DecodeItemUpdatesWith, ItemOwner.Add), and a flush
 // every 12 batches (about 500 ms at 25,000 events/s), with its writes to
 // a real Redis. The user half (ApplyUsers) runs outside the timer.
 func BenchmarkItemOwnerPath(b *testing.B) {
@@ -322,6 +322,7 @@ func BenchmarkItemOwnerPath(b *testing.B) {
 	}
 	g := loadgen.New(loadgen.Options{Users: 100000, Items: 50000, Clusters: 10, Seed: 1, Start: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond})
 	owner := st.NewItemOwner(store.ItemOwnerOptions{MaxItems: 100000})
+	names := store.NewItemNames(1 << 15) // as consumer.ItemOwner keeps
 	off := int64(0)
 	w := store.NewItemWork(0)
 	step := func(timed func(func())) {
@@ -339,7 +340,7 @@ func BenchmarkItemOwnerPath(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			us, err := store.DecodeItemUpdates(v)
+			us, err := store.DecodeItemUpdatesWith(v, names)
 			if err != nil {
 				b.Fatal(err)
 			}
