@@ -100,12 +100,30 @@ func TestFaultItemOwnerCrashSIGKILL(t *testing.T) {
 		if i%2 == 1 {
 			// after the item owner committed a flush of this run, so that
 			// the next run starts from a committed offset within the topic
+			// (a run whose item owners commit nothing for 30 s is
+			// restarted, as run restarts a stalled run).
 			before := itemsCommitted()
-			waitFor(t, 30*time.Second, "an item owner flush", func() bool {
+			flushed := func() bool {
 				_, high := e.kf.Offsets(t, e.cfg.Kafka.ItemUpdatesTopic)
 				n := itemsCommitted()
 				return n > before || n >= sum(high)
-			})
+			}
+			for start := time.Now(); !flushed(); time.Sleep(10 * time.Millisecond) {
+				if err, exited := p.wait(0); exited {
+					t.Fatalf("recstream run exited before an item owner flush: %v", err)
+				}
+				if time.Since(start) < 30*time.Second {
+					continue
+				}
+				if restarts == 2 {
+					t.Fatalf("no item owner flush in 30s after %d restarts", restarts)
+				}
+				restarts++
+				t.Logf("no item owner flush in 30s; group %s: %s; its output:\n%s",
+					e.cfg.Kafka.ItemOwnerGroup, describeGroup(e.kf, e.cfg.Kafka.ItemOwnerGroup), p.kill())
+				p = e.startSubprocess(t)
+				start = time.Now()
+			}
 		}
 		time.Sleep(time.Duration(rng.IntN(int(ownerFlush/time.Millisecond))) * time.Millisecond)
 		p.kill()
