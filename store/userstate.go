@@ -235,11 +235,11 @@ func newUserState() *userState {
 func (s *Store) probeUsers(ctx context.Context, users []string, out []*userState) ([]int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(users))
+	ks := s.keys
 	for k, u := range users {
-		ks := s.userKeys(u)
 		// The keys of users written before the blob are read only when
 		// the meta hash holds n.
-		cmds[k] = pipe.Exists(ctx, ks.state, ks.meta, ks.imp, ks.shown, ks.att)
+		cmds[k] = pipe.Exists(ctx, ks.UserState(u), ks.UserMeta(u), ks.UserShownAt(u), ks.UserShown(u), ks.UserAttribution(u))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
